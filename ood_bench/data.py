@@ -1,0 +1,153 @@
+"""Test sets, the streamed pretraining corpus, and batching.
+
+Test problems come from a reserved seed (``TEST_SEED``); the pretraining stream
+uses the run's seed and, on top of that, drops any problem whose uid is in the
+reserved test stream of its family. So no held-out problem reaches the base
+model at any exposure, even when two seeds happen to draw the same problem.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from torch.utils.data import IterableDataset
+
+from .config import MixtureConfig
+from .errors import ConfigError
+from .tasks.base import AXES, SPLITS, Problem, TaskFamily, derive_seed, ood_split
+from .tokenizer import BOS, EOS, PAD, TOKENIZER
+
+TEST_SEED = 1_000_003
+TEST_SET_SIZE = 500  # per family and split; evaluation may use any prefix of it
+IGNORE_INDEX = -100
+
+
+def test_problems(family: TaskFamily, split: str, n: int) -> list[Problem]:
+    """The first ``n`` distinct problems of the reserved test stream of ``split``."""
+    if n > TEST_SET_SIZE:
+        raise ConfigError(f"invalid config value n_test={n}: at most {TEST_SET_SIZE} test problems are reserved")
+    return list(_test_set(family, split)[:n])
+
+
+@lru_cache(maxsize=None)
+def _test_set(family: TaskFamily, split: str) -> tuple[Problem, ...]:
+    seen, out, index = set(), [], 0
+    while len(out) < TEST_SET_SIZE:
+        p = family.generate(split, TEST_SEED, index)
+        index += 1
+        if p.uid not in seen:
+            seen.add(p.uid)
+            out.append(p)
+    return tuple(out)
+
+
+@lru_cache(maxsize=None)
+def reserved_uids(family: TaskFamily) -> frozenset[str]:
+    """Every test problem of the family, all splits: never to be trained on."""
+    return frozenset(p.uid for split in family.splits for p in _test_set(family, split))
+
+
+class Mixture:
+    """Draws the i-th pretraining problem, deterministically from (seed, i)."""
+
+    def __init__(self, spec: MixtureConfig, seed: int) -> None:
+        from .plugins import get_tasks
+
+        if seed == TEST_SEED:
+            raise ConfigError(f"invalid config value seed={seed}: reserved for the test sets")
+        tasks = get_tasks()
+        self.seed = seed
+        self.families = [tasks.get(n) for n, s in spec.families.items() if s > 0]
+        self.shares = [s for s in spec.families.values() if s > 0]
+        # Cumulative probability of each OOD region, then ID for the remainder.
+        self.regions: list[tuple[float, str]] = []
+        acc = 0.0
+        for axis in AXES:
+            acc += spec.exposure.get(axis, 0.0)
+            self.regions.append((acc, ood_split(axis)))
+
+    def region(self, u: float) -> str:
+        for threshold, split in self.regions:
+            if u < threshold:
+                return split
+        return "id"
+
+    def problem(self, i: int) -> Problem:
+        rng = random.Random(derive_seed("mixture", self.seed, i))
+        family = rng.choices(self.families, weights=self.shares)[0]
+        split = self.region(rng.random())
+        reserved = reserved_uids(family)
+        attempt = 0
+        while True:
+            p = family.generate(split, self.seed, i + (attempt << 40))
+            if p.uid not in reserved:
+                return p
+            attempt += 1
+
+
+@dataclass
+class Example:
+    ids: list[int]  # <bos> prompt completion <eos>
+    prompt_len: int  # tokens up to and including the prompt (with <bos>)
+
+
+def encode_problem(p: Problem, block_size: int) -> Example:
+    prompt = TOKENIZER.encode(p.prompt, bos=True)
+    ids = prompt + TOKENIZER.encode(p.completion, eos=True)
+    return Example(ids=ids[: block_size + 1], prompt_len=len(prompt))
+
+
+def collate(examples: list[Example], loss_on_prompt: bool = False) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example; targets outside the loss are IGNORE_INDEX."""
+    T = max(len(e.ids) for e in examples) - 1
+    x = torch.full((len(examples), T), PAD, dtype=torch.long)
+    y = torch.full((len(examples), T), IGNORE_INDEX, dtype=torch.long)
+    for b, e in enumerate(examples):
+        ids = torch.tensor(e.ids, dtype=torch.long)
+        n = len(e.ids) - 1
+        x[b, :n] = ids[:-1]
+        y[b, :n] = ids[1:]
+        if not loss_on_prompt:
+            y[b, : e.prompt_len - 1] = IGNORE_INDEX  # predicting prompt symbols is noise
+    return {"x": x, "y": y}
+
+
+class PretrainStream(IterableDataset):
+    """An endless, resumable stream: batch ``s`` is a pure function of (seed, s).
+
+    Starting at ``start_step`` after a resume therefore continues exactly where
+    the interrupted run left off. Under data parallelism each rank takes its own
+    slice of every step, so ranks never duplicate data.
+    """
+
+    def __init__(self, mixture: Mixture, batch_size: int, block_size: int,
+                 start_step: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.mixture = mixture
+        self.batch_size = batch_size
+        self.block_size = block_size
+        self.start_step = start_step
+        self.rank = rank
+        self.world_size = world_size
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            base = (step * self.world_size + self.rank) * self.batch_size
+            for j in range(self.batch_size):
+                yield encode_problem(self.mixture.problem(base + j), self.block_size)
+            step += 1
+
+
+def check_splits(family: TaskFamily, splits: list[str]) -> None:
+    for s in splits:
+        if s not in family.splits:
+            raise ConfigError(f"unknown split {s!r} (choose from {', '.join(SPLITS)})")
+
+
+__all__ = [
+    "TEST_SEED", "TEST_SET_SIZE", "IGNORE_INDEX", "Mixture", "PretrainStream", "Example",
+    "encode_problem", "collate", "test_problems", "reserved_uids", "PAD", "BOS", "EOS",
+]

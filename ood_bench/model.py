@@ -1,0 +1,175 @@
+"""A small decoder-only transformer, readable in one sitting.
+
+Pre-norm blocks, causal self-attention through ``scaled_dot_product_attention``,
+a GELU MLP, tied input/output embeddings, and a choice of position encoding
+(learned absolute or rotary), because length generalisation depends on it and a
+reader must be able to tell a length failure from a position-encoding failure.
+
+Two calling modes share one ``forward``:
+- training / scoring: right-padded batches, plain causal attention;
+- decoding: left-padded prompts with per-row positions and a key mask, plus a
+  preallocated KV cache that grows one token per step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .tokenizer import TOKENIZER
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer for a batch being decoded.
+
+    k, v: (n_layer, B, n_head, T_max, head_dim); ``length`` positions are filled.
+    ``key_mask`` (B, T_max) marks real tokens, so left padding is never attended.
+    """
+
+    k: torch.Tensor
+    v: torch.Tensor
+    key_mask: torch.Tensor
+    length: int = 0
+
+    @classmethod
+    def empty(cls, cfg: ModelConfig, batch: int, max_len: int, device, dtype) -> "KVCache":
+        hd = cfg.n_embd // cfg.n_head
+        shape = (cfg.n_layer, batch, cfg.n_head, max_len, hd)
+        return cls(
+            k=torch.zeros(shape, device=device, dtype=dtype),
+            v=torch.zeros(shape, device=device, dtype=dtype),
+            key_mask=torch.zeros(batch, max_len, device=device, dtype=torch.bool),
+        )
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only ``rows`` of the batch (finished sequences drop out)."""
+        self.k = self.k[:, rows]
+        self.v = self.v[:, rows]
+        self.key_mask = self.key_mask[rows]
+
+
+def rope_tables(head_dim: int, max_pos: int, base: float = 10000.0):
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    angles = torch.outer(torch.arange(max_pos).float(), inv_freq)  # (max_pos, hd/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs of channels; x (B, H, T, hd), cos/sin (B, 1, T, hd/2)."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.flatten(-2)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.n_head, self.layer = cfg.n_head, layer
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, rope, attn_mask, cache: KVCache | None):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B,H,T,hd)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            start = cache.length
+            cache.k[self.layer, :, :, start : start + T] = k
+            cache.v[self.layer, :, :, start : start + T] = v
+            k = cache.k[self.layer, :, :, : start + T]
+            v = cache.v[self.layer, :, :, : start + T]
+        drop = self.dropout if self.training else 0.0
+        if attn_mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=False)
+        self.proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.n_embd)
+        self.attn = SelfAttention(cfg, layer)
+        self.ln2 = nn.LayerNorm(cfg.n_embd)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, rope, attn_mask, cache):
+        x = x + self.attn(self.ln1(x), rope, attn_mask, cache)
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: ModelConfig, vocab_size: int = TOKENIZER.vocab_size) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.tok_emb = nn.Embedding(vocab_size, cfg.n_embd)
+        self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.pos_encoding == "learned" else None
+        if cfg.pos_encoding == "rope":
+            cos, sin = rope_tables(cfg.n_embd // cfg.n_head, cfg.block_size)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.head = nn.Linear(cfg.n_embd, vocab_size, bias=False)
+        self.head.weight = self.tok_emb.weight  # weight tying
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        """idx (B, T) -> logits (B, T, vocab).
+
+        ``positions`` (B, T) default to 0..T-1; ``attn_mask`` (B, 1, T, S) is a
+        boolean "may attend" mask over the S keys (cache included); without it,
+        attention is plainly causal.
+        """
+        B, T = idx.shape
+        if positions is None:
+            positions = torch.arange(T, device=idx.device).expand(B, T)
+        if int(positions.max()) >= self.cfg.block_size:
+            raise ValueError(f"position {int(positions.max())} exceeds block_size {self.cfg.block_size}")
+        x = self.tok_emb(idx)
+        rope = None
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(positions)
+        else:
+            rope = (self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1))
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, rope, attn_mask, cache)
+        if cache is not None:
+            cache.length += T
+        return self.head(self.ln_f(x))

@@ -1,0 +1,195 @@
+"""The plugin manager: loads every ``ood_bench`` entry point, resiliently.
+
+Loading is idempotent (the manager is built once per process), honours an
+allowlist ``OOD_BENCH_LOAD_PLUGINS`` and a blocklist ``OOD_BENCH_DISABLE_PLUGINS``
+(comma-separated entry-point names), and never lets one broken plugin stop the
+others: the failure is recorded with the plugin's name, shown by the CLI as a
+warning, and raised only in strict mode (``OOD_BENCH_STRICT_PLUGINS=1`` or
+``strict=True``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+from .errors import OodBenchError
+from .tasks.registry import TaskRegistry
+
+ENTRY_POINT_GROUP = "ood_bench"
+CORE_PLUGINS = ("ood_bench.tasks.builtin",)
+
+
+class PluginError(OodBenchError):
+    """A plugin failed to import or to register (raised in strict mode)."""
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    error: str | None = None
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _env_list(var: str) -> set[str] | None:
+    raw = os.environ.get(var)
+    if raw is None:
+        return None
+    return {x.strip() for x in raw.split(",") if x.strip()}
+
+
+def _strict_from_env() -> bool:
+    return os.environ.get("OOD_BENCH_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
+
+
+class Plugins:
+    """Everything the loaded plugins contributed, with who contributed what."""
+
+    def __init__(self, strict: bool | None = None) -> None:
+        self.strict = _strict_from_env() if strict is None else strict
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+        self._load()
+        self.tasks = TaskRegistry()
+        self.algorithms: dict[str, type] = {}
+        self.metrics: dict[str, Callable[..., Any]] = {}
+        self._owners: dict[tuple[str, str], str] = {}
+        self._collect()
+
+    # ----------------------------------------------------------------- loading
+    def _fail(self, name: str, what: str, exc: BaseException) -> None:
+        msg = f"plugin {name!r} failed to {what}: {type(exc).__name__}: {exc}"
+        self.info[name].error = msg
+        if self.strict:
+            raise PluginError(msg) from exc
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+    def _load(self) -> None:
+        for mod in CORE_PLUGINS:
+            __import__(mod)
+            self.pm.register(sys.modules[mod], name=mod)
+            self.info[mod] = PluginInfo(name=mod, module=mod, distribution="ood-bench", version=_version("ood-bench"))
+        allow = _env_list("OOD_BENCH_LOAD_PLUGINS")
+        block = _env_list("OOD_BENCH_DISABLE_PLUGINS") or set()
+        seen: set[str] = set()
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in seen:  # the same distribution visible twice on sys.path
+                continue
+            seen.add(ep.name)
+            if (allow is not None and ep.name not in allow) or ep.name in block:
+                continue
+            dist = ep.dist.name if ep.dist is not None else None
+            self.info[ep.name] = PluginInfo(
+                name=ep.name, module=ep.value, distribution=dist, version=_version(dist) if dist else None
+            )
+            try:
+                obj = ep.load()
+                self.pm.register(obj, name=ep.name)
+            except Exception as exc:  # any import-time error of third-party code
+                self._fail(ep.name, "import", exc)
+
+    def _each_impl(self, hook_name: str, register_for: Callable[[str], Callable[..., None]]) -> None:
+        """Call one hook plugin by plugin, so each registration knows its owner
+        and a plugin whose hook raises is reported alone."""
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            name = impl.plugin_name
+            if self.info[name].error:
+                continue
+            try:
+                impl.function(register=register_for(name))
+            except OodBenchError as exc:
+                if "registered twice" in str(exc):
+                    raise  # duplicate names are an error for everyone, naming both plugins
+                self._fail(name, f"register ({hook_name})", exc)
+            except Exception as exc:
+                self._fail(name, f"register ({hook_name})", exc)
+
+    def _note(self, plugin: str, kind: str, item: str) -> None:
+        self.info[plugin].registered.setdefault(kind, []).append(item)
+
+    def _collect(self) -> None:
+        def tasks_for(plugin):
+            def register(family):
+                self.tasks.register(family, owner=f"plugin {plugin!r}")
+                self._note(plugin, "tasks", family.name)
+            return register
+
+        def algorithms_for(plugin):
+            def register(algo_cls):
+                name = getattr(algo_cls, "name", "")
+                if not name:
+                    raise OodBenchError(f"algorithm {algo_cls!r} has no name")
+                if name in self.algorithms:
+                    raise OodBenchError(
+                        f"algorithm {name!r} registered twice: by plugin "
+                        f"{self._owners[('algorithm', name)]!r} and by plugin {plugin!r}"
+                    )
+                self.algorithms[name] = algo_cls
+                self._owners[("algorithm", name)] = plugin
+                self._note(plugin, "algorithms", name)
+            return register
+
+        def metrics_for(plugin):
+            def register(name, factory):
+                if name in self.metrics:
+                    raise OodBenchError(
+                        f"metric {name!r} registered twice: by plugin "
+                        f"{self._owners[('metric', name)]!r} and by plugin {plugin!r}"
+                    )
+                self.metrics[name] = factory
+                self._owners[("metric", name)] = plugin
+                self._note(plugin, "metrics", name)
+            return register
+
+        self._each_impl("register_tasks", tasks_for)
+        self._each_impl("register_algorithms", algorithms_for)
+        self._each_impl("register_metrics", metrics_for)
+
+    # ----------------------------------------------------------------- lookups
+    def algorithm(self, name: str) -> type:
+        try:
+            return self.algorithms[name]
+        except KeyError:
+            raise OodBenchError(
+                f"unknown algorithm {name!r} (available: {', '.join(sorted(self.algorithms)) or 'none'})"
+            ) from None
+
+    def algorithm_owner(self, name: str) -> str:
+        return self._owners[("algorithm", name)]
+
+    def failures(self) -> list[str]:
+        return [i.error for i in self.info.values() if i.error]
+
+
+def _version(dist: str | None) -> str | None:
+    try:
+        return md.version(dist) if dist else None
+    except md.PackageNotFoundError:
+        return None
+
+
+_PLUGINS: Plugins | None = None
+
+
+def get_plugins(strict: bool | None = None, reload: bool = False) -> Plugins:
+    """The process-wide plugin set, built on first use (idempotent)."""
+    global _PLUGINS
+    if _PLUGINS is None or reload:
+        _PLUGINS = Plugins(strict=strict)
+    return _PLUGINS
+
+
+def get_tasks() -> TaskRegistry:
+    return get_plugins().tasks

@@ -1,0 +1,176 @@
+"""The one rollout engine: batched sampling with a KV cache, and exact scoring.
+
+Evaluation and every post-training algorithm draw samples through ``sample`` and
+score fixed sequences through ``sequence_logprobs``, so they all see the same
+policy, the same masks and the same numerics.
+
+Prompts of different lengths are left-padded; each row carries its own
+positions and a key mask, so a padded prompt behaves exactly like an unpadded
+one (tests check cached against uncached logits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .model import GPT, KVCache
+from .tokenizer import EOS, PAD, TOKENIZER
+
+
+@dataclass
+class Rollout:
+    """Samples for a batch of prompts, G per prompt, row ``i`` from prompt ``prompt_index[i]``."""
+
+    prompt_index: torch.Tensor  # (N,) which prompt each sample answers
+    prompts: list[list[int]]  # the prompt token ids, <bos> included
+    tokens: torch.Tensor  # (N, L) completion tokens, PAD after the end
+    mask: torch.Tensor  # (N, L) True on generated tokens, the closing <eos> included
+    logprobs: torch.Tensor  # (N, L) log-prob of each token under the sampling policy
+    finished: torch.Tensor  # (N,) produced <eos> within the budget
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.mask.sum(1)
+
+    def texts(self) -> list[str]:
+        return [TOKENIZER.decode(row.tolist()) for row in self.tokens]
+
+    def num_tokens(self) -> int:
+        return int(self.mask.sum())
+
+
+def _filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of tokens whose probability reaches ``top_p``."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    cum = sorted_logits.softmax(-1).cumsum(-1)
+    drop = cum - sorted_logits.softmax(-1) >= top_p  # mass before this token already enough
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
+
+
+@torch.no_grad()
+def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
+           max_new_tokens: int = 128, generator: torch.Generator | None = None) -> Rollout:
+    """Draw ``n`` completions per prompt; ``temperature=0`` decodes greedily.
+
+    Finished rows are dropped from the batch (and the cache) once half of the
+    batch is done, so a few long samples do not make everyone pay for them.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    block = model.cfg.block_size
+    rows = [p for p in prompts for _ in range(n)]
+    N = len(rows)
+    Tp = max(len(p) for p in rows)
+    if Tp >= block:
+        raise ValueError(f"prompt of {Tp} tokens does not fit block_size {block}")
+    max_new = min(max_new_tokens, block - Tp)
+
+    ids = torch.full((N, Tp), PAD, dtype=torch.long, device=device)
+    valid = torch.zeros((N, Tp), dtype=torch.bool, device=device)
+    for i, p in enumerate(rows):
+        ids[i, Tp - len(p):] = torch.tensor(p, device=device)
+        valid[i, Tp - len(p):] = True
+    positions = (valid.long().cumsum(1) - 1).clamp(min=0)
+
+    dtype = next(model.parameters()).dtype
+    cache = KVCache.empty(model.cfg, N, Tp + max_new, device, dtype)
+    cache.key_mask[:, :Tp] = valid
+    causal = torch.ones(Tp, Tp, dtype=torch.bool, device=device).tril()
+    eye = torch.eye(Tp, dtype=torch.bool, device=device)
+    attn = (causal & valid[:, None, :]) | eye  # a pad query attends to itself only: no NaN rows
+    logits = model(ids, positions, attn[:, None], cache)[:, -1]
+    next_pos = positions[:, -1] + 1
+
+    out_tokens = torch.full((N, max_new), PAD, dtype=torch.long, device=device)
+    out_logp = torch.zeros((N, max_new), device=device)
+    out_mask = torch.zeros((N, max_new), dtype=torch.bool, device=device)
+    alive = torch.arange(N, device=device)  # original row of each live batch row
+    for t in range(max_new):
+        if temperature == 0:
+            logp = logits.log_softmax(-1)
+            tok = logits.argmax(-1)
+        else:
+            scaled = logits / temperature
+            logp = scaled.log_softmax(-1)
+            filtered = _filter_top_p(scaled, top_p) if top_p < 1.0 else scaled
+            probs = filtered.softmax(-1)
+            tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        out_tokens[alive, t] = tok
+        out_logp[alive, t] = logp.gather(1, tok[:, None]).squeeze(1)
+        out_mask[alive, t] = True
+        done = tok == EOS
+        if t == max_new - 1:
+            break
+        if done.any():
+            keep = ~done
+            if not keep.any():
+                break
+            if done.float().mean() >= 0.5:  # compact: drop finished rows from the cache
+                idx = keep.nonzero().squeeze(1)
+                cache.select(idx)
+                alive, tok, next_pos = alive[idx], tok[idx], next_pos[idx]
+            else:
+                # Finished rows keep decoding, harmlessly, until the next compaction.
+                pass
+        L = cache.length
+        cache.key_mask[:, L] = True
+        logits = model(tok[:, None], next_pos[:, None], cache.key_mask[:, None, None, : L + 1], cache)[:, -1]
+        next_pos = next_pos + 1
+
+    # Rows that kept decoding after <eos> without being compacted: cut at the first <eos>.
+    is_eos = (out_tokens == EOS) & out_mask
+    after = (is_eos.long().cumsum(1) - is_eos.long()) > 0
+    out_mask &= ~after
+    out_tokens = out_tokens.masked_fill(~out_mask, PAD)
+    out_logp = out_logp.masked_fill(~out_mask, 0.0)
+    finished = (is_eos & out_mask).any(1)
+    model.train(was_training)
+    prompt_index = torch.arange(len(prompts), device=device).repeat_interleave(n)
+    return Rollout(prompt_index, list(prompts), out_tokens, out_mask, out_logp, finished)
+
+
+def pack(prompts: list[list[int]], completions: list[list[int]], device=None):
+    """Right-padded prompt+completion rows and a mask over the completion tokens."""
+    seqs = [p + c for p, c in zip(prompts, completions)]
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
+    cmask = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+        cmask[i, len(p): len(p) + len(c)] = True
+    return ids.to(device), cmask.to(device)
+
+
+def token_logprobs(model: GPT, ids: torch.Tensor, cmask: torch.Tensor, temperature: float = 1.0):
+    """Teacher-forced log-prob of every masked token given everything before it.
+
+    Returns (logprobs (B, T-1), mask (B, T-1), logits (B, T-1, V)), aligned so that
+    entry t scores token t+1. Gradients flow: RL losses are built on this.
+    """
+    logits = model(ids[:, :-1])
+    if temperature != 1.0:
+        logits = logits / temperature
+    logp = logits.log_softmax(-1).gather(2, ids[:, 1:, None]).squeeze(2)
+    mask = cmask[:, 1:]
+    return logp.masked_fill(~mask, 0.0), mask, logits
+
+
+@torch.no_grad()
+def sequence_logprobs(model: GPT, prompts: list[list[int]], completions: list[list[int]],
+                      batch_size: int = 256) -> torch.Tensor:
+    """log p(completion | prompt) for each pair, by one teacher-forced pass per batch."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for s in range(0, len(prompts), batch_size):
+        ids, cmask = pack(prompts[s: s + batch_size], completions[s: s + batch_size], device)
+        logp, _, _ = token_logprobs(model, ids, cmask)
+        out.append(logp.sum(1).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
