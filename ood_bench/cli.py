@@ -1,0 +1,199 @@
+"""The ``ood-bench`` command line.
+
+Every user mistake surfaces as one line ``ood-bench: error: ...`` and exit status
+2; a run interrupted with Ctrl-C says how to resume (rerun the same command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .errors import OodBenchError
+
+EXIT_USAGE = 2
+
+
+def _quiet_third_party() -> None:
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*weights_only.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*litlogger.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+
+
+def _plugins():
+    """Load plugins, showing any broken one as a warning line (not a traceback)."""
+    from .plugins import get_plugins
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plugins = get_plugins()
+    for w in caught:
+        if "plugin" in str(w.message):
+            print(f"ood-bench: warning: {w.message}", file=sys.stderr)
+    return plugins
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_tasks(args) -> int:
+    tasks = _plugins().tasks
+    names = args.family or tasks.names()
+    out = []
+    for name in names:
+        fam = tasks.get(name)
+        examples = {s: fam.generate(s, 0, 0) for s in fam.splits}
+        out.append({**fam.describe(), "owner": tasks.owner(name), "splits": list(fam.splits),
+                    "examples": {s: {"prompt": p.prompt, "completion": p.completion} for s, p in examples.items()}})
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for fam in out:
+        print(f"{fam['name']} v{fam['version']}  ({fam['owner']})  {fam['description']}")
+        print(f"  splits: {', '.join(fam['splits'])}")
+        for split, ex in fam["examples"].items():
+            text = (ex["prompt"] + ex["completion"]).replace("\n", "⏎")
+            print(f"  {split:<11} {text}")
+        print()
+    return 0
+
+
+def _load_pretrain_config(config: str, overrides: list[str]):
+    from .config import PretrainConfig, load_config
+
+    _plugins()
+    return load_config(PretrainConfig, config, overrides)
+
+
+def cmd_pretrain(args) -> int:
+    from .pretrain import pretrain
+
+    cfg = _load_pretrain_config(args.config, args.overrides)
+    path = pretrain(cfg, progress=not args.no_progress)
+    print(f"base checkpoint: {path}")
+    return 0
+
+
+def _print_and_save_eval(df, out_dir: Path, meta: dict) -> None:
+    from .checkpoints import atomic_write_json
+    from .evaluate import format_table
+
+    print(format_table(df))
+    atomic_write_json(out_dir / "eval.json", {**meta, "results": df.to_dict(orient="records")})
+    print(f"\nresults: {out_dir / 'eval.json'}  per-problem counts: {out_dir / 'samples'}/")
+
+
+def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool) -> None:
+    from .evaluate import evaluate
+    from .pretrain import load_base
+    from .records import environment
+
+    tasks = _plugins().tasks
+    model, cfg, _ = load_base(ckpt_path)
+    families = [tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))]
+    df = evaluate(model, families, ecfg, seed=seed, out_dir=out_dir, progress=progress)
+    meta = {"kind": "evaluate", "checkpoint": str(ckpt_path), "eval_config": ecfg.__dict__, "seed": seed,
+            "task_versions": {f.name: f.version for f in families}, "model_config": cfg.model.__dict__,
+            "mixture": cfg.mixture.__dict__, **environment()}
+    _print_and_save_eval(df, out_dir, meta)
+
+
+def cmd_evaluate(args) -> int:
+    from .config import EvalConfig, build
+    from .pretrain import load_base
+
+    _plugins()
+    _, cfg, _ = load_base(args.checkpoint)  # fail fast on a bad checkpoint, before any work
+    data = dict(cfg.eval.__dict__)
+    for key, value in (("splits", args.splits), ("families", args.families), ("n_samples", args.n),
+                       ("n_test", args.n_test), ("temperature", args.temperature)):
+        if value is not None:
+            data[key] = value
+    if args.k is not None and args.k > data["n_samples"]:
+        raise OodBenchError(f"invalid value k={args.k}: pass@k needs n >= k, but n={data['n_samples']}")
+    ecfg = build(EvalConfig, data)
+    ecfg.validate()
+    out_dir = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .pretrain import pretrain
+
+    cfg = _load_pretrain_config(args.suite, args.overrides)
+    print(f"[1/2] pretraining the base model -> {cfg.out_dir}", flush=True)
+    path = pretrain(cfg, progress=not args.no_progress)
+    print(f"[2/2] evaluating {path} on {', '.join(cfg.eval.families)} x {', '.join(cfg.eval.splits)}", flush=True)
+    _run_eval(str(path), cfg.eval, cfg.seed, Path(cfg.out_dir) / "eval", not args.no_progress)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ood-bench",
+        description="Does post-training take a model beyond its pretraining support? "
+                    "Pretrain small transformers on controlled task mixtures, post-train, and measure.",
+    )
+    p.add_argument("--version", action="version", version=f"ood-bench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser("tasks", help="list task families, their versions, splits and an example of each split")
+    t.add_argument("--family", action="append", help="show only this family (repeatable)")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=cmd_tasks)
+
+    pr = sub.add_parser("pretrain", help="pretrain a base model from scratch on a task mixture")
+    pr.add_argument("--config", default="quick", help="YAML config file, or the name of an embedded one (default: quick)")
+    pr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                    help="dotted overrides, e.g. train.max_steps=100 mixture.exposure.depth=0.1")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.set_defaults(func=cmd_pretrain)
+
+    ev = sub.add_parser("evaluate", help="evaluate a checkpoint on the held-out test splits")
+    ev.add_argument("--checkpoint", required=True, help="a base.ckpt (or any ood-bench checkpoint)")
+    ev.add_argument("--splits", nargs="+", help="splits to evaluate (default: the checkpoint config's)")
+    ev.add_argument("--families", nargs="+", help="families to evaluate (default: those of its mixture)")
+    ev.add_argument("--n", type=int, help="samples per problem for pass@k")
+    ev.add_argument("--k", type=int, help="check that pass@K is computable (n >= K); all k <= n are reported")
+    ev.add_argument("--n-test", type=int, help="test problems per split")
+    ev.add_argument("--temperature", type=float, help="sampling temperature (greedy is always reported)")
+    ev.add_argument("--seed", type=int, default=0, help="sampling seed")
+    ev.add_argument("--out", help="output folder (default: <checkpoint folder>/eval)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("run", help="run a suite end to end (resumable): pretrain, then evaluate")
+    r.add_argument("suite", nargs="?", default="quick", help="suite YAML file or embedded suite name (default: quick)")
+    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the suite config")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_third_party()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except OodBenchError as exc:
+        print(f"ood-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ood-bench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

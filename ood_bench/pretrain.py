@@ -1,0 +1,174 @@
+"""Pretraining a base model from scratch with Lightning.
+
+The LightningModule holds the whole resolved config as hyperparameters, so a
+checkpoint alone is enough to rebuild its model, its mixture and its test sets.
+Batches are a pure function of (seed, global step), which makes a resumed run
+bit-for-bit the continuation of the interrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from .checkpoints import AtomicCheckpointIO, atomic_write_json, read_checkpoint
+from .config import PretrainConfig, build
+from .data import IGNORE_INDEX, Mixture, PretrainStream, collate
+from .errors import OodBenchError
+from .model import GPT
+from .records import environment
+
+
+class PretrainModule(L.LightningModule):
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.cfg: PretrainConfig = build(PretrainConfig, config)
+        self.model = GPT(self.cfg.model)
+        self.tokens_seen = 0
+
+    def training_step(self, batch, batch_idx):
+        logits = self.model(batch["x"])
+        loss = F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE_INDEX)
+        n_tokens = int((batch["x"] != 0).sum())
+        self.tokens_seen += n_tokens
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/tokens", float(self.tokens_seen))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        return loss
+
+    def configure_optimizers(self):
+        tc = self.cfg.train
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=tc.lr, betas=(0.9, 0.95),
+        )
+
+        def schedule(step: int) -> float:  # linear warmup, then cosine to min_lr_ratio
+            if step < tc.warmup_steps:
+                return (step + 1) / tc.warmup_steps
+            progress = min(1.0, (step - tc.warmup_steps) / max(1, tc.max_steps - tc.warmup_steps))
+            return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def train_dataloader(self):
+        # On resume Lightning restores global_step before asking for data, so the
+        # stream restarts at the first batch the interrupted run had not trained on.
+        tc = self.cfg.train
+        stream = PretrainStream(
+            Mixture(self.cfg.mixture, self.cfg.seed), tc.batch_size, self.cfg.model.block_size,
+            start_step=self.trainer.global_step, rank=self.global_rank, world_size=self.trainer.world_size,
+        )
+        return DataLoader(stream, batch_size=tc.batch_size,
+                          collate_fn=lambda ex: collate(ex, tc.loss_on_prompt), num_workers=0)
+
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["tokens_seen"] = self.tokens_seen
+
+    def on_load_checkpoint(self, checkpoint):
+        self.tokens_seen = checkpoint.get("tokens_seen", 0)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """The stream is endless, so show progress in optimizer steps out of max_steps."""
+
+    def on_train_epoch_start(self, trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.reset(total=trainer.max_steps)
+        self.train_progress_bar.n = trainer.global_step
+        self.train_progress_bar.set_description("pretrain")
+
+
+class Throughput(Callback):
+    """Tokens per second of the training loop, logged with the other scalars."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        dt = time.perf_counter() - self._t0
+        pl_module.log("train/tokens_per_s", float((batch["x"] != 0).sum()) / max(dt, 1e-9))
+
+
+def base_checkpoint(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "base.ckpt"
+
+
+def pretrain(cfg: PretrainConfig, progress: bool = True) -> Path:
+    """Train (or resume, or skip if done) the base model; returns ``base.ckpt``."""
+    out = Path(cfg.out_dir)
+    final = base_checkpoint(out)
+    if final.exists():
+        done = read_checkpoint(final, "base checkpoint")
+        if done.get("hyper_parameters", {}).get("config") == cfg.to_dict():
+            return final  # finished already with this exact config
+        raise OodBenchError(
+            f"{final} was trained with a different config; choose another out_dir or remove it"
+        )
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = PretrainModule(cfg.to_dict())
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    resume = None
+    if last.exists():
+        prior = read_checkpoint(last, "resume checkpoint")
+        if prior.get("hyper_parameters", {}).get("config") != cfg.to_dict():
+            raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
+        resume = str(last)
+    tr = cfg.trainer
+    trainer = L.Trainer(
+        accelerator=tr.accelerator, devices=tr.devices, num_nodes=tr.num_nodes, strategy=tr.strategy,
+        precision=tr.precision, max_steps=cfg.train.max_steps, gradient_clip_val=cfg.train.grad_clip or None,
+        log_every_n_steps=cfg.train.log_every, logger=CSVLogger(str(out), name="logs", version=""),
+        callbacks=[
+            ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.train.ckpt_every, save_last=True,
+                            save_top_k=0),
+            Throughput(),
+        ] + ([StepProgressBar()] if progress else []),
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
+        limit_val_batches=0, num_sanity_val_steps=0, deterministic=False,
+    )
+    t0 = time.time()
+    trainer.fit(module, ckpt_path=resume)
+    trainer.save_checkpoint(final)
+    if trainer.is_global_zero:
+        atomic_write_json(out / "pretrain_record.json", {
+            "kind": "pretrain",
+            "config": cfg.to_dict(),
+            "global_step": trainer.global_step,
+            "tokens_seen": module.tokens_seen,
+            "num_params": module.model.num_params(),
+            "wall_seconds_this_session": round(time.time() - t0, 2),
+            "resumed_from": resume,
+            **environment(),
+        })
+    return final
+
+
+def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
+    """Rebuild a base model from a checkpoint: (model in eval mode, its config, raw ckpt)."""
+    ckpt = read_checkpoint(path, "checkpoint")
+    config = ckpt.get("hyper_parameters", {}).get("config")
+    if not isinstance(config, dict):
+        raise OodBenchError(f"checkpoint {str(path)!r} carries no ood-bench config")
+    cfg = build(PretrainConfig, config)
+    model = GPT(cfg.model)
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise OodBenchError(f"checkpoint {str(path)!r} does not match its model config: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    return model, cfg, ckpt

@@ -1,0 +1,43 @@
+"""Provenance stamped on every record: code version, packages, machine."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as md
+import platform
+import subprocess
+from pathlib import Path
+
+PACKAGES = ("ood-bench", "torch", "lightning", "torchmetrics", "pluggy", "pandas")
+
+
+def code_version() -> str:
+    """The git commit of the checkout (with ``-dirty`` if modified), else the package version."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        if sha:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "ood-bench " + _version("ood-bench")
+
+
+def _version(name: str) -> str:
+    try:
+        return md.version(name)
+    except md.PackageNotFoundError:
+        return "unknown"
+
+
+def environment() -> dict:
+    return {
+        "code_version": code_version(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
