@@ -25,7 +25,7 @@ TEST_SET_SIZE = 500  # per family and split; evaluation may use any prefix of it
 IGNORE_INDEX = -100
 
 
-def test_problems(family: TaskFamily, split: str, n: int) -> list[Problem]:
+def held_out_problems(family: TaskFamily, split: str, n: int) -> list[Problem]:
     """The first ``n`` distinct problems of the reserved test stream of ``split``."""
     if n > TEST_SET_SIZE:
         raise ConfigError(f"invalid config value n_test={n}: at most {TEST_SET_SIZE} test problems are reserved")
@@ -149,5 +149,5 @@ def check_splits(family: TaskFamily, splits: list[str]) -> None:
 
 __all__ = [
     "TEST_SEED", "TEST_SET_SIZE", "IGNORE_INDEX", "Mixture", "PretrainStream", "Example",
-    "encode_problem", "collate", "test_problems", "reserved_uids", "PAD", "BOS", "EOS",
+    "encode_problem", "collate", "held_out_problems", "reserved_uids", "PAD", "BOS", "EOS",
 ]

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import atomic_write_text
 from .config import EvalConfig
-from .data import test_problems
+from .data import held_out_problems
 from .metrics import MeanWithStderr, PassAtK, default_ks
 from .model import GPT
 from .rollout import sample, sequence_logprobs
@@ -44,7 +44,7 @@ def _chunks(seq: list, size: int):
 
 def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig, seed: int = 0,
                    bar: tqdm | None = None) -> SplitResult:
-    problems: list[Problem] = test_problems(family, split, ecfg.n_test)
+    problems: list[Problem] = held_out_problems(family, split, ecfg.n_test)
     prompts = [TOKENIZER.encode(p.prompt, bos=True) for p in problems]
     n = ecfg.n_samples
     t0 = time.perf_counter()

@@ -1,0 +1,47 @@
+import pytest
+
+from ood_bench.config import EvalConfig, PretrainConfig, build, load_config, parse_overrides
+from ood_bench.errors import ConfigError
+
+
+@pytest.mark.parametrize("override, message", [
+    ("mixture.exposure.depth=-0.1", "mixture.exposure.depth=-0.1"),
+    ("mixture.exposure.width=0.1", "unknown axis"),
+    ("mixture.families.string=0.9", "sum to 1.4"),
+    ("model.pos_encoding=alibi", "model.pos_encoding='alibi'"),
+    ("model.n_embd=130", "divisible"),
+    ("train.lr=0", "train.lr=0.0"),
+    ("train.max_steps=ten", "train.max_steps='ten'"),
+    ("train.maxsteps=10", "unknown config key 'train.maxsteps'"),
+    ("eval.splits=[id,ood_banana]", "ood_banana"),
+    ("eval.n_test=100000", "eval.n_test"),
+    ("eval.n_samples=0", "eval.n_samples"),
+    ("train.loss_on_prompt=3", "expected true or false"),
+])
+def test_invalid_values_name_the_key_and_value(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_config(PretrainConfig, "quick", [override])
+
+
+def test_unknown_family_in_mixture():
+    from ood_bench.errors import OodBenchError
+
+    with pytest.raises(OodBenchError, match="unknown task family 'chess'"):
+        load_config(PretrainConfig, None, ["mixture.families={chess: 1.0}"])
+
+
+def test_quick_config_is_valid_and_overrides_apply():
+    cfg = load_config(PretrainConfig, "quick", ["train.max_steps=7", "mixture.exposure.depth=0.1"])
+    assert cfg.train.max_steps == 7 and cfg.mixture.exposure["depth"] == 0.1
+    assert cfg.eval.families == ["string", "graph"]
+
+
+def test_parse_overrides_nests_and_types():
+    assert parse_overrides(["a.b=1", "a.c=x", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
+    with pytest.raises(ConfigError):
+        parse_overrides(["novalue"])
+
+
+def test_int_is_accepted_for_float_and_lists_from_strings():
+    cfg = build(EvalConfig, {"temperature": 1, "splits": "id,ood_depth"})
+    assert cfg.temperature == 1.0 and cfg.splits == ["id", "ood_depth"]

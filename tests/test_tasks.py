@@ -1,0 +1,131 @@
+"""Task families: determinism, golden hashes, verifiers, and axis structure."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from ood_bench.tasks.base import SPLITS, parse_completion
+from ood_bench.tokenizer import TOKENIZER
+
+GOLDEN = Path(__file__).with_name("golden_hashes.json")
+N_GOLDEN = 50
+
+
+def family_digest(family) -> str:
+    h = hashlib.sha256()
+    for split in family.splits:
+        for i in range(N_GOLDEN):
+            p = family.generate(split, 0, i)
+            h.update(f"{split}\x1f{p.prompt}\x1f{p.completion}\x1e".encode())
+    return h.hexdigest()
+
+
+def test_generation_is_deterministic(families):
+    for fam in families:
+        for split in fam.splits:
+            a = [fam.generate(split, 7, i) for i in range(20)]
+            b = [fam.generate(split, 7, i) for i in range(20)]
+            assert a == b
+            assert len({p.prompt for p in a}) > 15, "indices must give different problems"
+            assert fam.generate(split, 8, 0) != fam.generate(split, 7, 0)
+
+
+def test_golden_hashes_force_a_version_bump(families):
+    golden = json.loads(GOLDEN.read_text())
+    for fam in families:
+        if fam.name not in golden:
+            continue  # a plugin family: its own package keeps its golden hash
+        entry = golden[fam.name]
+        assert entry["version"] == fam.version, (
+            f"{fam.name} is now v{fam.version}; regenerate tests/golden_hashes.json for it")
+        assert family_digest(fam) == entry["sha256"], (
+            f"the items of {fam.name} v{fam.version} changed: bump its version and update the golden hash")
+
+
+def test_every_builtin_family_has_a_golden_hash(tasks):
+    golden = json.loads(GOLDEN.read_text())
+    assert {"string", "graph"} <= set(golden)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_gold_scores_one_and_corruptions_fail(families, split):
+    for fam in families:
+        for i in range(30):
+            p = fam.generate(split, 1, i)
+            s = fam.score(p, p.completion)
+            assert s.answer and s.trace
+            # wrong answer, right trace
+            bad_answer = p.completion[:-1] + ("A" if p.completion[-1] != "A" else "B")
+            s = fam.score(p, bad_answer)
+            assert not s.answer and s.trace
+            # corrupted step, right answer
+            steps = list(p.steps)
+            head, _, tail = steps[0].partition(":")
+            steps[0] = head + ":" + tail[::-1] + "Z"
+            s = fam.score(p, "".join(x + "\n" for x in steps) + "#" + p.answer)
+            assert s.answer and not s.trace
+            # a missing answer line is wrong, not a crash
+            assert not fam.score(p, "".join(x + "\n" for x in p.steps)).answer
+            assert not fam.score(p, "").answer
+
+
+def test_every_symbol_is_in_the_vocabulary(families):
+    for fam in families:
+        for split in fam.splits:
+            for i in range(50):
+                p = fam.generate(split, 0, i)
+                assert TOKENIZER.decode(TOKENIZER.encode(p.text)) == p.text
+                assert len(TOKENIZER.encode(p.text)) + 2 <= 256
+
+
+def test_axes_move_only_their_own_coordinate(families):
+    for fam in families:
+        ranges = __import__(type(fam).__module__, fromlist=["RANGES"]).RANGES
+        for i in range(100):
+            idp = fam.generate("id", 0, i).meta
+            assert ranges.id_depth[0] <= idp["depth"] <= ranges.id_depth[1]
+            assert ranges.id_length[0] <= idp["length"] <= ranges.id_length[1]
+            d = fam.generate("ood_depth", 0, i).meta
+            assert d["depth"] > ranges.id_depth[1] and d["length"] <= ranges.id_length[1]
+            ln = fam.generate("ood_length", 0, i).meta
+            assert ln["length"] > ranges.id_length[1] + 1 and ln["depth"] <= ranges.id_depth[1]
+            e = fam.generate("edge", 0, i).meta
+            assert (e["depth"], e["length"]).count(None) == 0
+            assert e["depth"] == ranges.edge_depth or e["length"] == ranges.edge_length
+
+
+def test_composition_split_holds_out_pairs_that_id_never_uses(families):
+    for fam in families:
+        steps_mod = __import__(type(fam).__module__, fromlist=["STEPS"])
+        held = {"+".join(p) for p in steps_mod.STEPS.held_out_pairs}
+        for i in range(200):
+            id_steps = {s.partition(":")[0] for s in fam.generate("id", 0, i).steps}
+            assert not (id_steps & held)
+            comp_steps = {s.partition(":")[0] for s in fam.generate("ood_comp", 0, i).steps}
+            assert comp_steps & held
+
+
+def test_repr_split_uses_symbols_no_id_problem_uses(families):
+    id_symbols = set()
+    for fam in families:
+        for split in ("id", "ood_depth", "ood_length", "ood_comp", "edge"):
+            for i in range(200):
+                id_symbols |= set(fam.generate(split, 0, i).text)
+    for fam in families:
+        p = fam.generate("ood_repr", 0, 0)
+        # the state symbols (answers) are all new; the structure symbols are shared
+        assert not (set(p.answer) & id_symbols), (fam.name, p.answer)
+
+
+def test_unknown_split_is_a_clear_error(families):
+    from ood_bench.errors import OodBenchError
+
+    with pytest.raises(OodBenchError, match="unknown split 'ood_banana'"):
+        families[0].generate("ood_banana", 0, 0)
+
+
+def test_parse_completion():
+    assert parse_completion("a:B\nc:D\n#XY") == (["a:B", "c:D"], "XY")
+    assert parse_completion("a:B\n") == (["a:B"], None)
