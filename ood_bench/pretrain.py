@@ -106,7 +106,7 @@ def base_checkpoint(out_dir: str | Path) -> Path:
     return Path(out_dir) / "base.ckpt"
 
 
-def pretrain(cfg: PretrainConfig, progress: bool = True) -> Path:
+def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:
     """Train (or resume, or skip if done) the base model; returns ``base.ckpt``."""
     out = Path(cfg.out_dir)
     final = base_checkpoint(out)
@@ -131,11 +131,12 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> Path:
     trainer = L.Trainer(
         accelerator=tr.accelerator, devices=tr.devices, num_nodes=tr.num_nodes, strategy=tr.strategy,
         precision=tr.precision, max_steps=cfg.train.max_steps, gradient_clip_val=cfg.train.grad_clip or None,
-        log_every_n_steps=cfg.train.log_every, logger=CSVLogger(str(out), name="logs", version=""),
+        log_every_n_steps=cfg.train.log_every, logger=CSVLogger(str(out), name="logs"),  # a resumed run logs to a new version_N, never over the old
         callbacks=[
             ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.train.ckpt_every, save_last=True,
                             save_top_k=0),
             Throughput(),
+            *(callbacks or []),
         ] + ([StepProgressBar()] if progress else []),
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
         limit_val_batches=0, num_sanity_val_steps=0, deterministic=False,

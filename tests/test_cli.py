@@ -1,0 +1,145 @@
+"""End to end through the CLI: a tiny pretrain, evaluation, resume, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from ood_bench.cli import main
+
+from .conftest import TINY_OVERRIDES
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    rc = main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES])
+    assert rc == 0
+    return out
+
+
+def test_pretrain_writes_checkpoint_logs_and_record(tiny_run):
+    assert (tiny_run / "base.ckpt").is_file()
+    assert (tiny_run / "checkpoints" / "last.ckpt").is_file()
+    metrics = (tiny_run / "logs" / "version_0" / "metrics.csv").read_text()
+    assert "train/loss" in metrics and "train/tokens_per_s" in metrics
+    record = json.loads((tiny_run / "pretrain_record.json").read_text())
+    assert record["global_step"] == 4
+    assert record["config"]["model"]["n_embd"] == 16
+    assert "torch" in record["packages"] and record["code_version"]
+
+
+def test_evaluate_prints_a_table_and_writes_counts(tiny_run, capsys):
+    out = tiny_run / "ev"
+    rc = main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--splits", "id", "ood_repr",
+               "--n", "3", "--n-test", "5", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "pass@1" in printed and "ood_repr" in printed
+    res = json.loads((out / "eval.json").read_text())
+    rows = {(r["family"], r["split"]) for r in res["results"]}
+    assert rows == {(f, s) for f in ("string", "graph") for s in ("id", "ood_repr")}
+    assert res["task_versions"] == {"string": 1, "graph": 1}
+    lines = (out / "samples" / "graph__ood_repr.jsonl").read_text().splitlines()
+    assert len(lines) == 5
+    rec = json.loads(lines[0])
+    assert rec["n"] == 3 and 0 <= rec["c"] <= 3
+    assert rec["gold_logprob"] < 0  # an untrained model puts little mass on the gold trace
+
+
+def test_evaluation_is_reproducible(tiny_run):
+    a, b = tiny_run / "a", tiny_run / "b"
+    for out in (a, b):
+        assert main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--splits", "id", "--n", "4",
+                     "--n-test", "6", "--out", str(out), "--no-progress", "--temperature", "2.0"]) == 0
+    assert (a / "samples" / "string__id.jsonl").read_text() == (b / "samples" / "string__id.jsonl").read_text()
+
+
+class Crash(Callback):
+    """Dies at the start of a given step, after that step's checkpoint was written."""
+
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == self.at_step:
+            raise RuntimeError("simulated crash")
+
+
+def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path):
+    from ood_bench.config import PretrainConfig, load_config
+    from ood_bench.pretrain import pretrain
+
+    def cfg(out):
+        return load_config(PretrainConfig, "quick", [f"out_dir={out}", *TINY_OVERRIDES])
+
+    straight = pretrain(cfg(tmp_path / "straight"), progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(cfg(tmp_path / "resumed"), progress=False, callbacks=[Crash(at_step=2)])
+    assert not (tmp_path / "resumed" / "base.ckpt").exists()
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+    resumed = pretrain(cfg(tmp_path / "resumed"), progress=False)
+    a = torch.load(straight, weights_only=False)
+    b = torch.load(resumed, weights_only=False)
+    assert a["global_step"] == b["global_step"] == 4
+    for k in a["state_dict"]:
+        assert torch.allclose(a["state_dict"][k], b["state_dict"][k], atol=1e-6), k
+
+
+def test_finished_run_is_skipped(tiny_run, capsys):
+    before = (tiny_run / "base.ckpt").stat().st_mtime_ns
+    assert main(["pretrain", "--no-progress", f"out_dir={tiny_run}", *TINY_OVERRIDES]) == 0
+    assert (tiny_run / "base.ckpt").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pretrain", "mixture.exposure.comp=-0.5"], "mixture.exposure.comp=-0.5"),
+    (["pretrain", "mixture.families.string=0.2"], "sum to 0.7"),
+    (["pretrain", "mixture.families={string: 0.5, sudoku: 0.5}"], "unknown task family 'sudoku'"),
+    (["pretrain", "--config", "missing.yaml"], "missing.yaml"),
+    (["evaluate", "--checkpoint", "/nonexistent/base.ckpt"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ood-bench: error:") and message in err and "\n" not in err
+
+
+def test_bad_split_family_and_k_on_evaluate(tiny_run, capsys):
+    ck = str(tiny_run / "base.ckpt")
+    for argv, message in (
+        (["--splits", "ood_nope"], "ood_nope"),
+        (["--families", "chess"], "unknown task family 'chess'"),
+        (["--n", "4", "--k", "8"], "n >= k"),
+    ):
+        assert main(["evaluate", "--checkpoint", ck, *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+
+
+def test_corrupt_checkpoint_is_refused_and_left_alone(tiny_run, tmp_path, capsys):
+    bad = tmp_path / "base.ckpt"
+    bad.write_bytes((tiny_run / "base.ckpt").read_bytes()[:1000])
+    assert main(["evaluate", "--checkpoint", str(bad)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert bad.stat().st_size == 1000
+
+
+def test_console_script_exits_2_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(tmp_path / "x")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_tasks_command_lists_families_and_examples(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for word in ("string v1", "graph v1", "ood_comp", "ood_repr", "edge"):
+        assert word in out
+    assert main(["tasks", "--json", "--family", "graph"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["name"] == "graph" and set(data[0]["examples"]) == set(data[0]["splits"])
