@@ -137,6 +137,55 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_plugins(args) -> int:
+    plugins = _plugins()
+    rows = []
+    for info in plugins.info.values():
+        rows.append({"name": info.name, "version": info.version, "distribution": info.distribution,
+                     "module": info.module, "registers": info.registered, "error": info.error})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registers"].items()) or "nothing"
+        status = f"  FAILED: {r['error']}" if r["error"] else ""
+        print(f"{r['name']:<26} {r['distribution'] or '?'} {r['version'] or '?':<8} {what}{status}")
+    return 0
+
+
+def cmd_algorithms(args) -> int:
+    plugins = _plugins()
+    out = []
+    for name in sorted(plugins.algorithms):
+        cls = plugins.algorithms[name]
+        out.append({"name": name, "plugin": plugins.algorithm_owner(name), "description": cls.description,
+                    "config": [{"name": n, "type": t, "default": d} for n, t, d in cls.fields()]})
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    for a in out:
+        print(f"{a['name']}  (plugin {a['plugin']})  {a['description']}")
+        for f in a["config"]:
+            print(f"    algo.{f['name']:<20} {f['type']:<6} = {f['default']!r}")
+        print()
+    return 0
+
+
+def cmd_posttrain(args) -> int:
+    from .posttrain import load_posttrain_config, posttrain
+
+    _plugins()
+    overrides = list(args.overrides)
+    for key, value in (("algorithm", args.algo), ("base", args.base), ("rl_split", args.rl_split),
+                       ("out_dir", args.out), ("seed", args.seed)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_posttrain_config(args.config, overrides)
+    path = posttrain(cfg, progress=not args.no_progress)
+    print(f"post-trained checkpoint: {path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="output folder (default: <checkpoint folder>/eval)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
+
+    pl = sub.add_parser("plugins", help="list loaded plugins: version, distribution, what each registers")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.set_defaults(func=cmd_plugins)
+
+    al = sub.add_parser("algorithms", help="list post-training algorithms with their knobs and defaults")
+    al.add_argument("--json", action="store_true", help="machine-readable output")
+    al.set_defaults(func=cmd_algorithms)
+
+    po = sub.add_parser("posttrain", help="post-train a base checkpoint with a registered algorithm")
+    po.add_argument("--algo", help="algorithm name (see `ood-bench algorithms`)")
+    po.add_argument("--base", help="base checkpoint to start from")
+    po.add_argument("--rl-split", help="split the training prompts come from: id, ood_*, or edge")
+    po.add_argument("--config", help="YAML with post-training settings (a suite file's posttrain: section works)")
+    po.add_argument("--out", help="output folder (default: beside the base run)")
+    po.add_argument("--seed", type=int, help="seed of prompts and rollouts")
+    po.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                    help="dotted overrides: algo.beta=0.04 budget.grad_steps=50 prompts_per_step=16 ...")
+    po.add_argument("--no-progress", action="store_true", help="no progress bar")
+    po.set_defaults(func=cmd_posttrain)
 
     r = sub.add_parser("run", help="run a suite end to end (resumable): pretrain, then evaluate")
     r.add_argument("suite", nargs="?", default="quick", help="suite YAML file or embedded suite name (default: quick)")

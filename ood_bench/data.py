@@ -78,14 +78,48 @@ class Mixture:
     def problem(self, i: int) -> Problem:
         rng = random.Random(derive_seed("mixture", self.seed, i))
         family = rng.choices(self.families, weights=self.shares)[0]
-        split = self.region(rng.random())
-        reserved = reserved_uids(family)
-        attempt = 0
+        return draw_untested(family, self.region(rng.random()), self.seed, i)
+
+
+def draw_untested(family: TaskFamily, split: str, seed: int, i: int) -> Problem:
+    """Problem ``i`` of a training stream, redrawn while it is a reserved test problem."""
+    reserved = reserved_uids(family)
+    attempt = 0
+    while True:
+        p = family.generate(split, seed, i + (attempt << 40))
+        if p.uid not in reserved:
+            return p
+        attempt += 1
+
+
+class PromptStream(IterableDataset):
+    """Batches of training prompts for post-training, one batch per step.
+
+    Like the pretraining stream it is a pure function of (seed, step), so a
+    resumed post-training run sees the prompts it would have seen; test problems
+    are excluded the same way.
+    """
+
+    def __init__(self, families: list[TaskFamily], split: str, seed: int, per_step: int, start_step: int = 0,
+                 shares: list[float] | None = None) -> None:
+        self.families, self.split, self.seed = families, split, seed
+        self.per_step, self.start_step = per_step, start_step
+        self.shares = shares or [1.0] * len(families)
+
+    def batch(self, step: int) -> list[Problem]:
+        out = []
+        for j in range(self.per_step):
+            i = step * self.per_step + j
+            rng = random.Random(derive_seed("prompts", self.seed, i))
+            family = rng.choices(self.families, weights=self.shares)[0]
+            out.append(draw_untested(family, self.split, derive_seed("rl", self.seed) % (2**31), i))
+        return out
+
+    def __iter__(self):
+        step = self.start_step
         while True:
-            p = family.generate(split, self.seed, i + (attempt << 40))
-            if p.uid not in reserved:
-                return p
-            attempt += 1
+            yield self.batch(step)
+            step += 1
 
 
 @dataclass
@@ -121,6 +155,10 @@ class PretrainStream(IterableDataset):
     Starting at ``start_step`` after a resume therefore continues exactly where
     the interrupted run left off. Under data parallelism each rank takes its own
     slice of every step, so ranks never duplicate data.
+
+    Batches are i.i.d. draws from the mixture. (Sorting examples into
+    length buckets cut padding by a third, but made batches non-i.i.d. and
+    ID accuracy after a fixed budget fell from 0.19 to 0.05 in a trial run.)
     """
 
     def __init__(self, mixture: Mixture, batch_size: int, block_size: int,

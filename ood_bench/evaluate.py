@@ -113,7 +113,24 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
         "tiny_gold_mass_frac": float((gold < TINY_GOLD_LOGPROB).double().mean()),
         "gen_tokens": gen_tokens, "seconds": round(seconds, 2),
     }
+    summary.update(plugin_metrics(records))
     return SplitResult(summary, records)
+
+
+def plugin_metrics(records: list[dict]) -> dict:
+    """Metrics contributed through the ``register_metrics`` hook, computed on the per-problem records."""
+    from .plugins import get_plugins
+
+    out = {}
+    for name, factory in get_plugins().metrics.items():
+        metric = factory()
+        metric.update(records)
+        value = metric.compute()
+        if isinstance(value, dict):
+            out.update({f"{name}/{k}": float(v) for k, v in value.items()})
+        else:
+            out[name] = float(value)
+    return out
 
 
 def evaluate(model: GPT, families: list[TaskFamily], ecfg: EvalConfig, seed: int = 0,

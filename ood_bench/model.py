@@ -149,12 +149,14 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+                attn_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                return_hidden: bool = False):
         """idx (B, T) -> logits (B, T, vocab).
 
         ``positions`` (B, T) default to 0..T-1; ``attn_mask`` (B, 1, T, S) is a
         boolean "may attend" mask over the S keys (cache included); without it,
-        attention is plainly causal.
+        attention is plainly causal. With ``return_hidden`` it returns
+        (logits, final hidden states (B, T, C)), for heads such as PPO's value head.
         """
         B, T = idx.shape
         if positions is None:
@@ -172,4 +174,6 @@ class GPT(nn.Module):
             x = block(x, rope, attn_mask, cache)
         if cache is not None:
             cache.length += T
-        return self.head(self.ln_f(x))
+        h = self.ln_f(x)
+        logits = self.head(h)
+        return (logits, h) if return_hidden else logits

@@ -15,16 +15,16 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from .checkpoints import AtomicCheckpointIO, atomic_write_json, read_checkpoint
+from .checkpoints import atomic_write_json, read_checkpoint
 from .config import PretrainConfig, build
 from .data import IGNORE_INDEX, Mixture, PretrainStream, collate
 from .errors import OodBenchError
 from .model import GPT
 from .records import environment
+from .training import make_trainer
 
 
 class PretrainModule(L.LightningModule):
@@ -34,12 +34,14 @@ class PretrainModule(L.LightningModule):
         self.cfg: PretrainConfig = build(PretrainConfig, config)
         self.model = GPT(self.cfg.model)
         self.tokens_seen = 0
+        self.last_batch_tokens = 0
 
     def training_step(self, batch, batch_idx):
         logits = self.model(batch["x"])
         loss = F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE_INDEX)
         n_tokens = int((batch["x"] != 0).sum())
         self.tokens_seen += n_tokens
+        self.last_batch_tokens = n_tokens
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/tokens", float(self.tokens_seen))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
@@ -81,25 +83,11 @@ class PretrainModule(L.LightningModule):
         self.tokens_seen = checkpoint.get("tokens_seen", 0)
 
 
-class StepProgressBar(TQDMProgressBar):
-    """The stream is endless, so show progress in optimizer steps out of max_steps."""
-
-    def on_train_epoch_start(self, trainer, *args) -> None:
-        super().on_train_epoch_start(trainer, *args)
-        self.train_progress_bar.reset(total=trainer.max_steps)
-        self.train_progress_bar.n = trainer.global_step
-        self.train_progress_bar.set_description("pretrain")
-
-
-class Throughput(Callback):
-    """Tokens per second of the training loop, logged with the other scalars."""
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        dt = time.perf_counter() - self._t0
-        pl_module.log("train/tokens_per_s", float((batch["x"] != 0).sum()) / max(dt, 1e-9))
+def _identity(config: dict | None) -> dict | None:
+    """The parts of a config that decide the trained weights (not eval, not out_dir, not devices)."""
+    if not isinstance(config, dict):
+        return None
+    return {k: config.get(k) for k in ("seed", "model", "mixture", "train")}
 
 
 def base_checkpoint(out_dir: str | Path) -> Path:
@@ -112,7 +100,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
     final = base_checkpoint(out)
     if final.exists():
         done = read_checkpoint(final, "base checkpoint")
-        if done.get("hyper_parameters", {}).get("config") == cfg.to_dict():
+        if _identity(done.get("hyper_parameters", {}).get("config")) == _identity(cfg.to_dict()):
             return final  # finished already with this exact config
         raise OodBenchError(
             f"{final} was trained with a different config; choose another out_dir or remove it"
@@ -124,23 +112,11 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
     resume = None
     if last.exists():
         prior = read_checkpoint(last, "resume checkpoint")
-        if prior.get("hyper_parameters", {}).get("config") != cfg.to_dict():
+        if _identity(prior.get("hyper_parameters", {}).get("config")) != _identity(cfg.to_dict()):
             raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
         resume = str(last)
-    tr = cfg.trainer
-    trainer = L.Trainer(
-        accelerator=tr.accelerator, devices=tr.devices, num_nodes=tr.num_nodes, strategy=tr.strategy,
-        precision=tr.precision, max_steps=cfg.train.max_steps, gradient_clip_val=cfg.train.grad_clip or None,
-        log_every_n_steps=cfg.train.log_every, logger=CSVLogger(str(out), name="logs"),  # a resumed run logs to a new version_N, never over the old
-        callbacks=[
-            ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.train.ckpt_every, save_last=True,
-                            save_top_k=0),
-            Throughput(),
-            *(callbacks or []),
-        ] + ([StepProgressBar()] if progress else []),
-        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
-        limit_val_batches=0, num_sanity_val_steps=0, deterministic=False,
-    )
+    trainer = make_trainer(cfg.trainer, out, cfg.train.max_steps, cfg.train.ckpt_every, cfg.train.log_every,
+                           progress, "pretrain", callbacks, gradient_clip_val=cfg.train.grad_clip or None)
     t0 = time.time()
     trainer.fit(module, ckpt_path=resume)
     trainer.save_checkpoint(final)

@@ -146,17 +146,21 @@ def pack(prompts: list[list[int]], completions: list[list[int]], device=None):
     return ids.to(device), cmask.to(device)
 
 
-def token_logprobs(model: GPT, ids: torch.Tensor, cmask: torch.Tensor, temperature: float = 1.0):
+def token_logprobs(model: GPT, ids: torch.Tensor, cmask: torch.Tensor, temperature: float = 1.0,
+                   return_hidden: bool = False):
     """Teacher-forced log-prob of every masked token given everything before it.
 
     Returns (logprobs (B, T-1), mask (B, T-1), logits (B, T-1, V)), aligned so that
-    entry t scores token t+1. Gradients flow: RL losses are built on this.
+    entry t scores token t+1 (plus the hidden states with ``return_hidden``).
+    Gradients flow: RL losses are built on this.
     """
-    logits = model(ids[:, :-1])
+    logits, hidden = model(ids[:, :-1], return_hidden=True)
     if temperature != 1.0:
         logits = logits / temperature
     logp = logits.log_softmax(-1).gather(2, ids[:, 1:, None]).squeeze(2)
     mask = cmask[:, 1:]
+    if return_hidden:
+        return logp.masked_fill(~mask, 0.0), mask, logits, hidden
     return logp.masked_fill(~mask, 0.0), mask, logits
 
 

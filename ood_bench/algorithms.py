@@ -1,0 +1,121 @@
+"""What an algorithm plugin implements, and what the core hands it.
+
+An algorithm is a class with a ``name``, a ``config_class`` (a dataclass whose
+fields are its knobs, all logged with the run) and a ``step`` method that turns
+one batch of training prompts into zero or more optimizer steps through the
+``PostTrainContext``. The context owns the policy, the frozen reference, the one
+rollout engine, the verifier rewards, the optimizer and the budget counters, so
+every algorithm is measured the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from .config import ConfigError, _check
+
+if TYPE_CHECKING:
+    from .model import GPT
+    from .rollout import Rollout
+    from .tasks.base import Problem
+
+
+@dataclass
+class AlgorithmConfig:
+    """Knobs every algorithm has."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    group_size: int = 8  # G samples per prompt
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    trace_reward: float = 0.0  # weight of the process (trace) reward added to the answer reward
+
+    def validate(self, prefix: str = "algo") -> None:
+        _check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
+        _check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
+        _check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
+        _check(self.group_size >= 1, f"{prefix}.group_size", self.group_size, "must be >= 1")
+        _check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0")
+        _check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
+        _check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
+        _check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")
+
+
+@dataclass
+class RolloutBatch:
+    """G samples for each prompt with their verifier rewards, ready for scoring."""
+
+    problems: list["Problem"]
+    rollout: "Rollout"
+    rewards: torch.Tensor  # (N,) answer reward (+ weighted trace reward)
+    answer_correct: torch.Tensor  # (N,) bool
+    ids: torch.Tensor  # (N, T) right-padded prompt+completion
+    cmask: torch.Tensor  # (N, T) True on completion tokens
+
+    @property
+    def group_size(self) -> int:
+        return len(self.rewards) // len(self.problems)
+
+
+class PostTrainContext(Protocol):
+    """The services the core offers an algorithm (implemented by the post-training module)."""
+
+    policy: "GPT"
+    reference: "GPT"
+
+    def rollout(self, problems: list["Problem"], n: int) -> RolloutBatch: ...
+    def gold_batch(self, problems: list["Problem"]) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def logprobs(self, model: nn.Module, ids: torch.Tensor, cmask: torch.Tensor, grad: bool = True,
+                 return_hidden: bool = False): ...
+    def optimize(self, loss: torch.Tensor, train_tokens: int) -> None: ...
+    def reset_reference(self) -> None: ...
+    def reset_optimizer(self) -> None: ...
+
+
+class Algorithm:
+    """Base class of every post-training algorithm plugin."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    config_class: ClassVar[type] = AlgorithmConfig
+
+    def __init__(self, config: AlgorithmConfig, ctx: PostTrainContext) -> None:
+        self.cfg = config
+        self.ctx = ctx
+
+    def extra_modules(self) -> dict[str, nn.Module]:
+        """Trainable modules besides the policy (PPO's value head); saved and optimised with it."""
+        return {}
+
+    def step(self, problems: list["Problem"]) -> dict[str, float]:
+        """Train on one batch of prompts; return the diagnostics to log."""
+        raise NotImplementedError
+
+    @classmethod
+    def fields(cls) -> list[tuple[str, str, object]]:
+        """(name, type, default) of every knob, for ``ood-bench algorithms``."""
+        out = []
+        for f in dataclasses.fields(cls.config_class):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore
+            out.append((f.name, getattr(f.type, "__name__", str(f.type)), default))
+        return out
+
+
+def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmConfig:
+    from .config import build
+
+    cfg = build(algo_cls.config_class, data, prefix="algo")
+    cfg.validate("algo")
+    return cfg
+
+
+__all__ = ["Algorithm", "AlgorithmConfig", "RolloutBatch", "PostTrainContext", "build_algorithm_config",
+           "ConfigError"]

@@ -1,0 +1,119 @@
+"""Loss arithmetic shared by the post-training algorithms.
+
+Pure tensor functions, each small enough to check against a hand computation
+(the tests do). Shapes: ``(B, T)`` per-token tensors with a boolean ``mask`` of
+the generated tokens; ``(B,)`` per-sequence tensors; groups are consecutive rows
+of ``group_size``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+AGGREGATIONS = ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm")
+KL_ESTIMATORS = ("k1", "k3")
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale_std: bool = True, eps: float = 1e-6):
+    """GRPO: each reward minus its group's mean, optionally divided by the group's std.
+
+    Returns (advantages (B,), group_std (B // G,)). A group whose rewards are all
+    equal has zero advantage, hence zero gradient: the "no signal" case.
+    """
+    r = rewards.view(-1, group_size).float()
+    mean = r.mean(1, keepdim=True)
+    std = r.std(1, unbiased=False, keepdim=True) if group_size > 1 else torch.zeros_like(mean)
+    adv = r - mean
+    if scale_std:
+        adv = adv / (std + eps)
+    return adv.flatten(), std.flatten()
+
+
+def leave_one_out_baseline(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """RLOO: for each sample, the mean reward of the *other* G-1 samples of its group."""
+    r = rewards.view(-1, group_size).float()
+    return ((r.sum(1, keepdim=True) - r) / (group_size - 1)).flatten()
+
+
+def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Per-token estimate of KL(policy || reference) from samples of the policy.
+
+    k1 = log p - log q (unbiased, can be negative); k3 = (q/p) - 1 - log(q/p)
+    (unbiased, always >= 0, lower variance), after Schulman's note on KL estimators.
+    """
+    log_ratio = ref_logp - logp  # log(q/p)
+    if estimator == "k1":
+        return -log_ratio
+    if estimator == "k3":
+        return torch.exp(log_ratio) - 1.0 - log_ratio
+    raise ValueError(f"unknown KL estimator {estimator!r} (choose from {', '.join(KL_ESTIMATORS)})")
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, max_len: int | None = None) -> torch.Tensor:
+    """Reduce a per-token loss to a scalar.
+
+    - ``seq-mean-token-mean``: average over each sequence's tokens, then over sequences (original GRPO);
+    - ``token-mean``: average over all tokens of the batch (DAPO), so long answers weigh more;
+    - ``seq-mean-token-sum-norm``: sum over tokens divided by a constant ``max_len``, then
+      mean over sequences (Dr. GRPO), which removes the length bias of the first.
+    """
+    m = mask.float()
+    if mode == "seq-mean-token-mean":
+        return ((per_token * m).sum(1) / m.sum(1).clamp(min=1)).mean()
+    if mode == "token-mean":
+        return (per_token * m).sum() / m.sum().clamp(min=1)
+    if mode == "seq-mean-token-sum-norm":
+        norm = max_len if max_len is not None else mask.shape[1]
+        return ((per_token * m).sum(1) / norm).mean()
+    raise ValueError(f"unknown loss aggregation {mode!r} (choose from {', '.join(AGGREGATIONS)})")
+
+
+def clipped_surrogate(logp, old_logp, advantages, eps_low: float, eps_high: float):
+    """PPO-style clipped objective per token, as a loss (to minimise).
+
+    Returns (loss (B, T), clipped (B, T) bool: where the clip was active).
+    ``advantages`` is (B,) per sequence or (B, T) per token.
+    """
+    if advantages.dim() == 1:
+        advantages = advantages[:, None]
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * advantages
+    clipped_ratio = ratio.clamp(1.0 - eps_low, 1.0 + eps_high)
+    clipped = clipped_ratio * advantages
+    loss = -torch.minimum(unclipped, clipped)
+    active = clipped < unclipped  # the min picked the clipped branch
+    return loss, active
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
+    """Generalised advantage estimation over the tokens of each sequence.
+
+    ``rewards``, ``values``: (B, T); the value after the last masked token is 0.
+    Returns (advantages, returns), both (B, T), zero outside the mask.
+    """
+    B, T = rewards.shape
+    m = mask.float()
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros(B, dtype=rewards.dtype, device=rewards.device)
+    next_value = torch.zeros(B, dtype=rewards.dtype, device=rewards.device)
+    for t in reversed(range(T)):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = delta + gamma * lam * last
+        last = last * m[:, t]
+        adv[:, t] = last
+        next_value = values[:, t] * m[:, t]
+    return adv, (adv + values) * m
+
+
+def entropy_from_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean per-token entropy of the policy over the masked tokens."""
+    logp = logits.float().log_softmax(-1)
+    ent = -(logp.exp() * logp).sum(-1)
+    m = mask.float()
+    return (ent * m).sum() / m.sum().clamp(min=1)
+
+
+def explained_variance(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    p, t = pred[mask].float(), target[mask].float()
+    var = t.var(unbiased=False)
+    return float("nan") if var == 0 else float(1 - (t - p).var(unbiased=False) / var)

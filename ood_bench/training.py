@@ -1,0 +1,59 @@
+"""Lightning plumbing shared by pretraining and post-training."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from .checkpoints import AtomicCheckpointIO
+from .config import TrainerConfig
+
+
+class StepProgressBar(TQDMProgressBar):
+    """Data streams are endless, so show progress in optimizer steps out of max_steps."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def on_train_epoch_start(self, trainer, *args) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.reset(total=trainer.max_steps)
+        self.train_progress_bar.n = trainer.global_step
+        self.train_progress_bar.set_description(self.label)
+
+
+class Throughput(Callback):
+    """Tokens per second of the training loop, logged with the other scalars."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        tokens = getattr(pl_module, "last_batch_tokens", 0)
+        if tokens:
+            pl_module.log("train/tokens_per_s", tokens / max(time.perf_counter() - self._t0, 1e-9))
+
+
+def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, log_every: int,
+                 progress: bool, label: str, callbacks: list[Callback] | None = None, **kwargs) -> L.Trainer:
+    """A Trainer that checkpoints atomically to ``out/checkpoints`` and logs CSV to ``out/logs``.
+
+    A resumed run logs to a new ``logs/version_N`` rather than over the old one.
+    """
+    return L.Trainer(
+        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
+        precision=tc.precision, max_steps=max_steps, log_every_n_steps=log_every,
+        logger=CSVLogger(str(out), name="logs"),
+        callbacks=[
+            ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=ckpt_every, save_last=True, save_top_k=0),
+            Throughput(),
+            *(callbacks or []),
+        ] + ([StepProgressBar(label)] if progress else []),
+        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
+        limit_val_batches=0, num_sanity_val_steps=0, **kwargs,
+    )

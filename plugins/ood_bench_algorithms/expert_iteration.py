@@ -1,0 +1,64 @@
+"""Expert iteration (rejection-sampling fine-tuning): SFT on the model's own verified samples.
+
+It can only ever train on answers the model already finds, which makes it a
+useful foil for GRPO: both stay inside the sampled support by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ood_bench import hookimpl
+from ood_bench.algorithms import Algorithm, AlgorithmConfig
+from ood_bench.config import _check
+from ood_bench.rl import entropy_from_logits
+
+from .sft import nll_loss
+
+
+@dataclass
+class ExpertIterationConfig(AlgorithmConfig):
+    lr: float = 1e-4
+    inner_iterations: int = 1
+    dedupe: bool = True  # one copy of each distinct correct completion per prompt
+
+    def validate(self, prefix: str = "algo") -> None:
+        super().validate(prefix)
+        _check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
+
+
+class ExpertIteration(Algorithm):
+    name = "expert_iteration"
+    description = "fine-tune on the model's own verified samples (rejection-sampling fine-tuning)"
+    config_class = ExpertIterationConfig
+
+    def step(self, problems):
+        cfg, ctx = self.cfg, self.ctx
+        batch = ctx.rollout(problems, cfg.group_size)
+        keep = batch.answer_correct.clone()
+        if cfg.dedupe:
+            seen = set()
+            for i in range(len(keep)):
+                key = (int(batch.rollout.prompt_index[i]), tuple(batch.ids[i][batch.cmask[i]].tolist()))
+                if keep[i] and key in seen:
+                    keep[i] = False
+                seen.add(key)
+        diag = {"reward_mean": float(batch.rewards.mean()), "accuracy": float(batch.answer_correct.float().mean()),
+                "kept": float(keep.sum()), "response_length": float(batch.rollout.lengths.float().mean())}
+        if not keep.any():
+            diag["skipped"] = 1.0
+            return diag
+        ids, cmask = batch.ids[keep], batch.cmask[keep]
+        for _ in range(cfg.inner_iterations):
+            logp, mask, logits = ctx.logprobs(ctx.policy, ids, cmask)
+            loss = nll_loss(logp, mask)
+            ctx.optimize(loss, train_tokens=int(mask.sum()))
+        diag.update(loss=float(loss), entropy=float(entropy_from_logits(logits.detach(), mask)), skipped=0.0)
+        return diag
+
+
+@hookimpl
+def register_algorithms(register):
+    register(ExpertIteration)

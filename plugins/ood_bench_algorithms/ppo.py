@@ -1,0 +1,124 @@
+"""PPO with a value head, GAE, clipped policy and value losses, and a KL penalty.
+
+The value head is a linear map on the policy's final hidden states (a shared
+trunk). Each token's reward is ``-beta * KL_t`` to the reference, and the verifier
+reward is added on the last generated token; GAE(gamma, lambda) turns that into
+per-token advantages, whitened over the batch. Diagnostics follow CleanRL:
+clip fraction, approximate KL to the rollout policy, value loss, explained variance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ood_bench import hookimpl
+from ood_bench.algorithms import Algorithm, AlgorithmConfig
+from ood_bench.config import _check
+from ood_bench.rl import clipped_surrogate, entropy_from_logits, explained_variance, gae, kl_estimate
+
+
+@dataclass
+class PPOConfig(AlgorithmConfig):
+    group_size: int = 4
+    gamma: float = 1.0
+    lam: float = 0.95
+    eps: float = 0.2  # policy ratio clip
+    value_clip: float = 0.2
+    vf_coef: float = 0.5
+    beta: float = 0.02  # KL penalty in the per-token reward
+    epochs: int = 2  # optimizer steps per rollout batch
+    whiten_advantages: bool = True
+
+    def validate(self, prefix: str = "algo") -> None:
+        super().validate(prefix)
+        for k in ("gamma", "lam"):
+            _check(0 <= getattr(self, k) <= 1, f"{prefix}.{k}", getattr(self, k), "must be in [0, 1]")
+        for k in ("eps", "value_clip", "vf_coef", "beta"):
+            _check(getattr(self, k) >= 0, f"{prefix}.{k}", getattr(self, k), "must be >= 0")
+        _check(self.epochs >= 1, f"{prefix}.epochs", self.epochs, "must be >= 1")
+
+
+def token_rewards(final_reward, kl_tok, mask, beta):
+    """Per-token rewards: ``-beta*KL_t`` everywhere, plus the verifier reward on the last token."""
+    r = -beta * kl_tok * mask.float()
+    last = mask.long().cumsum(1).argmax(1)  # index of the last generated token
+    r[torch.arange(len(r)), last] += final_reward
+    return r
+
+
+def value_loss(values, old_values, returns, mask, clip):
+    """Clipped value loss: the worse of the clipped and unclipped squared errors."""
+    v_clipped = old_values + (values - old_values).clamp(-clip, clip)
+    err = torch.maximum((values - returns) ** 2, (v_clipped - returns) ** 2)
+    m = mask.float()
+    return 0.5 * (err * m).sum() / m.sum().clamp(min=1)
+
+
+class PPO(Algorithm):
+    name = "ppo"
+    description = "PPO with a value head, GAE, clipped policy/value losses and a KL penalty"
+    config_class = PPOConfig
+
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        self.value_head = nn.Linear(ctx.policy.cfg.n_embd, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+
+    def extra_modules(self):
+        return {"value_head": self.value_head}
+
+    def _values(self, hidden):
+        return self.value_head(hidden).squeeze(-1)
+
+    def step(self, problems):
+        cfg, ctx = self.cfg, self.ctx
+        batch = ctx.rollout(problems, cfg.group_size)
+        with torch.no_grad():
+            old_logp, mask, _, hidden = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, grad=False,
+                                                     return_hidden=True)
+            old_values = self._values(hidden) * mask
+            ref_logp, _, _ = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False)
+            kl_tok = kl_estimate(old_logp, ref_logp, "k1")
+            rewards = token_rewards(batch.rewards, kl_tok, mask, cfg.beta)
+            adv, returns = gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
+            if cfg.whiten_advantages and mask.sum() > 1:
+                a = adv[mask]
+                adv = ((adv - a.mean()) / (a.std() + 1e-8)) * mask
+        stats = {"loss": [], "pg_loss": [], "value_loss": [], "clip_frac": [], "approx_kl": []}
+        for _ in range(cfg.epochs):
+            logp, mask, logits, hidden = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, return_hidden=True)
+            values = self._values(hidden)
+            pg_tok, clipped = clipped_surrogate(logp, old_logp, adv, cfg.eps, cfg.eps)
+            m = mask.float()
+            pg = (pg_tok * m).sum() / m.sum().clamp(min=1)
+            vl = value_loss(values, old_values, returns, mask, cfg.value_clip)
+            loss = pg + cfg.vf_coef * vl
+            ctx.optimize(loss, train_tokens=int(mask.sum()))
+            with torch.no_grad():
+                stats["loss"].append(float(loss))
+                stats["pg_loss"].append(float(pg))
+                stats["value_loss"].append(float(vl))
+                stats["clip_frac"].append(float((clipped.float() * m).sum() / m.sum().clamp(min=1)))
+                stats["approx_kl"].append(float((kl_estimate(logp, old_logp, "k3") * m).sum() / m.sum().clamp(min=1)))
+        groups = batch.rewards.view(-1, cfg.group_size)
+        m = mask.float()
+        return {
+            **{k: sum(v) / len(v) for k, v in stats.items()},
+            "reward_mean": float(batch.rewards.mean()), "reward_std": float(batch.rewards.std()),
+            "accuracy": float(batch.answer_correct.float().mean()),
+            "zero_std_frac": float((groups.std(1) == 0).float().mean()),
+            "kl_k1": float((kl_tok * m).sum() / m.sum().clamp(min=1)),
+            "kl_k3": float((kl_estimate(old_logp, ref_logp, "k3") * m).sum() / m.sum().clamp(min=1)),
+            "entropy": float(entropy_from_logits(logits.detach(), mask)),
+            "explained_variance": explained_variance(old_values, returns, mask),
+            "response_length": float(batch.rollout.lengths.float().mean()),
+        }
+
+
+@hookimpl
+def register_algorithms(register):
+    register(PPO)

@@ -1,0 +1,194 @@
+"""The plugin system: loading, faults, allow/block lists, listings, and a real third-party package."""
+
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ood_bench import hookspecs
+from ood_bench.cli import main
+from ood_bench.errors import OodBenchError
+from ood_bench.plugins import PluginError, Plugins
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = """
+from ood_bench import hookimpl
+from ood_bench.algorithms import Algorithm
+
+class Noop(Algorithm):
+    name = "{algo}"
+    description = "does nothing"
+    def step(self, problems):
+        return {{}}
+
+@hookimpl
+def register_algorithms(register):
+    register(Noop)
+"""
+
+
+def fake_dist(root: Path, module: str, code: str, ep: str | None = None) -> None:
+    """A minimal installed distribution on ``root``: one module and an ood_bench entry point."""
+    (root / f"{module}.py").write_text(textwrap.dedent(code))
+    info = root / f"{module}-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text(f"[ood_bench]\n{ep or module} = {module}\n")
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for var in ("OOD_BENCH_LOAD_PLUGINS", "OOD_BENCH_DISABLE_PLUGINS", "OOD_BENCH_STRICT_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    yield tmp_path
+    for mod in [m for m in sys.modules if m.startswith("fakeplug")]:
+        del sys.modules[mod]
+
+
+def test_every_hook_is_documented_and_has_a_register_callback():
+    specs = [f for name, f in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
+    assert {f.__name__ for f in specs} == {"register_tasks", "register_algorithms", "register_metrics"}
+    for f in specs:
+        assert f.__doc__ and len(f.__doc__.strip()) > 40, f.__name__
+        assert list(inspect.signature(f).parameters) == ["register"]
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_load(sandbox):
+    fake_dist(sandbox, "fakeplug_broken", "raise ImportError('no such dependency: banana')")
+    fake_dist(sandbox, "fakeplug_good", GOOD.format(algo="noop"))
+    with pytest.warns(RuntimeWarning, match="plugin 'fakeplug_broken' failed to import.*banana"):
+        plugins = Plugins()
+    assert "noop" in plugins.algorithms and "grpo" in plugins.algorithms
+    assert plugins.failures() and "fakeplug_broken" in plugins.failures()[0]
+    with pytest.raises(PluginError, match="fakeplug_broken"):
+        Plugins(strict=True)
+
+
+def test_a_plugin_whose_hook_raises_is_reported_alone(sandbox):
+    fake_dist(sandbox, "fakeplug_raises", """
+        from ood_bench import hookimpl
+        @hookimpl
+        def register_algorithms(register):
+            raise RuntimeError("boom")
+    """)
+    with pytest.warns(RuntimeWarning, match="fakeplug_raises' failed to register"):
+        plugins = Plugins()
+    assert "grpo" in plugins.algorithms
+
+
+def test_duplicate_names_are_an_error_naming_both_plugins(sandbox):
+    fake_dist(sandbox, "fakeplug_dup", GOOD.format(algo="grpo"))
+    with pytest.raises(OodBenchError, match="'grpo' registered twice: by plugin 'grpo' and by plugin 'fakeplug_dup'"):
+        Plugins()
+
+
+def test_allow_and_block_lists(sandbox, monkeypatch):
+    fake_dist(sandbox, "fakeplug_a", GOOD.format(algo="algo_a"))
+    monkeypatch.setenv("OOD_BENCH_DISABLE_PLUGINS", "fakeplug_a,ppo")
+    plugins = Plugins()
+    assert "algo_a" not in plugins.algorithms and "ppo" not in plugins.algorithms and "grpo" in plugins.algorithms
+    monkeypatch.delenv("OOD_BENCH_DISABLE_PLUGINS")
+    monkeypatch.setenv("OOD_BENCH_LOAD_PLUGINS", "sft")
+    plugins = Plugins()
+    assert set(plugins.algorithms) == {"sft"}
+    assert plugins.tasks.names() == ["graph", "string"]  # the core's own families always load
+
+
+def test_loading_is_idempotent():
+    from ood_bench.plugins import get_plugins
+
+    assert get_plugins() is get_plugins()
+    plugins = Plugins()
+    assert sorted(plugins.algorithms) == sorted(Plugins().algorithms)
+
+
+def test_a_plugin_can_add_a_task_family(sandbox):
+    fake_dist(sandbox, "fakeplug_task", """
+        from ood_bench import hookimpl
+        from ood_bench.tasks.string_program import StringProgram
+
+        class Copy(StringProgram):
+            name = "copy"
+            tag = "C"
+
+        @hookimpl
+        def register_tasks(register):
+            register(Copy())
+    """)
+    plugins = Plugins()
+    assert "copy" in plugins.tasks.names()
+    assert "fakeplug_task" in plugins.tasks.owner("copy")
+
+
+def test_plugins_and_algorithms_commands(capsys):
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "grpo" in out and "ood-bench" in out and "algorithms: grpo" in out and "tasks: string, graph" in out
+    assert main(["algorithms"]) == 0
+    out = capsys.readouterr().out
+    for text in ("grpo", "algo.beta", "algo.kl_estimator", "'k3'", "ppo", "algo.lam", "expert_iteration"):
+        assert text in out, text
+
+
+def test_third_party_plugin_installs_and_runs_through_the_cli(tmp_path):
+    """pip-install the example plugin package, then find and run its algorithm from the CLI."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT / "plugins" / "example-plugin")], check=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    listing = subprocess.run([sys.executable, "-m", "ood_bench.cli", "algorithms"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+    assert "reinforce" in listing and "algo.baseline_decay" in listing
+    base = tmp_path / "base"
+    from .conftest import TINY_OVERRIDES
+
+    subprocess.run([sys.executable, "-m", "ood_bench.cli", "pretrain", "--no-progress", f"out_dir={base}",
+                    *TINY_OVERRIDES], env=env, check=True, capture_output=True)
+    run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "posttrain", "--algo", "reinforce", "--base",
+                          str(base / "base.ckpt"), "--out", str(tmp_path / "rf"), "--no-progress",
+                          "prompts_per_step=2", "budget.grad_steps=2", "algo.max_new_tokens=16",
+                          "trainer.accelerator=cpu", "trainer.devices=1"],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "rf" / "posttrained.ckpt").is_file()
+    assert '"plugin": "reinforce"' in (tmp_path / "rf" / "posttrain_record.json").read_text()
+
+
+def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypatch):
+    fake_dist(sandbox, "fakeplug_metric", """
+        import torch
+        from torchmetrics import Metric
+        from ood_bench import hookimpl
+
+        class SolvedAtAll(Metric):
+            def __init__(self):
+                super().__init__()
+                self.add_state("hits", default=torch.tensor(0.0), dist_reduce_fx="sum")
+                self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
+            def update(self, records):
+                self.hits += sum(r["c"] > 0 for r in records)
+                self.total += len(records)
+            def compute(self):
+                return self.hits / self.total
+
+        @hookimpl
+        def register_metrics(register):
+            register("solved_at_all", SolvedAtAll)
+    """)
+    import ood_bench.plugins as plugins_mod
+    from ood_bench.config import EvalConfig
+    from ood_bench.evaluate import evaluate_split
+    from ood_bench.model import GPT
+    from ood_bench.config import ModelConfig
+
+    monkeypatch.setattr(plugins_mod, "_PLUGINS", Plugins())
+    model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16))
+    fam = plugins_mod.get_tasks().get("string")
+    res = evaluate_split(model, fam, "id", EvalConfig(n_test=3, n_samples=2, max_new_tokens=8))
+    expected = sum(r["c"] > 0 for r in res.records) / 3
+    assert res.summary["solved_at_all"] == pytest.approx(expected)
