@@ -44,10 +44,13 @@ class Budget:
     prompts: int | None = None
     rollouts: int | None = None
     tokens: int | None = None  # rollout tokens plus training tokens
+    # Rollout batches, stepped or not; by default 10x grad_steps, so a run whose
+    # batches are all filtered out (no reward signal at all) still ends.
+    batches: int | None = None
 
     def validate(self, prefix: str = "budget") -> None:
         _check(self.grad_steps >= 1, f"{prefix}.grad_steps", self.grad_steps, "must be >= 1")
-        for k in ("prompts", "rollouts", "tokens"):
+        for k in ("prompts", "rollouts", "tokens", "batches"):
             v = getattr(self, k)
             _check(v is None or v >= 1, f"{prefix}.{k}", v, "must be >= 1 or null")
 
@@ -97,7 +100,8 @@ class BudgetStop(Callback):
     def on_train_batch_end(self, trainer, module, *args):
         c, b = module.counters, self.budget
         if (b.prompts and c["prompts"] >= b.prompts) or (b.rollouts and c["rollouts"] >= b.rollouts) or \
-                (b.tokens and c["rollout_tokens"] + c["train_tokens"] >= b.tokens):
+                (b.tokens and c["rollout_tokens"] + c["train_tokens"] >= b.tokens) or \
+                c["batches"] >= (b.batches or 10 * b.grad_steps):
             trainer.should_stop = True
 
 

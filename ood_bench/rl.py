@@ -24,8 +24,8 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale_std: bool = T
     mean = r.mean(1, keepdim=True)
     std = r.std(1, unbiased=False, keepdim=True) if group_size > 1 else torch.zeros_like(mean)
     adv = r - mean
-    if scale_std:
-        adv = adv / (std + eps)
+    if scale_std:  # an all-equal group stays at exactly zero, whatever eps is
+        adv = torch.where(std > 0, adv / (std + eps), torch.zeros_like(adv))
     return adv.flatten(), std.flatten()
 
 

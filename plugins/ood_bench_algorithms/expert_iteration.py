@@ -55,7 +55,7 @@ class ExpertIteration(Algorithm):
             logp, mask, logits = ctx.logprobs(ctx.policy, ids, cmask)
             loss = nll_loss(logp, mask)
             ctx.optimize(loss, train_tokens=int(mask.sum()))
-        diag.update(loss=float(loss), entropy=float(entropy_from_logits(logits.detach(), mask)), skipped=0.0)
+        diag.update(loss=float(loss.detach()), entropy=float(entropy_from_logits(logits.detach(), mask)), skipped=0.0)
         return diag
 
 

@@ -57,7 +57,7 @@ class RLOO(Algorithm):
             "zero_std_frac": float((groups.std(1) == 0).float().mean()),
             "kl_k1": float(kl_seq.sum() / mask.sum().clamp(min=1)), "kl_k3": float(k3),
             "entropy": float(entropy_from_logits(logits.detach(), mask)),
-            "response_length": float(batch.rollout.lengths.float().mean()), "loss": float(loss),
+            "response_length": float(batch.rollout.lengths.float().mean()), "loss": float(loss.detach()),
             "clip_frac": 0.0,
         }
 

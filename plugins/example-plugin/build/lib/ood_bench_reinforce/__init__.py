@@ -1,0 +1,43 @@
+"""An example third-party ood-bench plugin: REINFORCE with a moving-average baseline.
+
+Everything a plugin needs is here: a config dataclass (its fields become the
+``algo.*`` knobs), an ``Algorithm`` subclass whose ``step`` trains on one batch
+of prompts through the context's services, and a ``register_algorithms`` hook.
+The entry point in this package's ``pyproject.toml`` makes ood-bench find it.
+"""
+
+from dataclasses import dataclass
+
+from ood_bench import hookimpl
+from ood_bench.algorithms import Algorithm, AlgorithmConfig
+
+
+@dataclass
+class ReinforceConfig(AlgorithmConfig):
+    group_size: int = 4
+    baseline_decay: float = 0.9  # exponential moving average of the reward
+
+
+class Reinforce(Algorithm):
+    name = "reinforce"
+    description = "REINFORCE with a moving-average reward baseline (example plugin)"
+    config_class = ReinforceConfig
+
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        self.baseline = 0.0
+
+    def step(self, problems):
+        batch = self.ctx.rollout(problems, self.cfg.group_size)
+        logp, mask, _ = self.ctx.logprobs(self.ctx.policy, batch.ids, batch.cmask)
+        advantage = batch.rewards - self.baseline
+        loss = -(advantage * logp.sum(1)).mean()
+        self.ctx.optimize(loss, train_tokens=int(mask.sum()))
+        mean_reward = float(batch.rewards.mean())
+        self.baseline = self.cfg.baseline_decay * self.baseline + (1 - self.cfg.baseline_decay) * mean_reward
+        return {"reward_mean": mean_reward, "baseline": self.baseline, "loss": float(loss)}
+
+
+@hookimpl
+def register_algorithms(register):
+    register(Reinforce)
