@@ -131,31 +131,26 @@ class Plugins:
                 name = getattr(algo_cls, "name", "")
                 if not name:
                     raise OodBenchError(f"algorithm {algo_cls!r} has no name")
-                if name in self.algorithms:
-                    raise OodBenchError(
-                        f"algorithm {name!r} registered twice: by plugin "
-                        f"{self._owners[('algorithm', name)]!r} and by plugin {plugin!r}"
-                    )
-                self.algorithms[name] = algo_cls
-                self._owners[("algorithm", name)] = plugin
-                self._note(plugin, "algorithms", name)
+                self._add(self.algorithms, "algorithm", name, algo_cls, plugin)
             return register
 
         def metrics_for(plugin):
             def register(name, factory):
-                if name in self.metrics:
-                    raise OodBenchError(
-                        f"metric {name!r} registered twice: by plugin "
-                        f"{self._owners[('metric', name)]!r} and by plugin {plugin!r}"
-                    )
-                self.metrics[name] = factory
-                self._owners[("metric", name)] = plugin
-                self._note(plugin, "metrics", name)
+                self._add(self.metrics, "metric", name, factory, plugin)
             return register
 
         self._each_impl("register_tasks", tasks_for)
         self._each_impl("register_algorithms", algorithms_for)
         self._each_impl("register_metrics", metrics_for)
+
+    def _add(self, table: dict, kind: str, name: str, item, plugin: str) -> None:
+        if name in table:
+            raise OodBenchError(
+                f"{kind} {name!r} registered twice: by plugin {self._owners[(kind, name)]!r} and by plugin {plugin!r}"
+            )
+        table[name] = item
+        self._owners[(kind, name)] = plugin
+        self._note(plugin, f"{kind}s", name)
 
     # ----------------------------------------------------------------- lookups
     def algorithm(self, name: str) -> type:
