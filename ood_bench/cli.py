@@ -93,13 +93,13 @@ def _print_and_save_eval(df, out_dir: Path, meta: dict) -> None:
     print(f"\nresults: {out_dir / 'eval.json'}  per-problem counts: {out_dir / 'samples'}/")
 
 
-def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool) -> None:
+def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
     from .evaluate import evaluate
     from .pretrain import load_base
     from .records import environment
 
     tasks = _plugins().tasks
-    model, cfg, _ = load_base(ckpt_path)
+    model, cfg, _ = loaded or load_base(ckpt_path)
     families = [tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))]
     df = evaluate(model, families, ecfg, seed=seed, out_dir=out_dir, progress=progress)
     meta = {"kind": "evaluate", "checkpoint": str(ckpt_path), "eval_config": ecfg.__dict__, "seed": seed,
@@ -113,7 +113,8 @@ def cmd_evaluate(args) -> int:
     from .pretrain import load_base
 
     _plugins()
-    _, cfg, _ = load_base(args.checkpoint)  # fail fast on a bad checkpoint, before any work
+    loaded = load_base(args.checkpoint)  # fail fast on a bad checkpoint, before any work
+    cfg = loaded[1]
     data = dict(cfg.eval.__dict__)
     for key, value in (("splits", args.splits), ("families", args.families), ("n_samples", args.n),
                        ("n_test", args.n_test), ("temperature", args.temperature)):
@@ -124,7 +125,7 @@ def cmd_evaluate(args) -> int:
     ecfg = build(EvalConfig, data)
     ecfg.validate()
     out_dir = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
-    _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress)
+    _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress, loaded)
     return 0
 
 
