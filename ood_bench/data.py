@@ -179,12 +179,6 @@ class PretrainStream(IterableDataset):
             step += 1
 
 
-def check_splits(family: TaskFamily, splits: list[str]) -> None:
-    for s in splits:
-        if s not in family.splits:
-            raise ConfigError(f"unknown split {s!r} (choose from {', '.join(SPLITS)})")
-
-
 __all__ = [
     "TEST_SEED", "TEST_SET_SIZE", "IGNORE_INDEX", "Mixture", "PretrainStream", "Example",
     "encode_problem", "collate", "held_out_problems", "reserved_uids", "PAD", "BOS", "EOS",

@@ -33,7 +33,7 @@ from .tasks.base import SPLITS, derive_seed
 from .tokenizer import EOS, TOKENIZER
 from .training import make_trainer
 
-RL_SPLITS = tuple(s for s in SPLITS)
+RL_SPLITS = SPLITS  # RL prompts may come from any split, the OOD ones included
 
 
 @dataclass

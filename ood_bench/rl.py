@@ -49,6 +49,12 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> t
     raise ValueError(f"unknown KL estimator {estimator!r} (choose from {', '.join(KL_ESTIMATORS)})")
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over the True entries of ``mask`` (0 when the mask is empty)."""
+    m = mask.float()
+    return (x * m).sum() / m.sum().clamp(min=1)
+
+
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, max_len: int | None = None) -> torch.Tensor:
     """Reduce a per-token loss to a scalar.
 
@@ -61,7 +67,7 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, max_len: i
     if mode == "seq-mean-token-mean":
         return ((per_token * m).sum(1) / m.sum(1).clamp(min=1)).mean()
     if mode == "token-mean":
-        return (per_token * m).sum() / m.sum().clamp(min=1)
+        return masked_mean(per_token, mask)
     if mode == "seq-mean-token-sum-norm":
         norm = max_len if max_len is not None else mask.shape[1]
         return ((per_token * m).sum(1) / norm).mean()
@@ -108,9 +114,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 def entropy_from_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean per-token entropy of the policy over the masked tokens."""
     logp = logits.float().log_softmax(-1)
-    ent = -(logp.exp() * logp).sum(-1)
-    m = mask.float()
-    return (ent * m).sum() / m.sum().clamp(min=1)
+    return masked_mean(-(logp.exp() * logp).sum(-1), mask)
 
 
 def explained_variance(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:

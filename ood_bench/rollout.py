@@ -110,13 +110,12 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
             keep = ~done
             if not keep.any():
                 break
-            if done.float().mean() >= 0.5:  # compact: drop finished rows from the cache
+            # Compact once half the batch is done; until then finished rows keep
+            # decoding harmlessly and are cut at their first <eos> below.
+            if done.float().mean() >= 0.5:
                 idx = keep.nonzero().squeeze(1)
                 cache.select(idx)
                 alive, tok, next_pos = alive[idx], tok[idx], next_pos[idx]
-            else:
-                # Finished rows keep decoding, harmlessly, until the next compaction.
-                pass
         L = cache.length
         cache.key_mask[:, L] = True
         logits = model(tok[:, None], next_pos[:, None], cache.key_mask[:, None, None, : L + 1], cache)[:, -1]

@@ -16,7 +16,7 @@ from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
 from ood_bench.config import _check
 from ood_bench.rl import AGGREGATIONS, KL_ESTIMATORS, aggregate, clipped_surrogate, entropy_from_logits, \
-    group_advantages, kl_estimate
+    group_advantages, kl_estimate, masked_mean
 
 
 @dataclass
@@ -77,8 +77,8 @@ class GRPO(Algorithm):
         with torch.no_grad():
             ref_logp, _, _ = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False)
             pol_logp, mask_all, logits = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, grad=False)
-            diag["kl_k1"] = _masked_mean(kl_estimate(pol_logp, ref_logp, "k1"), mask_all)
-            diag["kl_k3"] = _masked_mean(kl_estimate(pol_logp, ref_logp, "k3"), mask_all)
+            diag["kl_k1"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k1"), mask_all)
+            diag["kl_k3"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k3"), mask_all)
             diag["entropy"] = entropy_from_logits(logits, mask_all)
         if not keep.any():  # every group all-0 or all-1: no signal, no step
             diag["skipped"] = 1.0
@@ -89,7 +89,7 @@ class GRPO(Algorithm):
             logp, mask, _ = ctx.logprobs(ctx.policy, ids, cmask)
             loss, clipped, _ = grpo_loss(logp, old_logp, ref_logp, adv, mask, cfg)
             ctx.optimize(loss, train_tokens=int(mask.sum()))
-            clip_fracs.append(_masked_mean(clipped.float(), mask))
+            clip_fracs.append(masked_mean(clipped.float(), mask))
             losses.append(loss.detach())
         diag.update(loss=torch.stack(losses).mean(), clip_frac=torch.stack(clip_fracs).mean(), skipped=0.0)
         if cfg.reset_every and (ctx.counters["batches"] + 1) % cfg.reset_every == 0:
@@ -97,11 +97,6 @@ class GRPO(Algorithm):
             ctx.reset_optimizer()
             diag["reset"] = 1.0
         return _floats(diag)
-
-
-def _masked_mean(x, mask):
-    m = mask.float()
-    return (x * m).sum() / m.sum().clamp(min=1)
 
 
 def _floats(d):

@@ -17,7 +17,7 @@ from torch import nn
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
 from ood_bench.config import _check
-from ood_bench.rl import clipped_surrogate, entropy_from_logits, explained_variance, gae, kl_estimate
+from ood_bench.rl import clipped_surrogate, entropy_from_logits, explained_variance, gae, kl_estimate, masked_mean
 
 
 @dataclass
@@ -53,8 +53,7 @@ def value_loss(values, old_values, returns, mask, clip):
     """Clipped value loss: the worse of the clipped and unclipped squared errors."""
     v_clipped = old_values + (values - old_values).clamp(-clip, clip)
     err = torch.maximum((values - returns) ** 2, (v_clipped - returns) ** 2)
-    m = mask.float()
-    return 0.5 * (err * m).sum() / m.sum().clamp(min=1)
+    return 0.5 * masked_mean(err, mask)
 
 
 class PPO(Algorithm):
@@ -93,8 +92,7 @@ class PPO(Algorithm):
             logp, mask, logits, hidden = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, return_hidden=True)
             values = self._values(hidden)
             pg_tok, clipped = clipped_surrogate(logp, old_logp, adv, cfg.eps, cfg.eps)
-            m = mask.float()
-            pg = (pg_tok * m).sum() / m.sum().clamp(min=1)
+            pg = masked_mean(pg_tok, mask)
             vl = value_loss(values, old_values, returns, mask, cfg.value_clip)
             loss = pg + cfg.vf_coef * vl
             ctx.optimize(loss, train_tokens=int(mask.sum()))
@@ -102,17 +100,16 @@ class PPO(Algorithm):
                 stats["loss"].append(float(loss))
                 stats["pg_loss"].append(float(pg))
                 stats["value_loss"].append(float(vl))
-                stats["clip_frac"].append(float((clipped.float() * m).sum() / m.sum().clamp(min=1)))
-                stats["approx_kl"].append(float((kl_estimate(logp, old_logp, "k3") * m).sum() / m.sum().clamp(min=1)))
+                stats["clip_frac"].append(float(masked_mean(clipped.float(), mask)))
+                stats["approx_kl"].append(float(masked_mean(kl_estimate(logp, old_logp, "k3"), mask)))
         groups = batch.rewards.view(-1, cfg.group_size)
-        m = mask.float()
         return {
             **{k: sum(v) / len(v) for k, v in stats.items()},
             "reward_mean": float(batch.rewards.mean()), "reward_std": float(batch.rewards.std()),
             "accuracy": float(batch.answer_correct.float().mean()),
             "zero_std_frac": float((groups.std(1) == 0).float().mean()),
-            "kl_k1": float((kl_tok * m).sum() / m.sum().clamp(min=1)),
-            "kl_k3": float((kl_estimate(old_logp, ref_logp, "k3") * m).sum() / m.sum().clamp(min=1)),
+            "kl_k1": float(masked_mean(kl_tok, mask)),
+            "kl_k3": float(masked_mean(kl_estimate(old_logp, ref_logp, "k3"), mask)),
             "entropy": float(entropy_from_logits(logits.detach(), mask)),
             "explained_variance": explained_variance(old_values, returns, mask),
             "response_length": float(batch.rollout.lengths.float().mean()),

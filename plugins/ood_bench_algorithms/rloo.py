@@ -14,7 +14,7 @@ import torch
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
 from ood_bench.config import _check
-from ood_bench.rl import entropy_from_logits, kl_estimate, leave_one_out_baseline
+from ood_bench.rl import entropy_from_logits, kl_estimate, leave_one_out_baseline, masked_mean
 
 
 @dataclass
@@ -45,7 +45,7 @@ class RLOO(Algorithm):
         with torch.no_grad():
             ref_logp, _, _ = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False)
             kl_seq = kl_estimate(logp.detach(), ref_logp, "k1").sum(1)
-            k3 = (kl_estimate(logp.detach(), ref_logp, "k3") * mask).sum() / mask.sum().clamp(min=1)
+            k3 = masked_mean(kl_estimate(logp.detach(), ref_logp, "k3"), mask)
         if cfg.beta:
             rewards = rewards - cfg.beta * kl_seq
         loss = rloo_loss(logp.sum(1), rewards, cfg.group_size)
