@@ -58,5 +58,5 @@ class StringProgram(TaskFamily):
         for step in program:
             state = apply_step(step, state, alphabet)
             lines.append(f"{step_name(step)}:{state}")
-        meta = {"depth": depth, "length": length}
+        meta = {"depth": depth, "length": length, "steps": [step_name(s) for s in program]}
         return prompt, lines, state, meta
