@@ -114,7 +114,7 @@ def cmd_evaluate(args) -> int:
 
     _plugins()
     loaded = load_base(args.checkpoint)  # fail fast on a bad checkpoint, before any work
-    cfg = loaded[1]
+    _, cfg, _ = loaded
     data = dict(cfg.eval.__dict__)
     for key, value in (("splits", args.splits), ("families", args.families), ("n_samples", args.n),
                        ("n_test", args.n_test), ("temperature", args.temperature)):

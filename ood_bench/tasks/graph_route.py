@@ -16,11 +16,11 @@ same-direction pair, but ID never asks for a direction switch inside a step.
 The edge list comes *after* the query, which small models need in order to learn
 the lookup. Each trace line names the node it starts from, then the step, then
 the node reached (``Cx>F``): a single forward hop then reads exactly like the
-edge ``CxF`` in the prompt, the pattern an induction head matches. Version 1
-wrote only ``x:F``, so the model had to find the current node far back in the
-trace first; a 0.8M model stayed at chance on it after 1300 steps even with 65%
-of the corpus. The answer is the whole path of nodes, so guessing a final node
-does not count as a solve.
+edge ``CxF`` in the prompt, the pattern an induction head matches. (Version 1
+wrote only ``x:F``, leaving the current node far back in the trace. Neither
+version is learned by the quick 0.8M model yet: ID stays near chance.) The
+answer is the whole path of nodes, so guessing a final node does not count as a
+solve.
 
 Prompt ``G:C|x,-y+-x|AxB AyC ...\\n``, trace ``Cx>F`` ``F-y+-x>A``, answer ``#FA``.
 """
@@ -87,14 +87,15 @@ class GraphRoute(TaskFamily):
         rng.shuffle(edges)
         start = rng.choice(nodes)
         route = STEPS.sample(rng, depth, held_out=split == "ood_comp")
-        prompt = f"{self.tag}:{start}|{','.join(step_name(s) for s in route)}|{' '.join(edges)}\n"
+        names = [step_name(s) for s in route]
+        prompt = f"{self.tag}:{start}|{','.join(names)}|{' '.join(edges)}\n"
         node, lines, path = start, [], []
-        for step in route:
+        for step, name in zip(route, names):
             source = node
             for hop in step:
                 table = inverse[hop[1:]] if hop.startswith("-") else forward[hop]
                 node = table[node]
-            lines.append(f"{source}{step_name(step)}>{node}")
+            lines.append(f"{source}{name}>{node}")
             path.append(node)
-        meta = {"depth": depth, "length": n_nodes, "steps": [step_name(s) for s in route]}
+        meta = {"depth": depth, "length": n_nodes, "steps": names}
         return prompt, lines, "".join(path), meta

@@ -53,10 +53,11 @@ class StringProgram(TaskFamily):
         alphabet = REPR_ALPHABET if split == "ood_repr" else ID_ALPHABET
         state = "".join(rng.choice(alphabet) for _ in range(length))
         program = STEPS.sample(rng, depth, held_out=split == "ood_comp")
-        prompt = f"{self.tag}:{state}|{','.join(step_name(s) for s in program)}\n"
+        names = [step_name(s) for s in program]
+        prompt = f"{self.tag}:{state}|{','.join(names)}\n"
         lines = []
-        for step in program:
+        for step, name in zip(program, names):
             state = apply_step(step, state, alphabet)
-            lines.append(f"{step_name(step)}:{state}")
-        meta = {"depth": depth, "length": length, "steps": [step_name(s) for s in program]}
+            lines.append(f"{name}:{state}")
+        meta = {"depth": depth, "length": length, "steps": names}
         return prompt, lines, state, meta
