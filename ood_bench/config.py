@@ -34,6 +34,9 @@ class ModelConfig:
     n_embd: int = 128
     block_size: int = 256
     pos_encoding: str = "rope"  # "rope" or "learned": length OOD depends on it
+    # Share of each head's channels that RoPE rotates (GPT-NeoX's rotary_pct);
+    # the others carry content only, which content lookups (the graph family) need.
+    rope_fraction: float = 1.0
     dropout: float = 0.0
 
     def validate(self, prefix: str = "model") -> None:
@@ -43,6 +46,7 @@ class ModelConfig:
         _check((self.n_embd // self.n_head) % 2 == 0, f"{prefix}.n_embd", self.n_embd, "head size must be even")
         _check(self.pos_encoding in ("rope", "learned"), f"{prefix}.pos_encoding", self.pos_encoding,
                "choose rope or learned")
+        _check(0.0 < self.rope_fraction <= 1.0, f"{prefix}.rope_fraction", self.rope_fraction, "must be in (0, 1]")
         _check(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", self.dropout, "must be in [0, 1)")
 
 
@@ -88,6 +92,9 @@ class TrainConfig:
     ckpt_every: int = 50
     log_every: int = 10
     loss_on_prompt: bool = False  # prompts are random draws; only the completion is learnable
+    # Pack each step's examples into full rows (block-diagonal attention) instead
+    # of padding them to the longest: the same examples, a third less compute.
+    pack: bool = True
 
     def validate(self, prefix: str = "train") -> None:
         for k in ("batch_size", "max_steps", "ckpt_every", "log_every"):

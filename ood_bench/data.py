@@ -149,6 +149,50 @@ def collate(examples: list[Example], loss_on_prompt: bool = False) -> dict[str, 
     return {"x": x, "y": y}
 
 
+def collate_packed(examples: list[Example], block_size: int, loss_on_prompt: bool = False) -> dict[str, torch.Tensor]:
+    """Pack whole examples into as few rows of ``block_size`` as first-fit allows.
+
+    A step still trains on exactly the same examples as ``collate`` would (the
+    stream stays i.i.d.), but a third less compute goes to padding. Each example
+    keeps its own positions from 0 and attends only to itself (a block-diagonal
+    causal mask), so a packed example is computed exactly as it would be alone.
+    """
+    rows: list[list[int]] = []  # example indices per row
+    fill: list[int] = []
+    for i, e in enumerate(examples):
+        n = len(e.ids) - 1
+        for r in range(len(rows)):
+            if fill[r] + n <= block_size:
+                rows[r].append(i)
+                fill[r] += n
+                break
+        else:
+            rows.append([i])
+            fill.append(n)
+    R, T = len(rows), max(fill)
+    x = torch.full((R, T), PAD, dtype=torch.long)
+    y = torch.full((R, T), IGNORE_INDEX, dtype=torch.long)
+    pos = torch.zeros((R, T), dtype=torch.long)
+    doc = torch.full((R, T), -1, dtype=torch.long)
+    for r, members in enumerate(rows):
+        at = 0
+        for i in members:
+            e = examples[i]
+            ids = torch.tensor(e.ids, dtype=torch.long)
+            n = len(e.ids) - 1
+            x[r, at: at + n] = ids[:-1]
+            y[r, at: at + n] = ids[1:]
+            if not loss_on_prompt:
+                y[r, at: at + e.prompt_len - 1] = IGNORE_INDEX
+            pos[r, at: at + n] = torch.arange(n)
+            doc[r, at: at + n] = i
+            at += n
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    same = (doc[:, :, None] == doc[:, None, :]) & (doc[:, :, None] >= 0)
+    mask = (same & causal) | torch.eye(T, dtype=torch.bool)  # a pad query sees itself: no NaN rows
+    return {"x": x, "y": y, "positions": pos, "attn_mask": mask[:, None]}
+
+
 class PretrainStream(IterableDataset):
     """An endless, resumable stream: batch ``s`` is a pure function of (seed, s).
 

@@ -60,6 +60,12 @@ def rope_tables(head_dim: int, max_pos: int, base: float = 10000.0):
     return angles.cos(), angles.sin()
 
 
+def rotary_dims(cfg: ModelConfig) -> int:
+    """Channels per head that RoPE rotates: ``rope_fraction`` of the head, rounded down to even."""
+    head_dim = cfg.n_embd // cfg.n_head
+    return max(2, int(head_dim * cfg.rope_fraction) // 2 * 2)
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs of channels; x (B, H, T, hd), cos/sin (B, 1, T, hd/2)."""
     x1, x2 = x[..., 0::2], x[..., 1::2]
@@ -80,7 +86,11 @@ class SelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B,H,T,hd)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+            # Partial rotary: only the first ``rot`` channels of each head carry
+            # position; the rest match on content alone (induction-style lookups).
+            rot = rope[0].shape[-1] * 2
+            q = torch.cat((apply_rope(q[..., :rot], *rope), q[..., rot:]), dim=-1)
+            k = torch.cat((apply_rope(k[..., :rot], *rope), k[..., rot:]), dim=-1)
         if cache is not None:
             start = cache.length
             cache.k[self.layer, :, :, start : start + T] = k
@@ -127,7 +137,7 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(vocab_size, cfg.n_embd)
         self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.pos_encoding == "learned" else None
         if cfg.pos_encoding == "rope":
-            cos, sin = rope_tables(cfg.n_embd // cfg.n_head, cfg.block_size)
+            cos, sin = rope_tables(rotary_dims(cfg), cfg.block_size)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)

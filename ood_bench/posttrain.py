@@ -256,7 +256,7 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
                            cfg.algorithm, [BudgetStop(cfg.budget), *(callbacks or [])])
     t0 = time.time()
     trainer.fit(module, ckpt_path=resume)
-    trainer.save_checkpoint(final)
+    trainer.save_checkpoint(final, weights_only=False)
     if trainer.is_global_zero:
         atomic_write_json(out / "posttrain_record.json", {
             "kind": "posttrain", "algorithm": cfg.algorithm, "algorithm_config": dataclasses.asdict(algo_cfg),

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoints import atomic_write_json, read_checkpoint
 from .config import PretrainConfig, build
-from .data import IGNORE_INDEX, Mixture, PretrainStream, collate
+from .data import IGNORE_INDEX, PAD, Mixture, PretrainStream, collate, collate_packed
 from .errors import OodBenchError
 from .model import GPT
 from .records import environment
@@ -37,9 +37,9 @@ class PretrainModule(L.LightningModule):
         self.last_batch_tokens = 0
 
     def training_step(self, batch, batch_idx):
-        logits = self.model(batch["x"])
+        logits = self.model(batch["x"], batch.get("positions"), batch.get("attn_mask"))
         loss = F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE_INDEX)
-        n_tokens = int((batch["x"] != 0).sum())
+        n_tokens = int((batch["x"] != PAD).sum())
         self.tokens_seen += n_tokens
         self.last_batch_tokens = n_tokens
         self.log("train/loss", loss, prog_bar=True)
@@ -73,8 +73,12 @@ class PretrainModule(L.LightningModule):
             Mixture(self.cfg.mixture, self.cfg.seed), tc.batch_size, self.cfg.model.block_size,
             start_step=self.trainer.global_step, rank=self.global_rank, world_size=self.trainer.world_size,
         )
-        return DataLoader(stream, batch_size=tc.batch_size,
-                          collate_fn=lambda ex: collate(ex, tc.loss_on_prompt), num_workers=0)
+        block = self.cfg.model.block_size
+        if tc.pack:
+            collate_fn = lambda ex: collate_packed(ex, block, tc.loss_on_prompt)  # noqa: E731
+        else:
+            collate_fn = lambda ex: collate(ex, tc.loss_on_prompt)  # noqa: E731
+        return DataLoader(stream, batch_size=tc.batch_size, collate_fn=collate_fn, num_workers=0)
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["tokens_seen"] = self.tokens_seen
@@ -119,7 +123,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
                            progress, "pretrain", callbacks, gradient_clip_val=cfg.train.grad_clip or None)
     t0 = time.time()
     trainer.fit(module, ckpt_path=resume)
-    trainer.save_checkpoint(final)
+    trainer.save_checkpoint(final, weights_only=False)
     if trainer.is_global_zero:
         atomic_write_json(out / "pretrain_record.json", {
             "kind": "pretrain",

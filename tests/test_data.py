@@ -5,7 +5,8 @@ from collections import Counter
 import pytest
 
 from ood_bench.config import MixtureConfig
-from ood_bench.data import TEST_SEED, Mixture, collate, encode_problem, reserved_uids, held_out_problems
+from ood_bench.data import TEST_SEED, Mixture, collate, collate_packed, encode_problem, reserved_uids, \
+    held_out_problems
 from ood_bench.errors import ConfigError
 from ood_bench.tasks.base import AXES
 
@@ -78,3 +79,34 @@ def test_collate_masks_prompt_and_padding(tasks):
     assert kept == ex[row].ids[ex[row].prompt_len:]  # exactly the completion and <eos>
     full = collate(ex, loss_on_prompt=True)["y"]
     assert (full[row] != -100).sum() == len(ex[row].ids) - 1
+
+
+@pytest.mark.parametrize("pos", ["rope", "learned"])
+def test_packed_rows_compute_each_example_exactly_as_alone(tasks, pos):
+    """Packing changes only the layout: every example's logits and targets are those it has unpacked."""
+    import torch
+
+    from ood_bench.config import ModelConfig
+    from ood_bench.model import GPT
+
+    ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(7) for f in ("string", "graph")]
+    packed = collate_packed(ex, block_size=128)
+    plain = collate(ex)
+    assert packed["x"].shape[0] < plain["x"].shape[0]  # fewer rows: that is the point
+    assert packed["x"].shape[1] <= 128
+    assert int((packed["y"] != -100).sum()) == int((plain["y"] != -100).sum())
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=128, pos_encoding=pos)).eval()
+    with torch.no_grad():
+        alone = model(plain["x"])
+        together = model(packed["x"], packed["positions"], packed["attn_mask"])
+    # Find each example in the packed rows by its position-0 <bos> and compare token by token.
+    starts = (packed["positions"] == 0) & (packed["x"] != 0)
+    found = 0
+    for r, c in starts.nonzero().tolist():
+        n = 1 + int((packed["positions"][r, c + 1:] > 0).int().cumprod(0).sum())
+        i = next(i for i, e in enumerate(ex) if len(e.ids) - 1 == n and e.ids[:-1] == packed["x"][r, c:c + n].tolist())
+        assert torch.allclose(together[r, c:c + n], alone[i, :n], atol=1e-4)
+        assert torch.equal(packed["y"][r, c:c + n], plain["y"][i, :n])
+        found += 1
+    assert found == len(ex)

@@ -9,14 +9,15 @@ from ood_bench.rollout import pack, sample, sequence_logprobs, token_logprobs
 from ood_bench.tokenizer import EOS
 
 
-def tiny(pos="rope", seed=0):
+def tiny(pos="rope", seed=0, rope_fraction=1.0):
     torch.manual_seed(seed)
-    return GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, pos_encoding=pos)).eval()
+    return GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, pos_encoding=pos,
+                           rope_fraction=rope_fraction)).eval()
 
 
-@pytest.mark.parametrize("pos", ["rope", "learned"])
-def test_cached_decoding_gives_the_uncached_logits(pos):
-    m = tiny(pos)
+@pytest.mark.parametrize("pos,rope_fraction", [("rope", 1.0), ("rope", 0.5), ("learned", 1.0)])
+def test_cached_decoding_gives_the_uncached_logits(pos, rope_fraction):
+    m = tiny(pos, rope_fraction=rope_fraction)
     ids = torch.randint(3, 40, (3, 12))
     full = m(ids)
     cache = KVCache.empty(m.cfg, 3, 12, "cpu", torch.float32)
@@ -76,3 +77,23 @@ def test_mask_ends_at_eos_and_top_p_restricts_support():
 
 def test_position_encoding_knob_changes_the_model():
     assert tiny("learned").pos_emb is not None and tiny("rope").pos_emb is None
+
+
+def test_partial_rope_leaves_content_channels_position_free():
+    """With rope_fraction < 1 the unrotated channels of q.k do not depend on position."""
+    from ood_bench.model import apply_rope, rotary_dims
+
+    m = tiny("rope", rope_fraction=0.5)
+    rot = rotary_dims(m.cfg)
+    assert rot == 8  # half of a 16-channel head
+    q = torch.randn(1, 1, 1, 16)
+    k = torch.randn(1, 1, 1, 16)
+    dots = []
+    for shift in (0, 7):  # move both query and key by the same offset
+        cos_q, sin_q = m.rope_cos[torch.tensor([[3 + shift]])], m.rope_sin[torch.tensor([[3 + shift]])]
+        cos_k, sin_k = m.rope_cos[torch.tensor([[1 + shift]])], m.rope_sin[torch.tensor([[1 + shift]])]
+        qr = torch.cat((apply_rope(q[..., :rot], cos_q[:, None], sin_q[:, None]), q[..., rot:]), -1)
+        kr = torch.cat((apply_rope(k[..., :rot], cos_k[:, None], sin_k[:, None]), k[..., rot:]), -1)
+        dots.append((qr * kr).sum())
+        assert torch.equal(qr[..., rot:], q[..., rot:])  # content channels untouched
+    assert torch.allclose(dots[0], dots[1], atol=1e-5)  # and rotated ones are relative
