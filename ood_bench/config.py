@@ -37,6 +37,10 @@ class ModelConfig:
     # Share of each head's channels that RoPE rotates (GPT-NeoX's rotary_pct);
     # the others carry content only, which content lookups (the graph family) need.
     rope_fraction: float = 1.0
+    # Width of the causal convolution that opens every block (0 or 1: none). It
+    # hands each position its neighbours' tokens, so edge-list lookups need no
+    # induction circuit to form first (see model.py).
+    conv_kernel: int = 4
     dropout: float = 0.0
 
     def validate(self, prefix: str = "model") -> None:
@@ -46,6 +50,7 @@ class ModelConfig:
         _check((self.n_embd // self.n_head) % 2 == 0, f"{prefix}.n_embd", self.n_embd, "head size must be even")
         _check(self.pos_encoding in ("rope", "learned"), f"{prefix}.pos_encoding", self.pos_encoding,
                "choose rope or learned")
+        _check(0 <= self.conv_kernel <= 16, f"{prefix}.conv_kernel", self.conv_kernel, "must be in 0..16")
         _check(0.0 < self.rope_fraction <= 1.0, f"{prefix}.rope_fraction", self.rope_fraction, "must be in (0, 1]")
         _check(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", self.dropout, "must be in [0, 1)")
 
@@ -92,14 +97,16 @@ class TrainConfig:
     ckpt_every: int = 50
     log_every: int = 10
     loss_on_prompt: bool = False  # prompts are random draws; only the completion is learnable
-    # Pack each step's examples into full rows (block-diagonal attention) instead
-    # of padding them to the longest: the same examples, a third less compute.
-    pack: bool = True
+    # Pack each step's examples into rows of this many tokens (block-diagonal
+    # attention) instead of padding each to the longest: the same examples, about
+    # half the compute on a CPU. Short rows keep attention cheap. 0: no packing.
+    pack_len: int = 128
 
     def validate(self, prefix: str = "train") -> None:
         for k in ("batch_size", "max_steps", "ckpt_every", "log_every"):
             _check(getattr(self, k) > 0, f"{prefix}.{k}", getattr(self, k), "must be positive")
         _check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
+        _check(self.pack_len >= 0, f"{prefix}.pack_len", self.pack_len, "must be >= 0 (0: no packing)")
         _check(0 <= self.min_lr_ratio <= 1, f"{prefix}.min_lr_ratio", self.min_lr_ratio, "must be in [0, 1]")
         _check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", self.warmup_steps, "must be >= 0")
         _check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")

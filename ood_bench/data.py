@@ -149,8 +149,8 @@ def collate(examples: list[Example], loss_on_prompt: bool = False) -> dict[str, 
     return {"x": x, "y": y}
 
 
-def collate_packed(examples: list[Example], block_size: int, loss_on_prompt: bool = False) -> dict[str, torch.Tensor]:
-    """Pack whole examples into as few rows of ``block_size`` as first-fit allows.
+def collate_packed(examples: list[Example], row_len: int, loss_on_prompt: bool = False) -> dict[str, torch.Tensor]:
+    """Pack whole examples into as few rows of ``row_len`` tokens as first-fit allows.
 
     A step still trains on exactly the same examples as ``collate`` would (the
     stream stays i.i.d.), but a third less compute goes to padding. Each example
@@ -159,10 +159,11 @@ def collate_packed(examples: list[Example], block_size: int, loss_on_prompt: boo
     """
     rows: list[list[int]] = []  # example indices per row
     fill: list[int] = []
+    row_len = max([row_len] + [len(e.ids) - 1 for e in examples])  # an example is never split
     for i, e in enumerate(examples):
         n = len(e.ids) - 1
         for r in range(len(rows)):
-            if fill[r] + n <= block_size:
+            if fill[r] + n <= row_len:
                 rows[r].append(i)
                 fill[r] += n
                 break

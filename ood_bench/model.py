@@ -5,6 +5,13 @@ a GELU MLP, tied input/output embeddings, and a choice of position encoding
 (learned absolute or rotary), because length generalisation depends on it and a
 reader must be able to tell a length failure from a position-encoding failure.
 
+Each block starts with a short causal depthwise convolution over the residual
+stream (a "Canon" layer, Allen-Zhu 2025): every position adds a learned mix of
+the few tokens before it. A lookup in an edge list ("which node follows ``Cx``?")
+otherwise needs an induction circuit to form first, and at the quick budget it
+never did: graph routes stayed at chance. With the convolution the same model
+learns them in a few hundred steps. ``conv_kernel=0`` removes it.
+
 Two calling modes share one ``forward``:
 - training / scoring: right-padded batches, plain causal attention;
 - decoding: left-padded prompts with per-row positions and a key mask, plus a
@@ -30,11 +37,14 @@ class KVCache:
 
     k, v: (n_layer, B, n_head, T_max, head_dim); ``length`` positions are filled.
     ``key_mask`` (B, T_max) marks real tokens, so left padding is never attended.
+    ``conv``: (n_layer, B, conv_kernel - 1, C), the last inputs of each block's
+    convolution, which the next decoded token mixes in.
     """
 
     k: torch.Tensor
     v: torch.Tensor
     key_mask: torch.Tensor
+    conv: torch.Tensor | None = None
     length: int = 0
 
     @classmethod
@@ -45,6 +55,8 @@ class KVCache:
             k=torch.zeros(shape, device=device, dtype=dtype),
             v=torch.zeros(shape, device=device, dtype=dtype),
             key_mask=torch.zeros(batch, max_len, device=device, dtype=torch.bool),
+            conv=torch.zeros((cfg.n_layer, batch, cfg.conv_kernel - 1, cfg.n_embd), device=device, dtype=dtype)
+            if cfg.conv_kernel > 1 else None,
         )
 
     def select(self, rows: torch.Tensor) -> None:
@@ -52,6 +64,8 @@ class KVCache:
         self.k = self.k[:, rows]
         self.v = self.v[:, rows]
         self.key_mask = self.key_mask[rows]
+        if self.conv is not None:
+            self.conv = self.conv[:, rows]
 
 
 def rope_tables(head_dim: int, max_pos: int, base: float = 10000.0):
@@ -116,15 +130,47 @@ class MLP(nn.Module):
         return self.drop(self.proj(F.gelu(self.fc(x))))
 
 
+class CausalConv(nn.Module):
+    """Depthwise causal convolution: ``y_t = x_t + sum_j w_j * x_{t-j}``, j = 0..kernel-1.
+
+    Positions restart at 0 in every document, so ``position >= j`` says whether
+    ``x_{t-j}`` belongs to the same document; this keeps packed rows and left
+    padding from leaking into a sequence.
+    """
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.kernel, self.layer = cfg.conv_kernel, layer
+        self.weight = nn.Parameter(torch.randn(cfg.conv_kernel, cfg.n_embd) * (0.5 / math.sqrt(cfg.conv_kernel)))
+
+    def forward(self, x, positions, cache: KVCache | None):
+        B, T, C = x.shape
+        if cache is not None and cache.length > 0:
+            past = cache.conv[self.layer]  # inputs of the tokens before this one
+        else:
+            past = x.new_zeros(B, self.kernel - 1, C)
+        full = torch.cat((past, x), dim=1)  # (B, kernel-1+T, C)
+        out = x * self.weight[0]
+        for j in range(1, self.kernel):
+            shifted = full[:, self.kernel - 1 - j: self.kernel - 1 - j + T]  # x_{t-j}
+            out = out + shifted * self.weight[j] * (positions >= j).unsqueeze(-1)
+        if cache is not None:
+            cache.conv[self.layer] = full[:, -(self.kernel - 1):]
+        return x + out
+
+
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
+        self.conv = CausalConv(cfg, layer) if cfg.conv_kernel > 1 else None
         self.ln1 = nn.LayerNorm(cfg.n_embd)
         self.attn = SelfAttention(cfg, layer)
         self.ln2 = nn.LayerNorm(cfg.n_embd)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, rope, attn_mask, cache):
+    def forward(self, x, positions, rope, attn_mask, cache):
+        if self.conv is not None:
+            x = self.conv(x, positions, cache)
         x = x + self.attn(self.ln1(x), rope, attn_mask, cache)
         return x + self.mlp(self.ln2(x))
 
@@ -151,7 +197,7 @@ class GPT(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     @staticmethod
-    def _init(module: nn.Module) -> None:
+    def _init(module: nn.Module) -> None:  # (CausalConv keeps its own init)
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
@@ -181,7 +227,7 @@ class GPT(nn.Module):
             rope = (self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1))
         x = self.drop(x)
         for block in self.blocks:
-            x = block(x, rope, attn_mask, cache)
+            x = block(x, positions, rope, attn_mask, cache)
         if cache is not None:
             cache.length += T
         h = self.ln_f(x)

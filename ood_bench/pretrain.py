@@ -73,9 +73,9 @@ class PretrainModule(L.LightningModule):
             Mixture(self.cfg.mixture, self.cfg.seed), tc.batch_size, self.cfg.model.block_size,
             start_step=self.trainer.global_step, rank=self.global_rank, world_size=self.trainer.world_size,
         )
-        block = self.cfg.model.block_size
-        if tc.pack:
-            collate_fn = lambda ex: collate_packed(ex, block, tc.loss_on_prompt)  # noqa: E731
+        if tc.pack_len:
+            row = min(tc.pack_len, self.cfg.model.block_size)
+            collate_fn = lambda ex: collate_packed(ex, row, tc.loss_on_prompt)  # noqa: E731
         else:
             collate_fn = lambda ex: collate(ex, tc.loss_on_prompt)  # noqa: E731
         return DataLoader(stream, batch_size=tc.batch_size, collate_fn=collate_fn, num_workers=0)

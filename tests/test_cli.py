@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ood_bench.cli import main
+from ood_bench.plugins import get_tasks
 
 from .conftest import TINY_OVERRIDES
 
@@ -42,7 +43,7 @@ def test_evaluate_prints_a_table_and_writes_counts(tiny_run, capsys):
     res = json.loads((out / "eval.json").read_text())
     rows = {(r["family"], r["split"]) for r in res["results"]}
     assert rows == {(f, s) for f in ("string", "graph") for s in ("id", "ood_repr")}
-    assert res["task_versions"] == {"string": 1, "graph": 2}
+    assert res["task_versions"] == {f: get_tasks().get(f).version for f in ("string", "graph")}
     lines = (out / "samples" / "graph__ood_repr.jsonl").read_text().splitlines()
     assert len(lines) == 5
     rec = json.loads(lines[0])
@@ -138,7 +139,8 @@ def test_console_script_exits_2_without_traceback(tmp_path):
 def test_tasks_command_lists_families_and_examples(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    for word in ("string v1", "graph v2", "ood_comp", "ood_repr", "edge"):
+    versions = [f"{f.name} v{f.version}" for f in get_tasks()]
+    for word in (*versions, "ood_comp", "ood_repr", "edge"):
         assert word in out
     assert main(["tasks", "--json", "--family", "graph"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -90,7 +90,7 @@ def test_packed_rows_compute_each_example_exactly_as_alone(tasks, pos):
     from ood_bench.model import GPT
 
     ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(7) for f in ("string", "graph")]
-    packed = collate_packed(ex, block_size=128)
+    packed = collate_packed(ex, row_len=128)
     plain = collate(ex)
     assert packed["x"].shape[0] < plain["x"].shape[0]  # fewer rows: that is the point
     assert packed["x"].shape[1] <= 128

@@ -129,3 +129,40 @@ def test_unknown_split_is_a_clear_error(families):
 def test_parse_completion():
     assert parse_completion("a:B\nc:D\n#XY") == (["a:B", "c:D"], "XY")
     assert parse_completion("a:B\n") == (["a:B"], None)
+
+
+def test_graph_trace_lines_follow_the_prompt_edges(tasks):
+    """An independent check of the graph generator: replay every trace line on the edge list."""
+    fam = tasks.get("graph")
+    for split in SPLITS:
+        for i in range(100):
+            p = fam.generate(split, 3, i)
+            start, route, edge_text = p.prompt.strip()[2:].split("|")
+            edges = {(e[0], e[1]): e[2] for e in edge_text.split()}
+            back = {(e[2], e[1]): e[0] for e in edge_text.split()}
+            node = start
+            for line, step in zip(p.steps, route.split(",")):
+                assert line == node + step + line[-1]
+                for hop in step.split("+"):
+                    node = back[(node, hop[1])] if hop.startswith("-") else edges[(node, hop)]
+                assert line[-1] == node
+            assert p.answer == "".join(line[-1] for line in p.steps)
+
+
+def test_graph_forward_hop_is_written_like_its_edge(tasks):
+    p = next(p for p in (tasks.get("graph").generate("id", 0, i) for i in range(100))
+             if any(s in ("x", "y") for s in p.meta["steps"]))
+    step = p.meta["steps"].index("x") if "x" in p.meta["steps"] else p.meta["steps"].index("y")
+    assert p.steps[step] in p.prompt.split("|")[2].split()
+
+
+def test_graph_composition_fuses_an_inverse_hop_second_only_out_of_distribution(tasks):
+    fam = tasks.get("graph")
+    for split, expect in (("id", False), ("ood_comp", True)):
+        for i in range(200):
+            pairs = [s.split("+") for s in fam.generate(split, 0, i).meta["steps"] if "+" in s]
+            second_inverse = any(b.startswith("-") for _, b in pairs)
+            if expect:
+                assert second_inverse
+            else:
+                assert not second_inverse
