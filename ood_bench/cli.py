@@ -108,6 +108,45 @@ def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, lo
     _print_and_save_eval(df, out_dir, meta)
 
 
+def _compare_with_base(ckpt: dict, out_dir: Path) -> None:
+    """After evaluating a post-trained checkpoint, show what it kept, gained and lost
+    against its base, when the base was evaluated on the same problems at the same n."""
+    from .support import load_counts, support_table
+
+    base = (ckpt.get("hyper_parameters", {}).get("posttrain") or {}).get("base")
+    base_eval = Path(base).parent / "eval" if base else None
+    if base_eval is None or not (base_eval / "samples").is_dir():
+        return
+    try:
+        table = support_table(load_counts(base_eval), load_counts(out_dir))
+    except OodBenchError as exc:
+        print(f"\n(no support comparison with {base_eval}: {exc})")
+        return
+    _write_support(table, base_eval, out_dir)
+
+
+def _write_support(table, base_eval: Path, out_dir: Path) -> None:
+    from .checkpoints import atomic_write_json
+    from .support import format_support
+
+    print(f"\nsupport against the base ({base_eval}): P kept, E gained, S lost at budget n")
+    print(format_support(table))
+    atomic_write_json(out_dir / "support.json", {"base_eval": str(base_eval), "eval": str(out_dir),
+                                                 "results": table.to_dict(orient="records")})
+    print(f"\nsupport: {out_dir / 'support.json'}")
+
+
+def cmd_compare(args) -> int:
+    from .support import load_counts, support_table
+
+    table = support_table(load_counts(args.base), load_counts(args.post), tiny_mass=args.tiny_mass)
+    if args.json:
+        print(json.dumps(table.to_dict(orient="records"), indent=2))
+        return 0
+    _write_support(table, Path(args.base), Path(args.post))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .config import EvalConfig, build
     from .pretrain import load_base
@@ -126,6 +165,7 @@ def cmd_evaluate(args) -> int:
     ecfg.validate()
     out_dir = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress, loaded)
+    _compare_with_base(loaded[2], out_dir)
     return 0
 
 
@@ -244,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="dotted overrides: algo.beta=0.04 budget.grad_steps=50 prompts_per_step=16 ...")
     po.add_argument("--no-progress", action="store_true", help="no progress bar")
     po.set_defaults(func=cmd_posttrain)
+
+    cp = sub.add_parser("compare", help="support sets of a post-trained model against its base: kept, gained, lost")
+    cp.add_argument("base", help="evaluation folder of the base (holds samples/*.jsonl)")
+    cp.add_argument("post", help="evaluation folder of the post-trained model, same problems and n")
+    cp.add_argument("--tiny-mass", type=float, default=1e-6,
+                    help="also report expansion on problems whose base gold-trace mass is below this (default 1e-6)")
+    cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
+    cp.set_defaults(func=cmd_compare)
 
     r = sub.add_parser("run", help="run a suite end to end (resumable): pretrain, then evaluate")
     r.add_argument("suite", nargs="?", default="quick", help="suite YAML file or embedded suite name (default: quick)")

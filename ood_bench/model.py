@@ -8,9 +8,9 @@ reader must be able to tell a length failure from a position-encoding failure.
 Each block starts with a short causal depthwise convolution over the residual
 stream (a "Canon" layer, Allen-Zhu 2025): every position adds a learned mix of
 the few tokens before it. A lookup in an edge list ("which node follows ``Cx``?")
-otherwise needs an induction circuit to form first, and at the quick budget it
-never did: graph routes stayed at chance. With the convolution the same model
-learns them in a few hundred steps. ``conv_kernel=0`` removes it.
+otherwise needs an induction circuit to form first, and within the quick budget
+it did not: graph routes stayed near chance. With the convolution the same
+model learns them in a few hundred steps. ``conv_kernel=0`` removes it.
 
 Two calling modes share one ``forward``:
 - training / scoring: right-padded batches, plain causal attention;
