@@ -27,6 +27,7 @@ def _quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=".*litlogger.*")
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*in eval mode at the start of training.*")  # the frozen reference
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
 
