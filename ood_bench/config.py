@@ -209,6 +209,12 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return [_coerce(v, it, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # YAML 1.1 reads "3e-4" (no dot) as a string; a float field takes it as the number it is.
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"invalid config value {key}={value!r}: expected a number") from None
     if tp is bool and not isinstance(value, bool):
         raise ConfigError(f"invalid config value {key}={value!r}: expected true or false")
     if tp in (int, float) and isinstance(value, bool):

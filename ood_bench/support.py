@@ -84,7 +84,8 @@ def support_row(group: pd.DataFrame, tiny_logprob: float) -> dict:
     shift = lp - lb
     delta = float(shift.mean())
     ss_tot = float(((lp - lp.mean()) ** 2).sum())
-    r2 = 1.0 - float(((shift - delta) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    # No spread in the post-trained logits (every problem 0/n, say): R² is undefined.
+    r2 = 1.0 - float(((shift - delta) ** 2).sum()) / ss_tot if ss_tot > 1e-9 else float("nan")
     return {
         "problems": N, "n": int(group["n"].iloc[0]),
         "pass@1_base": float((group["c_base"] / group["n"]).mean()),

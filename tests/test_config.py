@@ -45,3 +45,11 @@ def test_parse_overrides_nests_and_types():
 def test_int_is_accepted_for_float_and_lists_from_strings():
     cfg = build(EvalConfig, {"temperature": 1, "splits": "id,ood_depth"})
     assert cfg.temperature == 1.0 and cfg.splits == ["id", "ood_depth"]
+
+
+def test_exponent_without_a_dot_is_a_float_and_junk_is_not():
+    # YAML 1.1 reads 3e-4 as a string; a float knob must still take it.
+    cfg = load_config(PretrainConfig, "quick", ["train.lr=3e-4"])
+    assert cfg.train.lr == pytest.approx(3e-4)
+    with pytest.raises(ConfigError, match="train.lr='fast'"):
+        load_config(PretrainConfig, "quick", ["train.lr=fast"])
