@@ -90,6 +90,7 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
     out_logp = torch.zeros((N, max_new), device=device)
     out_mask = torch.zeros((N, max_new), dtype=torch.bool, device=device)
     alive = torch.arange(N, device=device)  # original row of each live batch row
+    ended = torch.zeros(N, dtype=torch.bool, device=device)  # live row has produced <eos>
     for t in range(max_new):
         if temperature == 0:
             logp = logits.log_softmax(-1)
@@ -103,19 +104,15 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
         out_tokens[alive, t] = tok
         out_logp[alive, t] = logp.gather(1, tok[:, None]).squeeze(1)
         out_mask[alive, t] = True
-        done = tok == EOS
-        if t == max_new - 1:
+        ended |= tok == EOS
+        if t == max_new - 1 or ended.all():
             break
-        if done.any():
-            keep = ~done
-            if not keep.any():
-                break
-            # Compact once half the batch is done; until then finished rows keep
-            # decoding harmlessly and are cut at their first <eos> below.
-            if done.float().mean() >= 0.5:
-                idx = keep.nonzero().squeeze(1)
-                cache.select(idx)
-                alive, tok, next_pos = alive[idx], tok[idx], next_pos[idx]
+        # Compact once half the live batch has ended; until then ended rows keep
+        # decoding harmlessly and are cut at their first <eos> below.
+        if ended.float().mean() >= 0.5:
+            idx = (~ended).nonzero().squeeze(1)
+            cache.select(idx)
+            alive, tok, next_pos, ended = alive[idx], tok[idx], next_pos[idx], ended[idx]
         L = cache.length
         cache.key_mask[:, L] = True
         logits = model(tok[:, None], next_pos[:, None], cache.key_mask[:, None, None, : L + 1], cache)[:, -1]

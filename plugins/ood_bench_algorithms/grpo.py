@@ -76,17 +76,24 @@ class GRPO(Algorithm):
         ids, cmask, adv = batch.ids[keep], batch.cmask[keep], adv[keep]
         with torch.no_grad():
             ref_logp, _, _ = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False)
+        if keep.all():
+            # The first inner iteration's forward pass doubles as the "old" policy
+            # (same weights) and as the diagnostics pass: one forward fewer per step.
+            first = ctx.logprobs(ctx.policy, ids, cmask)
+            pol_logp, mask_all, logits = (t.detach() for t in first)
+        else:
+            first = None
             pol_logp, mask_all, logits = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, grad=False)
-            diag["kl_k1"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k1"), mask_all)
-            diag["kl_k3"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k3"), mask_all)
-            diag["entropy"] = entropy_from_logits(logits, mask_all)
+        diag["kl_k1"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k1"), mask_all)
+        diag["kl_k3"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k3"), mask_all)
+        diag["entropy"] = entropy_from_logits(logits, mask_all)
         if not keep.any():  # every group all-0 or all-1: no signal, no step
             diag["skipped"] = 1.0
             return _floats(diag)
         old_logp, ref_logp = pol_logp[keep], ref_logp[keep]
         clip_fracs, losses = [], []
-        for _ in range(cfg.inner_iterations):
-            logp, mask, _ = ctx.logprobs(ctx.policy, ids, cmask)
+        for it in range(cfg.inner_iterations):
+            logp, mask, _ = first if (it == 0 and first is not None) else ctx.logprobs(ctx.policy, ids, cmask)
             loss, clipped, _ = grpo_loss(logp, old_logp, ref_logp, adv, mask, cfg)
             ctx.optimize(loss, train_tokens=int(mask.sum()))
             clip_fracs.append(masked_mean(clipped.float(), mask))
