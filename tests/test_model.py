@@ -75,6 +75,28 @@ def test_mask_ends_at_eos_and_top_p_restricts_support():
         assert torch.equal(row, greedy.tokens[0])
 
 
+def test_decoding_stops_when_every_row_has_ended_and_compaction_keeps_each_row_exact():
+    m = tiny()
+    calls = []
+
+    def eos_likely(module, args, out):  # rows end at different steps; count the decoding calls
+        calls.append(1)
+        logits, *hidden = out if isinstance(out, tuple) else (out,)
+        logits = logits + 4.0 * (torch.arange(logits.shape[-1]) == EOS)
+        return (logits, *hidden) if hidden else logits
+
+    m.register_forward_hook(eos_likely)
+    prompts = [[1, 5], [1, 9, 9, 9], [1, 11, 12, 13, 14, 15]]
+    r = sample(m, prompts, n=8, temperature=1.0, max_new_tokens=60, generator=torch.Generator().manual_seed(2))
+    longest = int(r.lengths.max())
+    assert bool(r.finished.all()) and int(r.lengths.min()) < longest < 60
+    assert len(calls) == longest  # prefill + one call per later token, none once every row has ended
+    # Rows that outlived a compaction of the cache still score exactly as teacher-forced.
+    comps = [row[mask].tolist() for row, mask in zip(r.tokens, r.mask)]
+    ps = [prompts[i] for i in r.prompt_index.tolist()]
+    assert torch.allclose(sequence_logprobs(m, ps, comps), r.logprobs.sum(1), atol=1e-4)
+
+
 def test_position_encoding_knob_changes_the_model():
     assert tiny("learned").pos_emb is not None and tiny("rope").pos_emb is None
 
