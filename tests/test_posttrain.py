@@ -139,3 +139,25 @@ def test_outside_the_support_grpo_gets_no_signal_and_sft_does(tiny_base):
     for _ in range(5):
         sft.algorithm.step(problems)
     assert sequence_logprobs(sft.policy, prompts, gold).mean() > start + 1.0
+
+
+def test_interrupted_posttraining_resumes_to_the_same_weights(tiny_base, tmp_path):
+    from ood_bench.posttrain import load_posttrain_config, posttrain
+
+    from .test_cli import Crash
+
+    def cfg(out):
+        return load_posttrain_config(None, [f"base={tiny_base}", f"out_dir={out}", "algorithm=grpo",
+                                            *TINY_POST, "budget.grad_steps=4"])
+
+    straight = posttrain(cfg(tmp_path / "straight"), progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        posttrain(cfg(tmp_path / "resumed"), progress=False, callbacks=[Crash(at_step=2)])
+    assert not (tmp_path / "resumed" / "posttrained.ckpt").exists()
+    resumed = posttrain(cfg(tmp_path / "resumed"), progress=False)
+    record = json.loads((tmp_path / "resumed" / "posttrain_record.json").read_text())
+    assert record["resumed_from"].endswith("last.ckpt")  # it continued; it did not start over
+    a, b = torch.load(straight, weights_only=False), torch.load(resumed, weights_only=False)
+    assert a["counters"] == b["counters"] and a["counters"]["grad_steps"] == 4
+    for k in a["state_dict"]:
+        assert torch.allclose(a["state_dict"][k], b["state_dict"][k], atol=1e-6), k
