@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 class AlgorithmConfig:
     """Knobs every algorithm has."""
 
-    lr: float = 1e-4
+    # The quick base ends pretraining at lr 3e-4 (its cosine floor); at 1e-4, 100 GRPO steps moved
+    # ID pass@1 by less than its noise.
+    lr: float = 3e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     group_size: int = 8  # G samples per prompt

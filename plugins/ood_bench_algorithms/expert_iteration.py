@@ -20,7 +20,6 @@ from .sft import nll_loss
 
 @dataclass
 class ExpertIterationConfig(AlgorithmConfig):
-    lr: float = 1e-4
     inner_iterations: int = 1
     dedupe: bool = True  # one copy of each distinct correct completion per prompt
 

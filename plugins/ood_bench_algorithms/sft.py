@@ -15,7 +15,6 @@ from ood_bench.rl import aggregate, entropy_from_logits
 
 @dataclass
 class SFTConfig(AlgorithmConfig):
-    lr: float = 3e-4
     group_size: int = 1  # unused: one gold trace per prompt
 
 
