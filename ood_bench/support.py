@@ -5,6 +5,7 @@ samples is correct (c >= 1). Comparing a post-trained model with its base on the
 same test problems at the same n:
 
 - P (kept): both support it;  E (gained): only the post-trained model;  S (lost): only the base;
+- the change in pass@1 with its paired standard error over problems;
 - SRR = P/(P+S), NDR = E/(P+E), NSCR = (E-S)/(P+E+S);
 - expansion rate = E / #problems, with a Wilson 95% interval: the "beyond support" number;
 - the same rate over the problems whose exact base gold-trace mass is below a
@@ -86,10 +87,14 @@ def support_row(group: pd.DataFrame, tiny_logprob: float) -> dict:
     ss_tot = float(((lp - lp.mean()) ** 2).sum())
     # No spread in the post-trained logits (every problem 0/n, say): R² is undefined.
     r2 = 1.0 - float(((shift - delta) ** 2).sum()) / ss_tot if ss_tot > 1e-9 else float("nan")
+    # Paired over problems: the noise of each problem's own difficulty cancels, the sampling noise stays.
+    diff = (group["c_post"] - group["c_base"]) / group["n"]
+    diff_se = float(diff.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan")
     return {
         "problems": N, "n": int(group["n"].iloc[0]),
         "pass@1_base": float((group["c_base"] / group["n"]).mean()),
         "pass@1_post": float((group["c_post"] / group["n"]).mean()),
+        "delta": float(diff.mean()), "delta_stderr": diff_se,
         "P": P, "E": E, "S": S,
         "SRR": _ratio(P, P + S), "NDR": _ratio(E, P + E), "NSCR": _ratio(E - S, P + E + S),
         "expansion": E / N if N else float("nan"), "expansion_lo": lo, "expansion_hi": hi,
@@ -119,7 +124,7 @@ def support_table(base: pd.DataFrame, post: pd.DataFrame, tiny_mass: float = TIN
     return pd.DataFrame(rows)
 
 
-SUPPORT_COLUMNS = ["family", "split", "pass@1_base", "pass@1_post", "P", "E", "S", "SRR", "NSCR",
+SUPPORT_COLUMNS = ["family", "split", "pass@1_base", "pass@1_post", "delta", "delta_stderr", "P", "E", "S", "SRR", "NSCR",
                    "expansion", "expansion_hi", "tilt_shift", "tilt_r2"]
 
 

@@ -32,6 +32,10 @@ def test_kept_gained_lost_and_ratios_by_hand():
     assert row.tiny_problems == 2 and row.expansion_tiny == pytest.approx(0.5)
     assert row["pass@1_base"] == pytest.approx((1 + 4 + 0 + 0 + 2 + 0) / 24)
     assert row["pass@1_post"] == pytest.approx((3 + 4 + 1 + 2 + 0 + 0) / 24)
+    diffs = [2 / 4, 0, 1 / 4, 2 / 4, -2 / 4, 0]
+    mean = sum(diffs) / 6
+    assert row.delta == pytest.approx(mean)
+    assert row.delta_stderr == pytest.approx(math.sqrt(sum((d - mean) ** 2 for d in diffs) / 5 / 6))
 
 
 def test_pure_reweighting_is_a_constant_logit_shift():
