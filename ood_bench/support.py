@@ -124,8 +124,8 @@ def support_table(base: pd.DataFrame, post: pd.DataFrame, tiny_mass: float = TIN
     return pd.DataFrame(rows)
 
 
-SUPPORT_COLUMNS = ["family", "split", "pass@1_base", "pass@1_post", "delta", "delta_stderr", "P", "E", "S", "SRR", "NSCR",
-                   "expansion", "expansion_hi", "tilt_shift", "tilt_r2"]
+SUPPORT_COLUMNS = ["family", "split", "pass@1_base", "pass@1_post", "delta", "delta_stderr", "P", "E", "S",
+                   "SRR", "NSCR", "expansion", "expansion_hi", "tilt_shift", "tilt_r2"]
 
 
 def format_support(df: pd.DataFrame) -> str:
