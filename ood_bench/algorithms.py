@@ -61,6 +61,7 @@ class RolloutBatch:
     answer_correct: torch.Tensor  # (N,) bool
     ids: torch.Tensor  # (N, T) right-padded prompt+completion
     cmask: torch.Tensor  # (N, T) True on completion tokens
+    trace_correct: torch.Tensor | None = None  # (N,) bool: every step of the trace verifies
 
     @property
     def group_size(self) -> int:

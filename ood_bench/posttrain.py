@@ -180,20 +180,22 @@ class PostTrainModule(L.LightningModule):
             derive_seed("rollout", self.cfg.seed, self.counters["batches"]) % (2**63))
         r = sample(self.policy, prompts, n=n, temperature=ac.temperature, top_p=ac.top_p,
                    max_new_tokens=ac.max_new_tokens, generator=gen)
-        completions, rewards, correct = [], [], []
+        completions, rewards, correct, trace_ok = [], [], [], []
         for row, text in enumerate(r.texts()):
             p = problems[int(r.prompt_index[row])]
             family = next(f for f in self.families if f.name == p.family)
             s = family.score(p, text)
             rewards.append(float(s.answer) + ac.trace_reward * float(s.trace))
             correct.append(s.answer)
+            trace_ok.append(s.trace)
             completions.append(r.tokens[row][r.mask[row]].tolist())
         ids, cmask = pack([prompts[int(i)] for i in r.prompt_index], completions, self.device)
         self.counters["prompts"] += len(problems)
         self.counters["rollouts"] += len(completions)
         self.counters["rollout_tokens"] += r.num_tokens()
         return RolloutBatch(problems, r, torch.tensor(rewards, device=self.device),
-                            torch.tensor(correct, device=self.device), ids, cmask)
+                            torch.tensor(correct, device=self.device), ids, cmask,
+                            torch.tensor(trace_ok, device=self.device))
 
     def gold_batch(self, problems):
         """Gold prompt+trace rows (for SFT), packed like rollouts."""

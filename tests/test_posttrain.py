@@ -161,3 +161,31 @@ def test_interrupted_posttraining_resumes_to_the_same_weights(tiny_base, tmp_pat
     assert a["counters"] == b["counters"] and a["counters"]["grad_steps"] == 4
     for k in a["state_dict"]:
         assert torch.allclose(a["state_dict"][k], b["state_dict"][k], atol=1e-6), k
+
+
+@pytest.mark.parametrize("verify_trace", [False, True])
+def test_expert_iteration_trains_on_verified_samples_only(tiny_base, verify_trace):
+    """Answer right but trace wrong is a lucky guess: kept by default, dropped with verify_trace."""
+    from ood_bench.data import PromptStream
+
+    ei = _module(tiny_base, "expert_iteration", group_size=2, dedupe=False, verify_trace=verify_trace)
+    answer_ok = torch.tensor([True, True, False, True, False, False, True, False])
+    trace_ok = torch.tensor([True, False, False, True, True, False, False, False])
+    real_rollout, trained, batches = ei.rollout, [], []
+
+    def rollout(problems, n):
+        batch = real_rollout(problems, n)
+        batch.answer_correct, batch.trace_correct = answer_ok, trace_ok
+        batches.append(batch)
+        return batch
+
+    def logprobs(model, ids, cmask, **kw):
+        trained.append(ids.clone())
+        return type(ei).logprobs(ei, model, ids, cmask, **kw)
+
+    ei.rollout, ei.logprobs = rollout, logprobs
+    problems = PromptStream(ei.families, "id", 0, 4).batch(0)
+    diag = ei.algorithm.step(problems)
+    expected = answer_ok & trace_ok if verify_trace else answer_ok
+    assert diag["kept"] == int(expected.sum()) and len(trained) == 1
+    assert torch.equal(trained[0], batches[0].ids[expected])

@@ -22,6 +22,9 @@ from .sft import nll_loss
 class ExpertIterationConfig(AlgorithmConfig):
     inner_iterations: int = 1
     dedupe: bool = True  # one copy of each distinct correct completion per prompt
+    # Keep a sample only when its whole trace verifies, not just its final answer:
+    # otherwise lucky guesses with wrong steps are fine-tuned on too.
+    verify_trace: bool = False
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
@@ -37,6 +40,8 @@ class ExpertIteration(Algorithm):
         cfg, ctx = self.cfg, self.ctx
         batch = ctx.rollout(problems, cfg.group_size)
         keep = batch.answer_correct.clone()
+        if cfg.verify_trace:
+            keep &= batch.trace_correct
         if cfg.dedupe:
             seen = set()
             for i in range(len(keep)):
@@ -45,7 +50,7 @@ class ExpertIteration(Algorithm):
                     keep[i] = False
                 seen.add(key)
         diag = {"reward_mean": float(batch.rewards.mean()), "accuracy": float(batch.answer_correct.float().mean()),
-                "kept": float(keep.sum()), "response_length": float(batch.rollout.lengths.float().mean())}
+                "trace_accuracy": float(batch.trace_correct.float().mean()), "kept": float(keep.sum()), "response_length": float(batch.rollout.lengths.float().mean())}
         if not keep.any():
             diag["skipped"] = 1.0
             return diag
