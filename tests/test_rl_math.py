@@ -146,7 +146,7 @@ def _bandit_grpo(base_logits, correct, beta, steps, seed=0, lr=0.05):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append(float(theta.softmax(-1)[correct].sum()))
+        history.append(float(theta.detach().softmax(-1)[correct].sum()))
     return history, theta
 
 
