@@ -78,8 +78,13 @@ def test_compare_command_reads_eval_folders_and_writes_support_json(tmp_path, ca
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post")]) == 0
     out = capsys.readouterr().out
     assert "NSCR" in out
-    rec = json.loads((tmp_path / "post" / "support.json").read_text())["results"][0]
+    def strict(token):
+        raise ValueError(f"{token} is not JSON")
+
+    # strict JSON: the undefined tiny-mass expansion (no tiny problems here) is null, not NaN
+    rec = json.loads((tmp_path / "post" / "support.json").read_text(), parse_constant=strict)["results"][0]
     assert (rec["P"], rec["E"], rec["S"]) == (1, 1, 1)
+    assert rec["expansion_tiny"] is None
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2
     assert "no per-problem counts" in capsys.readouterr().err
     assert load_counts(tmp_path / "base").shape[0] == 3
