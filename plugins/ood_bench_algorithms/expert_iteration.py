@@ -50,7 +50,8 @@ class ExpertIteration(Algorithm):
                     keep[i] = False
                 seen.add(key)
         diag = {"reward_mean": float(batch.rewards.mean()), "accuracy": float(batch.answer_correct.float().mean()),
-                "trace_accuracy": float(batch.trace_correct.float().mean()), "kept": float(keep.sum()), "response_length": float(batch.rollout.lengths.float().mean())}
+                "trace_accuracy": float(batch.trace_correct.float().mean()), "kept": float(keep.sum()),
+                "response_length": float(batch.rollout.lengths.float().mean())}
         if not keep.any():
             diag["skipped"] = 1.0
             return diag
