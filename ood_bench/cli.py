@@ -148,6 +148,22 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_leaderboard(args) -> int:
+    from . import leaderboard
+
+    root = leaderboard.resolve(args.records)
+    if args.check:
+        stale = leaderboard.stale(root)
+        if stale:
+            names = ", ".join(str(p) for p in stale)
+            raise OodBenchError(f"stale leaderboard files: {names}; regenerate with `ood-bench leaderboard {args.records}`")
+        print(f"{root}: leaderboard tables match their records")
+        return 0
+    for path in leaderboard.write(root):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .config import EvalConfig, build
     from .pretrain import load_base
@@ -293,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also report expansion on problems whose base gold-trace mass is below this (default 1e-6)")
     cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
     cp.set_defaults(func=cmd_compare)
+
+    lb = sub.add_parser("leaderboard", help="regenerate leaderboard tables and a plot from committed evaluation records")
+    lb.add_argument("records", help="records folder, or its name under leaderboards/ (e.g. records)")
+    lb.add_argument("--check", action="store_true",
+                    help="write nothing; fail if the committed tables differ from what the records give")
+    lb.set_defaults(func=cmd_leaderboard)
 
     r = sub.add_parser("run", help="run a suite end to end (resumable): pretrain, then evaluate")
     r.add_argument("suite", nargs="?", default="quick", help="suite YAML file or embedded suite name (default: quick)")
