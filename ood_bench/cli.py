@@ -112,14 +112,14 @@ def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, lo
 def _compare_with_base(ckpt: dict, out_dir: Path) -> None:
     """After evaluating a post-trained checkpoint, show what it kept, gained and lost
     against its base, when the base was evaluated on the same problems at the same n."""
-    from .support import load_counts, support_table
+    from .support import compare_evals
 
     base = (ckpt.get("hyper_parameters", {}).get("posttrain") or {}).get("base")
     base_eval = Path(base).parent / "eval" if base else None
     if base_eval is None or not (base_eval / "samples").is_dir():
         return
     try:
-        table = support_table(load_counts(base_eval), load_counts(out_dir))
+        table = compare_evals(base_eval, out_dir)
     except OodBenchError as exc:
         print(f"\n(no support comparison with {base_eval}: {exc})")
         return
@@ -138,9 +138,9 @@ def _write_support(table, base_eval: Path, out_dir: Path) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .support import load_counts, support_table
+    from .support import compare_evals
 
-    table = support_table(load_counts(args.base), load_counts(args.post), tiny_mass=args.tiny_mass)
+    table = compare_evals(args.base, args.post, tiny_mass=args.tiny_mass)
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2))
         return 0
@@ -156,7 +156,8 @@ def cmd_leaderboard(args) -> int:
         stale = leaderboard.stale(root)
         if stale:
             names = ", ".join(str(p) for p in stale)
-            raise OodBenchError(f"stale leaderboard files: {names}; regenerate with `ood-bench leaderboard {args.records}`")
+            raise OodBenchError(f"stale leaderboard files: {names}; "
+                                f"regenerate with `ood-bench leaderboard {args.records}`")
         print(f"{root}: leaderboard tables match their records")
         return 0
     for path in leaderboard.write(root):

@@ -20,7 +20,7 @@ import pandas as pd
 from .checkpoints import atomic_write_text
 from .errors import OodBenchError
 from .evaluate import TABLE_COLUMNS
-from .support import SUPPORT_COLUMNS, load_counts, support_table
+from .support import SUPPORT_COLUMNS, compare_evals
 
 LEADERBOARDS_DIR = Path("leaderboards")
 RESULTS_CSV, SUPPORT_CSV, MARKDOWN, PLOT = "results.csv", "support.csv", "leaderboard.md", "leaderboard.png"
@@ -66,7 +66,7 @@ def support_leaderboard(root: Path) -> pd.DataFrame:
             continue
         # The base is named by folder; records of one suite sit side by side.
         base = run.parent / Path(_read_json(run / "support.json")["base_eval"]).name
-        table = support_table(load_counts(base), load_counts(run))
+        table = compare_evals(base, run)
         table.insert(0, "base", base.relative_to(root).as_posix())
         table.insert(0, "run", run.relative_to(root).as_posix())
         frames.append(table)

@@ -124,6 +124,11 @@ def support_table(base: pd.DataFrame, post: pd.DataFrame, tiny_mass: float = TIN
     return pd.DataFrame(rows)
 
 
+def compare_evals(base_dir: str | Path, post_dir: str | Path, tiny_mass: float = TINY_GOLD_MASS) -> pd.DataFrame:
+    """The support table of two ``evaluate`` output folders (their per-problem counts)."""
+    return support_table(load_counts(base_dir), load_counts(post_dir), tiny_mass)
+
+
 SUPPORT_COLUMNS = ["family", "split", "pass@1_base", "pass@1_post", "delta", "delta_stderr", "P", "E", "S",
                    "SRR", "NSCR", "expansion", "expansion_hi", "tilt_shift", "tilt_r2"]
 
