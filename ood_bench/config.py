@@ -101,12 +101,18 @@ class TrainConfig:
     # attention) instead of padding each to the longest: the same examples, about
     # half the compute on a CPU. Short rows keep attention cheap. 0: no packing.
     pack_len: int = 128
+    # Positional skip (PoSE): move the positions after a random cut of each
+    # example on by up to this many, so positions and distances past the ID
+    # lengths are trained without longer problems. 0: off. Lets a reader tell
+    # "a deeper / longer problem" from "a problem at untrained positions".
+    position_skip: int = 0
 
     def validate(self, prefix: str = "train") -> None:
         for k in ("batch_size", "max_steps", "ckpt_every", "log_every"):
             _check(getattr(self, k) > 0, f"{prefix}.{k}", getattr(self, k), "must be positive")
         _check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
         _check(self.pack_len >= 0, f"{prefix}.pack_len", self.pack_len, "must be >= 0 (0: no packing)")
+        _check(self.position_skip >= 0, f"{prefix}.position_skip", self.position_skip, "must be >= 0 (0: off)")
         _check(0 <= self.min_lr_ratio <= 1, f"{prefix}.min_lr_ratio", self.min_lr_ratio, "must be in [0, 1]")
         _check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", self.warmup_steps, "must be >= 0")
         _check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")

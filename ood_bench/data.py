@@ -126,6 +126,8 @@ class PromptStream(IterableDataset):
 class Example:
     ids: list[int]  # <bos> prompt completion <eos>
     prompt_len: int  # tokens up to and including the prompt (with <bos>)
+    # Position of each input token (len(ids) - 1 of them); None: 0, 1, 2, ...
+    positions: list[int] | None = None
 
 
 def encode_problem(p: Problem, block_size: int) -> Example:
@@ -134,19 +136,42 @@ def encode_problem(p: Problem, block_size: int) -> Example:
     return Example(ids=ids[: block_size + 1], prompt_len=len(prompt))
 
 
+def skipped_positions(n: int, block_size: int, max_skip: int, rng: random.Random) -> list[int]:
+    """Positions 0..n-1 with one forward jump of up to ``max_skip`` at a random token.
+
+    Positional skip-wise training (PoSE, Zhu et al. 2023): the example's tokens
+    and their order are unchanged, but the positions after a random cut are
+    moved on by a random skip, so short examples train the absolute positions
+    (learned embeddings) and the relative distances (rotary) that only longer
+    sequences reach otherwise. It separates "a longer problem" from "a problem at
+    positions the model never trained". The skip never passes ``block_size``.
+    """
+    room = min(max_skip, block_size - n)
+    if room <= 0 or n < 2:
+        return list(range(n))
+    skip, cut = rng.randint(0, room), rng.randint(1, n - 1)
+    return [t if t < cut else t + skip for t in range(n)]
+
+
 def collate(examples: list[Example], loss_on_prompt: bool = False) -> dict[str, torch.Tensor]:
     """Right-pad to the longest example; targets outside the loss are IGNORE_INDEX."""
     T = max(len(e.ids) for e in examples) - 1
     x = torch.full((len(examples), T), PAD, dtype=torch.long)
     y = torch.full((len(examples), T), IGNORE_INDEX, dtype=torch.long)
+    pos = torch.arange(T).repeat(len(examples), 1)
     for b, e in enumerate(examples):
         ids = torch.tensor(e.ids, dtype=torch.long)
         n = len(e.ids) - 1
         x[b, :n] = ids[:-1]
         y[b, :n] = ids[1:]
+        if e.positions is not None:
+            pos[b, :n] = torch.tensor(e.positions)
+            pos[b, n:] = pos[b, n - 1]  # padding: any position inside the table
         if not loss_on_prompt:
             y[b, : e.prompt_len - 1] = IGNORE_INDEX  # predicting prompt symbols is noise
-    return {"x": x, "y": y}
+    if all(e.positions is None for e in examples):
+        return {"x": x, "y": y}
+    return {"x": x, "y": y, "positions": pos, "doc_index": torch.arange(T).repeat(len(examples), 1)}
 
 
 def collate_packed(examples: list[Example], row_len: int, loss_on_prompt: bool = False) -> dict[str, torch.Tensor]:
@@ -174,6 +199,7 @@ def collate_packed(examples: list[Example], row_len: int, loss_on_prompt: bool =
     x = torch.full((R, T), PAD, dtype=torch.long)
     y = torch.full((R, T), IGNORE_INDEX, dtype=torch.long)
     pos = torch.zeros((R, T), dtype=torch.long)
+    index = torch.zeros((R, T), dtype=torch.long)  # token index within its example
     doc = torch.full((R, T), -1, dtype=torch.long)
     for r, members in enumerate(rows):
         at = 0
@@ -185,13 +211,14 @@ def collate_packed(examples: list[Example], row_len: int, loss_on_prompt: bool =
             y[r, at: at + n] = ids[1:]
             if not loss_on_prompt:
                 y[r, at: at + e.prompt_len - 1] = IGNORE_INDEX
-            pos[r, at: at + n] = torch.arange(n)
+            index[r, at: at + n] = torch.arange(n)
+            pos[r, at: at + n] = torch.arange(n) if e.positions is None else torch.tensor(e.positions)
             doc[r, at: at + n] = i
             at += n
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     same = (doc[:, :, None] == doc[:, None, :]) & (doc[:, :, None] >= 0)
     mask = (same & causal) | torch.eye(T, dtype=torch.bool)  # a pad query sees itself: no NaN rows
-    return {"x": x, "y": y, "positions": pos, "attn_mask": mask[:, None]}
+    return {"x": x, "y": y, "positions": pos, "doc_index": index, "attn_mask": mask[:, None]}
 
 
 class PretrainStream(IterableDataset):
@@ -207,8 +234,9 @@ class PretrainStream(IterableDataset):
     """
 
     def __init__(self, mixture: Mixture, batch_size: int, block_size: int,
-                 start_step: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 start_step: int = 0, rank: int = 0, world_size: int = 1, position_skip: int = 0) -> None:
         self.mixture = mixture
+        self.position_skip = position_skip
         self.batch_size = batch_size
         self.block_size = block_size
         self.start_step = start_step
@@ -220,7 +248,11 @@ class PretrainStream(IterableDataset):
         while True:
             base = (step * self.world_size + self.rank) * self.batch_size
             for j in range(self.batch_size):
-                yield encode_problem(self.mixture.problem(base + j), self.block_size)
+                ex = encode_problem(self.mixture.problem(base + j), self.block_size)
+                if self.position_skip:
+                    rng = random.Random(derive_seed("position-skip", self.mixture.seed, base + j))
+                    ex.positions = skipped_positions(len(ex.ids) - 1, self.block_size, self.position_skip, rng)
+                yield ex
             step += 1
 
 

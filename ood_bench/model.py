@@ -133,9 +133,10 @@ class MLP(nn.Module):
 class CausalConv(nn.Module):
     """Depthwise causal convolution: ``y_t = x_t + sum_j w_j * x_{t-j}``, j = 0..kernel-1.
 
-    Positions restart at 0 in every document, so ``position >= j`` says whether
-    ``x_{t-j}`` belongs to the same document; this keeps packed rows and left
-    padding from leaking into a sequence.
+    ``index`` counts the tokens of each document from 0 (the positions, unless
+    training moves them: see ``data.skipped_positions``), so ``index >= j`` says
+    whether ``x_{t-j}`` belongs to the same document; this keeps packed rows and
+    left padding from leaking into a sequence.
     """
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
@@ -143,7 +144,7 @@ class CausalConv(nn.Module):
         self.kernel, self.layer = cfg.conv_kernel, layer
         self.weight = nn.Parameter(torch.randn(cfg.conv_kernel, cfg.n_embd) * (0.5 / math.sqrt(cfg.conv_kernel)))
 
-    def forward(self, x, positions, cache: KVCache | None):
+    def forward(self, x, index, cache: KVCache | None):
         B, T, C = x.shape
         if cache is not None and cache.length > 0:
             past = cache.conv[self.layer]  # inputs of the tokens before this one
@@ -153,7 +154,7 @@ class CausalConv(nn.Module):
         out = x * self.weight[0]
         for j in range(1, self.kernel):
             shifted = full[:, self.kernel - 1 - j: self.kernel - 1 - j + T]  # x_{t-j}
-            out = out + shifted * self.weight[j] * (positions >= j).unsqueeze(-1)
+            out = out + shifted * self.weight[j] * (index >= j).unsqueeze(-1)
         if cache is not None:
             cache.conv[self.layer] = full[:, -(self.kernel - 1):]
         return x + out
@@ -168,9 +169,9 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.n_embd)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, positions, rope, attn_mask, cache):
+    def forward(self, x, index, rope, attn_mask, cache):
         if self.conv is not None:
-            x = self.conv(x, positions, cache)
+            x = self.conv(x, index, cache)
         x = x + self.attn(self.ln1(x), rope, attn_mask, cache)
         return x + self.mlp(self.ln2(x))
 
@@ -206,13 +207,15 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None,
                 attn_mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                return_hidden: bool = False):
+                return_hidden: bool = False, doc_index: torch.Tensor | None = None):
         """idx (B, T) -> logits (B, T, vocab).
 
         ``positions`` (B, T) default to 0..T-1; ``attn_mask`` (B, 1, T, S) is a
         boolean "may attend" mask over the S keys (cache included); without it,
         attention is plainly causal. With ``return_hidden`` it returns
         (logits, final hidden states (B, T, C)), for heads such as PPO's value head.
+        ``doc_index`` (B, T) counts each document's tokens from 0; it defaults to
+        ``positions`` and differs only when pretraining skips positions.
         """
         B, T = idx.shape
         if positions is None:
@@ -227,7 +230,7 @@ class GPT(nn.Module):
             rope = (self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1))
         x = self.drop(x)
         for block in self.blocks:
-            x = block(x, positions, rope, attn_mask, cache)
+            x = block(x, positions if doc_index is None else doc_index, rope, attn_mask, cache)
         if cache is not None:
             cache.length += T
         h = self.ln_f(x)

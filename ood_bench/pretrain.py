@@ -37,7 +37,8 @@ class PretrainModule(L.LightningModule):
         self.last_batch_tokens = 0
 
     def training_step(self, batch, batch_idx):
-        logits = self.model(batch["x"], batch.get("positions"), batch.get("attn_mask"))
+        logits = self.model(batch["x"], batch.get("positions"), batch.get("attn_mask"),
+                            doc_index=batch.get("doc_index"))
         loss = F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE_INDEX)
         n_tokens = int((batch["x"] != PAD).sum())
         self.tokens_seen += n_tokens
@@ -72,6 +73,7 @@ class PretrainModule(L.LightningModule):
         stream = PretrainStream(
             Mixture(self.cfg.mixture, self.cfg.seed), tc.batch_size, self.cfg.model.block_size,
             start_step=self.trainer.global_step, rank=self.global_rank, world_size=self.trainer.world_size,
+            position_skip=tc.position_skip,
         )
         if tc.pack_len:
             row = min(tc.pack_len, self.cfg.model.block_size)

@@ -107,16 +107,69 @@ def test_composition_split_holds_out_pairs_that_id_never_uses(families):
             assert comp_steps & held
 
 
-def test_repr_split_uses_symbols_no_id_problem_uses(families):
-    id_symbols = set()
+def _id_texts(families, n=200):
+    return [fam.generate(split, 0, i) for fam in families
+            for split in ("id", "ood_depth", "ood_length", "ood_comp", "edge") for i in range(n)]
+
+
+def test_repr_split_renames_the_state_symbols_with_trained_tokens(families):
+    """ood_repr symbols never play the state/node role in ID, yet every one is written in ID text."""
+    id_problems = _id_texts(families)
+    id_text = set("".join(p.text for p in id_problems))
+    id_answers = set("".join(p.answer for p in id_problems))
     for fam in families:
-        for split in ("id", "ood_depth", "ood_length", "ood_comp", "edge"):
-            for i in range(200):
-                id_symbols |= set(fam.generate(split, 0, i).text)
+        repr_symbols = set("".join(fam.generate("ood_repr", 0, i).answer for i in range(200)))
+        assert not (repr_symbols & id_answers), fam.name
+        assert repr_symbols <= id_text, (fam.name, repr_symbols - id_text)
+
+
+def test_string_prompt_states_the_alphabet_rot_uses(tasks):
+    fam = tasks.get("string")
+    for split in ("id", "ood_repr"):
+        for i in range(50):
+            p = fam.generate(split, 0, i)
+            alphabet, start = p.prompt[2:].split("|")[:2]
+            assert set(start) <= set(alphabet) and len(set(start)) == len(start)
+            if p.meta["steps"][0] == "rot":
+                assert p.steps[0].split(":")[1] == "".join(alphabet[(alphabet.index(c) + 1) % len(alphabet)]
+                                                          for c in start)
+
+
+def test_composition_needs_no_character_sequence_id_never_writes(families):
     for fam in families:
-        p = fam.generate("ood_repr", 0, 0)
-        # the state symbols (answers) are all new; the structure symbols are shared
-        assert not (set(p.answer) & id_symbols), (fam.name, p.answer)
+        id_bigrams = {t[i:i + 2] for p in _id_texts([fam]) for t in [p.completion] for i in range(len(t) - 1)}
+        for i in range(200):
+            c = fam.generate("ood_comp", 0, i).completion
+            assert {c[j:j + 2] for j in range(len(c) - 1)} <= id_bigrams, (fam.name, c)
+
+
+def test_composition_holds_out_a_subset_whose_hops_each_occur_in_id_pairs(families):
+    for fam in families:
+        space = __import__(type(fam).__module__, fromlist=["STEPS"]).STEPS
+        id_pairs = set(space.id_pairs)
+        assert space.held_out_pairs and len(space.held_out_pairs) < len(id_pairs)
+        for a, b in space.held_out_pairs:
+            assert any(p[0] == a for p in id_pairs) and any(p[1] == b for p in id_pairs)
+
+
+def test_a_part_of_a_held_out_pair_never_gives_the_answer(families):
+    """Chance on ood_comp: the pair in the other order, or one hop of it, never hits the gold answer."""
+    from ood_bench.data import held_out_problems
+    from ood_bench.tasks.chance import chance_share, lucky
+
+    for fam in families:
+        problems = held_out_problems(fam, "ood_comp", 300)
+        assert chance_share(fam, problems) == 0.0, fam.name
+    string = next(f for f in families if f.name == "string")
+    assert chance_share(string, held_out_problems(string, "ood_comp", 300), broad=True) == 0.0
+    # and the check itself can fire: a 3-symbol string makes rev+shl equal swp
+    p = string.generate("ood_comp", 0, 0)
+    bad = type(p)(p.family, p.version, p.split, p.seed, p.index, "S:ABCDEFGHIJ|ABC|rev+shl\n", ("rev+shl:CBA",),
+                  "CBA", {"program": [("rev", "shl")]})
+    assert string.run_program(bad, [("rev", "shl")]) == "BAC"
+    bad = type(p)(p.family, p.version, p.split, p.seed, p.index, bad.prompt, ("rev+shl:BAC",), "BAC",
+                  {"program": [("rev", "shl")]})
+    assert lucky(string, bad, broad=True)
 
 
 def test_unknown_split_is_a_clear_error(families):
@@ -156,13 +209,12 @@ def test_graph_forward_hop_is_written_like_its_edge(tasks):
     assert p.steps[step] in p.prompt.split("|")[2].split()
 
 
-def test_graph_composition_fuses_an_inverse_hop_second_only_out_of_distribution(tasks):
+def test_graph_composition_uses_held_out_pairs_only_out_of_distribution(tasks):
+    from ood_bench.tasks.graph_route import HELD_OUT
+
     fam = tasks.get("graph")
+    held = {"+".join(p) for p in HELD_OUT}
     for split, expect in (("id", False), ("ood_comp", True)):
         for i in range(200):
-            pairs = [s.split("+") for s in fam.generate(split, 0, i).meta["steps"] if "+" in s]
-            second_inverse = any(b.startswith("-") for _, b in pairs)
-            if expect:
-                assert second_inverse
-            else:
-                assert not second_inverse
+            steps = set(fam.generate(split, 0, i).meta["steps"])
+            assert bool(steps & held) == expect

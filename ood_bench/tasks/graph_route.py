@@ -12,14 +12,18 @@ Each trace line reads: the node it starts from, the step, the node reached. A
 forward hop from C is then written exactly like its edge (``CxF``), an inverse
 hop as ``F-xC``, a fused pair as ``C-x+yB``.
 
-Composition: in ID, an inverse hop is either a step of its own or the *first*
-hop of a fused pair; ``ood_comp`` fuses it as the *second* hop (``x+-y``), so the
-model must run an inverse lookup on a node it never wrote down. Both directions,
-both types, the fused-line format and the ``+`` are all seen in ID, so failing
-there is failing to compose, not meeting an unknown token. Pairs that undo
-themselves (``x+-x``) are never generated. (A held-out *forward* pair such as
-``y+x`` is not out of distribution: the quick model composes forward lookups
-generically and scored 0.53 on it against 0.78 in ID.)
+Composition: ID fuses nine of the twelve pairs (pairs that undo themselves,
+``x+-x``, are never generated); ``ood_comp`` puts one of the other three
+(``x+-y``, ``-y+-x``, ``-x+y``) in every problem. Each hop of a held-out pair
+occurs first and second in ID pairs, and every character sequence of a
+held-out trace line (``+-`` included) occurs in ID, so failing there is failing
+to combine known parts, not meeting an unknown token or mechanism. On graphs
+this small the pair in the other order, or one of its hops alone, often lands on
+the same node; ``ood_comp`` redraws such problems, so doing a part instead of the
+whole is never right by luck (``ood_bench.tasks.chance`` measures what is left).
+(A held-out pair is not necessarily out of distribution for a model that
+composes lookups generically: in graph v3, a held-out ``y+x`` scored 0.53
+against 0.78 in ID.)
 
 The route comes before the edge list (small models need it there to learn the
 lookup); the answer is the whole path of nodes, so guessing a final node does
@@ -37,7 +41,10 @@ from .base import TaskFamily
 from .steps import AxisRanges, StepSpace, step_name
 
 ID_NODES = "ABCDEFGHIJ"
-REPR_NODES = "0123456789"  # isomorphic node names no ID problem uses
+# Isomorphic node names for ood_repr: no ID graph uses them as nodes, but they are
+# trained tokens (the letters of the string family's op names, written in every
+# string trace), so a failure there is not an untrained embedding.
+REPR_NODES = "ehloprstvw"
 EDGE_TYPES = ("x", "y")
 HOPS = EDGE_TYPES + tuple(f"-{t}" for t in EDGE_TYPES)
 
@@ -52,8 +59,10 @@ def _undoes(a: str, b: str) -> bool:
 
 
 PAIRS = [(a, b) for a, b in itertools.product(HOPS, repeat=2) if not _undoes(a, b)]
-# Held out: every pair whose second hop is an inverse one.
-SECOND_INVERSE = frozenset((a, b) for a, b in PAIRS if _inverse(b))
+# Held out: three of the twelve pairs, one of each kind of direction change. Every
+# hop still occurs first and second in ID pairs (``y+-x`` and ``-x+-y`` keep the
+# ``+-`` of the held-out ``x+-y`` in ID), so no character sequence is new.
+HELD_OUT = frozenset({("x", "-y"), ("-y", "-x"), ("-x", "y")})
 
 
 class _GraphSteps(StepSpace):
@@ -62,7 +71,7 @@ class _GraphSteps(StepSpace):
         return [p for p in super().id_pairs if not _undoes(*p)]
 
 
-STEPS = _GraphSteps(primitives=HOPS, held_out_pairs=SECOND_INVERSE, fused_fraction=0.35)
+STEPS = _GraphSteps(primitives=HOPS, held_out_pairs=HELD_OUT, fused_fraction=0.35)
 # "length" is the number of nodes, so the edge list has 2x that many entries.
 RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(3, 5), ood_length=(8, 10))
 
@@ -75,30 +84,63 @@ def _derangement(nodes: list[str], rng: random.Random) -> dict[str, str]:
             return dict(zip(nodes, image))
 
 
+def _walk(forward: dict[str, dict[str, str]], start: str, route) -> list[str]:
+    """The node reached after each step of ``route``."""
+    inverse = {t: {v: u for u, v in m.items()} for t, m in forward.items()}
+    node, path = start, []
+    for step in route:
+        for hop in step:
+            node = inverse[hop[1:]][node] if _inverse(hop) else forward[hop][node]
+        path.append(node)
+    return path
+
+
+def _part_stands_in(forward, start: str, route, path: list[str]) -> bool:
+    from .chance import familiar_alternatives
+
+    for i, step in enumerate(route):
+        if tuple(step) in STEPS.held_out_pairs:
+            for alt in familiar_alternatives(STEPS, tuple(step), broad=False):
+                if _walk(forward, start, route[:i] + [alt] + route[i + 1:]) == path:
+                    return True
+    return False
+
+
 class GraphRoute(TaskFamily):
     name = "graph"
-    version = 3  # v3: trace lines written like the edges; inverse hops fused only first in ID
+    # v4: three held-out pairs of every kind instead of all inverse-second ones; ood_comp
+    # redrawn while a part of the pair stands in for it; ood_repr nodes are trained letters.
+    version = 4
     tag = "G"
     description = "follow a route of forward (x, y) and inverse (-x, -y) hops, or fused pairs, through an edge list"
 
     def _generate(self, split: str, rng: random.Random):
-        depth, n_nodes = RANGES.draw(split, rng)
-        names = REPR_NODES if split == "ood_repr" else ID_NODES
-        nodes = rng.sample(names, n_nodes)
-        forward = {t: _derangement(nodes, rng) for t in EDGE_TYPES}
-        inverse = {t: {v: u for u, v in m.items()} for t, m in forward.items()}
-        edges = [f"{u}{t}{v}" for t in EDGE_TYPES for u, v in forward[t].items()]
-        rng.shuffle(edges)
-        start = rng.choice(nodes)
-        route = STEPS.sample(rng, depth, held_out=split == "ood_comp")
+        while True:
+            depth, n_nodes = RANGES.draw(split, rng)
+            names = REPR_NODES if split == "ood_repr" else ID_NODES
+            nodes = rng.sample(names, n_nodes)
+            forward = {t: _derangement(nodes, rng) for t in EDGE_TYPES}
+            edges = [f"{u}{t}{v}" for t in EDGE_TYPES for u, v in forward[t].items()]
+            rng.shuffle(edges)
+            start = rng.choice(nodes)
+            route = STEPS.sample(rng, depth, held_out=split == "ood_comp")
+            path = _walk(forward, start, route)
+            # A held-out pair must not be stood in for by its parts: redraw the
+            # problem while the pair in the other order, or either hop alone,
+            # lands on the same node (on small graphs that is most of them).
+            if split != "ood_comp" or not _part_stands_in(forward, start, route, path):
+                break
         step_names = [step_name(s) for s in route]
         prompt = f"{self.tag}:{start}|{','.join(step_names)}|{' '.join(edges)}\n"
-        node, lines, path = start, [], []
-        for step, name in zip(route, step_names):
-            source = node
-            for hop in step:
-                node = inverse[hop[1:]][node] if _inverse(hop) else forward[hop][node]
-            lines.append(f"{source}{name}{node}")
-            path.append(node)
-        meta = {"depth": depth, "length": n_nodes, "steps": step_names}
+        sources = [start] + path[:-1]
+        lines = [f"{src}{name}{node}" for src, name, node in zip(sources, step_names, path)]
+        meta = {"depth": depth, "length": n_nodes, "steps": step_names, "program": route}
         return prompt, lines, "".join(path), meta
+
+    def run_program(self, problem, program: list[tuple[str, ...]]) -> str:
+        """The answer (node path) ``program`` gives on ``problem``'s edge list (for chance checks)."""
+        start, _, edge_text = problem.prompt.strip()[2:].split("|")
+        forward: dict[str, dict[str, str]] = {t: {} for t in EDGE_TYPES}
+        for e in edge_text.split():
+            forward[e[1]][e[0]] = e[2]
+        return "".join(_walk(forward, start, list(program)))

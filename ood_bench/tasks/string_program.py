@@ -1,7 +1,20 @@
-"""String programs: a chain of operations on a symbol string.
+"""String programs: a chain of operations on a string of distinct symbols.
 
-Prompt ``S:ABCDE|rev,rot+shl\\n``; the trace writes the string after each step
-(``rev:EDCBA``, ``rot+shl:EDCBF``...) and the answer is the final string.
+Prompt ``S:ABCDEFGHIJ|EBJC|rev,rot+shl\\n``: the alphabet in its cyclic order, the
+start string, the program. The trace writes the string after each step
+(``rev:CJBE``, ``rot+shl:ACDF`` ...) and the answer is the final string.
+
+The alphabet is written in every prompt because ``rot`` (every symbol to the
+next one in the alphabet) needs its order: ``ood_repr`` writes the same problems
+over another alphabet, and the model can only know that alphabet's order the way
+it could know the ID one, by reading it. The ``ood_repr`` symbols are the
+lower-case letters of the op names (``rot``, ``rev``, ``shl``, ``swp``), which
+every ID trace writes, so their embeddings are trained: a failure there is a
+failure to re-bind roles, not an untrained token.
+
+Strings never repeat a symbol, so two position permutations that differ give
+different strings, and a familiar wrong program cannot hit the answer by luck
+(measured per split by ``chance_share``).
 """
 
 from __future__ import annotations
@@ -11,10 +24,9 @@ import random
 from .base import TaskFamily
 from .steps import AxisRanges, StepSpace, step_name
 
-ID_ALPHABET = "ABCDEFGH"
-# Isomorphic remap for ``ood_repr``: same size, same cyclic order, symbols that no
-# ID problem of any shipped family uses.
-REPR_ALPHABET = "QRSTUVWX"
+ID_ALPHABET = "ABCDEFGHIJ"
+# Same size, an order of its own; each letter occurs in an op name of every ID trace.
+REPR_ALPHABET = "ehloprstvw"
 
 
 def _rot(s: str, alphabet: str) -> str:
@@ -28,12 +40,14 @@ PRIMITIVES = {
     "swp": lambda s, a: s[1] + s[0] + s[2:],  # swap the first two symbols
 }
 
-# Position permutations that do not commute, so the held-out pair is a new function.
+# Position permutations that do not commute, so each held-out pair is a new
+# function; from 4 symbols on, none equals a primitive or an ID pair (on 3
+# symbols rev+shl would be swp, so strings have at least 4).
 STEPS = StepSpace(
     primitives=tuple(PRIMITIVES),
     held_out_pairs=frozenset({("rev", "shl"), ("shl", "swp"), ("swp", "rev")}),
 )
-RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(3, 6), ood_length=(8, 10))
+RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(4, 6), ood_length=(8, 10))
 
 
 def apply_step(step: tuple[str, ...], s: str, alphabet: str) -> str:
@@ -44,20 +58,30 @@ def apply_step(step: tuple[str, ...], s: str, alphabet: str) -> str:
 
 class StringProgram(TaskFamily):
     name = "string"
-    version = 1
+    # v2: distinct symbols, at least 4; the alphabet stated in the prompt; ood_repr
+    # over trained lower-case letters.
+    version = 2
     tag = "S"
-    description = "apply a chain of rot/rev/shl/swp (or fused pairs like rev+shl) to a string"
+    description = "apply a chain of rot/rev/shl/swp (or fused pairs like rev+shl) to a string of distinct symbols"
 
     def _generate(self, split: str, rng: random.Random):
         depth, length = RANGES.draw(split, rng)
         alphabet = REPR_ALPHABET if split == "ood_repr" else ID_ALPHABET
-        state = "".join(rng.choice(alphabet) for _ in range(length))
+        state = "".join(rng.sample(alphabet, length))
         program = STEPS.sample(rng, depth, held_out=split == "ood_comp")
         names = [step_name(s) for s in program]
-        prompt = f"{self.tag}:{state}|{','.join(names)}\n"
+        prompt = f"{self.tag}:{alphabet}|{state}|{','.join(names)}\n"
         lines = []
         for step, name in zip(program, names):
             state = apply_step(step, state, alphabet)
             lines.append(f"{name}:{state}")
-        meta = {"depth": depth, "length": length, "steps": names}
+        meta = {"depth": depth, "length": length, "steps": names, "program": program, "alphabet": alphabet}
         return prompt, lines, state, meta
+
+    def run_program(self, problem, program: list[tuple[str, ...]]) -> str:
+        """The answer ``program`` gives on ``problem``'s start string (for chance checks)."""
+        alphabet, start = problem.prompt[2:].split("|")[:2]
+        state = start
+        for step in program:
+            state = apply_step(step, state, alphabet)
+        return state
