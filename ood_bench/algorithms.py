@@ -89,6 +89,11 @@ class Algorithm:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     config_class: ClassVar[type] = AlgorithmConfig
+    # Whether the loss uses the log-probabilities of the sampled tokens (ratios,
+    # KL, policy gradients). ``ctx.logprobs`` scores the full softmax, so such an
+    # algorithm refuses ``top_p < 1``, whose samples come from a truncated one.
+    # Fine-tuning on fixed or verified texts (SFT, expert iteration) sets False.
+    uses_sample_logprobs: ClassVar[bool] = True
 
     def __init__(self, config: AlgorithmConfig, ctx: PostTrainContext) -> None:
         self.cfg = config
@@ -117,6 +122,10 @@ def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmCo
 
     cfg = build(algo_cls.config_class, data, prefix="algo")
     cfg.validate("algo")
+    if algo_cls.uses_sample_logprobs:
+        _check(cfg.top_p == 1.0, "algo.top_p", cfg.top_p,
+               f"{algo_cls.name} scores samples with the full softmax, so it samples from it too (top_p=1); "
+               "a truncated sampler would make its ratios and KL inconsistent")
     return cfg
 
 

@@ -126,25 +126,34 @@ def _compare_with_base(ckpt: dict, out_dir: Path) -> None:
     _write_support(table, base_eval, out_dir)
 
 
-def _write_support(table, base_eval: Path, out_dir: Path) -> None:
-    from .checkpoints import atomic_write_json
-    from .support import format_support
+def _write_support(table, base_eval: Path, out_dir: Path, thresholds=None) -> None:
+    from dataclasses import asdict
 
-    print(f"\nsupport against the base ({base_eval}): P kept, E gained, S lost at budget n")
-    print(format_support(table))
-    atomic_write_json(out_dir / "support.json", {"base_eval": str(base_eval), "eval": str(out_dir),
-                                                 "results": table.to_dict(orient="records")})
-    print(f"\nsupport: {out_dir / 'support.json'}")
+    from .checkpoints import atomic_write_json
+    from .support import Thresholds, format_support, load_counts, tilt_bins
+    from .support_plot import plot_support
+
+    th = thresholds or Thresholds()
+    base, post = load_counts(base_eval), load_counts(out_dir)
+    print(f"\nsupport against the base ({base_eval})")
+    print(format_support(table, th))
+    atomic_write_json(out_dir / "support.json", {
+        "base_eval": str(base_eval), "eval": str(out_dir), "thresholds": asdict(th),
+        "results": table.to_dict(orient="records"),
+        "tilt_bins": tilt_bins(base, post).to_dict(orient="records")})
+    plot = plot_support(base, post, table, out_dir / "support.png", th, title=f"{out_dir} against {base_eval}")
+    print(f"\nsupport: {out_dir / 'support.json'}  plot: {plot}")
 
 
 def cmd_compare(args) -> int:
-    from .support import compare_evals
+    from .support import Thresholds, compare_evals
 
-    table = compare_evals(args.base, args.post, tiny_mass=args.tiny_mass)
+    th = Thresholds(outside=args.outside, inside=args.inside, solved=args.solved, fdr=args.fdr)
+    table = compare_evals(args.base, args.post, th, null_dir=args.null)
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2))
         return 0
-    _write_support(table, Path(args.base), Path(args.post))
+    _write_support(table, Path(args.base), Path(args.post), th)
     return 0
 
 
@@ -303,11 +312,20 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--no-progress", action="store_true", help="no progress bar")
     po.set_defaults(func=cmd_posttrain)
 
-    cp = sub.add_parser("compare", help="support sets of a post-trained model against its base: kept, gained, lost")
+    cp = sub.add_parser("compare", help="support of a post-trained model against its base: expansion, tilt, "
+                                        "kept / gained / lost next to their null")
     cp.add_argument("base", help="evaluation folder of the base (holds samples/*.jsonl)")
     cp.add_argument("post", help="evaluation folder of the post-trained model, same problems and n")
-    cp.add_argument("--tiny-mass", type=float, default=1e-6,
-                    help="also report expansion on problems whose base gold-trace mass is below this (default 1e-6)")
+    cp.add_argument("--null", metavar="DIR",
+                    help="a second evaluation of the base (another --seed): report the observed base-vs-base null too")
+    cp.add_argument("--outside", type=float, default=1e-6,
+                    help="exact trace mass below which a problem is outside the base's support (default 1e-6)")
+    cp.add_argument("--inside", type=float, default=1e-2,
+                    help="exact trace mass from which a problem is inside the base's support (default 1e-2)")
+    cp.add_argument("--solved", type=float, default=1e-2,
+                    help="exact trace mass from which the post-trained model solves a problem (default 1e-2)")
+    cp.add_argument("--fdr", type=float, default=0.05,
+                    help="false discovery rate of the per-problem move test (default 0.05)")
     cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
     cp.set_defaults(func=cmd_compare)
 

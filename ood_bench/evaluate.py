@@ -24,11 +24,12 @@ from .data import held_out_problems
 from .metrics import MeanWithStderr, PassAtK, default_ks
 from .model import GPT
 from .rollout import sample, sequence_logprobs
+from .support import Thresholds
 from .tasks.base import Problem, TaskFamily, derive_seed
 from .tokenizer import TOKENIZER
 
-# Gold mass below this is invisible to any realistic sampling budget (DESIGN §6).
-TINY_GOLD_LOGPROB = math.log(1e-6)
+# Gold mass below this is outside a model's effective support (see support.Thresholds).
+OUTSIDE_LOGPROB = math.log(Thresholds().outside)
 
 
 @dataclass
@@ -80,7 +81,8 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
         if bar is not None:
             bar.update(len(chunk))
 
-    gold = sequence_logprobs(model, prompts, [TOKENIZER.encode(p.completion, eos=True) for p in problems])
+    golds = [TOKENIZER.encode(p.completion, eos=True) for p in problems]
+    gold = sequence_logprobs(model, prompts, golds)
     seconds = time.perf_counter() - t0
 
     records = [
@@ -88,7 +90,7 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
             "family": family.name, "version": family.version, "split": split, "index": p.index, "uid": p.uid,
             "n": n, "c": correct[i], "trace_c": trace_correct[i], "greedy_correct": bool(greedy_ok[i]),
             "greedy_trace_correct": bool(greedy_trace[i]), "gold_logprob": float(gold[i]),
-            "depth": p.meta.get("depth"), "length": p.meta.get("length"),
+            "gold_tokens": len(golds[i]), "depth": p.meta.get("depth"), "length": p.meta.get("length"),
             "prompt": p.prompt, "gold": p.completion, "sample": example[i],
         }
         for i, p in enumerate(problems)
@@ -109,8 +111,10 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
         "family": family.name, "version": family.version, "split": split, "problems": len(problems), "n": n,
         "greedy": g, "greedy_stderr": g_se, **passk.compute(),
         "trace_pass@1": trace.compute()["pass@1"],
+        "trace_mass": float(gold.double().exp().mean()),
         "gold_logprob": lp, "gold_logprob_stderr": lp_se,
-        "tiny_gold_mass_frac": float((gold < TINY_GOLD_LOGPROB).double().mean()),
+        "gold_logprob_per_token": float(gold.double().sum() / sum(len(g) for g in golds)),
+        "outside_support_frac": float((gold < OUTSIDE_LOGPROB).double().mean()),
         "gen_tokens": gen_tokens, "seconds": round(seconds, 2),
     }
     summary.update(plugin_metrics(records))
@@ -150,7 +154,7 @@ def evaluate(model: GPT, families: list[TaskFamily], ecfg: EvalConfig, seed: int
     return pd.DataFrame(rows)
 
 
-TABLE_COLUMNS = ["family", "split", "greedy", "pass@1", "pass@1_stderr", "trace_pass@1", "gold_logprob"]
+TABLE_COLUMNS = ["family", "split", "greedy", "pass@1", "pass@1_stderr", "trace_pass@1", "trace_mass", "gold_logprob"]
 
 
 def format_table(df: pd.DataFrame) -> str:

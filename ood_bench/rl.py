@@ -17,16 +17,35 @@ KL_ESTIMATORS = ("k1", "k3")
 def group_advantages(rewards: torch.Tensor, group_size: int, scale_std: bool = True, eps: float = 1e-6):
     """GRPO: each reward minus its group's mean, optionally divided by the group's std.
 
+    The std is the sample std (Bessel's correction, ``unbiased=True``), as in TRL's
+    ``GRPOTrainer`` and verl's GRPO advantage; the population std would make every
+    advantage sqrt(G / (G - 1)) larger (+41% at G = 2).
+
     Returns (advantages (B,), group_std (B // G,)). A group whose rewards are all
-    equal has zero advantage, hence zero gradient: the "no signal" case.
+    *exactly* equal has std exactly 0 and zero advantage, hence zero gradient: the
+    "no signal" case. Equality is tested on the rewards themselves, not as
+    ``std > 0``, which float rounding breaks for non-binary rewards (0.1, 0.3, 0.7).
     """
     r = rewards.view(-1, group_size).float()
     mean = r.mean(1, keepdim=True)
-    std = r.std(1, unbiased=False, keepdim=True) if group_size > 1 else torch.zeros_like(mean)
-    adv = r - mean
-    if scale_std:  # an all-equal group stays at exactly zero, whatever eps is
-        adv = torch.where(std > 0, adv / (std + eps), torch.zeros_like(adv))
+    equal = (r == r[:, :1]).all(1, keepdim=True)
+    std = r.std(1, unbiased=True, keepdim=True) if group_size > 1 else torch.zeros_like(mean)
+    std = torch.where(equal, torch.zeros_like(std), std)
+    adv = torch.where(equal, torch.zeros_like(r), r - mean)
+    if scale_std:
+        adv = torch.where(equal, adv, adv / (std + eps))
     return adv.flatten(), std.flatten()
+
+
+def approx_kl(logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
+    """Per-token estimate of KL(old || new) from samples of the *old* policy (PPO's diagnostic).
+
+    ``(r - 1) - log r`` with ``r = new / old``: unbiased and >= 0 for samples drawn
+    from the old policy, as CleanRL logs it. (The mirrored form, with ``old / new``,
+    estimates KL(new || old) and is biased for these samples.)
+    """
+    log_ratio = logp - old_logp
+    return torch.exp(log_ratio) - 1.0 - log_ratio
 
 
 def leave_one_out_baseline(rewards: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -1,37 +1,94 @@
-"""Support sets: which problems post-training kept, gained and lost (DESIGN §6).
+"""Support: did post-training reach problems outside the base model's support?
 
-At a budget of n samples, a model *supports* a problem when at least one of its
-samples is correct (c >= 1). Comparing a post-trained model with its base on the
-same test problems at the same n:
+The primary measure is the **exact trace mass** ``Q(x) = p_model(gold trace | prompt)``
+that ``evaluate`` computes in one teacher-forced pass (``gold_logprob``). The
+families here have one correct trace per problem, so Q is exactly the
+probability that a sample is trace-correct: it carries no sampling noise, and
+two evaluations of one model give the same Q whatever their sampling seeds.
 
-- P (kept): both support it;  E (gained): only the post-trained model;  S (lost): only the base;
-- the change in pass@1 with its paired standard error over problems;
-- SRR = P/(P+S), NDR = E/(P+E), NSCR = (E-S)/(P+E+S);
-- expansion rate = E / #problems, with a Wilson 95% interval: the "beyond support" number;
-- the same rate over the problems whose exact base gold-trace mass is below a
-  threshold (1e-6 by default), where a gain cannot be sharpening of a tail the
-  base already sampled;
-- the tilt fit: under pure reweighting (DESIGN §1) ``logit Q_post - logit Q_base``
-  is one constant for every problem; we report its mean and the R² of that
-  constant-shift model (add-½ smoothing keeps the logits finite).
+Exact view (primary), per (family, split), with the thresholds of ``Thresholds``:
 
-Everything is computed from the per-problem JSONL counts that ``evaluate`` writes,
-so no sampling is repeated.
+- support classes by ``Q_base``: *outside* the base's effective support
+  (``Q_base < outside``), *inside* (``Q_base >= inside``) and the *fringe* between;
+- **expansion**: outside problems that the post-trained model solves at a
+  non-trivial exact rate (``Q_post >= solved``): the count, the rate over the
+  outside set and its Wilson 95% interval over problems;
+- the **tilt**: pure reweighting (an exponential tilt of the base by a verifier
+  reward) moves every problem's log-odds by one constant, ``logit Q* = logit Q +
+  1/beta``. On the problems the base can measurably solve (``outside <= Q_base
+  <= 1 - outside``) we report the mean shift ``logit Q_post - logit Q_base``, its
+  spread (s.d.; exact masses carry no noise, so spread is real), the least-squares
+  slope of the shift against ``logit Q_base`` with its standard error (0 for a
+  pure tilt), the shift binned by ``Q_base`` (a slope alone misses curved
+  patterns), and where beta > 0 the predicted shift ``1/beta``.
+
+Sampled view, at budget n (what a user with n samples per problem would see):
+
+- at the trace level, P (kept: a correct trace among the n samples of both
+  models), E (gained), S (lost), SRR = P/(P+S), NDR = E/(P+E),
+  NSCR = (E-S)/(P+E+S), each next to its **null**: the same comparison of the
+  base's counts against a fresh re-sampling of the base, whose expectation is
+  exact because Q_base is (a re-sample misses a problem with probability
+  ``(1 - Q_base)^n``);
+- at the answer level (secondary: it counts lucky guesses), the pass@1 change
+  with its paired standard error, and which problems **moved**: Fisher's exact
+  test of ``c_post`` against ``c_base`` per problem, with the Benjamini-Hochberg
+  correction at false discovery rate ``fdr`` (under no change at all it also
+  bounds the chance of reporting any move by ``fdr``).
+
+Everything is computed from the per-problem JSONL records that ``evaluate``
+writes, so no sampling is repeated.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .errors import OodBenchError
 
-TINY_GOLD_MASS = 1e-6
 Z95 = 1.959963984540054
+LOGIT_CLIP = 30.0  # |log-odds| beyond this is 1 in 1e13: float32 log-probs carry no more
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where support begins and ends, in exact trace mass Q.
+
+    - ``outside`` (1e-6): a problem this rare needs about a million samples to show
+      one correct trace, 40 times the rollouts of a whole default GRPO run
+      (100 steps x 32 prompts x 8) and far more than any one problem receives;
+      sharpening cannot find what it never samples.
+    - ``inside`` (1e-2): one sample in a hundred is right, which an evaluation at
+      n = 64-256 sees.
+    - ``solved`` (1e-2): the post-trained rate that counts as solving.
+    A constant tilt needs more than 9.2 nats to lift a problem from below
+    ``outside`` to ``solved``, so reweighting at the sizes post-training produces
+    (a few nats) never reads as expansion.
+    """
+
+    outside: float = 1e-6
+    inside: float = 1e-2
+    solved: float = 1e-2
+    fdr: float = 0.05
+
+    def validate(self) -> None:
+        for k, v in asdict(self).items():
+            if not 0 < v < 1:
+                raise OodBenchError(f"invalid value {k}={v}: must be in (0, 1)")
+        if self.outside > self.inside:
+            raise OodBenchError(f"invalid thresholds: outside={self.outside} is above inside={self.inside}")
+
+
+# Q_base bins of the binned tilt: from the edge of support to saturation.
+TILT_BINS = (1e-6, 0.01, 0.2, 0.5, 0.8, 0.99, 1.0)
+RECORD_COLUMNS = ["family", "version", "split", "uid", "n", "c", "trace_c", "gold_logprob"]
 
 
 def load_counts(eval_dir: str | Path) -> pd.DataFrame:
@@ -47,8 +104,11 @@ def load_counts(eval_dir: str | Path) -> pd.DataFrame:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 raise OodBenchError(f"{f} line {i + 1} is not valid JSON") from None
-    cols = ["family", "version", "split", "uid", "n", "c", "gold_logprob"]
-    return pd.DataFrame(rows)[cols]
+    df = pd.DataFrame(rows)
+    missing = [c for c in RECORD_COLUMNS if c not in df.columns]
+    if missing:
+        raise OodBenchError(f"per-problem records in {str(samples)!r} lack {', '.join(missing)}")
+    return df[RECORD_COLUMNS]
 
 
 def wilson_interval(successes: int, total: int) -> tuple[float, float]:
@@ -62,51 +122,113 @@ def wilson_interval(successes: int, total: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _logit_q(c: np.ndarray, n: np.ndarray) -> np.ndarray:
-    q = (c + 0.5) / (n + 1.0)
-    return np.log(q) - np.log1p(-q)
+def logit_from_logprob(logprob: np.ndarray) -> np.ndarray:
+    """log Q - log(1 - Q) from log Q, stable at both ends, clipped to +-LOGIT_CLIP."""
+    lq = np.minimum(np.asarray(logprob, dtype=np.float64), -1e-300)
+    return np.clip(lq - np.log(-np.expm1(lq)), -LOGIT_CLIP, LOGIT_CLIP)
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def support_row(group: pd.DataFrame, tiny_logprob: float) -> dict:
-    base_ok, post_ok = group["c_base"] >= 1, group["c_post"] >= 1
-    P = int((base_ok & post_ok).sum())
-    E = int((~base_ok & post_ok).sum())
-    S = int((base_ok & ~post_ok).sum())
+def sampled_null(c_base: np.ndarray, q_base: np.ndarray, n: np.ndarray) -> dict:
+    """Expected P/E/S of the base's sampled trace counts against a fresh re-sampling of the base.
+
+    Exact, with no prior: a re-sample of the base at budget n misses a problem
+    with probability ``(1 - Q_base)^n``, and Q_base is known exactly.
+    """
+    zero = np.exp(n * np.log1p(-np.minimum(q_base, 1 - 1e-15)))
+    ok = c_base >= 1
+    return {"P_null": float((ok * (1 - zero)).sum()), "E_null": float((~ok * (1 - zero)).sum()),
+            "S_null": float((ok * zero).sum())}
+
+
+def moved_problems(c_base: np.ndarray, c_post: np.ndarray, n: np.ndarray, fdr: float) -> tuple[int, int]:
+    """Problems whose count moved up / down: Fisher's exact test, Benjamini-Hochberg at ``fdr``."""
+    if len(c_base) == 0:
+        return 0, 0
+    p = np.array([stats.fisher_exact([[cb, nn - cb], [cp, nn - cp]])[1]
+                  for cb, cp, nn in zip(c_base, c_post, n)])
+    significant = stats.false_discovery_control(p) <= fdr
+    return int((significant & (c_post > c_base)).sum()), int((significant & (c_post < c_base)).sum())
+
+
+def tilt_fit(logit_base: np.ndarray, logit_post: np.ndarray) -> dict:
+    """Mean shift, its spread, and the least-squares slope of shift on logit Q_base (with s.e.)."""
+    shift = logit_post - logit_base
+    m = len(shift)
+    out = {"tilt_problems": m, "shift_mean": float("nan"), "shift_sd": float("nan"),
+           "shift_slope": float("nan"), "shift_slope_se": float("nan")}
+    if m == 0:
+        return out
+    out["shift_mean"] = float(shift.mean())
+    if m < 3 or np.ptp(logit_base) < 1e-9:
+        return out
+    out["shift_sd"] = float(shift.std(ddof=1))
+    x = logit_base - logit_base.mean()
+    slope = float((x * (shift - shift.mean())).sum() / (x**2).sum())
+    resid = shift - shift.mean() - slope * x
+    out["shift_slope"] = slope
+    out["shift_slope_se"] = float(math.sqrt((resid**2).sum() / (m - 2) / (x**2).sum()))
+    return out
+
+
+def binned_shift(q_base: np.ndarray, shift: np.ndarray) -> list[dict]:
+    """Mean shift per Q_base bin: a pure tilt is flat across bins."""
+    out = []
+    for lo, hi in zip(TILT_BINS[:-1], TILT_BINS[1:]):
+        sel = (q_base > lo) & (q_base <= hi)
+        out.append({"q_lo": lo, "q_hi": hi, "problems": int(sel.sum()),
+                    "shift_mean": float(shift[sel].mean()) if sel.any() else float("nan")})
+    return out
+
+
+def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None) -> dict:
+    """All support numbers of one (family, split): ``group`` holds merged base/post records."""
     N = len(group)
-    lo, hi = wilson_interval(E, N)
-    tiny = group["gold_logprob_base"] < tiny_logprob
-    n_tiny, e_tiny = int(tiny.sum()), int((tiny & ~base_ok & post_ok).sum())
-    lb, lp = _logit_q(group["c_base"].to_numpy(), group["n"].to_numpy()), \
-        _logit_q(group["c_post"].to_numpy(), group["n"].to_numpy())
-    shift = lp - lb
-    delta = float(shift.mean())
-    ss_tot = float(((lp - lp.mean()) ** 2).sum())
-    # No spread in the post-trained logits (every problem 0/n, say): R² is undefined.
-    r2 = 1.0 - float(((shift - delta) ** 2).sum()) / ss_tot if ss_tot > 1e-9 else float("nan")
-    # Paired over problems: the noise of each problem's own difficulty cancels, the sampling noise stays.
-    diff = (group["c_post"] - group["c_base"]) / group["n"]
-    diff_se = float(diff.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan")
+    n = group["n"].to_numpy()
+    lq_b, lq_p = group["gold_logprob_base"].to_numpy(float), group["gold_logprob_post"].to_numpy(float)
+    q_b, q_p = np.exp(lq_b), np.exp(lq_p)
+    outside = q_b < th.outside
+    inside = q_b >= th.inside
+    expanded = outside & (q_p >= th.solved)
+    n_out, n_exp = int(outside.sum()), int(expanded.sum())
+    lo, hi = wilson_interval(n_exp, n_out)
+
+    measurable = (q_b >= th.outside) & (q_b <= 1 - th.outside)
+    lb, lp = logit_from_logprob(lq_b[measurable]), logit_from_logprob(lq_p[measurable])
+    tilt = tilt_fit(lb, lp)
+
+    # Sampled trace counts at budget n, next to their exact null
+    t_b, t_p = group["trace_c_base"].to_numpy(), group["trace_c_post"].to_numpy()
+    base_ok, post_ok = t_b >= 1, t_p >= 1
+    P, E, S = int((base_ok & post_ok).sum()), int((~base_ok & post_ok).sum()), int((base_ok & ~post_ok).sum())
+    null = sampled_null(t_b, q_b, n)
+    # Answer level (secondary: counts lucky guesses)
+    c_b, c_p = group["c_base"].to_numpy(), group["c_post"].to_numpy()
+    up, down = moved_problems(c_b, c_p, n, th.fdr)
+    diff = (c_p - c_b) / n
     return {
-        "problems": N, "n": int(group["n"].iloc[0]),
-        "pass@1_base": float((group["c_base"] / group["n"]).mean()),
-        "pass@1_post": float((group["c_post"] / group["n"]).mean()),
-        "delta": float(diff.mean()), "delta_stderr": diff_se,
-        "P": P, "E": E, "S": S,
+        "problems": N, "n": int(n[0]),
+        # exact view
+        "mass_base": float(q_b.mean()), "mass_post": float(q_p.mean()),
+        "outside": n_out, "fringe": int((~outside & ~inside).sum()), "inside": int(inside.sum()),
+        "expanded": n_exp, "expansion": _ratio(n_exp, n_out), "expansion_lo": lo, "expansion_hi": hi,
+        **tilt, "shift_predicted": (1.0 / beta) if beta else float("nan"),
+        # sampled view
+        "pass@1_base": float((c_b / n).mean()), "pass@1_post": float((c_p / n).mean()),
+        "delta": float(diff.mean()), "delta_stderr": float(diff.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan"),
+        "P": P, "E": E, "S": S, **null,
         "SRR": _ratio(P, P + S), "NDR": _ratio(E, P + E), "NSCR": _ratio(E - S, P + E + S),
-        "expansion": E / N if N else float("nan"), "expansion_lo": lo, "expansion_hi": hi,
-        "tiny_problems": n_tiny, "expansion_tiny": _ratio(e_tiny, n_tiny),
-        "tilt_shift": delta, "tilt_r2": r2,
+        "SRR_null": _ratio(null["P_null"], null["P_null"] + null["S_null"]),
+        "NDR_null": _ratio(null["E_null"], null["P_null"] + null["E_null"]),
+        "NSCR_null": _ratio(null["E_null"] - null["S_null"], null["P_null"] + null["E_null"] + null["S_null"]),
+        "moved_up": up, "moved_down": down,
     }
 
 
-def support_table(base: pd.DataFrame, post: pd.DataFrame, tiny_mass: float = TINY_GOLD_MASS) -> pd.DataFrame:
-    """One row per (family, split) present in both evaluations."""
-    if not 0 < tiny_mass < 1:
-        raise OodBenchError(f"invalid value tiny_mass={tiny_mass}: must be in (0, 1)")
+def merge_records(base: pd.DataFrame, post: pd.DataFrame) -> pd.DataFrame:
     keys = ["family", "version", "split", "uid"]
     merged = base.merge(post, on=keys, suffixes=("_base", "_post"))
     if merged.empty:
@@ -116,22 +238,92 @@ def support_table(base: pd.DataFrame, post: pd.DataFrame, tiny_mass: float = TIN
         r = bad.iloc[0]
         raise OodBenchError(f"support sets need the same budget n: {r['family']}/{r['split']} has n={r['n_base']} "
                             f"in the base evaluation and n={r['n_post']} in the other")
-    merged = merged.rename(columns={"n_base": "n"})
+    return merged.rename(columns={"n_base": "n"})
+
+
+def support_table(base: pd.DataFrame, post: pd.DataFrame, thresholds: Thresholds | None = None,
+                  beta: float | None = None) -> pd.DataFrame:
+    """One row per (family, split) present in both evaluations."""
+    th = thresholds or Thresholds()
+    th.validate()
+    merged = merge_records(base, post)
     rows = []
     for (family, version, split), group in merged.groupby(["family", "version", "split"], sort=False):
-        rows.append({"family": family, "version": int(version), "split": split,
-                     **support_row(group, math.log(tiny_mass))})
+        rows.append({"family": family, "version": int(version), "split": split, **support_row(group, th, beta)})
     return pd.DataFrame(rows)
 
 
-def compare_evals(base_dir: str | Path, post_dir: str | Path, tiny_mass: float = TINY_GOLD_MASS) -> pd.DataFrame:
-    """The support table of two ``evaluate`` output folders (their per-problem counts)."""
-    return support_table(load_counts(base_dir), load_counts(post_dir), tiny_mass)
+def tilt_bins(base: pd.DataFrame, post: pd.DataFrame) -> pd.DataFrame:
+    """The shift ``logit Q_post - logit Q_base`` binned by Q_base, per (family, split)."""
+    merged = merge_records(base, post)
+    rows = []
+    for (family, split), g in merged.groupby(["family", "split"], sort=False):
+        lq_b, lq_p = g["gold_logprob_base"].to_numpy(float), g["gold_logprob_post"].to_numpy(float)
+        shift = logit_from_logprob(lq_p) - logit_from_logprob(lq_b)
+        for b in binned_shift(np.exp(lq_b), shift):
+            rows.append({"family": family, "split": split, **b})
+    return pd.DataFrame(rows)
 
 
-SUPPORT_COLUMNS = ["family", "split", "pass@1_base", "pass@1_post", "delta", "delta_stderr", "P", "E", "S",
-                   "SRR", "NSCR", "expansion", "expansion_hi", "tilt_shift", "tilt_r2"]
+def algorithm_beta(eval_dir: str | Path) -> float | None:
+    """The KL coefficient of the post-training run behind an evaluation, if its record is at hand."""
+    for folder in (Path(eval_dir), Path(eval_dir).parent):
+        record = folder / "posttrain_record.json"
+        if record.is_file():
+            try:
+                beta = json.loads(record.read_text()).get("algorithm_config", {}).get("beta")
+            except (OSError, json.JSONDecodeError):
+                return None
+            return float(beta) if isinstance(beta, (int, float)) and beta > 0 else None
+    return None
 
 
-def format_support(df: pd.DataFrame) -> str:
-    return df[SUPPORT_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+def compare_evals(base_dir: str | Path, post_dir: str | Path, thresholds: Thresholds | None = None,
+                  null_dir: str | Path | None = None) -> pd.DataFrame:
+    """The support table of two ``evaluate`` output folders (their per-problem records).
+
+    ``null_dir``, a second evaluation of the *base* (another sampling seed), adds
+    what that observed base-against-itself comparison gives: ``E_resample``,
+    ``S_resample``, ``moved_resample`` and ``expanded_resample``.
+    """
+    base = load_counts(base_dir)
+    table = support_table(base, load_counts(post_dir), thresholds, algorithm_beta(post_dir))
+    if null_dir is not None:
+        null = support_table(base, load_counts(null_dir), thresholds)
+        null = null.assign(moved_resample=null["moved_up"] + null["moved_down"]).rename(
+            columns={"E": "E_resample", "S": "S_resample", "expanded": "expanded_resample"})
+        table = table.merge(null[["family", "split", "E_resample", "S_resample", "moved_resample",
+                                  "expanded_resample"]], on=["family", "split"], how="left")
+    return table
+
+
+EXACT_COLUMNS = ["family", "split", "mass_base", "mass_post", "outside", "fringe", "inside", "expanded",
+                 "expansion", "expansion_lo", "expansion_hi", "shift_mean", "shift_sd", "shift_slope",
+                 "shift_slope_se", "shift_predicted"]
+SAMPLED_COLUMNS = ["family", "split", "n", "P", "P_null", "E", "E_null", "S", "S_null", "SRR", "SRR_null",
+                   "NSCR", "NSCR_null"]
+ANSWER_COLUMNS = ["family", "split", "n", "pass@1_base", "pass@1_post", "delta", "delta_stderr",
+                  "moved_up", "moved_down"]
+SUPPORT_COLUMNS = list(dict.fromkeys(EXACT_COLUMNS + SAMPLED_COLUMNS + ANSWER_COLUMNS))
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
+
+
+def format_support(df: pd.DataFrame, thresholds: Thresholds | None = None) -> str:
+    th = thresholds or Thresholds()
+    blocks = [
+        (f"exact trace mass Q (primary): outside Q_base < {th.outside:g}, inside Q_base >= {th.inside:g}; "
+         f"expanded = outside and Q_post >= {th.solved:g} (rate over the outside set, Wilson 95%); shift = "
+         f"logit Q_post - logit Q_base where {th.outside:g} <= Q_base <= 1 - {th.outside:g} (pure reweighting: "
+         f"one shift, slope 0; predicted = 1/beta)", EXACT_COLUMNS),
+        ("sampled traces at budget n: P kept, E gained, S lost, each next to its null (the base re-sampled "
+         "against itself, exact from Q_base)", SAMPLED_COLUMNS),
+        (f"answers (secondary: counts lucky guesses): pass@1 change with its paired s.e.; moved = Fisher exact "
+         f"per problem, Benjamini-Hochberg FDR {th.fdr:g}", ANSWER_COLUMNS),
+    ]
+    if "E_resample" in df.columns:
+        blocks.append(("observed null: the base against a second evaluation of itself (another sampling seed)",
+                       ["family", "split", "expanded_resample", "E_resample", "S_resample", "moved_resample"]))
+    return "\n\n".join(f"{title}\n{df[cols].to_string(index=False, float_format=_fmt)}" for title, cols in blocks)

@@ -15,11 +15,52 @@ def test_group_advantages_by_hand():
     r = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
     adv, std = group_advantages(r, 4, scale_std=False)
     assert torch.allclose(adv, torch.tensor([0.75, -0.25, -0.25, -0.25, 0, 0, 0, 0]))
-    assert torch.allclose(std, torch.tensor([math.sqrt(0.1875), 0.0]))
+    # sample std (Bessel), as TRL and verl: sum of squares 0.75 over G - 1 = 3
+    assert torch.allclose(std, torch.tensor([math.sqrt(0.25), 0.0]))
     adv, _ = group_advantages(r, 4, scale_std=True, eps=0.0)
-    s = math.sqrt(0.1875)
+    s = math.sqrt(0.25)
     assert torch.allclose(adv[:4], torch.tensor([0.75 / s, -0.25 / s, -0.25 / s, -0.25 / s]))
     assert torch.equal(adv[4:], torch.zeros(4))  # all-equal group: no signal
+
+
+def test_group_std_matches_trl_and_verl_at_g2():
+    # TRL: rewards.view(-1, G).std(dim=1) (unbiased); verl: torch.std(scores[idx]) (unbiased)
+    adv, std = group_advantages(torch.tensor([1.0, 0.0]), 2, scale_std=True, eps=0.0)
+    assert float(std[0]) == pytest.approx(math.sqrt(0.5))
+    assert torch.allclose(adv, torch.tensor([0.5, -0.5]) / math.sqrt(0.5))
+
+
+@pytest.mark.parametrize("value", [0.1, 0.3, 0.7, 1.3])
+def test_an_all_equal_group_of_non_binary_rewards_has_exactly_zero_advantage(value):
+    r = torch.full((8,), value)
+    for scale in (True, False):
+        adv, std = group_advantages(r, 8, scale_std=scale)
+        assert torch.equal(adv, torch.zeros(8)) and torch.equal(std, torch.zeros(1))
+
+
+def test_approx_kl_is_cleanrls_unbiased_estimator_for_old_policy_samples():
+    from ood_bench.rl import approx_kl
+
+    old = torch.tensor([0.6, 0.3, 0.1])
+    new = torch.tensor([0.3, 0.4, 0.3])
+    est = approx_kl(new.log(), old.log())  # per outcome, samples drawn from old
+    exact = _exact_kl(old, new)  # KL(old || new)
+    assert float((old * est).sum()) == pytest.approx(exact, rel=1e-6)
+    ratio = new / old
+    assert torch.allclose(est, (ratio - 1) - ratio.log())
+
+
+def test_ratio_algorithms_refuse_a_truncated_sampler():
+    from ood_bench.algorithms import build_algorithm_config
+    from ood_bench.errors import ConfigError
+    from ood_bench.plugins import get_plugins
+
+    plugins = get_plugins()
+    for name in ("grpo", "ppo", "rloo"):
+        with pytest.raises(ConfigError, match="algo.top_p=0.9"):
+            build_algorithm_config(plugins.algorithms[name], {"top_p": 0.9})
+    for name in ("sft", "expert_iteration"):
+        assert build_algorithm_config(plugins.algorithms[name], {"top_p": 0.9}).top_p == 0.9
 
 
 def test_leave_one_out_baseline_by_hand():

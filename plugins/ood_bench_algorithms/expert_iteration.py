@@ -34,6 +34,7 @@ class ExpertIterationConfig(AlgorithmConfig):
 class ExpertIteration(Algorithm):
     name = "expert_iteration"
     description = "fine-tune on the model's own verified samples (rejection-sampling fine-tuning)"
+    uses_sample_logprobs = False  # fine-tunes on texts; top_p only shapes which ones
     config_class = ExpertIterationConfig
 
     def step(self, problems):

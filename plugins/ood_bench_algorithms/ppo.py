@@ -17,7 +17,7 @@ from torch import nn
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
 from ood_bench.config import _check
-from ood_bench.rl import clipped_surrogate, entropy_from_logits, explained_variance, gae, kl_estimate, masked_mean
+from ood_bench.rl import approx_kl, clipped_surrogate, entropy_from_logits, explained_variance, gae, kl_estimate, masked_mean
 
 
 @dataclass
@@ -101,7 +101,7 @@ class PPO(Algorithm):
                 stats["pg_loss"].append(float(pg))
                 stats["value_loss"].append(float(vl))
                 stats["clip_frac"].append(float(masked_mean(clipped.float(), mask)))
-                stats["approx_kl"].append(float(masked_mean(kl_estimate(logp, old_logp, "k3"), mask)))
+                stats["approx_kl"].append(float(masked_mean(approx_kl(logp.detach(), old_logp), mask)))
         groups = batch.rewards.view(-1, cfg.group_size)
         return {
             **{k: sum(v) / len(v) for k, v in stats.items()},

@@ -26,6 +26,7 @@ def nll_loss(logp, mask):
 class SFT(Algorithm):
     name = "sft"
     description = "supervised fine-tuning on gold traces"
+    uses_sample_logprobs = False  # fine-tunes on texts; top_p only shapes which ones
     config_class = SFTConfig
 
     def step(self, problems):
