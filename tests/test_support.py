@@ -1,56 +1,97 @@
-"""Support sets (P/E/S), their ratios, the expansion interval and the tilt fit, against hand computations."""
+"""Support on exact trace mass, against hand computations and calibrated on real quick-base records.
+
+Calibration (each test can fail):
+- null: the quick base against a second evaluation of itself (another sampling
+  seed) shows no expansion and no problem that significantly moved;
+- pure reweighting: a synthetic post-trained record whose every log-odds is the
+  base's plus a constant c (|c| up to 4 nats) shows no expansion, a flat slope,
+  and gives back c;
+- a real reweighting with a curved pattern (GRPO on ID) is told apart from a
+  constant tilt by the binned shift, where the linear slope alone misses it.
+"""
 
 import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ood_bench.cli import main
 from ood_bench.errors import OodBenchError
-from ood_bench.support import load_counts, support_table, wilson_interval
+from ood_bench.support import (Thresholds, compare_evals, load_counts, logit_from_logprob, sampled_null,
+                               support_table, tilt_bins, wilson_interval)
+
+RECORDS = Path(__file__).resolve().parent.parent / "leaderboards" / "records"
+QUICK = RECORDS / "quick"
 
 
-def frame(cs, n=4, gold=None, split="id"):
-    gold = gold or [-1.0] * len(cs)
+def frame(cs, n=4, gold=None, trace=None, split="id"):
+    gold = [-1.0] * len(cs) if gold is None else gold
     return pd.DataFrame({"family": "string", "version": 1, "split": split, "uid": [f"u{i}" for i in range(len(cs))],
-                         "n": n, "c": cs, "gold_logprob": gold})
+                         "n": n, "c": cs, "trace_c": cs if trace is None else trace, "gold_logprob": gold})
 
 
-def test_kept_gained_lost_and_ratios_by_hand():
-    #            kept  kept  gained gained lost  never
-    base = frame([1,    4,    0,     0,     2,    0], gold=[-1, -1, -30, -2, -1, -40])
-    post = frame([3,    4,    1,     2,     0,    0])
+def logprob_of(q):
+    return [math.log(v) for v in q]
+
+
+def test_support_classes_and_expansion_by_hand():
+    #   Q_base:  outside outside outside fringe  inside inside
+    q_base = [1e-9, 1e-8, 1e-7, 1e-3, 0.3, 0.9]
+    q_post = [0.2, 1e-3, 0.05, 0.5, 0.6, 0.9]  # expanded: problems 0 and 2 (>= 1e-2); 1 reached only 1e-3
+    row = support_table(frame([0] * 6, gold=logprob_of(q_base)), frame([0] * 6, gold=logprob_of(q_post))).iloc[0]
+    assert (row.outside, row.fringe, row.inside, row.expanded) == (3, 1, 2, 2)
+    assert row.expansion == pytest.approx(2 / 3)
+    assert (row.expansion_lo, row.expansion_hi) == pytest.approx(wilson_interval(2, 3))
+    assert row.mass_base == pytest.approx(np.mean(q_base)) and row.mass_post == pytest.approx(np.mean(q_post))
+    # thresholds are knobs: with outside at 5e-9 only problem 0 is outside
+    row = support_table(frame([0] * 6, gold=logprob_of(q_base)), frame([0] * 6, gold=logprob_of(q_post)),
+                        Thresholds(outside=5e-9)).iloc[0]
+    assert (row.outside, row.expanded) == (1, 1)
+
+
+def test_tilt_statistics_by_hand():
+    q_base = np.array([0.05, 0.2, 0.5, 0.7, 0.9])
+    lb = np.log(q_base) - np.log1p(-q_base)
+    for shift in ([1.0] * 5, [0.0] * 5, [-2.0, -1.0, 0.0, 1.0, 2.0]):
+        q_post = 1 / (1 + np.exp(-(lb + np.array(shift))))
+        row = support_table(frame([0] * 5, gold=list(np.log(q_base))), frame([0] * 5, gold=list(np.log(q_post)))).iloc[0]
+        assert row.shift_mean == pytest.approx(np.mean(shift), abs=1e-9)
+        assert row.shift_sd == pytest.approx(np.std(shift, ddof=1), abs=1e-9)
+        x = lb - lb.mean()
+        slope = (x * (np.array(shift) - np.mean(shift))).sum() / (x**2).sum()
+        assert row.shift_slope == pytest.approx(slope, abs=1e-9)
+    # no change and a constant tilt both have zero slope and zero spread: the old R² told them apart wrongly
+    assert row.shift_slope > 0.5  # the last one is a tilt that grows with Q_base
+    beta_row = support_table(frame([0] * 5, gold=list(np.log(q_base))), frame([0] * 5, gold=list(np.log(q_base))),
+                             beta=0.25).iloc[0]
+    assert beta_row.shift_predicted == pytest.approx(4.0) and beta_row.shift_mean == 0
+
+
+def test_sampled_sets_and_their_exact_null_by_hand():
+    q = [0.5, 0.5, 1e-9, 0.9]
+    base = frame([2, 0, 0, 2], n=2, gold=logprob_of(q), trace=[1, 0, 0, 2])
+    post = frame([2, 2, 0, 0], n=2, gold=logprob_of(q), trace=[1, 1, 0, 0])
     row = support_table(base, post).iloc[0]
-    assert (row.P, row.E, row.S) == (2, 2, 1)
-    assert row.SRR == pytest.approx(2 / 3)
-    assert row.NDR == pytest.approx(2 / 4)
-    assert row.NSCR == pytest.approx((2 - 1) / 5)
-    assert row.expansion == pytest.approx(2 / 6)
-    assert row.expansion_lo < 2 / 6 < row.expansion_hi
-    # gold mass below 1e-6 (log < -13.8): problems 2 and 5; one of them was gained
-    assert row.tiny_problems == 2 and row.expansion_tiny == pytest.approx(0.5)
-    assert row["pass@1_base"] == pytest.approx((1 + 4 + 0 + 0 + 2 + 0) / 24)
-    assert row["pass@1_post"] == pytest.approx((3 + 4 + 1 + 2 + 0 + 0) / 24)
-    diffs = [2 / 4, 0, 1 / 4, 2 / 4, -2 / 4, 0]
-    mean = sum(diffs) / 6
-    assert row.delta == pytest.approx(mean)
-    assert row.delta_stderr == pytest.approx(math.sqrt(sum((d - mean) ** 2 for d in diffs) / 5 / 6))
+    assert (row.P, row.E, row.S) == (1, 1, 1)
+    # re-sampling the base at n = 2 misses a problem with probability (1 - Q)^2
+    miss = [(1 - v) ** 2 for v in q]
+    assert row.P_null == pytest.approx((1 - miss[0]) + (1 - miss[3]))
+    assert row.E_null == pytest.approx((1 - miss[1]) + (1 - miss[2]))
+    assert row.S_null == pytest.approx(miss[0] + miss[3])
+    assert sampled_null(np.array([0]), np.array([0.0]), np.array([8]))["E_null"] == 0
 
 
-def test_pure_reweighting_is_a_constant_logit_shift():
-    """Q* from the exponential tilt: the constant-shift model fits perfectly (R² = 1)."""
-    n = 10**6
-    qs = [0.05, 0.2, 0.5, 0.7, 0.9]
-    beta = 0.5
-    tilt = [q * math.exp(1 / beta) / (1 - q + q * math.exp(1 / beta)) for q in qs]
-    base = frame([round(q * n) for q in qs], n=n)
-    post = frame([round(q * n) for q in tilt], n=n)
+def test_answer_level_moves_need_a_significant_exact_test():
+    n = 64
+    base = frame([0] * 40 + [32] * 10, n=n)
+    post = frame([0] * 40 + [32] * 9 + [64], n=n)  # one problem from 32/64 to 64/64
     row = support_table(base, post).iloc[0]
-    assert row.tilt_shift == pytest.approx(1 / beta, abs=1e-3)
-    assert row.tilt_r2 == pytest.approx(1.0, abs=1e-6)
-    noisy = frame([round(q * n) for q in reversed(tilt)], n=n)  # not a tilt of the base at all
-    assert support_table(base, noisy).iloc[0].tilt_r2 < 0.5
+    assert (row.moved_up, row.moved_down) == (1, 0)
+    post = frame([0] * 40 + [32] * 9 + [36], n=n)  # a change well inside sampling noise
+    assert support_table(base, post).iloc[0].moved_up == 0
 
 
 def test_wilson_interval_is_sane_at_the_edges():
@@ -60,31 +101,96 @@ def test_wilson_interval_is_sane_at_the_edges():
     assert hi == pytest.approx(1) and 0.95 < lo < 1
     lo, hi = wilson_interval(30, 100)
     assert lo < 0.3 < hi and hi - lo == pytest.approx(0.18, abs=0.01)
+    assert math.isnan(wilson_interval(0, 0)[0])
 
 
-def test_mismatched_budgets_and_disjoint_problems_are_clear_errors():
+def test_logit_from_logprob_is_stable_at_both_ends():
+    assert logit_from_logprob(np.array([math.log(0.5)]))[0] == pytest.approx(0.0, abs=1e-12)
+    assert logit_from_logprob(np.array([-200.0]))[0] == -30.0  # clipped, finite
+    assert logit_from_logprob(np.array([-1e-9]))[0] == pytest.approx(-math.log(1e-9), rel=1e-6)
+    assert logit_from_logprob(np.array([0.0]))[0] == 30.0
+
+
+def test_mismatched_budgets_disjoint_problems_and_bad_thresholds_are_clear_errors():
     with pytest.raises(OodBenchError, match="same budget n"):
         support_table(frame([1, 2], n=4), frame([1, 2], n=8))
     with pytest.raises(OodBenchError, match="share no test problem"):
         support_table(frame([1], split="id"), frame([1], split="edge"))
+    with pytest.raises(OodBenchError, match="outside=0.1 is above inside"):
+        support_table(frame([1]), frame([1]), Thresholds(outside=0.1, inside=0.01))
 
 
-def test_compare_command_reads_eval_folders_and_writes_support_json(tmp_path, capsys):
-    for name, cs in (("base", [0, 2, 3]), ("post", [1, 0, 3])):
+# --- calibration on the real quick base's records -------------------------------------------------
+
+BASE = QUICK / "base-n64"
+RESAMPLE = QUICK / "base-n64-seed1"
+
+
+def _shifted(base: pd.DataFrame, c: float) -> pd.DataFrame:
+    """A synthetic post-trained record: every problem's exact log-odds moved by c (pure reweighting)."""
+    lb = logit_from_logprob(base["gold_logprob"].to_numpy(float))
+    post = base.copy()
+    post["gold_logprob"] = -np.logaddexp(0.0, -(lb + c))  # log sigmoid
+    rng = np.random.default_rng(0)
+    post["trace_c"] = rng.binomial(post["n"], np.exp(post["gold_logprob"]))
+    post["c"] = np.maximum(post["c"], post["trace_c"])
+    return post
+
+
+@pytest.mark.parametrize("c", [-4.0, -2.0, 2.0, 4.0])
+def test_pure_reweighting_of_the_real_base_is_not_expansion_and_gives_back_its_shift(c):
+    base = load_counts(BASE)
+    table = support_table(base, _shifted(base, c))
+    assert table["outside"].sum() > 100  # the OOD splits put many problems outside the support
+    assert (table["expanded"] == 0).all()
+    measured = table[table["tilt_problems"] >= 10]
+    assert len(measured) >= 4
+    # problems clipped at |log-odds| 30 or at Q_base > 1 - 1e-6 are left out, so the shift is exact
+    assert np.allclose(measured["shift_mean"], c, atol=1e-3)
+    assert np.allclose(measured["shift_slope"], 0, atol=1e-3)
+    assert np.allclose(measured["shift_sd"], 0, atol=1e-3)
+
+
+def test_the_real_base_against_a_resample_of_itself_shows_nothing():
+    table = compare_evals(BASE, RESAMPLE)
+    assert (table["expanded"] == 0).all() and (table["shift_mean"] == 0).all()
+    assert (table["moved_up"] + table["moved_down"]).sum() == 0
+    # the observed gains and losses of a resample agree with their exact null
+    total_e, total_null = table["E"].sum(), table["E_null"].sum()
+    assert abs(total_e - total_null) < 3 * math.sqrt(total_null) + 2
+    total_s, s_null = table["S"].sum(), table["S_null"].sum()
+    assert abs(total_s - s_null) < 3 * math.sqrt(s_null) + 2
+
+
+def test_binned_shift_sees_the_curved_pattern_a_linear_slope_misses():
+    """GRPO on graph ID (committed v3 records): slope about 0, yet binned shifts from about -2 to +1."""
+    base, post = QUICK / "base-id500", QUICK / "grpo-id-s0-id500"
+    row = compare_evals(base, post).set_index("family").loc["graph"]
+    assert abs(row.shift_slope) < 3 * row.shift_slope_se + 0.05
+    bins = tilt_bins(load_counts(base), load_counts(post))
+    graph = bins[(bins.family == "graph") & (bins.problems >= 20)]
+    assert graph["shift_mean"].max() - graph["shift_mean"].min() > 2.0
+
+
+def test_compare_command_writes_support_json_and_plot(tmp_path, capsys):
+    for name, cs, gold in (("base", [0, 2, 3], [-30.0, -1.0, -0.5]), ("post", [1, 0, 3], [-1.0, -2.0, -0.4])):
         d = tmp_path / name / "samples"
         d.mkdir(parents=True)
-        recs = frame(cs).to_dict(orient="records")
+        recs = frame(cs, gold=gold).to_dict(orient="records")
         (d / "string__id.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post")]) == 0
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--null", str(tmp_path / "base")]) == 0
     out = capsys.readouterr().out
-    assert "NSCR" in out
+    assert "E_null" in out and "expanded" in out and "observed null" in out
+
     def strict(token):
         raise ValueError(f"{token} is not JSON")
 
-    # strict JSON: the undefined tiny-mass expansion (no tiny problems here) is null, not NaN
-    rec = json.loads((tmp_path / "post" / "support.json").read_text(), parse_constant=strict)["results"][0]
-    assert (rec["P"], rec["E"], rec["S"]) == (1, 1, 1)
-    assert rec["expansion_tiny"] is None
+    saved = json.loads((tmp_path / "post" / "support.json").read_text(), parse_constant=strict)
+    rec = saved["results"][0]
+    assert (rec["outside"], rec["expanded"]) == (1, 1)
+    assert saved["thresholds"]["outside"] == 1e-6
+    assert (tmp_path / "post" / "support.png").stat().st_size > 10_000
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2
     assert "no per-problem counts" in capsys.readouterr().err
-    assert load_counts(tmp_path / "base").shape[0] == 3
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--outside", "2"]) == 2
+    assert "outside=2.0" in capsys.readouterr().err
