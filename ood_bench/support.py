@@ -15,8 +15,8 @@ Exact view (primary), per (family, split), with the thresholds of ``Thresholds``
   outside set and its Wilson 95% interval over problems;
 - the **tilt**: pure reweighting (an exponential tilt of the base by a verifier
   reward) moves every problem's log-odds by one constant, ``logit Q* = logit Q +
-  1/beta``. On the problems the base can measurably solve (``outside <= Q_base
-  <= 1 - outside``) we report the mean shift ``logit Q_post - logit Q_base``, its
+  1/beta``. On the problems whose log-odds are measurable (``outside <= Q_base
+  <= TILT_CEILING``) we report the mean shift ``logit Q_post - logit Q_base``, its
   spread (s.d.; exact masses carry no noise, so spread is real), the least-squares
   slope of the shift against ``logit Q_base`` with its standard error (0 for a
   pure tilt), the shift binned by ``Q_base`` (a slope alone misses curved
@@ -55,6 +55,9 @@ from .errors import OodBenchError
 
 Z95 = 1.959963984540054
 LOGIT_CLIP = 30.0  # |log-odds| beyond this is 1 in 1e13: float32 log-probs carry no more
+# The tilt is fitted where Q_base <= this: a float32 teacher-forced pass resolves
+# 1 - Q only to about 1e-5, so log-odds of near-certain problems are noise.
+TILT_CEILING = 1 - 1e-3
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,7 @@ def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None) 
     n_out, n_exp = int(outside.sum()), int(expanded.sum())
     lo, hi = wilson_interval(n_exp, n_out)
 
-    measurable = (q_b >= th.outside) & (q_b <= 1 - th.outside)
+    measurable = (q_b >= th.outside) & (q_b <= TILT_CEILING)
     lb, lp = logit_from_logprob(lq_b[measurable]), logit_from_logprob(lq_p[measurable])
     tilt = tilt_fit(lb, lp)
 
@@ -316,7 +319,7 @@ def format_support(df: pd.DataFrame, thresholds: Thresholds | None = None) -> st
     blocks = [
         (f"exact trace mass Q (primary): outside Q_base < {th.outside:g}, inside Q_base >= {th.inside:g}; "
          f"expanded = outside and Q_post >= {th.solved:g} (rate over the outside set, Wilson 95%); shift = "
-         f"logit Q_post - logit Q_base where {th.outside:g} <= Q_base <= 1 - {th.outside:g} (pure reweighting: "
+         f"logit Q_post - logit Q_base where {th.outside:g} <= Q_base <= {TILT_CEILING:g} (pure reweighting: "
          f"one shift, slope 0; predicted = 1/beta)", EXACT_COLUMNS),
         ("sampled traces at budget n: P kept, E gained, S lost, each next to its null (the base re-sampled "
          "against itself, exact from Q_base)", SAMPLED_COLUMNS),

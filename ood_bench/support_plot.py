@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .support import TILT_BINS, Thresholds, logit_from_logprob, merge_records
+from .support import TILT_BINS, TILT_CEILING, Thresholds, logit_from_logprob, merge_records
 
 
 def _logit(p: float) -> float:
@@ -43,8 +43,8 @@ def plot_support(base: pd.DataFrame, post: pd.DataFrame, table: pd.DataFrame, pa
         ax.scatter(x, y, s=6, alpha=0.45, color="tab:blue", label="problems")
         ax.plot(grid, grid, color="0.4", lw=1, label="identity (no change)")
         if np.isfinite(row["shift_slope"]):
-            fit_x = np.linspace(_logit(th.outside), min(hi, _logit(1 - th.outside)), 50)
-            xm = x[(x >= _logit(th.outside)) & (x <= _logit(1 - th.outside))].mean()
+            fit_x = np.linspace(max(lo, _logit(th.outside)), min(hi, _logit(TILT_CEILING)), 50)
+            xm = x[(x >= _logit(th.outside)) & (x <= _logit(TILT_CEILING))].mean()
             ax.plot(fit_x, fit_x + row["shift_mean"] + row["shift_slope"] * (fit_x - xm), color="tab:orange",
                     lw=1.5, label=f"fit: shift {row['shift_mean']:+.2f}, slope {row['shift_slope']:+.2f}")
             q = np.exp(g["gold_logprob_base"].to_numpy(float))
