@@ -52,3 +52,23 @@ def chance_share(family: TaskFamily, problems: list[Problem], broad: bool = Fals
     if not problems:
         return float("nan")
     return sum(lucky(family, p, broad) for p in problems) / len(problems)
+
+
+def chance_rate(family: TaskFamily, problems: list[Problem]) -> float:
+    """Expected answer pass@1 of a model that does one familiar step (uniformly, broad set) in place of each
+    held-out one: the floor that answer-level scoring on ``ood_comp`` cannot go below by luck alone."""
+    space = _steps_space(family)
+    rates = []
+    for problem in problems:
+        program = list(problem.meta["program"])
+        held = [i for i, s in enumerate(program) if tuple(s) in space.held_out_pairs]
+        options = [familiar_alternatives(space, tuple(program[i]), broad=True) for i in held]
+        hits = total = 0
+        for choice in itertools.product(*options):
+            wrong = list(program)
+            for i, alt in zip(held, choice):
+                wrong[i] = alt
+            hits += family.run_program(problem, wrong) == problem.answer
+            total += 1
+        rates.append(hits / total if total else 0.0)
+    return sum(rates) / len(rates) if rates else float("nan")

@@ -14,7 +14,8 @@ hop as ``F-xC``, a fused pair as ``C-x+yB``.
 
 Composition: ID fuses nine of the twelve pairs (pairs that undo themselves,
 ``x+-x``, are never generated); ``ood_comp`` puts one of the other three
-(``x+-y``, ``-y+-x``, ``-x+y``) in every problem. Each hop of a held-out pair
+(``x+-y``, ``-y+-x``, ``-x+y``) in two steps of every problem (routes of 2-3
+steps there). Each hop of a held-out pair
 occurs first and second in ID pairs, and every character sequence of a
 held-out trace line (``+-`` included) occurs in ID, so failing there is failing
 to combine known parts, not meeting an unknown token or mechanism. On graphs
@@ -72,6 +73,10 @@ class _GraphSteps(StepSpace):
 
 
 STEPS = _GraphSteps(primitives=HOPS, held_out_pairs=HELD_OUT, fused_fraction=0.35)
+# Held-out pairs per ood_comp problem. With a handful of nodes, any familiar step
+# put in place of a held-out one lands on the right node about one time in five
+# (``tasks.chance.chance_rate``: 0.21 with one); two of them cut luck to ~0.05.
+COMP_HELD_OUT = 2
 # "length" is the number of nodes, so the edge list has 2x that many entries.
 RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(3, 5), ood_length=(8, 10))
 
@@ -117,13 +122,15 @@ class GraphRoute(TaskFamily):
     def _generate(self, split: str, rng: random.Random):
         while True:
             depth, n_nodes = RANGES.draw(split, rng)
+            if split == "ood_comp":
+                depth = max(depth, COMP_HELD_OUT)
             names = REPR_NODES if split == "ood_repr" else ID_NODES
             nodes = rng.sample(names, n_nodes)
             forward = {t: _derangement(nodes, rng) for t in EDGE_TYPES}
             edges = [f"{u}{t}{v}" for t in EDGE_TYPES for u, v in forward[t].items()]
             rng.shuffle(edges)
             start = rng.choice(nodes)
-            route = STEPS.sample(rng, depth, held_out=split == "ood_comp")
+            route = STEPS.sample(rng, depth, held_out=COMP_HELD_OUT if split == "ood_comp" else 0)
             path = _walk(forward, start, route)
             # A held-out pair must not be stood in for by its parts: redraw the
             # problem while the pair in the other order, or either hop alone,

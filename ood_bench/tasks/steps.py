@@ -30,16 +30,15 @@ class StepSpace:
     def id_pairs(self) -> list[tuple[str, str]]:
         return [p for p in itertools.product(self.primitives, repeat=2) if p not in self.held_out_pairs]
 
-    def sample(self, rng: random.Random, depth: int, held_out: bool) -> list[tuple[str, ...]]:
-        """``depth`` steps; with ``held_out`` at least one is a held-out fused pair."""
+    def sample(self, rng: random.Random, depth: int, held_out: int | bool) -> list[tuple[str, ...]]:
+        """``depth`` steps, ``held_out`` of them (at distinct places) held-out fused pairs."""
         steps: list[tuple[str, ...]] = []
         for _ in range(depth):
             if rng.random() < self.fused_fraction:
                 steps.append(rng.choice(self.id_pairs))
             else:
                 steps.append((rng.choice(self.primitives),))
-        if held_out:
-            forced = rng.randrange(depth)
+        for forced in rng.sample(range(depth), int(held_out)):
             steps[forced] = rng.choice(sorted(self.held_out_pairs))
         return steps
 
