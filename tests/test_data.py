@@ -110,3 +110,47 @@ def test_packed_rows_compute_each_example_exactly_as_alone(tasks, pos):
         assert torch.equal(packed["y"][r, c:c + n], plain["y"][i, :n])
         found += 1
     assert found == len(ex)
+
+
+def test_position_skip_moves_positions_past_the_id_lengths_without_changing_the_text(tasks):
+    import random
+
+    from ood_bench.data import skipped_positions
+
+    rng = random.Random(0)
+    seen_max = 0
+    for _ in range(200):
+        n = rng.randint(20, 90)
+        pos = skipped_positions(n, 256, 128, rng)
+        steps = [b - a for a, b in zip(pos, pos[1:])]
+        assert pos[0] == 0 and len(pos) == n and max(pos) < 256
+        assert all(s >= 1 for s in steps) and sum(s > 1 for s in steps) <= 1  # one forward jump at most
+        seen_max = max(seen_max, pos[-1])
+    assert seen_max > 150  # positions far past the longest ID example are trained
+    assert skipped_positions(40, 256, 0, rng) == list(range(40))
+
+
+@pytest.mark.parametrize("pos", ["rope", "learned"])
+def test_skipped_positions_keep_the_convolution_inside_each_packed_example(tasks, pos):
+    """With skipped positions, a packed example still computes exactly as alone at the same positions:
+    the convolution finds document starts by token index, not by position."""
+    import torch
+
+    from ood_bench.config import ModelConfig
+    from ood_bench.model import GPT
+
+    ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(4) for f in ("string", "graph")]
+    for k, e in enumerate(ex):  # a jump right after <bos>: position alone would let the conv see the row before
+        n = len(e.ids) - 1
+        e.positions = [t if t < 1 + k % 3 else t + 60 for t in range(n)]
+    packed = collate_packed(ex, row_len=200)
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=256, pos_encoding=pos)).eval()
+    with torch.no_grad():
+        together = model(packed["x"], packed["positions"], packed["attn_mask"], doc_index=packed["doc_index"])
+        for e in ex:
+            n = len(e.ids) - 1
+            alone = model(torch.tensor([e.ids[:-1]]), torch.tensor([e.positions]))
+            r, c = next((r, c) for r, c in ((packed["doc_index"] == 0) & (packed["x"] != 0)).nonzero().tolist()
+                        if packed["x"][r, c:c + n].tolist() == e.ids[:-1])
+            assert torch.allclose(together[r, c:c + n], alone[0], atol=1e-4)
