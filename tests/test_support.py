@@ -122,8 +122,9 @@ def test_mismatched_budgets_disjoint_problems_and_bad_thresholds_are_clear_error
 
 # --- calibration on the real quick base's records -------------------------------------------------
 
-BASE = QUICK / "base-n64"
-RESAMPLE = QUICK / "base-n64-seed1"
+MEASURE = RECORDS / "measure"  # the quick base (string v2, graph v4) and runs from it, committed records
+BASE = MEASURE / "base-eval"  # every split, 100 problems x 16 samples, sampling seed 0
+RESAMPLE = MEASURE / "base-eval-seed1"  # the same evaluation with sampling seed 1
 
 
 def _shifted(base: pd.DataFrame, c: float) -> pd.DataFrame:
@@ -153,13 +154,24 @@ def test_pure_reweighting_of_the_real_base_is_not_expansion_and_gives_back_its_s
 
 def test_the_real_base_against_a_resample_of_itself_shows_nothing():
     table = compare_evals(BASE, RESAMPLE)
-    assert (table["expanded"] == 0).all() and (table["shift_mean"] == 0).all()
+    assert (table["expanded"] == 0).all() and (table["shift_mean"].fillna(0) == 0).all()
     assert (table["moved_up"] + table["moved_down"]).sum() == 0
     # the observed gains and losses of a resample agree with their exact null
     total_e, total_null = table["E"].sum(), table["E_null"].sum()
     assert abs(total_e - total_null) < 3 * math.sqrt(total_null) + 2
     total_s, s_null = table["S"].sum(), table["S_null"].sum()
     assert abs(total_s - s_null) < 3 * math.sqrt(s_null) + 2
+
+
+def test_positive_control_sft_on_ood_depth_gold_traces_is_expansion():
+    """SFT on ood_depth's gold training traces from the quick base: the metric must see expansion there."""
+    table = compare_evals(MEASURE / "base-n64", MEASURE / "sft-ood_depth-n64").set_index(["family", "split"])
+    for family in ("string", "graph"):
+        row = table.loc[(family, "ood_depth")]
+        assert row.outside >= 150 and row.expanded > 0 and row.expansion_lo > 0, family
+    # and GRPO on the same prompts, with no correct sample to learn from, expands nothing
+    grpo = compare_evals(MEASURE / "base-n64", MEASURE / "grpo-ood_depth-n64").set_index(["family", "split"])
+    assert grpo.xs("ood_depth", level="split")["expanded"].sum() == 0
 
 
 def test_binned_shift_sees_the_curved_pattern_a_linear_slope_misses():
