@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import torch
 from torch import nn
 
-from .config import ConfigError, _check
+from .config import ConfigError, check
 
 if TYPE_CHECKING:
     from .model import GPT
@@ -41,14 +41,14 @@ class AlgorithmConfig:
     trace_reward: float = 0.0  # weight of the process (trace) reward added to the answer reward
 
     def validate(self, prefix: str = "algo") -> None:
-        _check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
-        _check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
-        _check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
-        _check(self.group_size >= 1, f"{prefix}.group_size", self.group_size, "must be >= 1")
-        _check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0")
-        _check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
-        _check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
-        _check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")
+        check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
+        check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
+        check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
+        check(self.group_size >= 1, f"{prefix}.group_size", self.group_size, "must be >= 1")
+        check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0")
+        check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
+        check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
+        check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")
 
 
 @dataclass
@@ -123,7 +123,7 @@ def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmCo
     cfg = build(algo_cls.config_class, data, prefix="algo")
     cfg.validate("algo")
     if algo_cls.uses_sample_logprobs:
-        _check(cfg.top_p == 1.0, "algo.top_p", cfg.top_p,
+        check(cfg.top_p == 1.0, "algo.top_p", cfg.top_p,
                f"{algo_cls.name} scores samples with the full softmax, so it samples from it too (top_p=1); "
                "a truncated sampler would make its ratios and KL inconsistent")
     return cfg

@@ -70,7 +70,8 @@ def cmd_tasks(args) -> int:
 
 
 def _load_pretrain_config(config: str, overrides: list[str]):
-    from .config import PretrainConfig, load_config
+    from .config import load_config
+    from .pretrain import PretrainConfig
 
     _plugins()
     return load_config(PretrainConfig, config, overrides)
@@ -86,12 +87,11 @@ def cmd_pretrain(args) -> int:
 
 
 def _print_and_save_eval(df, out_dir: Path, meta: dict) -> None:
-    from .checkpoints import atomic_write_json
-    from .evaluate import format_table
+    from .results import format_table, write_eval_record
 
     print(format_table(df))
-    atomic_write_json(out_dir / "eval.json", {**meta, "results": df.to_dict(orient="records")})
-    print(f"\nresults: {out_dir / 'eval.json'}  per-problem counts: {out_dir / 'samples'}/")
+    path = write_eval_record(out_dir, df, meta)
+    print(f"\nresults: {path}  per-problem counts: {out_dir / 'samples'}/")
 
 
 def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
@@ -129,7 +129,7 @@ def _compare_with_base(ckpt: dict, out_dir: Path) -> None:
 def _write_support(table, base_eval: Path, out_dir: Path, thresholds=None) -> None:
     from dataclasses import asdict
 
-    from .checkpoints import atomic_write_json
+    from .atomic import atomic_write_json
     from .support import Thresholds, format_support, load_counts, tilt_bins
     from .support_plot import plot_support
 
@@ -175,7 +175,8 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .config import EvalConfig, build
+    from .config import build
+    from .evaluate import EvalConfig
     from .pretrain import load_base
 
     _plugins()

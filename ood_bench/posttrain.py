@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from .algorithms import Algorithm, RolloutBatch, build_algorithm_config
 from .checkpoints import atomic_write_json, read_checkpoint
-from .config import EvalConfig, TrainerConfig, _check, build, deep_merge, parse_overrides, read_yaml
+from .config import build, check, deep_merge, parse_overrides, read_yaml
+from .evaluate import EvalConfig
 from .data import PromptStream
 from .errors import OodBenchError
 from .pretrain import load_base
@@ -31,7 +32,7 @@ from .records import environment
 from .rollout import pack, sample, token_logprobs
 from .tasks.base import SPLITS, derive_seed
 from .tokenizer import EOS, TOKENIZER
-from .training import make_trainer
+from .training import TrainerConfig, make_trainer
 
 RL_SPLITS = SPLITS  # RL prompts may come from any split, the OOD ones included
 
@@ -49,10 +50,10 @@ class Budget:
     batches: int | None = None
 
     def validate(self, prefix: str = "budget") -> None:
-        _check(self.grad_steps >= 1, f"{prefix}.grad_steps", self.grad_steps, "must be >= 1")
+        check(self.grad_steps >= 1, f"{prefix}.grad_steps", self.grad_steps, "must be >= 1")
         for k in ("prompts", "rollouts", "tokens", "batches"):
             v = getattr(self, k)
-            _check(v is None or v >= 1, f"{prefix}.{k}", v, "must be >= 1 or null")
+            check(v is None or v >= 1, f"{prefix}.{k}", v, "must be >= 1 or null")
 
 
 @dataclass
@@ -71,10 +72,10 @@ class PostTrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
-        _check(bool(self.base), "base", self.base, "give the base checkpoint (--base)")
-        _check(self.rl_split in RL_SPLITS, "rl_split", self.rl_split, f"choose from {', '.join(RL_SPLITS)}")
-        _check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
-        _check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "must be >= 1")
+        check(bool(self.base), "base", self.base, "give the base checkpoint (--base)")
+        check(self.rl_split in RL_SPLITS, "rl_split", self.rl_split, f"choose from {', '.join(RL_SPLITS)}")
+        check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
+        check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "must be >= 1")
         self.budget.validate()
         self.trainer.validate()
         self.eval.validate()

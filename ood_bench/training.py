@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from .checkpoints import AtomicCheckpointIO
-from .config import TrainerConfig
+from .config import check
+
+
+@dataclass
+class TrainerConfig:
+    """Passed straight to ``lightning.Trainer``: the same config scales to GPUs and nodes."""
+
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+
+    def validate(self, prefix: str = "trainer") -> None:
+        check(self.num_nodes >= 1, f"{prefix}.num_nodes", self.num_nodes, "must be >= 1")
 
 
 class StepProgressBar(TQDMProgressBar):

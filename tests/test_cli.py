@@ -71,7 +71,8 @@ class Crash(Callback):
 
 
 def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path):
-    from ood_bench.config import PretrainConfig, load_config
+    from ood_bench.config import load_config
+    from ood_bench.pretrain import PretrainConfig
     from ood_bench.pretrain import pretrain
 
     def cfg(out):

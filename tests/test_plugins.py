@@ -181,10 +181,10 @@ def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypa
             register("solved_at_all", SolvedAtAll)
     """)
     import ood_bench.plugins as plugins_mod
-    from ood_bench.config import EvalConfig
+    from ood_bench.evaluate import EvalConfig
     from ood_bench.evaluate import evaluate_split
     from ood_bench.model import GPT
-    from ood_bench.config import ModelConfig
+    from ood_bench.model import ModelConfig
 
     monkeypatch.setattr(plugins_mod, "_PLUGINS", Plugins())
     model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16))

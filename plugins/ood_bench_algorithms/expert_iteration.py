@@ -12,7 +12,7 @@ import torch
 
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.config import _check
+from ood_bench.api import check
 from ood_bench.rl import entropy_from_logits
 
 from .sft import nll_loss
@@ -28,7 +28,7 @@ class ExpertIterationConfig(AlgorithmConfig):
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
-        _check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
+        check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
 
 
 class ExpertIteration(Algorithm):

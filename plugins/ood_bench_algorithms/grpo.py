@@ -14,7 +14,7 @@ import torch
 
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.config import _check
+from ood_bench.api import check
 from ood_bench.rl import AGGREGATIONS, KL_ESTIMATORS, aggregate, clipped_surrogate, entropy_from_logits, \
     group_advantages, kl_estimate, masked_mean
 
@@ -33,16 +33,16 @@ class GRPOConfig(AlgorithmConfig):
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
-        _check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
-        _check(self.kl_estimator in KL_ESTIMATORS, f"{prefix}.kl_estimator", self.kl_estimator,
+        check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
+        check(self.kl_estimator in KL_ESTIMATORS, f"{prefix}.kl_estimator", self.kl_estimator,
                f"choose from {', '.join(KL_ESTIMATORS)}")
-        _check(0 <= self.eps_low < 1, f"{prefix}.eps_low", self.eps_low, "must be in [0, 1)")
-        _check(self.eps_high >= 0, f"{prefix}.eps_high", self.eps_high, "must be >= 0")
-        _check(self.loss_aggregation in AGGREGATIONS, f"{prefix}.loss_aggregation", self.loss_aggregation,
+        check(0 <= self.eps_low < 1, f"{prefix}.eps_low", self.eps_low, "must be in [0, 1)")
+        check(self.eps_high >= 0, f"{prefix}.eps_high", self.eps_high, "must be >= 0")
+        check(self.loss_aggregation in AGGREGATIONS, f"{prefix}.loss_aggregation", self.loss_aggregation,
                f"choose from {', '.join(AGGREGATIONS)}")
-        _check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
-        _check(self.reset_every >= 0, f"{prefix}.reset_every", self.reset_every, "must be >= 0")
-        _check(self.group_size >= 2, f"{prefix}.group_size", self.group_size, "GRPO needs groups of >= 2")
+        check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
+        check(self.reset_every >= 0, f"{prefix}.reset_every", self.reset_every, "must be >= 0")
+        check(self.group_size >= 2, f"{prefix}.group_size", self.group_size, "GRPO needs groups of >= 2")
 
 
 def grpo_loss(logp, old_logp, ref_logp, advantages, mask, cfg: GRPOConfig):

@@ -16,7 +16,7 @@ from torch import nn
 
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.config import _check
+from ood_bench.api import check
 from ood_bench.rl import approx_kl, clipped_surrogate, entropy_from_logits, explained_variance, gae, kl_estimate, masked_mean
 
 
@@ -35,10 +35,10 @@ class PPOConfig(AlgorithmConfig):
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
         for k in ("gamma", "lam"):
-            _check(0 <= getattr(self, k) <= 1, f"{prefix}.{k}", getattr(self, k), "must be in [0, 1]")
+            check(0 <= getattr(self, k) <= 1, f"{prefix}.{k}", getattr(self, k), "must be in [0, 1]")
         for k in ("eps", "value_clip", "vf_coef", "beta"):
-            _check(getattr(self, k) >= 0, f"{prefix}.{k}", getattr(self, k), "must be >= 0")
-        _check(self.epochs >= 1, f"{prefix}.epochs", self.epochs, "must be >= 1")
+            check(getattr(self, k) >= 0, f"{prefix}.{k}", getattr(self, k), "must be >= 0")
+        check(self.epochs >= 1, f"{prefix}.epochs", self.epochs, "must be >= 1")
 
 
 def token_rewards(final_reward, kl_tok, mask, beta):

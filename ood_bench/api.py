@@ -1,0 +1,18 @@
+"""The plugin API: everything an algorithm or task-family plugin imports, from one place.
+
+``API_VERSION`` follows semantic versioning: a plugin written against 1.x keeps
+working on every later 1.y; ``ood-bench plugins`` prints the version in use.
+Import from here rather than from the modules behind it, which may move.
+"""
+
+from .algorithms import Algorithm, AlgorithmConfig, PostTrainContext, RolloutBatch
+from .config import ConfigError, check
+from .hookspecs import hookimpl
+from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily
+
+API_VERSION = "1.0"
+
+__all__ = [
+    "API_VERSION", "AXES", "Algorithm", "AlgorithmConfig", "ConfigError", "OOD_SPLITS", "PostTrainContext",
+    "Problem", "RolloutBatch", "SPLITS", "Score", "TaskFamily", "check", "hookimpl",
+]
