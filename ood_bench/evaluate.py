@@ -92,6 +92,7 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
 
     correct = [0] * len(problems)
     trace_correct = [0] * len(problems)
+    full_correct = [0] * len(problems)  # trace and answer both right: what the exact mass Q measures
     example = [""] * len(problems)
     per_batch = max(1, ecfg.batch_size // n)
     for ci, chunk in _chunks(list(range(len(problems))), per_batch):
@@ -104,6 +105,7 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
             s = family.score(problems[i], text)
             correct[i] += s.answer
             trace_correct[i] += s.trace
+            full_correct[i] += s.trace and s.answer
             if not example[i]:
                 example[i] = text
         if bar is not None:
@@ -116,7 +118,7 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
     records = [
         {
             "family": family.name, "version": family.version, "split": split, "index": p.index, "uid": p.uid,
-            "n": n, "c": correct[i], "trace_c": trace_correct[i], "greedy_correct": bool(greedy_ok[i]),
+            "n": n, "c": correct[i], "trace_c": trace_correct[i], "full_c": full_correct[i], "greedy_correct": bool(greedy_ok[i]),
             "greedy_trace_correct": bool(greedy_trace[i]), "gold_logprob": float(gold[i]),
             "gold_tokens": len(golds[i]), "depth": p.meta.get("depth"), "length": p.meta.get("length"),
             "prompt": p.prompt, "gold": p.completion, "sample": example[i],

@@ -1,10 +1,13 @@
 """Support: did post-training reach problems outside the base model's support?
 
-The primary measure is the **exact trace mass** ``Q(x) = p_model(gold trace | prompt)``
-that ``evaluate`` computes in one teacher-forced pass (``gold_logprob``). The
-families here have one correct trace per problem, so Q is exactly the
-probability that a sample is trace-correct: it carries no sampling noise, and
+The primary measure is the **exact trace mass** ``Q(x) = p_model(gold completion | prompt)``
+that ``evaluate`` computes in one teacher-forced pass (``gold_logprob``): the
+gold trace, its answer line and the end of text. The families here have one
+correct trace per problem, so Q is exactly the probability that a sample is
+fully correct (every step and the answer); it carries no sampling noise, and
 two evaluations of one model give the same Q whatever their sampling seeds.
+(A model that writes right traces and then miscopies the answer has a sampled
+trace pass@1 above Q; the quick base does not.)
 
 Exact view (primary), per (family, split), with the thresholds of ``Thresholds``:
 
@@ -24,8 +27,8 @@ Exact view (primary), per (family, split), with the thresholds of ``Thresholds``
 
 Sampled view, at budget n (what a user with n samples per problem would see):
 
-- at the trace level, P (kept: a correct trace among the n samples of both
-  models), E (gained), S (lost), SRR = P/(P+S), NDR = E/(P+E),
+- on fully correct samples (``full_c``: trace and answer), P (kept: one among
+  the n samples of both models), E (gained), S (lost), SRR = P/(P+S), NDR = E/(P+E),
   NSCR = (E-S)/(P+E+S), each next to its **null**: the same comparison of the
   base's counts against a fresh re-sampling of the base, whose expectation is
   exact because Q_base is (a re-sample misses a problem with probability
@@ -91,7 +94,7 @@ class Thresholds:
 
 # Q_base bins of the binned tilt: from the edge of support to saturation.
 TILT_BINS = (1e-6, 0.01, 0.2, 0.5, 0.8, 0.99, 1.0)
-RECORD_COLUMNS = ["family", "version", "split", "uid", "n", "c", "trace_c", "gold_logprob"]
+RECORD_COLUMNS = ["family", "version", "split", "uid", "n", "c", "trace_c", "full_c", "gold_logprob"]
 
 
 def load_counts(eval_dir: str | Path) -> pd.DataFrame:
@@ -107,11 +110,18 @@ def load_counts(eval_dir: str | Path) -> pd.DataFrame:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 raise OodBenchError(f"{f} line {i + 1} is not valid JSON") from None
-    df = pd.DataFrame(rows)
+    df = _with_full_counts(pd.DataFrame(rows))
     missing = [c for c in RECORD_COLUMNS if c not in df.columns]
     if missing:
         raise OodBenchError(f"per-problem records in {str(samples)!r} lack {', '.join(missing)}")
     return df[RECORD_COLUMNS]
+
+
+def _with_full_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Records made before fully-correct counts were kept: the trace count stands in for ``full_c``."""
+    if "full_c" not in df.columns and "trace_c" in df.columns:
+        df = df.assign(full_c=df["trace_c"])
+    return df
 
 
 def wilson_interval(successes: int, total: int) -> tuple[float, float]:
@@ -203,8 +213,9 @@ def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None) 
     lb, lp = logit_from_logprob(lq_b[measurable]), logit_from_logprob(lq_p[measurable])
     tilt = tilt_fit(lb, lp)
 
-    # Sampled trace counts at budget n, next to their exact null
-    t_b, t_p = group["trace_c_base"].to_numpy(), group["trace_c_post"].to_numpy()
+    # Sampled counts of fully correct samples (trace and answer: the event Q is the probability of),
+    # next to their exact null
+    t_b, t_p = group["full_c_base"].to_numpy(), group["full_c_post"].to_numpy()
     base_ok, post_ok = t_b >= 1, t_p >= 1
     P, E, S = int((base_ok & post_ok).sum()), int((~base_ok & post_ok).sum()), int((base_ok & ~post_ok).sum())
     null = sampled_null(t_b, q_b, n)
@@ -233,7 +244,7 @@ def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None) 
 
 def merge_records(base: pd.DataFrame, post: pd.DataFrame) -> pd.DataFrame:
     keys = ["family", "version", "split", "uid"]
-    merged = base.merge(post, on=keys, suffixes=("_base", "_post"))
+    merged = _with_full_counts(base).merge(_with_full_counts(post), on=keys, suffixes=("_base", "_post"))
     if merged.empty:
         raise OodBenchError("the two evaluations share no test problem (different families, splits or task versions)")
     bad = merged[merged["n_base"] != merged["n_post"]]
@@ -321,8 +332,8 @@ def format_support(df: pd.DataFrame, thresholds: Thresholds | None = None) -> st
          f"expanded = outside and Q_post >= {th.solved:g} (rate over the outside set, Wilson 95%); shift = "
          f"logit Q_post - logit Q_base where {th.outside:g} <= Q_base <= {TILT_CEILING:g} (pure reweighting: "
          f"one shift, slope 0; predicted = 1/beta)", EXACT_COLUMNS),
-        ("sampled traces at budget n: P kept, E gained, S lost, each next to its null (the base re-sampled "
-         "against itself, exact from Q_base)", SAMPLED_COLUMNS),
+        ("fully correct samples at budget n: P kept, E gained, S lost, each next to its null (the base "
+         "re-sampled against itself, exact from Q_base)", SAMPLED_COLUMNS),
         (f"answers (secondary: counts lucky guesses): pass@1 change with its paired s.e.; moved = Fisher exact "
          f"per problem, Benjamini-Hochberg FDR {th.fdr:g}", ANSWER_COLUMNS),
     ]
