@@ -29,15 +29,14 @@ if TYPE_CHECKING:
 class AlgorithmConfig:
     """Knobs every algorithm has."""
 
-    # The quick base ends pretraining at lr 3e-4 (its cosine floor); at 1e-4, 100 GRPO steps moved
-    # ID pass@1 by less than its noise.
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    # (At 1e-4, 100 GRPO steps from the quick base moved ID pass@1 by less than its noise.)
+    lr: float = 3e-4  # AdamW learning rate; the quick base ends pretraining at 3e-4 (its cosine floor)
+    weight_decay: float = 0.0  # AdamW weight decay of the policy (and of extra modules)
+    grad_clip: float = 1.0  # clip the gradient norm to this before each step (0: no clipping)
     group_size: int = 8  # G samples per prompt
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 128
+    temperature: float = 1.0  # sampling temperature of rollouts; log-probs are scored at the same temperature
+    top_p: float = 1.0  # nucleus sampling of rollouts; algorithms that score samples require 1
+    max_new_tokens: int = 128  # longest completion a rollout may write
     trace_reward: float = 0.0  # weight of the process (trace) reward added to the answer reward
 
     def validate(self, prefix: str = "algo") -> None:
@@ -115,6 +114,46 @@ class Algorithm:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore
             out.append((f.name, getattr(f.type, "__name__", str(f.type)), default))
         return out
+
+    @classmethod
+    def knob_docs(cls) -> dict[str, str]:
+        """One line per knob: ``field(metadata={"help": ...})`` if given, else the field's trailing comment."""
+        return knob_docs(cls.config_class)
+
+
+def knob_docs(config_class: type) -> dict[str, str]:
+    """Each dataclass field's one-line doc, read from its ``help`` metadata or its source comment.
+
+    Comments are the natural place researchers document a knob (``beta: float = 0.0  # KL
+    coefficient``); reading them keeps one source of truth for the code and ``ood-bench algorithms``.
+    """
+    import inspect
+    import re
+
+    docs: dict[str, str] = {}
+    for klass in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        pending: list[str] = []
+        for line in lines:
+            comment = re.match(r"\s+#\s?(.*)$", line)
+            if comment:
+                pending.append(comment.group(1).strip())
+                continue
+            m = re.match(r"\s+(\w+)\s*:[^#=]*(?:=[^#]*)?(?:#\s?(.*))?$", line)
+            if m and not line.strip().startswith(("def ", "@")):
+                text = m.group(2) or " ".join(pending)
+                if text:
+                    docs[m.group(1)] = text.strip()
+            pending = []
+    for f in dataclasses.fields(config_class):
+        if "help" in f.metadata:
+            docs[f.name] = f.metadata["help"]
+    return docs
 
 
 def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmConfig:

@@ -7,6 +7,7 @@ Every user mistake surfaces as one line ``ood-bench: error: ...`` and exit statu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -34,13 +35,13 @@ def _quiet_third_party() -> None:
 
 def _plugins():
     """Load plugins, showing any broken one as a warning line (not a traceback)."""
-    from .plugins import get_plugins
+    from .plugins import PluginWarning, get_plugins
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plugins = get_plugins()
     for w in caught:
-        if "plugin" in str(w.message):
+        if issubclass(w.category, PluginWarning):
             print(f"ood-bench: warning: {w.message}", file=sys.stderr)
     return plugins
 
@@ -77,10 +78,20 @@ def _load_pretrain_config(config: str, overrides: list[str]):
     return load_config(PretrainConfig, config, overrides)
 
 
+def _print_config(resolved: dict) -> int:
+    """The config a run would use, every default filled in, as YAML a user can save and pass back."""
+    import yaml
+
+    print(yaml.safe_dump(resolved, sort_keys=False, default_flow_style=False).rstrip())
+    return 0
+
+
 def cmd_pretrain(args) -> int:
     from .pretrain import pretrain
 
     cfg = _load_pretrain_config(args.config, args.overrides)
+    if args.print_config:
+        return _print_config(cfg.to_dict())
     path = pretrain(cfg, progress=not args.no_progress)
     print(f"base checkpoint: {path}")
     return 0
@@ -226,19 +237,25 @@ def cmd_plugins(args) -> int:
 
 def cmd_algorithms(args) -> int:
     plugins = _plugins()
+    names = [args.name] if args.name else sorted(plugins.algorithms)
     out = []
-    for name in sorted(plugins.algorithms):
-        cls = plugins.algorithms[name]
+    for name in names:
+        cls = plugins.algorithm(name)
+        docs = cls.knob_docs()
         out.append({"name": name, "plugin": plugins.algorithm_owner(name), "description": cls.description,
-                    "config": [{"name": n, "type": t, "default": d} for n, t, d in cls.fields()]})
+                    "config": [{"name": n, "type": t, "default": d, "doc": docs.get(n, "")}
+                               for n, t, d in cls.fields()]})
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
     for a in out:
         print(f"{a['name']}  (plugin {a['plugin']})  {a['description']}")
         for f in a["config"]:
-            print(f"    algo.{f['name']:<20} {f['type']:<6} = {f['default']!r}")
+            doc = f"  {f['doc']}" if args.name and f["doc"] else ""
+            print(f"    algo.{f['name']:<20} {f['type']:<6} = {f['default']!r}{doc}")
         print()
+    if not args.name:
+        print("`ood-bench algorithms NAME` adds a line of documentation to each knob.")
     return 0
 
 
@@ -252,6 +269,12 @@ def cmd_posttrain(args) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     cfg = load_posttrain_config(args.config, overrides)
+    if args.print_config:
+        from .algorithms import build_algorithm_config
+        from .plugins import get_plugins
+
+        algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
+        return _print_config({**cfg.to_dict(), "algo": dataclasses.asdict(algo)})
     path = posttrain(cfg, progress=not args.no_progress)
     print(f"post-trained checkpoint: {path}")
     return 0
@@ -278,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="dotted overrides, e.g. train.max_steps=100 mixture.exposure.depth=0.1")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     pr.set_defaults(func=cmd_pretrain)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on the held-out test splits")
@@ -298,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plugins)
 
     al = sub.add_parser("algorithms", help="list post-training algorithms with their knobs and defaults")
+    al.add_argument("name", nargs="?", help="one algorithm: also document each knob")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_algorithms)
 
@@ -311,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="dotted overrides: algo.beta=0.04 budget.grad_steps=50 prompts_per_step=16 ...")
     po.add_argument("--no-progress", action="store_true", help="no progress bar")
+    po.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     po.set_defaults(func=cmd_posttrain)
 
     cp = sub.add_parser("compare", help="support of a post-trained model against its base: expansion, tilt, "

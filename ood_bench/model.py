@@ -32,7 +32,6 @@ from .tokenizer import TOKENIZER
 
 
 @dataclass
-@dataclass
 class ModelConfig:
     n_layer: int = 4
     n_head: int = 4
@@ -44,7 +43,7 @@ class ModelConfig:
     rope_fraction: float = 1.0
     # Width of the causal convolution that opens every block (0 or 1: none). It
     # hands each position its neighbours' tokens, so edge-list lookups need no
-    # induction circuit to form first (see model.py).
+    # induction circuit to form first (see CausalConv).
     conv_kernel: int = 4
     dropout: float = 0.0
 
@@ -60,6 +59,7 @@ class ModelConfig:
         check(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", self.dropout, "must be in [0, 1)")
 
 
+@dataclass
 class KVCache:
     """Keys and values of every layer for a batch being decoded.
 

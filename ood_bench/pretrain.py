@@ -89,8 +89,9 @@ class PretrainConfig:
 class PretrainModule(L.LightningModule):
     def __init__(self, config: dict) -> None:
         super().__init__()
-        self.save_hyperparameters({"config": config})
         self.cfg: PretrainConfig = build(PretrainConfig, config)
+        # Which plugin provided each family, so a checkpoint can say what it needs when that plugin is missing.
+        self.save_hyperparameters({"config": config, "task_sources": task_sources(self.cfg.mixture.families)})
         self.model = GPT(self.cfg.model)
         self.tokens_seen = 0
         self.last_batch_tokens = 0
@@ -199,6 +200,35 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
     return final
 
 
+def task_sources(families: dict[str, float]) -> dict[str, dict]:
+    """Version, plugin and distribution of each family of a mixture."""
+    from .plugins import get_plugins
+
+    plugins = get_plugins()
+    out = {}
+    for name in families:
+        if name in plugins.tasks:
+            plugin = plugins.tasks.plugin_name(name)
+            info = plugins.info.get(plugin)
+            out[name] = {"version": plugins.tasks.get(name).version, "plugin": plugin,
+                         "distribution": info.distribution if info else None}
+    return out
+
+
+def check_tasks_available(path: str | Path, cfg: "PretrainConfig", sources: dict) -> None:
+    """A checkpoint whose families are not all installed names what it needs and where it came from."""
+    from .plugins import get_plugins
+
+    tasks = get_plugins().tasks
+    for name, share in cfg.mixture.families.items():
+        if share > 0 and name not in tasks:
+            src = sources.get(name) or {}
+            where = f" (v{src.get('version')}, from the distribution {src.get('distribution')!r}: install it)" \
+                if src.get("distribution") else " (install the plugin that provides it)"
+            raise OodBenchError(f"checkpoint {str(path)!r} was pretrained on task family {name!r}, which no "
+                                f"installed plugin provides{where}")
+
+
 def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
     """Rebuild a base model from a checkpoint: (model in eval mode, its config, raw ckpt)."""
     ckpt = read_checkpoint(path, "checkpoint")
@@ -206,6 +236,7 @@ def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
     if not isinstance(config, dict):
         raise OodBenchError(f"checkpoint {str(path)!r} carries no ood-bench config")
     cfg = build(PretrainConfig, config)
+    check_tasks_available(path, cfg, ckpt.get("hyper_parameters", {}).get("task_sources") or {})
     model = GPT(cfg.model)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:

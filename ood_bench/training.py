@@ -24,9 +24,17 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    logger: str = "csv"  # csv (always there), tensorboard or wandb (when installed); logs go to <out_dir>/logs
 
     def validate(self, prefix: str = "trainer") -> None:
         check(self.num_nodes >= 1, f"{prefix}.num_nodes", self.num_nodes, "must be >= 1")
+        check(self.logger in LOGGERS, f"{prefix}.logger", self.logger, f"choose from {', '.join(LOGGERS)}")
+        needs = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(self.logger)
+        if needs:
+            import importlib.util
+
+            check(importlib.util.find_spec(needs) is not None, f"{prefix}.logger", self.logger,
+                  f"the {needs} package is not installed (pip install {needs})")
 
 
 class StepProgressBar(TQDMProgressBar):
@@ -55,6 +63,22 @@ class Throughput(Callback):
             pl_module.log("train/tokens_per_s", tokens / max(time.perf_counter() - self._t0, 1e-9))
 
 
+LOGGERS = ("csv", "tensorboard", "wandb")
+
+
+def make_logger(kind: str, out: Path):
+    """Lightning's own logger of that kind, writing under ``out/logs``."""
+    if kind == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(str(out), name="logs")
+    if kind == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        return WandbLogger(save_dir=str(out), name=out.name)
+    return CSVLogger(str(out), name="logs")
+
+
 def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, log_every: int,
                  progress: bool, label: str, callbacks: list[Callback] | None = None, **kwargs) -> L.Trainer:
     """A Trainer that checkpoints atomically to ``out/checkpoints`` and logs CSV to ``out/logs``.
@@ -64,7 +88,7 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
     return L.Trainer(
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
         precision=tc.precision, max_steps=max_steps, log_every_n_steps=log_every,
-        logger=CSVLogger(str(out), name="logs"),
+        logger=make_logger(tc.logger, out),
         callbacks=[
             ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=ckpt_every, save_last=True, save_top_k=0),
             Throughput(),

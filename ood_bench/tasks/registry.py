@@ -10,6 +10,10 @@ from ..errors import OodBenchError
 from .base import TaskFamily
 
 
+class DuplicateRegistration(OodBenchError):
+    """Two plugins registered the same name: an error for everyone, naming both."""
+
+
 class TaskRegistry:
     def __init__(self) -> None:
         self._families: dict[str, TaskFamily] = {}
@@ -19,7 +23,7 @@ class TaskRegistry:
         if not family.name:
             raise OodBenchError(f"task family {type(family).__name__} from {owner} has no name")
         if family.name in self._families:
-            raise OodBenchError(
+            raise DuplicateRegistration(
                 f"task family {family.name!r} registered twice: by {self._owners[family.name]} and by {owner}"
             )
         self._families[family.name] = family
@@ -38,6 +42,11 @@ class TaskRegistry:
 
     def owner(self, name: str) -> str:
         return self._owners[name]
+
+    def plugin_name(self, name: str) -> str:
+        """The entry-point name of the plugin that registered ``name``."""
+        owner = self._owners[name]
+        return owner.removeprefix("plugin ").strip("'")
 
     def __contains__(self, name: str) -> bool:
         return name in self._families
