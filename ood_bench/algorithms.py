@@ -3,7 +3,7 @@
 An algorithm is a class with a ``name``, a ``config_class`` (a dataclass whose
 fields are its knobs, all logged with the run) and a ``step`` method that turns
 one batch of training prompts into zero or more optimizer steps through the
-``PostTrainContext``. The context owns the policy, the frozen reference, the one
+``Context`` (``ood_bench.context``). The context owns the policy, the frozen reference, the one
 rollout engine, the verifier rewards, the optimizer and the budget counters, so
 every algorithm is measured the same way.
 """
@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
 from .config import ConfigError, check
+from .context import Context, Counters, LogProbs, RolloutBatch
 
 if TYPE_CHECKING:
-    from .model import GPT
-    from .rollout import Rollout
     from .tasks.base import Problem
+
+PostTrainContext = Context  # the name before API 1.0
 
 
 @dataclass
@@ -50,38 +51,6 @@ class AlgorithmConfig:
         check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")
 
 
-@dataclass
-class RolloutBatch:
-    """G samples for each prompt with their verifier rewards, ready for scoring."""
-
-    problems: list["Problem"]
-    rollout: "Rollout"
-    rewards: torch.Tensor  # (N,) answer reward (+ weighted trace reward)
-    answer_correct: torch.Tensor  # (N,) bool
-    ids: torch.Tensor  # (N, T) right-padded prompt+completion
-    cmask: torch.Tensor  # (N, T) True on completion tokens
-    trace_correct: torch.Tensor | None = None  # (N,) bool: every step of the trace verifies
-
-    @property
-    def group_size(self) -> int:
-        return len(self.rewards) // len(self.problems)
-
-
-class PostTrainContext(Protocol):
-    """The services the core offers an algorithm (implemented by the post-training module)."""
-
-    policy: "GPT"
-    reference: "GPT"
-
-    def rollout(self, problems: list["Problem"], n: int) -> RolloutBatch: ...
-    def gold_batch(self, problems: list["Problem"]) -> tuple[torch.Tensor, torch.Tensor]: ...
-    def logprobs(self, model: nn.Module, ids: torch.Tensor, cmask: torch.Tensor, grad: bool = True,
-                 return_hidden: bool = False): ...
-    def optimize(self, loss: torch.Tensor, train_tokens: int) -> None: ...
-    def reset_reference(self) -> None: ...
-    def reset_optimizer(self) -> None: ...
-
-
 class Algorithm:
     """Base class of every post-training algorithm plugin."""
 
@@ -94,7 +63,7 @@ class Algorithm:
     # Fine-tuning on fixed or verified texts (SFT, expert iteration) sets False.
     uses_sample_logprobs: ClassVar[bool] = True
 
-    def __init__(self, config: AlgorithmConfig, ctx: PostTrainContext) -> None:
+    def __init__(self, config: AlgorithmConfig, ctx: Context) -> None:
         self.cfg = config
         self.ctx = ctx
 
@@ -168,5 +137,23 @@ def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmCo
     return cfg
 
 
-__all__ = ["Algorithm", "AlgorithmConfig", "RolloutBatch", "PostTrainContext", "build_algorithm_config",
-           "ConfigError"]
+def standalone(algorithm_class: type[Algorithm], policy: nn.Module, families: list, knobs: dict | None = None,
+               seed: int = 0, draw=None) -> Algorithm:
+    """An algorithm wired to a ``Context`` around a plain model and AdamW, with no Lightning.
+
+    For unit tests and notebooks: ``algo = standalone(MyAlgo, model, [family]); algo.ctx.begin_step();
+    algo.step(problems); algo.ctx.end_step()``. ``knobs`` are checked like ``algo.*`` overrides.
+    """
+    import copy
+
+    config = build_algorithm_config(algorithm_class, knobs or {})
+    reference = copy.deepcopy(policy).requires_grad_(False).eval()
+    ctx = Context(policy, reference, families, config, optimizer=None, seed=seed, draw=draw)
+    algo = algorithm_class(config, ctx)
+    params = list(policy.parameters()) + [p for m in algo.extra_modules().values() for p in m.parameters()]
+    ctx.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    return algo
+
+
+__all__ = ["Algorithm", "AlgorithmConfig", "Context", "Counters", "LogProbs", "RolloutBatch", "PostTrainContext",
+           "build_algorithm_config", "knob_docs", "standalone", "ConfigError"]

@@ -5,14 +5,17 @@ working on every later 1.y; ``ood-bench plugins`` prints the version in use.
 Import from here rather than from the modules behind it, which may move.
 """
 
-from .algorithms import Algorithm, AlgorithmConfig, PostTrainContext, RolloutBatch
+from .algorithms import Algorithm, AlgorithmConfig, PostTrainContext, knob_docs, standalone
+from .context import STANDARD_DIAGNOSTICS, Context, Counters, LogProbs, RolloutBatch
 from .config import ConfigError, check
 from .hookspecs import hookimpl
 from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily
+from .tokenizer import BOS, EOS, PAD, TOKENIZER
 
 API_VERSION = "1.0"
 
 __all__ = [
-    "API_VERSION", "AXES", "Algorithm", "AlgorithmConfig", "ConfigError", "OOD_SPLITS", "PostTrainContext",
-    "Problem", "RolloutBatch", "SPLITS", "Score", "TaskFamily", "check", "hookimpl",
+    "API_VERSION", "AXES", "BOS", "EOS", "PAD", "TOKENIZER", "Algorithm", "AlgorithmConfig", "ConfigError", "Context", "Counters", "LogProbs",
+    "OOD_SPLITS", "PostTrainContext", "Problem", "RolloutBatch", "SPLITS", "STANDARD_DIAGNOSTICS", "Score",
+    "TaskFamily", "check", "hookimpl", "knob_docs", "standalone",
 ]

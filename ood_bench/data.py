@@ -137,13 +137,18 @@ class PromptStream(IterableDataset):
         self.shares = shares or [1.0] * len(families)
 
     def batch(self, step: int) -> list[Problem]:
-        out = []
-        for j in range(self.per_step):
-            i = step * self.per_step + j
-            rng = random.Random(derive_seed("prompts", self.seed, i))
-            family = rng.choices(self.families, weights=self.shares)[0]
-            out.append(draw_untested(family, self.split, derive_seed("rl", self.seed) % (2**31), i))
-        return out
+        return [self._problem("prompts", step * self.per_step + j) for j in range(self.per_step)]
+
+    def extra(self, start: int, k: int) -> list[Problem]:
+        """Prompts ``start .. start+k-1`` of a second stream, for algorithms that draw more inside a step."""
+        return [self._problem("extra-prompts", start + j) for j in range(k)]
+
+    def _problem(self, stream: str, i: int) -> Problem:
+        rng = random.Random(derive_seed(stream, self.seed, i))
+        family = rng.choices(self.families, weights=self.shares)[0]
+        # the extra stream draws from other generator indices than the main one
+        index = i if stream == "prompts" else i + (1 << 50)
+        return draw_untested(family, self.split, derive_seed("rl", self.seed) % (2**31), index)
 
     def __iter__(self):
         step = self.start_step

@@ -157,6 +157,13 @@ def test_third_party_plugin_installs_and_runs_through_the_cli(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "rf" / "posttrained.ckpt").is_file()
     assert '"plugin": "reinforce"' in (tmp_path / "rf" / "posttrain_record.json").read_text()
+    # the core logs the standard diagnostics for a third-party algorithm, under fixed names
+    import csv
+
+    rows = list(csv.DictReader(open(next((tmp_path / "rf" / "logs").rglob("metrics.csv")))))
+    for name in ("diag/reward", "diag/accuracy", "diag/response_length", "diag/kl_ref", "diag/entropy",
+                 "algo/baseline", "budget/grad_steps"):
+        assert any(r.get(name) not in (None, "") for r in rows), name
 
 
 def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypatch):

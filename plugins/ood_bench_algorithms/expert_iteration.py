@@ -58,7 +58,7 @@ class ExpertIteration(Algorithm):
             return diag
         ids, cmask = batch.ids[keep], batch.cmask[keep]
         for _ in range(cfg.inner_iterations):
-            logp, mask, logits = ctx.logprobs(ctx.policy, ids, cmask)
+            logp, mask, logits, _ = ctx.logprobs(ctx.policy, ids, cmask)
             loss = nll_loss(logp, mask)
             ctx.optimize(loss, train_tokens=int(mask.sum()))
         diag.update(loss=float(loss.detach()), entropy=float(entropy_from_logits(logits.detach(), mask)), skipped=0.0)

@@ -40,10 +40,10 @@ class RLOO(Algorithm):
     def step(self, problems):
         cfg, ctx = self.cfg, self.ctx
         batch = ctx.rollout(problems, cfg.group_size)
-        logp, mask, logits = ctx.logprobs(ctx.policy, batch.ids, batch.cmask)
+        logp, mask, logits, _ = ctx.logprobs(ctx.policy, batch.ids, batch.cmask)
         rewards = batch.rewards
         with torch.no_grad():
-            ref_logp, _, _ = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False)
+            ref_logp = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False).logp
             kl_seq = kl_estimate(logp.detach(), ref_logp, "k1").sum(1)
             k3 = masked_mean(kl_estimate(logp.detach(), ref_logp, "k3"), mask)
         if cfg.beta:
