@@ -169,20 +169,18 @@ def test_algorithms_name_documents_each_knob(capsys):
 
 
 def test_plugin_names_that_match_nothing_are_warned_about(monkeypatch, capsys):
-    from ood_bench.plugins import get_plugins
+    import ood_bench.plugins as plugins_module
+    from ood_bench.cli import _plugins
 
     monkeypatch.setenv("OOD_BENCH_LOAD_PLUGINS", "grpo,grpoo")
     try:
-        get_plugins(reload=True)
-        from ood_bench.cli import _plugins
-
-        monkeypatch.setattr("ood_bench.plugins._PLUGINS", None)
+        plugins_module._PLUGINS = None
         _plugins()
         err = capsys.readouterr().err
         assert "OOD_BENCH_LOAD_PLUGINS names 'grpoo', which matches no installed plugin" in err
     finally:
         monkeypatch.delenv("OOD_BENCH_LOAD_PLUGINS")
-        get_plugins(reload=True)
+        plugins_module.get_plugins(reload=True)
 
 
 def test_a_logger_that_is_not_installed_is_a_config_error(capsys):
