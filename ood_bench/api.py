@@ -10,6 +10,8 @@ from .context import STANDARD_DIAGNOSTICS, Context, Counters, LogProbs, RolloutB
 from .config import ConfigError, check
 from .hookspecs import hookimpl
 from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily
+from .tasks.contract import ContractError, check_family
+from .tasks.steps import AxisRanges, StepSpace, step_name
 from .tokenizer import BOS, EOS, PAD, TOKENIZER
 
 API_VERSION = "1.0"
@@ -17,5 +19,6 @@ API_VERSION = "1.0"
 __all__ = [
     "API_VERSION", "AXES", "BOS", "EOS", "PAD", "TOKENIZER", "Algorithm", "AlgorithmConfig", "ConfigError", "Context", "Counters", "LogProbs",
     "OOD_SPLITS", "PostTrainContext", "Problem", "RolloutBatch", "SPLITS", "STANDARD_DIAGNOSTICS", "Score",
-    "TaskFamily", "check", "hookimpl", "knob_docs", "standalone",
+    "TaskFamily", "check", "hookimpl", "knob_docs", "standalone", "AxisRanges", "StepSpace", "step_name",
+    "ContractError", "check_family",
 ]

@@ -51,6 +51,17 @@ def _plugins():
 def cmd_tasks(args) -> int:
     tasks = _plugins().tasks
     names = args.family or tasks.names()
+    if args.check:
+        from .data import held_out_problems
+        from .tasks.contract import check_family_fully
+
+        for name in names:
+            fam = tasks.get(name)
+            others = [f for f in tasks if f.name != name]
+            check_family_fully(fam, held_out_problems, per_split=args.check_problems, others=others)
+            print(f"{name} v{fam.version}: keeps the task-family contract "
+                  f"({args.check_problems} problems per split, test splits disjoint from id)")
+        return 0
     out = []
     for name in names:
         fam = tasks.get(name)
@@ -294,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tasks", help="list task families, their versions, splits and an example of each split")
     t.add_argument("--family", action="append", help="show only this family (repeatable)")
     t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.add_argument("--check", action="store_true",
+                   help="check each family against the task-family contract (exit 2 with one line if broken)")
+    t.add_argument("--check-problems", type=int, default=200, help="problems per split --check generates")
     t.set_defaults(func=cmd_tasks)
 
     pr = sub.add_parser("pretrain", help="pretrain a base model from scratch on a task mixture")

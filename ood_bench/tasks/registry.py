@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..errors import OodBenchError
 from .base import TaskFamily
+from .contract import check_family
 
 
 class DuplicateRegistration(OodBenchError):
@@ -26,6 +27,7 @@ class TaskRegistry:
             raise DuplicateRegistration(
                 f"task family {family.name!r} registered twice: by {self._owners[family.name]} and by {owner}"
             )
+        check_family(family, others=list(self._families.values()))  # a broken family fails here, by name
         self._families[family.name] = family
         self._owners[family.name] = owner
 
