@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -294,6 +293,8 @@ def cmd_posttrain(args) -> int:
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
+    from .support import Thresholds
+
     p = argparse.ArgumentParser(
         prog="ood-bench",
         description="Does post-training take a model beyond its pretraining support? "
@@ -359,13 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("post", help="evaluation folder of the post-trained model, same problems and n")
     cp.add_argument("--null", metavar="DIR",
                     help="a second evaluation of the base (another --seed): report the observed base-vs-base null too")
-    cp.add_argument("--outside", type=float, default=1e-6,
+    cp.add_argument("--outside", type=float, default=Thresholds.outside,
                     help="exact trace mass below which a problem is outside the base's support (default 1e-6)")
-    cp.add_argument("--inside", type=float, default=1e-2,
+    cp.add_argument("--inside", type=float, default=Thresholds.inside,
                     help="exact trace mass from which a problem is inside the base's support (default 1e-2)")
-    cp.add_argument("--solved", type=float, default=1e-2,
+    cp.add_argument("--solved", type=float, default=Thresholds.solved,
                     help="exact trace mass from which the post-trained model solves a problem (default 1e-2)")
-    cp.add_argument("--fdr", type=float, default=0.05,
+    cp.add_argument("--fdr", type=float, default=Thresholds.fdr,
                     help="false discovery rate of the per-problem move test (default 0.05)")
     cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
     cp.set_defaults(func=cmd_compare)

@@ -22,21 +22,13 @@ import torch
 from torch import nn
 
 from .rollout import pack, sample, token_logprobs
-from .tasks.base import derive_seed
+from .tasks.base import torch_seed
 from .tokenizer import EOS, TOKENIZER
 
 if TYPE_CHECKING:
     from .model import GPT
     from .rollout import Rollout
     from .tasks.base import Problem, TaskFamily
-
-SEED_MODULUS = 2**63  # torch generators take seeds below this; every derived seed is folded the same way
-
-
-def torch_seed(*parts) -> int:
-    """A torch generator seed from printable parts (the one place seeds are folded)."""
-    return derive_seed(*parts) % SEED_MODULUS
-
 
 @dataclass
 class Counters:

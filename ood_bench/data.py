@@ -17,7 +17,7 @@ from torch.utils.data import IterableDataset
 
 from .config import check
 from .errors import ConfigError
-from .tasks.base import AXES, SPLITS, Problem, TaskFamily, derive_seed, ood_split
+from .tasks.base import AXES, Problem, TaskFamily, derive_seed, ood_split
 from .tokenizer import BOS, EOS, PAD, TOKENIZER
 
 TEST_SEED = 1_000_003
@@ -148,6 +148,8 @@ class PromptStream(IterableDataset):
         family = rng.choices(self.families, weights=self.shares)[0]
         # the extra stream draws from other generator indices than the main one
         index = i if stream == "prompts" else i + (1 << 50)
+        # a generator seed, not a torch one: folded to 31 bits since the first prompt streams (changing it
+        # would change every run's prompts)
         return draw_untested(family, self.split, derive_seed("rl", self.seed) % (2**31), index)
 
     def __iter__(self):

@@ -26,7 +26,7 @@ from .model import GPT
 from .rollout import sample, sequence_logprobs
 from .results import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
 from .support import Thresholds
-from .tasks.base import SPLITS, Problem, TaskFamily, derive_seed
+from .tasks.base import SPLITS, Problem, TaskFamily, torch_seed
 from .tokenizer import TOKENIZER
 
 # Gold mass below this is outside a model's effective support (see support.Thresholds).
@@ -96,7 +96,7 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
     example = [""] * len(problems)
     per_batch = max(1, ecfg.batch_size // n)
     for ci, chunk in _chunks(list(range(len(problems))), per_batch):
-        gen = torch.Generator().manual_seed(derive_seed("eval", seed, family.name, split, ci) % (2**63))
+        gen = torch.Generator().manual_seed(torch_seed("eval", seed, family.name, split, ci))
         r = sample(model, [prompts[i] for i in chunk], n=n, temperature=ecfg.temperature, top_p=ecfg.top_p,
                    max_new_tokens=ecfg.max_new_tokens, generator=gen)
         gen_tokens += r.num_tokens()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,16 +21,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .algorithms import Algorithm, build_algorithm_config
-from .checkpoints import atomic_write_json, read_checkpoint
+from .atomic import atomic_write_json
 from .config import build, check, deep_merge, parse_overrides, read_yaml
 from .evaluate import EvalConfig
 from .data import PromptStream
-from .errors import OodBenchError
 from .pretrain import load_base
 from .records import environment
 from .context import Context
 from .tasks.base import SPLITS
-from .training import TrainerConfig, make_trainer
+from .training import TrainerConfig, fit_once, make_trainer, run_identity
 
 RL_SPLITS = SPLITS  # RL prompts may come from any split, the OOD ones included
 
@@ -186,40 +184,30 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     """Run (or resume, or skip if finished) one post-training run; returns its checkpoint."""
     from .plugins import get_plugins
 
-    algo_cls = get_plugins().algorithm(cfg.algorithm)
-    algo_cfg = build_algorithm_config(algo_cls, cfg.algo)
+    plugins = get_plugins()
+    algo_cfg = build_algorithm_config(plugins.algorithm(cfg.algorithm), cfg.algo)
     _, base_cfg, _ = load_base(cfg.base)
     out = Path(cfg.out_dir or Path(cfg.base).parent.parent / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}")
-    final = out / "posttrained.ckpt"
-    identity = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}
-    for k in ("out_dir", "trainer", "eval"):
-        identity.pop(k)
-    if final.exists():
-        done = read_checkpoint(final, "post-trained checkpoint")
-        if done.get("hyper_parameters", {}).get("identity") == identity:
-            return final
-        raise OodBenchError(f"{final} was trained with a different config; choose another out_dir or remove it")
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = PostTrainModule(cfg.to_dict(), base_cfg.to_dict(), dataclasses.asdict(algo_cfg))
-    module.hparams["identity"] = identity
-    last = out / "checkpoints" / "last.ckpt"
-    resume = None
-    if last.exists():
-        prior = read_checkpoint(last, "resume checkpoint")
-        if prior.get("hyper_parameters", {}).get("identity") != identity:
-            raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
-        resume = str(last)
-    trainer = make_trainer(cfg.trainer, out, cfg.budget.grad_steps, cfg.ckpt_every, 1, progress,
-                           cfg.algorithm, [BudgetStop(cfg.budget), *(callbacks or [])])
-    t0 = time.time()
-    trainer.fit(module, ckpt_path=resume)
-    trainer.save_checkpoint(final, weights_only=False)
-    if trainer.is_global_zero:
+    names = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
+    versions = {n: plugins.tasks.get(n).version for n in names}
+    resolved = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}
+    identity = run_identity(resolved, tuple(k for k in resolved if k not in ("out_dir", "trainer", "eval")),
+                            versions)
+
+    def build_module():
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        return PostTrainModule(cfg.to_dict(), base_cfg.to_dict(), dataclasses.asdict(algo_cfg))
+
+    def build_trainer():
+        return make_trainer(cfg.trainer, out, cfg.budget.grad_steps, cfg.ckpt_every, 1, progress,
+                            cfg.algorithm, [BudgetStop(cfg.budget), *(callbacks or [])])
+
+    def write_record(module, trainer, run):
         atomic_write_json(out / "posttrain_record.json", {
             "kind": "posttrain", "algorithm": cfg.algorithm, "algorithm_config": dataclasses.asdict(algo_cfg),
-            "plugin": get_plugins().algorithm_owner(cfg.algorithm), "config": cfg.to_dict(),
-            "base_config": base_cfg.to_dict(), "counters": module.counters,
-            "task_versions": {f.name: f.version for f in module.families},
-            "wall_seconds_this_session": round(time.time() - t0, 2), "resumed_from": resume, **environment(),
-        })
-    return final
+            "plugin": plugins.algorithm_owner(cfg.algorithm), "config": cfg.to_dict(),
+            "base_config": base_cfg.to_dict(), "counters": module.counters, "task_versions": versions,
+            **run, **environment()})
+
+    return fit_once(out, out / "posttrained.ckpt", identity, "post-trained", build_module, build_trainer,
+                    write_record)

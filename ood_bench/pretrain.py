@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,14 +19,15 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from .checkpoints import atomic_write_json, read_checkpoint
+from .atomic import atomic_write_json
+from .checkpoints import read_checkpoint
 from .config import build, check
 from .data import IGNORE_INDEX, PAD, Mixture, MixtureConfig, PretrainStream, collate, collate_packed
 from .errors import OodBenchError
 from .evaluate import EvalConfig
 from .model import GPT, ModelConfig
 from .records import environment
-from .training import TrainerConfig, make_trainer
+from .training import TrainerConfig, fit_once, make_trainer, run_identity
 
 
 @dataclass
@@ -149,55 +149,34 @@ class PretrainModule(L.LightningModule):
         self.tokens_seen = checkpoint.get("tokens_seen", 0)
 
 
-def _identity(config: dict | None) -> dict | None:
-    """The parts of a config that decide the trained weights (not eval, not out_dir, not devices)."""
-    if not isinstance(config, dict):
-        return None
-    return {k: config.get(k) for k in ("seed", "model", "mixture", "train")}
-
-
 def base_checkpoint(out_dir: str | Path) -> Path:
     return Path(out_dir) / "base.ckpt"
 
 
 def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:
     """Train (or resume, or skip if done) the base model; returns ``base.ckpt``."""
+    from .plugins import get_plugins
+
     out = Path(cfg.out_dir)
-    final = base_checkpoint(out)
-    if final.exists():
-        done = read_checkpoint(final, "base checkpoint")
-        if _identity(done.get("hyper_parameters", {}).get("config")) == _identity(cfg.to_dict()):
-            return final  # finished already with this exact config
-        raise OodBenchError(
-            f"{final} was trained with a different config; choose another out_dir or remove it"
-        )
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = PretrainModule(cfg.to_dict())
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    resume = None
-    if last.exists():
-        prior = read_checkpoint(last, "resume checkpoint")
-        if _identity(prior.get("hyper_parameters", {}).get("config")) != _identity(cfg.to_dict()):
-            raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
-        resume = str(last)
-    trainer = make_trainer(cfg.trainer, out, cfg.train.max_steps, cfg.train.ckpt_every, cfg.train.log_every,
-                           progress, "pretrain", callbacks, gradient_clip_val=cfg.train.grad_clip or None)
-    t0 = time.time()
-    trainer.fit(module, ckpt_path=resume)
-    trainer.save_checkpoint(final, weights_only=False)
-    if trainer.is_global_zero:
+    tasks = get_plugins().tasks
+    versions = {n: tasks.get(n).version for n, share in cfg.mixture.families.items() if share > 0}
+    identity = run_identity(cfg.to_dict(), ("seed", "model", "mixture", "train"), versions)
+
+    def build_module():
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        return PretrainModule(cfg.to_dict())
+
+    def build_trainer():
+        return make_trainer(cfg.trainer, out, cfg.train.max_steps, cfg.train.ckpt_every, cfg.train.log_every,
+                            progress, "pretrain", callbacks, gradient_clip_val=cfg.train.grad_clip or None)
+
+    def write_record(module, trainer, run):
         atomic_write_json(out / "pretrain_record.json", {
-            "kind": "pretrain",
-            "config": cfg.to_dict(),
-            "global_step": trainer.global_step,
-            "tokens_seen": module.tokens_seen,
-            "num_params": module.model.num_params(),
-            "wall_seconds_this_session": round(time.time() - t0, 2),
-            "resumed_from": resume,
-            **environment(),
-        })
-    return final
+            "kind": "pretrain", "config": cfg.to_dict(), "global_step": trainer.global_step,
+            "tokens_seen": module.tokens_seen, "num_params": module.model.num_params(),
+            "task_versions": versions, **run, **environment()})
+
+    return fit_once(out, base_checkpoint(out), identity, "base", build_module, build_trainer, write_record)
 
 
 def task_sources(families: dict[str, float]) -> dict[str, dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
@@ -97,3 +97,49 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
         limit_val_batches=0, num_sanity_val_steps=0, **kwargs,
     )
+
+
+def run_identity(config: dict, keep: tuple[str, ...], task_versions: dict[str, int]) -> dict:
+    """What decides a run's weights: the named parts of its resolved config and the task versions.
+
+    Output folders, devices and evaluation settings are left out, so moving a run or changing
+    how it is evaluated does not make it a different run.
+    """
+    return {**{k: config.get(k) for k in keep}, "task_versions": dict(sorted(task_versions.items()))}
+
+
+def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Callable[[], L.LightningModule],
+             build_trainer: Callable[[], L.Trainer], write_record: Callable[[L.LightningModule, L.Trainer, dict], None]
+             ) -> Path:
+    """The one lifecycle of a training run, pretraining or post-training alike.
+
+    Skip it if ``final`` exists with the same identity (refuse if another); resume from
+    ``out/checkpoints/last.ckpt`` if that belongs to the same identity (refuse if not); fit;
+    save ``final``; write the run's record. The identity is stored in the checkpoint's
+    hyperparameters as ``identity``.
+    """
+    from .checkpoints import read_checkpoint
+    from .errors import OodBenchError
+
+    if final.exists():
+        done = read_checkpoint(final, f"{kind} checkpoint")
+        if done.get("hyper_parameters", {}).get("identity") == identity:
+            return final  # finished already with this exact config
+        raise OodBenchError(f"{final} was trained with a different config; choose another out_dir or remove it")
+    module = build_module()
+    module.hparams["identity"] = identity
+    last = out / "checkpoints" / "last.ckpt"
+    resume = None
+    if last.exists():
+        prior = read_checkpoint(last, "resume checkpoint")
+        if prior.get("hyper_parameters", {}).get("identity") != identity:
+            raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
+        resume = str(last)
+    trainer = build_trainer()
+    t0 = time.time()
+    trainer.fit(module, ckpt_path=resume)
+    trainer.save_checkpoint(final, weights_only=False)
+    if trainer.is_global_zero:
+        write_record(module, trainer, {"wall_seconds_this_session": round(time.time() - t0, 2),
+                                       "resumed_from": resume, "identity": identity})
+    return final

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
