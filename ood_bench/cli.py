@@ -230,14 +230,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_plugins(args) -> int:
+    from .api import API_VERSION
+
     plugins = _plugins()
     rows = []
     for info in plugins.info.values():
         rows.append({"name": info.name, "version": info.version, "distribution": info.distribution,
                      "module": info.module, "registers": info.registered, "error": info.error})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"ood_bench": __version__, "plugin_api": API_VERSION, "plugins": rows}, indent=2))
         return 0
+    print(f"ood-bench {__version__}, plugin API {API_VERSION}")
     for r in rows:
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registers"].items()) or "nothing"
         status = f"  FAILED: {r['error']}" if r["error"] else ""

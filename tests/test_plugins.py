@@ -130,6 +130,7 @@ def test_plugins_and_algorithms_commands(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "grpo" in out and "ood-bench" in out and "algorithms: grpo" in out and "tasks: string, graph" in out
+    assert "plugin API 1." in out.splitlines()[0] and "algorithms: dapo" in out
     assert main(["algorithms"]) == 0
     out = capsys.readouterr().out
     for text in ("grpo", "algo.beta", "algo.kl_estimator", "'k3'", "ppo", "algo.lam", "expert_iteration"):
