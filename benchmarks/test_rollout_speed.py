@@ -8,7 +8,7 @@ asserts a time: the numbers are for reading, not for passing.
 import pytest
 import torch
 
-from ood_bench.config import ModelConfig
+from ood_bench.model import ModelConfig
 from ood_bench.model import GPT
 from ood_bench.rollout import sample
 from ood_bench.tokenizer import EOS

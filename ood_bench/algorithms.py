@@ -3,7 +3,7 @@
 An algorithm is a class with a ``name``, a ``config_class`` (a dataclass whose
 fields are its knobs, all logged with the run) and a ``step`` method that turns
 one batch of training prompts into zero or more optimizer steps through the
-``PostTrainContext``. The context owns the policy, the frozen reference, the one
+``Context`` (``ood_bench.context``). The context owns the policy, the frozen reference, the one
 rollout engine, the verifier rewards, the optimizer and the budget counters, so
 every algorithm is measured the same way.
 """
@@ -12,75 +12,43 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
-from .config import ConfigError, _check
+from .config import ConfigError, check
+from .context import Context, Counters, LogProbs, RolloutBatch
 
 if TYPE_CHECKING:
-    from .model import GPT
-    from .rollout import Rollout
     from .tasks.base import Problem
+
+PostTrainContext = Context  # the name before API 1.0
 
 
 @dataclass
 class AlgorithmConfig:
     """Knobs every algorithm has."""
 
-    # The quick base ends pretraining at lr 3e-4 (its cosine floor); at 1e-4, 100 GRPO steps moved
-    # ID pass@1 by less than its noise.
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    # (At 1e-4, 100 GRPO steps from the quick base moved ID pass@1 by less than its noise.)
+    lr: float = 3e-4  # AdamW learning rate; the quick base ends pretraining at 3e-4 (its cosine floor)
+    weight_decay: float = 0.0  # AdamW weight decay of the policy (and of extra modules)
+    grad_clip: float = 1.0  # clip the gradient norm to this before each step (0: no clipping)
     group_size: int = 8  # G samples per prompt
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 128
+    temperature: float = 1.0  # sampling temperature of rollouts; log-probs are scored at the same temperature
+    top_p: float = 1.0  # nucleus sampling of rollouts; algorithms that score samples require 1
+    max_new_tokens: int = 128  # longest completion a rollout may write
     trace_reward: float = 0.0  # weight of the process (trace) reward added to the answer reward
 
     def validate(self, prefix: str = "algo") -> None:
-        _check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
-        _check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
-        _check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
-        _check(self.group_size >= 1, f"{prefix}.group_size", self.group_size, "must be >= 1")
-        _check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0")
-        _check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
-        _check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
-        _check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")
-
-
-@dataclass
-class RolloutBatch:
-    """G samples for each prompt with their verifier rewards, ready for scoring."""
-
-    problems: list["Problem"]
-    rollout: "Rollout"
-    rewards: torch.Tensor  # (N,) answer reward (+ weighted trace reward)
-    answer_correct: torch.Tensor  # (N,) bool
-    ids: torch.Tensor  # (N, T) right-padded prompt+completion
-    cmask: torch.Tensor  # (N, T) True on completion tokens
-    trace_correct: torch.Tensor | None = None  # (N,) bool: every step of the trace verifies
-
-    @property
-    def group_size(self) -> int:
-        return len(self.rewards) // len(self.problems)
-
-
-class PostTrainContext(Protocol):
-    """The services the core offers an algorithm (implemented by the post-training module)."""
-
-    policy: "GPT"
-    reference: "GPT"
-
-    def rollout(self, problems: list["Problem"], n: int) -> RolloutBatch: ...
-    def gold_batch(self, problems: list["Problem"]) -> tuple[torch.Tensor, torch.Tensor]: ...
-    def logprobs(self, model: nn.Module, ids: torch.Tensor, cmask: torch.Tensor, grad: bool = True,
-                 return_hidden: bool = False): ...
-    def optimize(self, loss: torch.Tensor, train_tokens: int) -> None: ...
-    def reset_reference(self) -> None: ...
-    def reset_optimizer(self) -> None: ...
+        check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
+        check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
+        check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
+        check(self.group_size >= 1, f"{prefix}.group_size", self.group_size, "must be >= 1")
+        check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0")
+        check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
+        check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
+        check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")
 
 
 class Algorithm:
@@ -95,7 +63,7 @@ class Algorithm:
     # Fine-tuning on fixed or verified texts (SFT, expert iteration) sets False.
     uses_sample_logprobs: ClassVar[bool] = True
 
-    def __init__(self, config: AlgorithmConfig, ctx: PostTrainContext) -> None:
+    def __init__(self, config: AlgorithmConfig, ctx: Context) -> None:
         self.cfg = config
         self.ctx = ctx
 
@@ -116,6 +84,46 @@ class Algorithm:
             out.append((f.name, getattr(f.type, "__name__", str(f.type)), default))
         return out
 
+    @classmethod
+    def knob_docs(cls) -> dict[str, str]:
+        """One line per knob: ``field(metadata={"help": ...})`` if given, else the field's trailing comment."""
+        return knob_docs(cls.config_class)
+
+
+def knob_docs(config_class: type) -> dict[str, str]:
+    """Each dataclass field's one-line doc, read from its ``help`` metadata or its source comment.
+
+    Comments are the natural place researchers document a knob (``beta: float = 0.0  # KL
+    coefficient``); reading them keeps one source of truth for the code and ``ood-bench algorithms``.
+    """
+    import inspect
+    import re
+
+    docs: dict[str, str] = {}
+    for klass in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        pending: list[str] = []
+        for line in lines:
+            comment = re.match(r"\s+#\s?(.*)$", line)
+            if comment:
+                pending.append(comment.group(1).strip())
+                continue
+            m = re.match(r"\s+(\w+)\s*:[^#=]*(?:=[^#]*)?(?:#\s?(.*))?$", line)
+            if m and not line.strip().startswith(("def ", "@")):
+                text = m.group(2) or " ".join(pending)
+                if text:
+                    docs[m.group(1)] = text.strip()
+            pending = []
+    for f in dataclasses.fields(config_class):
+        if "help" in f.metadata:
+            docs[f.name] = f.metadata["help"]
+    return docs
+
 
 def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmConfig:
     from .config import build
@@ -123,11 +131,29 @@ def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmCo
     cfg = build(algo_cls.config_class, data, prefix="algo")
     cfg.validate("algo")
     if algo_cls.uses_sample_logprobs:
-        _check(cfg.top_p == 1.0, "algo.top_p", cfg.top_p,
+        check(cfg.top_p == 1.0, "algo.top_p", cfg.top_p,
                f"{algo_cls.name} scores samples with the full softmax, so it samples from it too (top_p=1); "
                "a truncated sampler would make its ratios and KL inconsistent")
     return cfg
 
 
-__all__ = ["Algorithm", "AlgorithmConfig", "RolloutBatch", "PostTrainContext", "build_algorithm_config",
-           "ConfigError"]
+def standalone(algorithm_class: type[Algorithm], policy: nn.Module, families: list, knobs: dict | None = None,
+               seed: int = 0, draw=None) -> Algorithm:
+    """An algorithm wired to a ``Context`` around a plain model and AdamW, with no Lightning.
+
+    For unit tests and notebooks: ``algo = standalone(MyAlgo, model, [family]); algo.ctx.begin_step();
+    algo.step(problems); algo.ctx.end_step()``. ``knobs`` are checked like ``algo.*`` overrides.
+    """
+    import copy
+
+    config = build_algorithm_config(algorithm_class, knobs or {})
+    reference = copy.deepcopy(policy).requires_grad_(False).eval()
+    ctx = Context(policy, reference, families, config, optimizer=None, seed=seed, draw=draw)
+    algo = algorithm_class(config, ctx)
+    params = list(policy.parameters()) + [p for m in algo.extra_modules().values() for p in m.parameters()]
+    ctx.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    return algo
+
+
+__all__ = ["Algorithm", "AlgorithmConfig", "Context", "Counters", "LogProbs", "RolloutBatch", "PostTrainContext",
+           "build_algorithm_config", "knob_docs", "standalone", "ConfigError"]

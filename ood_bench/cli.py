@@ -7,9 +7,9 @@ Every user mistake surfaces as one line ``ood-bench: error: ...`` and exit statu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -34,13 +34,13 @@ def _quiet_third_party() -> None:
 
 def _plugins():
     """Load plugins, showing any broken one as a warning line (not a traceback)."""
-    from .plugins import get_plugins
+    from .plugins import PluginWarning, get_plugins
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plugins = get_plugins()
     for w in caught:
-        if "plugin" in str(w.message):
+        if issubclass(w.category, PluginWarning):
             print(f"ood-bench: warning: {w.message}", file=sys.stderr)
     return plugins
 
@@ -50,6 +50,17 @@ def _plugins():
 def cmd_tasks(args) -> int:
     tasks = _plugins().tasks
     names = args.family or tasks.names()
+    if args.check:
+        from .data import held_out_problems
+        from .tasks.contract import check_family_fully
+
+        for name in names:
+            fam = tasks.get(name)
+            others = [f for f in tasks if f.name != name]
+            check_family_fully(fam, held_out_problems, per_split=args.check_problems, others=others)
+            print(f"{name} v{fam.version}: keeps the task-family contract "
+                  f"({args.check_problems} problems per split, test splits disjoint from id)")
+        return 0
     out = []
     for name in names:
         fam = tasks.get(name)
@@ -70,28 +81,38 @@ def cmd_tasks(args) -> int:
 
 
 def _load_pretrain_config(config: str, overrides: list[str]):
-    from .config import PretrainConfig, load_config
+    from .config import load_config
+    from .pretrain import PretrainConfig
 
     _plugins()
     return load_config(PretrainConfig, config, overrides)
+
+
+def _print_config(resolved: dict) -> int:
+    """The config a run would use, every default filled in, as YAML a user can save and pass back."""
+    import yaml
+
+    print(yaml.safe_dump(resolved, sort_keys=False, default_flow_style=False).rstrip())
+    return 0
 
 
 def cmd_pretrain(args) -> int:
     from .pretrain import pretrain
 
     cfg = _load_pretrain_config(args.config, args.overrides)
+    if args.print_config:
+        return _print_config(cfg.to_dict())
     path = pretrain(cfg, progress=not args.no_progress)
     print(f"base checkpoint: {path}")
     return 0
 
 
 def _print_and_save_eval(df, out_dir: Path, meta: dict) -> None:
-    from .checkpoints import atomic_write_json
-    from .evaluate import format_table
+    from .results import format_table, write_eval_record
 
     print(format_table(df))
-    atomic_write_json(out_dir / "eval.json", {**meta, "results": df.to_dict(orient="records")})
-    print(f"\nresults: {out_dir / 'eval.json'}  per-problem counts: {out_dir / 'samples'}/")
+    path = write_eval_record(out_dir, df, meta)
+    print(f"\nresults: {path}  per-problem counts: {out_dir / 'samples'}/")
 
 
 def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
@@ -129,7 +150,7 @@ def _compare_with_base(ckpt: dict, out_dir: Path) -> None:
 def _write_support(table, base_eval: Path, out_dir: Path, thresholds=None) -> None:
     from dataclasses import asdict
 
-    from .checkpoints import atomic_write_json
+    from .atomic import atomic_write_json
     from .support import Thresholds, format_support, load_counts, tilt_bins
     from .support_plot import plot_support
 
@@ -175,7 +196,8 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .config import EvalConfig, build
+    from .config import build
+    from .evaluate import EvalConfig
     from .pretrain import load_base
 
     _plugins()
@@ -208,14 +230,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_plugins(args) -> int:
+    from .api import API_VERSION
+
     plugins = _plugins()
     rows = []
     for info in plugins.info.values():
         rows.append({"name": info.name, "version": info.version, "distribution": info.distribution,
                      "module": info.module, "registers": info.registered, "error": info.error})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"ood_bench": __version__, "plugin_api": API_VERSION, "plugins": rows}, indent=2))
         return 0
+    print(f"ood-bench {__version__}, plugin API {API_VERSION}")
     for r in rows:
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registers"].items()) or "nothing"
         status = f"  FAILED: {r['error']}" if r["error"] else ""
@@ -225,19 +250,25 @@ def cmd_plugins(args) -> int:
 
 def cmd_algorithms(args) -> int:
     plugins = _plugins()
+    names = [args.name] if args.name else sorted(plugins.algorithms)
     out = []
-    for name in sorted(plugins.algorithms):
-        cls = plugins.algorithms[name]
+    for name in names:
+        cls = plugins.algorithm(name)
+        docs = cls.knob_docs()
         out.append({"name": name, "plugin": plugins.algorithm_owner(name), "description": cls.description,
-                    "config": [{"name": n, "type": t, "default": d} for n, t, d in cls.fields()]})
+                    "config": [{"name": n, "type": t, "default": d, "doc": docs.get(n, "")}
+                               for n, t, d in cls.fields()]})
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
     for a in out:
         print(f"{a['name']}  (plugin {a['plugin']})  {a['description']}")
         for f in a["config"]:
-            print(f"    algo.{f['name']:<20} {f['type']:<6} = {f['default']!r}")
+            doc = f"  {f['doc']}" if args.name and f["doc"] else ""
+            print(f"    algo.{f['name']:<20} {f['type']:<6} = {f['default']!r}{doc}")
         print()
+    if not args.name:
+        print("`ood-bench algorithms NAME` adds a line of documentation to each knob.")
     return 0
 
 
@@ -251,6 +282,12 @@ def cmd_posttrain(args) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     cfg = load_posttrain_config(args.config, overrides)
+    if args.print_config:
+        from .algorithms import build_algorithm_config
+        from .plugins import get_plugins
+
+        algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
+        return _print_config({**cfg.to_dict(), "algo": dataclasses.asdict(algo)})
     path = posttrain(cfg, progress=not args.no_progress)
     print(f"post-trained checkpoint: {path}")
     return 0
@@ -259,6 +296,8 @@ def cmd_posttrain(args) -> int:
 # ----------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
+    from .support import Thresholds
+
     p = argparse.ArgumentParser(
         prog="ood-bench",
         description="Does post-training take a model beyond its pretraining support? "
@@ -270,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tasks", help="list task families, their versions, splits and an example of each split")
     t.add_argument("--family", action="append", help="show only this family (repeatable)")
     t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.add_argument("--check", action="store_true",
+                   help="check each family against the task-family contract (exit 2 with one line if broken)")
+    t.add_argument("--check-problems", type=int, default=200, help="problems per split --check generates")
     t.set_defaults(func=cmd_tasks)
 
     pr = sub.add_parser("pretrain", help="pretrain a base model from scratch on a task mixture")
@@ -277,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="dotted overrides, e.g. train.max_steps=100 mixture.exposure.depth=0.1")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     pr.set_defaults(func=cmd_pretrain)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on the held-out test splits")
@@ -297,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plugins)
 
     al = sub.add_parser("algorithms", help="list post-training algorithms with their knobs and defaults")
+    al.add_argument("name", nargs="?", help="one algorithm: also document each knob")
     al.add_argument("--json", action="store_true", help="machine-readable output")
     al.set_defaults(func=cmd_algorithms)
 
@@ -310,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="dotted overrides: algo.beta=0.04 budget.grad_steps=50 prompts_per_step=16 ...")
     po.add_argument("--no-progress", action="store_true", help="no progress bar")
+    po.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     po.set_defaults(func=cmd_posttrain)
 
     cp = sub.add_parser("compare", help="support of a post-trained model against its base: expansion, tilt, "
@@ -318,13 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("post", help="evaluation folder of the post-trained model, same problems and n")
     cp.add_argument("--null", metavar="DIR",
                     help="a second evaluation of the base (another --seed): report the observed base-vs-base null too")
-    cp.add_argument("--outside", type=float, default=1e-6,
+    cp.add_argument("--outside", type=float, default=Thresholds.outside,
                     help="exact trace mass below which a problem is outside the base's support (default 1e-6)")
-    cp.add_argument("--inside", type=float, default=1e-2,
+    cp.add_argument("--inside", type=float, default=Thresholds.inside,
                     help="exact trace mass from which a problem is inside the base's support (default 1e-2)")
-    cp.add_argument("--solved", type=float, default=1e-2,
+    cp.add_argument("--solved", type=float, default=Thresholds.solved,
                     help="exact trace mass from which the post-trained model solves a problem (default 1e-2)")
-    cp.add_argument("--fdr", type=float, default=0.05,
+    cp.add_argument("--fdr", type=float, default=Thresholds.fdr,
                     help="false discovery rate of the per-problem move test (default 0.05)")
     cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
     cp.set_defaults(func=cmd_compare)

@@ -9,20 +9,50 @@ model at any exposure, even when two seeds happen to draw the same problem.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
 from torch.utils.data import IterableDataset
 
-from .config import MixtureConfig
+from .config import check
 from .errors import ConfigError
-from .tasks.base import AXES, SPLITS, Problem, TaskFamily, derive_seed, ood_split
+from .tasks.base import AXES, Problem, TaskFamily, derive_seed, ood_split
 from .tokenizer import BOS, EOS, PAD, TOKENIZER
 
 TEST_SEED = 1_000_003
 TEST_SET_SIZE = 500  # per family and split; evaluation may use any prefix of it
 IGNORE_INDEX = -100
+
+
+@dataclass
+class MixtureConfig:
+    """What the base model sees: each family's share, and per-axis OOD exposure.
+
+    ``exposure[axis]`` is the fraction of the whole corpus drawn from that axis's
+    OOD split (spread over families by their shares); the rest is ID.
+    """
+
+    families: dict[str, float] = field(default_factory=lambda: {"string": 0.5, "graph": 0.5})
+    exposure: dict[str, float] = field(default_factory=lambda: {a: 0.0 for a in AXES})
+
+    def validate(self, prefix: str = "mixture") -> None:
+        from .plugins import get_tasks
+
+        tasks = get_tasks()
+        check(bool(self.families), f"{prefix}.families", self.families, "name at least one family")
+        for name, share in self.families.items():
+            tasks.get(name)
+            check(isinstance(share, (int, float)) and share >= 0, f"{prefix}.families.{name}", share,
+                   "share must be a non-negative number")
+        total = sum(self.families.values())
+        check(abs(total - 1.0) < 1e-6, f"{prefix}.families", self.families, f"shares sum to {total:g}, not 1")
+        for axis, frac in self.exposure.items():
+            check(axis in AXES, f"{prefix}.exposure.{axis}", frac, f"unknown axis (choose from {', '.join(AXES)})")
+            check(isinstance(frac, (int, float)) and 0.0 <= frac <= 1.0, f"{prefix}.exposure.{axis}", frac,
+                   "exposure must be in [0, 1]")
+        total_exp = sum(self.exposure.values())
+        check(total_exp <= 1.0, f"{prefix}.exposure", self.exposure, f"exposures sum to {total_exp:g} > 1")
 
 
 def held_out_problems(family: TaskFamily, split: str, n: int) -> list[Problem]:
@@ -107,13 +137,20 @@ class PromptStream(IterableDataset):
         self.shares = shares or [1.0] * len(families)
 
     def batch(self, step: int) -> list[Problem]:
-        out = []
-        for j in range(self.per_step):
-            i = step * self.per_step + j
-            rng = random.Random(derive_seed("prompts", self.seed, i))
-            family = rng.choices(self.families, weights=self.shares)[0]
-            out.append(draw_untested(family, self.split, derive_seed("rl", self.seed) % (2**31), i))
-        return out
+        return [self._problem("prompts", step * self.per_step + j) for j in range(self.per_step)]
+
+    def extra(self, start: int, k: int) -> list[Problem]:
+        """Prompts ``start .. start+k-1`` of a second stream, for algorithms that draw more inside a step."""
+        return [self._problem("extra-prompts", start + j) for j in range(k)]
+
+    def _problem(self, stream: str, i: int) -> Problem:
+        rng = random.Random(derive_seed(stream, self.seed, i))
+        family = rng.choices(self.families, weights=self.shares)[0]
+        # the extra stream draws from other generator indices than the main one
+        index = i if stream == "prompts" else i + (1 << 50)
+        # a generator seed, not a torch one: folded to 31 bits since the first prompt streams (changing it
+        # would change every run's prompts)
+        return draw_untested(family, self.split, derive_seed("rl", self.seed) % (2**31), index)
 
     def __iter__(self):
         step = self.start_step

@@ -11,25 +11,53 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoints import atomic_write_text
-from .config import EvalConfig
-from .data import held_out_problems
+from .atomic import atomic_write_text
+from .config import check
+from .data import TEST_SET_SIZE, held_out_problems
 from .metrics import MeanWithStderr, PassAtK, default_ks
 from .model import GPT
 from .rollout import sample, sequence_logprobs
+from .results import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
 from .support import Thresholds
-from .tasks.base import Problem, TaskFamily, derive_seed
+from .tasks.base import SPLITS, Problem, TaskFamily, torch_seed
 from .tokenizer import TOKENIZER
 
 # Gold mass below this is outside a model's effective support (see support.Thresholds).
 OUTSIDE_LOGPROB = math.log(Thresholds().outside)
+
+
+@dataclass
+class EvalConfig:
+    families: list[str] = field(default_factory=list)  # empty: every family of the mixture
+    splits: list[str] = field(default_factory=lambda: list(SPLITS))
+    n_test: int = 200  # problems per split, drawn from the reserved test stream
+    n_samples: int = 16  # samples per problem for pass@k; k runs up to this
+    temperature: float = 1.0
+    top_p: float = 1.0
+    batch_size: int = 512  # sequences decoded together
+    max_new_tokens: int = 128
+
+    def validate(self, prefix: str = "eval") -> None:
+        from .plugins import get_tasks
+
+        for name in self.families:
+            get_tasks().get(name)
+        for split in self.splits:
+            check(split in SPLITS, f"{prefix}.splits", split, f"unknown split (choose from {', '.join(SPLITS)})")
+        check(0 < self.n_test <= TEST_SET_SIZE, f"{prefix}.n_test", self.n_test,
+               f"must be in 1..{TEST_SET_SIZE}, the size of the reserved test stream")
+        check(self.n_samples >= 1, f"{prefix}.n_samples", self.n_samples, "must be >= 1")
+        check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0 (greedy is always reported too)")
+        check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
+        check(self.batch_size >= 1, f"{prefix}.batch_size", self.batch_size, "must be >= 1")
+        check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
 
 
 @dataclass
@@ -68,7 +96,7 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
     example = [""] * len(problems)
     per_batch = max(1, ecfg.batch_size // n)
     for ci, chunk in _chunks(list(range(len(problems))), per_batch):
-        gen = torch.Generator().manual_seed(derive_seed("eval", seed, family.name, split, ci) % (2**63))
+        gen = torch.Generator().manual_seed(torch_seed("eval", seed, family.name, split, ci))
         r = sample(model, [prompts[i] for i in chunk], n=n, temperature=ecfg.temperature, top_p=ecfg.top_p,
                    max_new_tokens=ecfg.max_new_tokens, generator=gen)
         gen_tokens += r.num_tokens()
@@ -154,12 +182,3 @@ def evaluate(model: GPT, families: list[TaskFamily], ecfg: EvalConfig, seed: int
                 path = Path(out_dir) / "samples" / f"{family.name}__{split}.jsonl"
                 atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in res.records))
     return pd.DataFrame(rows)
-
-
-TABLE_COLUMNS = ["family", "split", "greedy", "pass@1", "pass@1_stderr", "trace_pass@1", "trace_mass", "gold_logprob"]
-
-
-def format_table(df: pd.DataFrame) -> str:
-    cols = TABLE_COLUMNS + [c for c in df.columns if c.startswith("pass@") and not c.endswith("stderr")
-                            and c not in TABLE_COLUMNS and c != "pass@1"][-1:]
-    return df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .checkpoints import atomic_write_text
+from .atomic import atomic_write_text
 from .errors import OodBenchError
-from .evaluate import TABLE_COLUMNS
+from .results import TABLE_COLUMNS
 from .support import SUPPORT_COLUMNS, compare_evals
 
 LEADERBOARDS_DIR = Path("leaderboards")

@@ -27,8 +27,36 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
+from .config import check
 from .tokenizer import TOKENIZER
+
+
+@dataclass
+class ModelConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 256
+    pos_encoding: str = "rope"  # "rope" or "learned": length OOD depends on it
+    # Share of each head's channels that RoPE rotates (GPT-NeoX's rotary_pct);
+    # the others carry content only, which content lookups (the graph family) need.
+    rope_fraction: float = 1.0
+    # Width of the causal convolution that opens every block (0 or 1: none). It
+    # hands each position its neighbours' tokens, so edge-list lookups need no
+    # induction circuit to form first (see CausalConv).
+    conv_kernel: int = 4
+    dropout: float = 0.0
+
+    def validate(self, prefix: str = "model") -> None:
+        for k in ("n_layer", "n_head", "n_embd", "block_size"):
+            check(getattr(self, k) > 0, f"{prefix}.{k}", getattr(self, k), "must be positive")
+        check(self.n_embd % self.n_head == 0, f"{prefix}.n_embd", self.n_embd, "must be divisible by n_head")
+        check((self.n_embd // self.n_head) % 2 == 0, f"{prefix}.n_embd", self.n_embd, "head size must be even")
+        check(self.pos_encoding in ("rope", "learned"), f"{prefix}.pos_encoding", self.pos_encoding,
+               "choose rope or learned")
+        check(0 <= self.conv_kernel <= 16, f"{prefix}.conv_kernel", self.conv_kernel, "must be in 0..16")
+        check(0.0 < self.rope_fraction <= 1.0, f"{prefix}.rope_fraction", self.rope_fraction, "must be in (0, 1]")
+        check(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", self.dropout, "must be in [0, 1)")
 
 
 @dataclass

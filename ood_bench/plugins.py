@@ -21,7 +21,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import OodBenchError
-from .tasks.registry import TaskRegistry
+from .tasks.registry import DuplicateRegistration, TaskRegistry
 
 ENTRY_POINT_GROUP = "ood_bench"
 CORE_PLUGINS = ("ood_bench.tasks.builtin",)
@@ -29,6 +29,10 @@ CORE_PLUGINS = ("ood_bench.tasks.builtin",)
 
 class PluginError(OodBenchError):
     """A plugin failed to import or to register (raised in strict mode)."""
+
+
+class PluginWarning(RuntimeWarning):
+    """Something about plugin loading a user should see: a broken plugin, a name that matches none."""
 
 
 @dataclass
@@ -73,7 +77,7 @@ class Plugins:
         self.info[name].error = msg
         if self.strict:
             raise PluginError(msg) from exc
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        warnings.warn(msg, PluginWarning, stacklevel=3)
 
     def _load(self) -> None:
         for mod in CORE_PLUGINS:
@@ -98,6 +102,10 @@ class Plugins:
                 self.pm.register(obj, name=ep.name)
             except Exception as exc:  # any import-time error of third-party code
                 self._fail(ep.name, "import", exc)
+        for var, names in (("OOD_BENCH_LOAD_PLUGINS", allow or set()), ("OOD_BENCH_DISABLE_PLUGINS", block)):
+            for name in sorted(names - seen):
+                warnings.warn(f"{var} names {name!r}, which matches no installed plugin "
+                              f"(installed: {', '.join(sorted(seen)) or 'none'})", PluginWarning, stacklevel=2)
 
     def _each_impl(self, hook_name: str, register_for: Callable[[str], Callable[..., None]]) -> None:
         """Call one hook plugin by plugin, so each registration knows its owner
@@ -109,9 +117,9 @@ class Plugins:
                 continue
             try:
                 impl.function(register=register_for(name))
+            except DuplicateRegistration:
+                raise  # duplicate names are an error for everyone, naming both plugins
             except OodBenchError as exc:
-                if "registered twice" in str(exc):
-                    raise  # duplicate names are an error for everyone, naming both plugins
                 self._fail(name, f"register ({hook_name})", exc)
             except Exception as exc:
                 self._fail(name, f"register ({hook_name})", exc)
@@ -145,7 +153,7 @@ class Plugins:
 
     def _add(self, table: dict, kind: str, name: str, item, plugin: str) -> None:
         if name in table:
-            raise OodBenchError(
+            raise DuplicateRegistration(
                 f"{kind} {name!r} registered twice: by plugin {self._owners[(kind, name)]!r} and by plugin {plugin!r}"
             )
         table[name] = item

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,17 +20,16 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .algorithms import Algorithm, RolloutBatch, build_algorithm_config
-from .checkpoints import atomic_write_json, read_checkpoint
-from .config import EvalConfig, TrainerConfig, _check, build, deep_merge, parse_overrides, read_yaml
+from .algorithms import Algorithm, build_algorithm_config
+from .atomic import atomic_write_json
+from .config import build, check, deep_merge, parse_overrides, read_yaml
+from .evaluate import EvalConfig
 from .data import PromptStream
-from .errors import OodBenchError
 from .pretrain import load_base
 from .records import environment
-from .rollout import pack, sample, token_logprobs
-from .tasks.base import SPLITS, derive_seed
-from .tokenizer import EOS, TOKENIZER
-from .training import make_trainer
+from .context import Context
+from .tasks.base import SPLITS
+from .training import TrainerConfig, fit_once, make_trainer, run_identity
 
 RL_SPLITS = SPLITS  # RL prompts may come from any split, the OOD ones included
 
@@ -49,10 +47,10 @@ class Budget:
     batches: int | None = None
 
     def validate(self, prefix: str = "budget") -> None:
-        _check(self.grad_steps >= 1, f"{prefix}.grad_steps", self.grad_steps, "must be >= 1")
+        check(self.grad_steps >= 1, f"{prefix}.grad_steps", self.grad_steps, "must be >= 1")
         for k in ("prompts", "rollouts", "tokens", "batches"):
             v = getattr(self, k)
-            _check(v is None or v >= 1, f"{prefix}.{k}", v, "must be >= 1 or null")
+            check(v is None or v >= 1, f"{prefix}.{k}", v, "must be >= 1 or null")
 
 
 @dataclass
@@ -71,10 +69,10 @@ class PostTrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
-        _check(bool(self.base), "base", self.base, "give the base checkpoint (--base)")
-        _check(self.rl_split in RL_SPLITS, "rl_split", self.rl_split, f"choose from {', '.join(RL_SPLITS)}")
-        _check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
-        _check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "must be >= 1")
+        check(bool(self.base), "base", self.base, "give the base checkpoint (--base)")
+        check(self.rl_split in RL_SPLITS, "rl_split", self.rl_split, f"choose from {', '.join(RL_SPLITS)}")
+        check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
+        check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "must be >= 1")
         self.budget.validate()
         self.trainer.validate()
         self.eval.validate()
@@ -98,15 +96,15 @@ class BudgetStop(Callback):
         self.budget = budget
 
     def on_train_batch_end(self, trainer, module, *args):
-        c, b = module.counters, self.budget
-        if (b.prompts and c["prompts"] >= b.prompts) or (b.rollouts and c["rollouts"] >= b.rollouts) or \
-                (b.tokens and c["rollout_tokens"] + c["train_tokens"] >= b.tokens) or \
-                c["batches"] >= (b.batches or 10 * b.grad_steps):
+        c, b = module.ctx.counters, self.budget
+        if (b.prompts and c.prompts >= b.prompts) or (b.rollouts and c.rollouts >= b.rollouts) or \
+                (b.tokens and c.rollout_tokens + c.train_tokens >= b.tokens) or \
+                c.batches >= (b.batches or 10 * b.grad_steps):
             trainer.should_stop = True
 
 
 class PostTrainModule(L.LightningModule):
-    """Policy, reference and algorithm; implements the ``PostTrainContext`` services."""
+    """Lightning's side of a post-training run: the loop, checkpoints and logs around a ``Context``."""
 
     def __init__(self, config: dict, base_config: dict, algorithm: dict) -> None:
         super().__init__()
@@ -118,25 +116,34 @@ class PostTrainModule(L.LightningModule):
         self.cfg = build(PostTrainConfig, config)
         # Stored as ``model`` so a post-trained checkpoint loads exactly like a base one.
         self.model, base_cfg, _ = load_base(self.cfg.base)
-        self.reference = copy.deepcopy(self.policy).requires_grad_(False).eval()
+        self.reference = copy.deepcopy(self.model).requires_grad_(False).eval()
         algo_cls = plugins.algorithm(self.cfg.algorithm)
         self.algo_config = build_algorithm_config(algo_cls, self.cfg.algo)
-        self.algorithm: Algorithm = algo_cls(self.algo_config, self)
-        self.extra = nn.ModuleDict(self.algorithm.extra_modules())
         names = self.cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
         self.families = [plugins.tasks.get(n) for n in names]
-        self.counters = {"prompts": 0, "rollouts": 0, "rollout_tokens": 0, "train_tokens": 0,
-                         "grad_steps": 0, "batches": 0, "skipped_batches": 0}
+        self.prompts = PromptStream(self.families, self.cfg.rl_split, self.cfg.seed, self.cfg.prompts_per_step)
+        # The optimizer arrives in on_train_start (Lightning makes it after the modules exist).
+        self.ctx = Context(self.model, self.reference, self.families, self.algo_config, optimizer=None,
+                           seed=self.cfg.seed, draw=self.prompts.extra, backward=self.manual_backward,
+                           clip=self._clip)
+        self.algorithm: Algorithm = algo_cls(self.algo_config, self.ctx)
+        self.extra = nn.ModuleDict(self.algorithm.extra_modules())
         self.last_batch_tokens = 0
 
     @property
     def policy(self):
         return self.model
 
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.ctx.counters.as_dict()
+
+    def _clip(self, max_norm: float) -> None:
+        self.clip_gradients(self.optimizers(), gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
+
     # ------------------------------------------------------------ Lightning hooks
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return batch  # a list of Problem records: nothing to move
-
 
     def configure_optimizers(self):
         ac = self.algo_config
@@ -144,127 +151,63 @@ class PostTrainModule(L.LightningModule):
         return torch.optim.AdamW(params, lr=ac.lr, weight_decay=ac.weight_decay, betas=(0.9, 0.99))
 
     def train_dataloader(self):
-        stream = PromptStream(self.families, self.cfg.rl_split, self.cfg.seed, self.cfg.prompts_per_step,
-                              start_step=self.counters["batches"])
-        return DataLoader(stream, batch_size=None, collate_fn=lambda b: b, num_workers=0)
-
-    def training_step(self, problems, batch_idx):
-        before = self.counters["rollout_tokens"] + self.counters["train_tokens"]
-        self.policy.train()
-        diag = self.algorithm.step(problems)
-        self.counters["batches"] += 1
-        if not self._stepped_this_batch:
-            self.counters["skipped_batches"] += 1
-        self._stepped_this_batch = False
-        self.last_batch_tokens = self.counters["rollout_tokens"] + self.counters["train_tokens"] - before
-        logs = {f"algo/{k}": float(v) for k, v in diag.items()}
-        logs.update({f"budget/{k}": float(v) for k, v in self.counters.items()})
-        self.log_dict(logs, on_step=True, prog_bar=False)
-        if "reward_mean" in diag:
-            self.log("reward", float(diag["reward_mean"]), prog_bar=True)
+        self.prompts.start_step = self.ctx.counters.batches
+        return DataLoader(self.prompts, batch_size=None, collate_fn=lambda b: b, num_workers=0)
 
     def on_train_start(self):
-        self._stepped_this_batch = False
+        self.ctx.optimizer = self.optimizers()
+        self.ctx.device = self.device
+
+    def training_step(self, problems, batch_idx):
+        c = self.ctx.counters
+        before = c.rollout_tokens + c.train_tokens
+        self.policy.train()
+        self.ctx.begin_step()
+        diag = self.algorithm.step(problems)
+        standard = self.ctx.end_step()
+        self.last_batch_tokens = c.rollout_tokens + c.train_tokens - before
+        logs = {f"algo/{k}": float(v) for k, v in diag.items()}
+        logs.update({f"diag/{k}": v for k, v in standard.items()})
+        logs.update({f"budget/{k}": float(v) for k, v in c.as_dict().items()})
+        self.log_dict(logs, on_step=True, prog_bar=False)
+        if "reward" in standard:
+            self.log("reward", standard["reward"], prog_bar=True)
 
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["counters"] = dict(self.counters)
+        checkpoint["counters"] = self.ctx.counters.as_dict()
 
     def on_load_checkpoint(self, checkpoint):
-        self.counters.update(checkpoint.get("counters", {}))
-
-    # ------------------------------------------------------------ context services
-    def rollout(self, problems, n: int) -> RolloutBatch:
-        ac = self.algo_config
-        prompts = [TOKENIZER.encode(p.prompt, bos=True) for p in problems]
-        gen = torch.Generator(device=self.device).manual_seed(
-            derive_seed("rollout", self.cfg.seed, self.counters["batches"]) % (2**63))
-        r = sample(self.policy, prompts, n=n, temperature=ac.temperature, top_p=ac.top_p,
-                   max_new_tokens=ac.max_new_tokens, generator=gen)
-        completions, rewards, correct, trace_ok = [], [], [], []
-        for row, text in enumerate(r.texts()):
-            p = problems[int(r.prompt_index[row])]
-            family = next(f for f in self.families if f.name == p.family)
-            s = family.score(p, text)
-            rewards.append(float(s.answer) + ac.trace_reward * float(s.trace))
-            correct.append(s.answer)
-            trace_ok.append(s.trace)
-            completions.append(r.tokens[row][r.mask[row]].tolist())
-        ids, cmask = pack([prompts[int(i)] for i in r.prompt_index], completions, self.device)
-        self.counters["prompts"] += len(problems)
-        self.counters["rollouts"] += len(completions)
-        self.counters["rollout_tokens"] += r.num_tokens()
-        return RolloutBatch(problems, r, torch.tensor(rewards, device=self.device),
-                            torch.tensor(correct, device=self.device), ids, cmask,
-                            torch.tensor(trace_ok, device=self.device))
-
-    def gold_batch(self, problems):
-        """Gold prompt+trace rows (for SFT), packed like rollouts."""
-        prompts = [TOKENIZER.encode(p.prompt, bos=True) for p in problems]
-        comps = [TOKENIZER.encode(p.completion) + [EOS] for p in problems]
-        self.counters["prompts"] += len(problems)
-        return pack(prompts, comps, self.device)
-
-    def logprobs(self, model, ids, cmask, grad: bool = True, return_hidden: bool = False):
-        temperature = self.algo_config.temperature
-        with torch.set_grad_enabled(grad):
-            return token_logprobs(model, ids, cmask, temperature=temperature, return_hidden=return_hidden)
-
-    def optimize(self, loss: torch.Tensor, train_tokens: int) -> None:
-        opt = self.optimizers()
-        opt.zero_grad()
-        self.manual_backward(loss)
-        if self.algo_config.grad_clip:
-            self.clip_gradients(opt, gradient_clip_val=self.algo_config.grad_clip, gradient_clip_algorithm="norm")
-        opt.step()
-        self.counters["grad_steps"] += 1
-        self.counters["train_tokens"] += int(train_tokens)
-        self._stepped_this_batch = True
-
-    def reset_reference(self) -> None:
-        self.reference.load_state_dict(self.policy.state_dict())
-
-    def reset_optimizer(self) -> None:
-        self.optimizers().optimizer.state.clear()
+        self.ctx.counters.load(checkpoint.get("counters", {}))
 
 
 def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:
     """Run (or resume, or skip if finished) one post-training run; returns its checkpoint."""
     from .plugins import get_plugins
 
-    algo_cls = get_plugins().algorithm(cfg.algorithm)
-    algo_cfg = build_algorithm_config(algo_cls, cfg.algo)
+    plugins = get_plugins()
+    algo_cfg = build_algorithm_config(plugins.algorithm(cfg.algorithm), cfg.algo)
     _, base_cfg, _ = load_base(cfg.base)
     out = Path(cfg.out_dir or Path(cfg.base).parent.parent / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}")
-    final = out / "posttrained.ckpt"
-    identity = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}
-    for k in ("out_dir", "trainer", "eval"):
-        identity.pop(k)
-    if final.exists():
-        done = read_checkpoint(final, "post-trained checkpoint")
-        if done.get("hyper_parameters", {}).get("identity") == identity:
-            return final
-        raise OodBenchError(f"{final} was trained with a different config; choose another out_dir or remove it")
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = PostTrainModule(cfg.to_dict(), base_cfg.to_dict(), dataclasses.asdict(algo_cfg))
-    module.hparams["identity"] = identity
-    last = out / "checkpoints" / "last.ckpt"
-    resume = None
-    if last.exists():
-        prior = read_checkpoint(last, "resume checkpoint")
-        if prior.get("hyper_parameters", {}).get("identity") != identity:
-            raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
-        resume = str(last)
-    trainer = make_trainer(cfg.trainer, out, cfg.budget.grad_steps, cfg.ckpt_every, 1, progress,
-                           cfg.algorithm, [BudgetStop(cfg.budget), *(callbacks or [])])
-    t0 = time.time()
-    trainer.fit(module, ckpt_path=resume)
-    trainer.save_checkpoint(final, weights_only=False)
-    if trainer.is_global_zero:
+    names = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
+    versions = {n: plugins.tasks.get(n).version for n in names}
+    resolved = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}
+    identity = run_identity(resolved, tuple(k for k in resolved if k not in ("out_dir", "trainer", "eval")),
+                            versions)
+
+    def build_module():
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        return PostTrainModule(cfg.to_dict(), base_cfg.to_dict(), dataclasses.asdict(algo_cfg))
+
+    def build_trainer():
+        return make_trainer(cfg.trainer, out, cfg.budget.grad_steps, cfg.ckpt_every, 1, progress,
+                            cfg.algorithm, [BudgetStop(cfg.budget), *(callbacks or [])])
+
+    def write_record(module, trainer, run):
         atomic_write_json(out / "posttrain_record.json", {
             "kind": "posttrain", "algorithm": cfg.algorithm, "algorithm_config": dataclasses.asdict(algo_cfg),
-            "plugin": get_plugins().algorithm_owner(cfg.algorithm), "config": cfg.to_dict(),
-            "base_config": base_cfg.to_dict(), "counters": module.counters,
-            "task_versions": {f.name: f.version for f in module.families},
-            "wall_seconds_this_session": round(time.time() - t0, 2), "resumed_from": resume, **environment(),
-        })
-    return final
+            "plugin": plugins.algorithm_owner(cfg.algorithm), "config": cfg.to_dict(),
+            "base_config": base_cfg.to_dict(), "counters": module.counters, "task_versions": versions,
+            **run, **environment()})
+
+    return fit_once(out, out / "posttrained.ckpt", identity, "post-trained", build_module, build_trainer,
+                    write_record)

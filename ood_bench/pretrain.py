@@ -8,8 +8,9 @@ bit-for-bit the continuation of the interrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -18,20 +19,79 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from .checkpoints import atomic_write_json, read_checkpoint
-from .config import PretrainConfig, build
-from .data import IGNORE_INDEX, PAD, Mixture, PretrainStream, collate, collate_packed
+from .atomic import atomic_write_json
+from .checkpoints import read_checkpoint
+from .config import build, check
+from .data import IGNORE_INDEX, PAD, Mixture, MixtureConfig, PretrainStream, collate, collate_packed
 from .errors import OodBenchError
-from .model import GPT
+from .evaluate import EvalConfig
+from .model import GPT, ModelConfig
 from .records import environment
-from .training import make_trainer
+from .training import TrainerConfig, fit_once, make_trainer, run_identity
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 128
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    max_steps: int = 600  # matched across exposures: compare at equal steps, not wall time
+    grad_clip: float = 1.0
+    ckpt_every: int = 50
+    log_every: int = 10
+    loss_on_prompt: bool = False  # prompts are random draws; only the completion is learnable
+    # Pack each step's examples into rows of this many tokens (block-diagonal
+    # attention) instead of padding each to the longest: the same examples, about
+    # half the compute on a CPU. Short rows keep attention cheap. 0: no packing.
+    pack_len: int = 128
+    # Positional skip (PoSE): move the positions after a random cut of each
+    # example on by up to this many, so positions and distances past the ID
+    # lengths are trained without longer problems. 0: off. Lets a reader tell
+    # "a deeper / longer problem" from "a problem at untrained positions".
+    position_skip: int = 0
+
+    def validate(self, prefix: str = "train") -> None:
+        for k in ("batch_size", "max_steps", "ckpt_every", "log_every"):
+            check(getattr(self, k) > 0, f"{prefix}.{k}", getattr(self, k), "must be positive")
+        check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
+        check(self.pack_len >= 0, f"{prefix}.pack_len", self.pack_len, "must be >= 0 (0: no packing)")
+        check(self.position_skip >= 0, f"{prefix}.position_skip", self.position_skip, "must be >= 0 (0: off)")
+        check(0 <= self.min_lr_ratio <= 1, f"{prefix}.min_lr_ratio", self.min_lr_ratio, "must be in [0, 1]")
+        check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", self.warmup_steps, "must be >= 0")
+        check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
+        check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
+
+
+@dataclass
+class PretrainConfig:
+    seed: int = 0
+    out_dir: str = "runs/quick/base"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if hasattr(value, "validate"):
+                value.validate(f.name)
+        if not self.eval.families:
+            self.eval.families = [f for f, share in self.mixture.families.items() if share > 0]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 class PretrainModule(L.LightningModule):
     def __init__(self, config: dict) -> None:
         super().__init__()
-        self.save_hyperparameters({"config": config})
         self.cfg: PretrainConfig = build(PretrainConfig, config)
+        # Which plugin provided each family, so a checkpoint can say what it needs when that plugin is missing.
+        self.save_hyperparameters({"config": config, "task_sources": task_sources(self.cfg.mixture.families)})
         self.model = GPT(self.cfg.model)
         self.tokens_seen = 0
         self.last_batch_tokens = 0
@@ -89,55 +149,63 @@ class PretrainModule(L.LightningModule):
         self.tokens_seen = checkpoint.get("tokens_seen", 0)
 
 
-def _identity(config: dict | None) -> dict | None:
-    """The parts of a config that decide the trained weights (not eval, not out_dir, not devices)."""
-    if not isinstance(config, dict):
-        return None
-    return {k: config.get(k) for k in ("seed", "model", "mixture", "train")}
-
-
 def base_checkpoint(out_dir: str | Path) -> Path:
     return Path(out_dir) / "base.ckpt"
 
 
 def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:
     """Train (or resume, or skip if done) the base model; returns ``base.ckpt``."""
+    from .plugins import get_plugins
+
     out = Path(cfg.out_dir)
-    final = base_checkpoint(out)
-    if final.exists():
-        done = read_checkpoint(final, "base checkpoint")
-        if _identity(done.get("hyper_parameters", {}).get("config")) == _identity(cfg.to_dict()):
-            return final  # finished already with this exact config
-        raise OodBenchError(
-            f"{final} was trained with a different config; choose another out_dir or remove it"
-        )
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = PretrainModule(cfg.to_dict())
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    resume = None
-    if last.exists():
-        prior = read_checkpoint(last, "resume checkpoint")
-        if _identity(prior.get("hyper_parameters", {}).get("config")) != _identity(cfg.to_dict()):
-            raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
-        resume = str(last)
-    trainer = make_trainer(cfg.trainer, out, cfg.train.max_steps, cfg.train.ckpt_every, cfg.train.log_every,
-                           progress, "pretrain", callbacks, gradient_clip_val=cfg.train.grad_clip or None)
-    t0 = time.time()
-    trainer.fit(module, ckpt_path=resume)
-    trainer.save_checkpoint(final, weights_only=False)
-    if trainer.is_global_zero:
+    tasks = get_plugins().tasks
+    versions = {n: tasks.get(n).version for n, share in cfg.mixture.families.items() if share > 0}
+    identity = run_identity(cfg.to_dict(), ("seed", "model", "mixture", "train"), versions)
+
+    def build_module():
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        return PretrainModule(cfg.to_dict())
+
+    def build_trainer():
+        return make_trainer(cfg.trainer, out, cfg.train.max_steps, cfg.train.ckpt_every, cfg.train.log_every,
+                            progress, "pretrain", callbacks, gradient_clip_val=cfg.train.grad_clip or None)
+
+    def write_record(module, trainer, run):
         atomic_write_json(out / "pretrain_record.json", {
-            "kind": "pretrain",
-            "config": cfg.to_dict(),
-            "global_step": trainer.global_step,
-            "tokens_seen": module.tokens_seen,
-            "num_params": module.model.num_params(),
-            "wall_seconds_this_session": round(time.time() - t0, 2),
-            "resumed_from": resume,
-            **environment(),
-        })
-    return final
+            "kind": "pretrain", "config": cfg.to_dict(), "global_step": trainer.global_step,
+            "tokens_seen": module.tokens_seen, "num_params": module.model.num_params(),
+            "task_versions": versions, **run, **environment()})
+
+    return fit_once(out, base_checkpoint(out), identity, "base", build_module, build_trainer, write_record)
+
+
+def task_sources(families: dict[str, float]) -> dict[str, dict]:
+    """Version, plugin and distribution of each family of a mixture."""
+    from .plugins import get_plugins
+
+    plugins = get_plugins()
+    out = {}
+    for name in families:
+        if name in plugins.tasks:
+            plugin = plugins.tasks.plugin_name(name)
+            info = plugins.info.get(plugin)
+            out[name] = {"version": plugins.tasks.get(name).version, "plugin": plugin,
+                         "distribution": info.distribution if info else None}
+    return out
+
+
+def check_tasks_available(path: str | Path, cfg: "PretrainConfig", sources: dict) -> None:
+    """A checkpoint whose families are not all installed names what it needs and where it came from."""
+    from .plugins import get_plugins
+
+    tasks = get_plugins().tasks
+    for name, share in cfg.mixture.families.items():
+        if share > 0 and name not in tasks:
+            src = sources.get(name) or {}
+            where = f" (v{src.get('version')}, from the distribution {src.get('distribution')!r}: install it)" \
+                if src.get("distribution") else " (install the plugin that provides it)"
+            raise OodBenchError(f"checkpoint {str(path)!r} was pretrained on task family {name!r}, which no "
+                                f"installed plugin provides{where}")
 
 
 def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
@@ -147,6 +215,7 @@ def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
     if not isinstance(config, dict):
         raise OodBenchError(f"checkpoint {str(path)!r} carries no ood-bench config")
     cfg = build(PretrainConfig, config)
+    check_tasks_available(path, cfg, ckpt.get("hyper_parameters", {}).get("task_sources") or {})
     model = GPT(cfg.model)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .model import GPT, KVCache
 from .tokenizer import EOS, PAD, TOKENIZER

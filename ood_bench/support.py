@@ -132,7 +132,10 @@ def wilson_interval(successes: int, total: int) -> tuple[float, float]:
     denom = 1 + Z95**2 / total
     centre = (p + Z95**2 / (2 * total)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / total + Z95**2 / (4 * total**2)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 (or all) successes the bound is exactly 0 (or 1); rounding would leave 1e-18
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)
+    hi = 1.0 if successes == total else min(1.0, centre + half)
+    return lo, hi
 
 
 def logit_from_logprob(logprob: np.ndarray) -> np.ndarray:

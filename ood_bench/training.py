@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from .checkpoints import AtomicCheckpointIO
-from .config import TrainerConfig
+from .config import check
+
+
+@dataclass
+class TrainerConfig:
+    """Passed straight to ``lightning.Trainer``: the same config scales to GPUs and nodes."""
+
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    logger: str = "csv"  # csv (always there), tensorboard or wandb (when installed); logs go to <out_dir>/logs
+
+    def validate(self, prefix: str = "trainer") -> None:
+        check(self.num_nodes >= 1, f"{prefix}.num_nodes", self.num_nodes, "must be >= 1")
+        check(self.logger in LOGGERS, f"{prefix}.logger", self.logger, f"choose from {', '.join(LOGGERS)}")
+        needs = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(self.logger)
+        if needs:
+            import importlib.util
+
+            check(importlib.util.find_spec(needs) is not None, f"{prefix}.logger", self.logger,
+                  f"the {needs} package is not installed (pip install {needs})")
 
 
 class StepProgressBar(TQDMProgressBar):
@@ -39,6 +63,22 @@ class Throughput(Callback):
             pl_module.log("train/tokens_per_s", tokens / max(time.perf_counter() - self._t0, 1e-9))
 
 
+LOGGERS = ("csv", "tensorboard", "wandb")
+
+
+def make_logger(kind: str, out: Path):
+    """Lightning's own logger of that kind, writing under ``out/logs``."""
+    if kind == "tensorboard":
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(str(out), name="logs")
+    if kind == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        return WandbLogger(save_dir=str(out), name=out.name)
+    return CSVLogger(str(out), name="logs")
+
+
 def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, log_every: int,
                  progress: bool, label: str, callbacks: list[Callback] | None = None, **kwargs) -> L.Trainer:
     """A Trainer that checkpoints atomically to ``out/checkpoints`` and logs CSV to ``out/logs``.
@@ -48,7 +88,7 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
     return L.Trainer(
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
         precision=tc.precision, max_steps=max_steps, log_every_n_steps=log_every,
-        logger=CSVLogger(str(out), name="logs"),
+        logger=make_logger(tc.logger, out),
         callbacks=[
             ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=ckpt_every, save_last=True, save_top_k=0),
             Throughput(),
@@ -57,3 +97,49 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
         limit_val_batches=0, num_sanity_val_steps=0, **kwargs,
     )
+
+
+def run_identity(config: dict, keep: tuple[str, ...], task_versions: dict[str, int]) -> dict:
+    """What decides a run's weights: the named parts of its resolved config and the task versions.
+
+    Output folders, devices and evaluation settings are left out, so moving a run or changing
+    how it is evaluated does not make it a different run.
+    """
+    return {**{k: config.get(k) for k in keep}, "task_versions": dict(sorted(task_versions.items()))}
+
+
+def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Callable[[], L.LightningModule],
+             build_trainer: Callable[[], L.Trainer], write_record: Callable[[L.LightningModule, L.Trainer, dict], None]
+             ) -> Path:
+    """The one lifecycle of a training run, pretraining or post-training alike.
+
+    Skip it if ``final`` exists with the same identity (refuse if another); resume from
+    ``out/checkpoints/last.ckpt`` if that belongs to the same identity (refuse if not); fit;
+    save ``final``; write the run's record. The identity is stored in the checkpoint's
+    hyperparameters as ``identity``.
+    """
+    from .checkpoints import read_checkpoint
+    from .errors import OodBenchError
+
+    if final.exists():
+        done = read_checkpoint(final, f"{kind} checkpoint")
+        if done.get("hyper_parameters", {}).get("identity") == identity:
+            return final  # finished already with this exact config
+        raise OodBenchError(f"{final} was trained with a different config; choose another out_dir or remove it")
+    module = build_module()
+    module.hparams["identity"] = identity
+    last = out / "checkpoints" / "last.ckpt"
+    resume = None
+    if last.exists():
+        prior = read_checkpoint(last, "resume checkpoint")
+        if prior.get("hyper_parameters", {}).get("identity") != identity:
+            raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
+        resume = str(last)
+    trainer = build_trainer()
+    t0 = time.time()
+    trainer.fit(module, ckpt_path=resume)
+    trainer.save_checkpoint(final, weights_only=False)
+    if trainer.is_global_zero:
+        write_record(module, trainer, {"wall_seconds_this_session": round(time.time() - t0, 2),
+                                       "resumed_from": resume, "identity": identity})
+    return final

@@ -71,7 +71,8 @@ class Crash(Callback):
 
 
 def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path):
-    from ood_bench.config import PretrainConfig, load_config
+    from ood_bench.config import load_config
+    from ood_bench.pretrain import PretrainConfig
     from ood_bench.pretrain import pretrain
 
     def cfg(out):
@@ -145,3 +146,61 @@ def test_tasks_command_lists_families_and_examples(capsys):
     assert main(["tasks", "--json", "--family", "graph"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data[0]["name"] == "graph" and set(data[0]["examples"]) == set(data[0]["splits"])
+
+
+def test_print_config_shows_the_resolved_config_and_runs_nothing(tmp_path, capsys):
+    import yaml
+
+    assert main(["pretrain", "--print-config", f"out_dir={tmp_path / 'x'}", "train.max_steps=7"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["train"]["max_steps"] == 7 and cfg["model"]["n_layer"] == 4 and cfg["trainer"]["logger"] == "csv"
+    assert not (tmp_path / "x").exists()
+    assert main(["posttrain", "--print-config", "--algo", "grpo", "--base", "b.ckpt", "algo.beta=0.1"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["algo"]["beta"] == 0.1 and cfg["algo"]["eps_high"] == 0.2 and cfg["budget"]["grad_steps"] == 100
+
+
+def test_algorithms_name_documents_each_knob(capsys):
+    assert main(["algorithms", "grpo"]) == 0
+    out = capsys.readouterr().out
+    assert "algo.beta" in out and "KL-to-reference coefficient" in out and "ppo" not in out.split("\n")[0]
+    assert main(["algorithms", "nosuch"]) == 2
+    assert "unknown algorithm 'nosuch'" in capsys.readouterr().err
+
+
+def test_plugin_names_that_match_nothing_are_warned_about(monkeypatch, capsys):
+    import ood_bench.plugins as plugins_module
+    from ood_bench.cli import _plugins
+
+    monkeypatch.setenv("OOD_BENCH_LOAD_PLUGINS", "grpo,grpoo")
+    try:
+        plugins_module._PLUGINS = None
+        _plugins()
+        err = capsys.readouterr().err
+        assert "OOD_BENCH_LOAD_PLUGINS names 'grpoo', which matches no installed plugin" in err
+    finally:
+        monkeypatch.delenv("OOD_BENCH_LOAD_PLUGINS")
+        plugins_module.get_plugins(reload=True)
+
+
+def test_a_logger_that_is_not_installed_is_a_config_error(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    assert main(["pretrain", "--print-config", "trainer.logger=wandb"]) == 2
+    assert "trainer.logger='wandb'" in capsys.readouterr().err
+    assert main(["pretrain", "--print-config", "trainer.logger=nosuch"]) == 2
+
+
+def test_a_checkpoint_whose_family_is_missing_names_what_it_needs(tiny_run, tmp_path, capsys):
+    import torch
+
+    ckpt = torch.load(tiny_run / "base.ckpt", weights_only=False)
+    ckpt["hyper_parameters"]["config"]["mixture"]["families"] = {"modsum": 1.0}
+    ckpt["hyper_parameters"]["task_sources"] = {"modsum": {"version": 3, "plugin": "modsum",
+                                                           "distribution": "ood-bench-modsum"}}
+    torch.save(ckpt, tmp_path / "needs.ckpt")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "needs.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert "task family 'modsum'" in err and "'ood-bench-modsum'" in err and err.count("\n") == 1

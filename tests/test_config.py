@@ -1,6 +1,8 @@
 import pytest
 
-from ood_bench.config import EvalConfig, PretrainConfig, build, load_config, parse_overrides
+from ood_bench.config import build, load_config, parse_overrides
+from ood_bench.evaluate import EvalConfig
+from ood_bench.pretrain import PretrainConfig
 from ood_bench.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from ood_bench.config import MixtureConfig
+from ood_bench.data import MixtureConfig
 from ood_bench.data import TEST_SEED, Mixture, collate, collate_packed, encode_problem, reserved_uids, \
     held_out_problems
 from ood_bench.errors import ConfigError
@@ -86,7 +86,7 @@ def test_packed_rows_compute_each_example_exactly_as_alone(tasks, pos):
     """Packing changes only the layout: every example's logits and targets are those it has unpacked."""
     import torch
 
-    from ood_bench.config import ModelConfig
+    from ood_bench.model import ModelConfig
     from ood_bench.model import GPT
 
     ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(7) for f in ("string", "graph")]
@@ -136,7 +136,7 @@ def test_skipped_positions_keep_the_convolution_inside_each_packed_example(tasks
     the convolution finds document starts by token index, not by position."""
     import torch
 
-    from ood_bench.config import ModelConfig
+    from ood_bench.model import ModelConfig
     from ood_bench.model import GPT
 
     ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(4) for f in ("string", "graph")]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ood_bench.config import ModelConfig
+from ood_bench.model import ModelConfig
 from ood_bench.model import GPT, KVCache
 from ood_bench.rollout import pack, sample, sequence_logprobs, token_logprobs
 from ood_bench.tokenizer import EOS

@@ -1,6 +1,7 @@
 """The plugin system: loading, faults, allow/block lists, listings, and a real third-party package."""
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -129,6 +130,7 @@ def test_plugins_and_algorithms_commands(capsys):
     assert main(["plugins"]) == 0
     out = capsys.readouterr().out
     assert "grpo" in out and "ood-bench" in out and "algorithms: grpo" in out and "tasks: string, graph" in out
+    assert "plugin API 1." in out.splitlines()[0] and "algorithms: dapo" in out
     assert main(["algorithms"]) == 0
     out = capsys.readouterr().out
     for text in ("grpo", "algo.beta", "algo.kl_estimator", "'k3'", "ppo", "algo.lam", "expert_iteration"):
@@ -157,6 +159,13 @@ def test_third_party_plugin_installs_and_runs_through_the_cli(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "rf" / "posttrained.ckpt").is_file()
     assert '"plugin": "reinforce"' in (tmp_path / "rf" / "posttrain_record.json").read_text()
+    # the core logs the standard diagnostics for a third-party algorithm, under fixed names
+    import csv
+
+    rows = list(csv.DictReader(open(next((tmp_path / "rf" / "logs").rglob("metrics.csv")))))
+    for name in ("diag/reward", "diag/accuracy", "diag/response_length", "diag/kl_ref", "diag/entropy",
+                 "algo/baseline", "budget/grad_steps"):
+        assert any(r.get(name) not in (None, "") for r in rows), name
 
 
 def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypatch):
@@ -181,10 +190,10 @@ def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypa
             register("solved_at_all", SolvedAtAll)
     """)
     import ood_bench.plugins as plugins_mod
-    from ood_bench.config import EvalConfig
+    from ood_bench.evaluate import EvalConfig
     from ood_bench.evaluate import evaluate_split
     from ood_bench.model import GPT
-    from ood_bench.config import ModelConfig
+    from ood_bench.model import ModelConfig
 
     monkeypatch.setattr(plugins_mod, "_PLUGINS", Plugins())
     model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16))
@@ -192,3 +201,52 @@ def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypa
     res = evaluate_split(model, fam, "id", EvalConfig(n_test=3, n_samples=2, max_new_tokens=8))
     expected = sum(r["c"] > 0 for r in res.records) / 3
     assert res.summary["solved_at_all"] == pytest.approx(expected)
+
+
+def test_a_third_party_family_and_algorithm_run_pretrain_posttrain_evaluate(tmp_path):
+    """Both example packages, pip-installed: the family joins the mixture, the algorithm post-trains on it."""
+    target = tmp_path / "site"
+    for pkg in ("example-plugin", "example-family"):
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                        "--target", str(target), str(ROOT / "plugins" / pkg)], check=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+
+    def cli(*args):
+        run = subprocess.run([sys.executable, "-m", "ood_bench.cli", *args], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout
+
+    assert "modsum v1: keeps the task-family contract" in cli("tasks", "--family", "modsum", "--check",
+                                                              "--check-problems", "50")
+    from .conftest import TINY_OVERRIDES
+
+    base = tmp_path / "base"
+    cli("pretrain", "--no-progress", f"out_dir={base}", *TINY_OVERRIDES,
+        "mixture.families={string: 0.3, graph: 0.3, modsum: 0.4}")
+    cli("posttrain", "--algo", "reinforce", "--base", str(base / "base.ckpt"), "--rl-split", "id",
+        "--out", str(tmp_path / "rf"), "--no-progress", "prompts_per_step=2", "budget.grad_steps=2",
+        "algo.max_new_tokens=16", "trainer.accelerator=cpu", "trainer.devices=1", "families=[modsum]")
+    out = cli("evaluate", "--checkpoint", str(tmp_path / "rf" / "posttrained.ckpt"), "--families", "modsum",
+              "--splits", "id", "ood_comp", "--n-test", "4", "--n", "2", "--no-progress")
+    assert "modsum" in out and "ood_comp" in out
+    record = json.loads((tmp_path / "rf" / "posttrain_record.json").read_text())
+    assert record["plugin"] == "reinforce" and record["task_versions"] == {"modsum": 1}
+
+
+def test_a_family_that_breaks_the_contract_is_reported_by_name(sandbox):
+    fake_dist(sandbox, "fakeplug_badfam", """
+        from ood_bench.api import TaskFamily, hookimpl
+
+        class Bad(TaskFamily):
+            name, version, tag, description = "badfam", 1, "B", "no tag in its prompts"
+
+            def _generate(self, split, rng):
+                return "no tag here\\n", ["x"], "y", {}
+
+        @hookimpl
+        def register_tasks(register):
+            register(Bad())
+    """)
+    with pytest.warns(RuntimeWarning, match="plugin 'fakeplug_badfam' failed to register .*must start with 'B:'"):
+        plugins = Plugins()
+    assert "badfam" not in plugins.tasks and "string" in plugins.tasks

@@ -98,47 +98,45 @@ def test_wrong_base_is_refused(tmp_path, capsys):
     assert "not an ood-bench checkpoint" in capsys.readouterr().err
 
 
-def _module(tiny_base, algo, **algo_cfg):
-    from ood_bench.config import build
-    from ood_bench.posttrain import PostTrainConfig, PostTrainModule
+def _standalone(tiny_base, algo, **knobs):
+    """An algorithm on the tiny base through the public API, with no Lightning at all."""
+    from ood_bench.api import standalone
     from ood_bench.pretrain import load_base
 
-    cfg = build(PostTrainConfig, {"algorithm": algo, "base": str(tiny_base), "rl_split": "ood_repr",
-                                  "prompts_per_step": 4, "algo": {"max_new_tokens": 24, **algo_cfg}})
-    _, base_cfg, _ = load_base(tiny_base)
-    import dataclasses
-
-    module = PostTrainModule(dataclasses.asdict(cfg), base_cfg.to_dict(), {})
-    opt = module.configure_optimizers()
-    module.optimizers = lambda: opt  # drive the module without a Trainer
-    module.manual_backward = lambda loss: loss.backward()
-    module.clip_gradients = lambda *a, **k: None
-    module._stepped_this_batch = False
-    return module
+    model, base_cfg, _ = load_base(tiny_base)
+    plugins = get_plugins()
+    families = [plugins.tasks.get(n) for n in base_cfg.mixture.families]
+    return standalone(plugins.algorithm(algo), model, families, {"max_new_tokens": 24, **knobs})
 
 
 def test_outside_the_support_grpo_gets_no_signal_and_sft_does(tiny_base):
     """ood_repr answers use symbols the tiny base never produces: reward 0, so GRPO cannot move."""
     from ood_bench.data import PromptStream
 
-    grpo = _module(tiny_base, "grpo", group_size=4)
-    before = {k: v.clone() for k, v in grpo.policy.state_dict().items()}
-    problems = PromptStream(grpo.families, "ood_repr", 0, 4).batch(0)
-    diag = grpo.algorithm.step(problems)
+    grpo = _standalone(tiny_base, "grpo", group_size=4)
+    policy = grpo.ctx.policy
+    before = {k: v.clone() for k, v in policy.state_dict().items()}
+    problems = PromptStream(list(grpo.ctx.families.values()), "ood_repr", 0, 4).batch(0)
+    grpo.ctx.begin_step()
+    diag = grpo.step(problems)
+    standard = grpo.ctx.end_step()
     assert diag["reward_mean"] == 0.0 and diag["zero_std_frac"] == 1.0
-    for k, v in grpo.policy.state_dict().items():
+    assert standard["reward"] == 0.0 and standard["kl_ref"] == 0.0 and standard["entropy"] > 0
+    assert grpo.ctx.counters.rollouts == 16 and grpo.ctx.counters.batches == 1
+    for k, v in policy.state_dict().items():
         assert torch.equal(v, before[k]), k  # zero advantage: zero gradient, nothing moves
 
     from ood_bench.rollout import sequence_logprobs
     from ood_bench.tokenizer import EOS, TOKENIZER
 
-    sft = _module(tiny_base, "sft", lr=3e-3)
+    sft = _standalone(tiny_base, "sft", lr=3e-3)
     prompts = [TOKENIZER.encode(p.prompt, bos=True) for p in problems]
     gold = [TOKENIZER.encode(p.completion) + [EOS] for p in problems]
-    start = sequence_logprobs(sft.policy, prompts, gold).mean()
+    start = sequence_logprobs(sft.ctx.policy, prompts, gold).mean()
     for _ in range(5):
-        sft.algorithm.step(problems)
-    assert sequence_logprobs(sft.policy, prompts, gold).mean() > start + 1.0
+        sft.step(problems)
+    assert sequence_logprobs(sft.ctx.policy, prompts, gold).mean() > start + 1.0
+    assert sft.ctx.counters.grad_steps == 5
 
 
 def test_interrupted_posttraining_resumes_to_the_same_weights(tiny_base, tmp_path):
@@ -168,10 +166,11 @@ def test_expert_iteration_trains_on_verified_samples_only(tiny_base, verify_trac
     """Answer right but trace wrong is a lucky guess: kept by default, dropped with verify_trace."""
     from ood_bench.data import PromptStream
 
-    ei = _module(tiny_base, "expert_iteration", group_size=2, dedupe=False, verify_trace=verify_trace)
+    ei = _standalone(tiny_base, "expert_iteration", group_size=2, dedupe=False, verify_trace=verify_trace)
+    ctx = ei.ctx
     answer_ok = torch.tensor([True, True, False, True, False, False, True, False])
     trace_ok = torch.tensor([True, False, False, True, True, False, False, False])
-    real_rollout, trained, batches = ei.rollout, [], []
+    real_rollout, trained, batches = ctx.rollout, [], []
 
     def rollout(problems, n):
         batch = real_rollout(problems, n)
@@ -181,11 +180,11 @@ def test_expert_iteration_trains_on_verified_samples_only(tiny_base, verify_trac
 
     def logprobs(model, ids, cmask, **kw):
         trained.append(ids.clone())
-        return type(ei).logprobs(ei, model, ids, cmask, **kw)
+        return type(ctx).logprobs(ctx, model, ids, cmask, **kw)
 
-    ei.rollout, ei.logprobs = rollout, logprobs
-    problems = PromptStream(ei.families, "id", 0, 4).batch(0)
-    diag = ei.algorithm.step(problems)
+    ctx.rollout, ctx.logprobs = rollout, logprobs
+    problems = PromptStream(list(ctx.families.values()), "id", 0, 4).batch(0)
+    diag = ei.step(problems)
     expected = answer_ok & trace_ok if verify_trace else answer_ok
     assert diag["kept"] == int(expected.sum()) and len(trained) == 1
     assert torch.equal(trained[0], batches[0].ids[expected])

@@ -96,7 +96,8 @@ def test_answer_level_moves_need_a_significant_exact_test():
 
 def test_wilson_interval_is_sane_at_the_edges():
     lo, hi = wilson_interval(0, 100)
-    assert lo == pytest.approx(0, abs=1e-12) and 0 < hi < 0.05
+    assert lo == 0.0 and 0 < hi < 0.05
+    assert wilson_interval(0, 200)[0] == 0.0 and wilson_interval(200, 200)[1] == 1.0
     lo, hi = wilson_interval(100, 100)
     assert hi == pytest.approx(1) and 0.95 < lo < 1
     lo, hi = wilson_interval(30, 100)

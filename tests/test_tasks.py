@@ -82,7 +82,7 @@ def test_every_symbol_is_in_the_vocabulary(families):
 
 def test_axes_move_only_their_own_coordinate(families):
     for fam in families:
-        ranges = __import__(type(fam).__module__, fromlist=["RANGES"]).RANGES
+        ranges = fam.ranges
         for i in range(100):
             idp = fam.generate("id", 0, i).meta
             assert ranges.id_depth[0] <= idp["depth"] <= ranges.id_depth[1]

@@ -39,6 +39,14 @@ def derive_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+SEED_MODULUS = 2**63  # torch generators take seeds below this
+
+
+def torch_seed(*parts: Any) -> int:
+    """A torch generator seed from printable parts: ``derive_seed`` folded once, the same way everywhere."""
+    return derive_seed(*parts) % SEED_MODULUS
+
+
 @dataclass(frozen=True)
 class Problem:
     family: str

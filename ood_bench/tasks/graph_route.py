@@ -119,9 +119,14 @@ class GraphRoute(TaskFamily):
     tag = "G"
     description = "follow a route of forward (x, y) and inverse (-x, -y) hops, or fused pairs, through an edge list"
 
+    def __init__(self, ranges: AxisRanges = RANGES) -> None:
+        # Difficulty ranges are a config, not constants: a suite may build the family with others
+        # (the items change, so give such a family its own name or version).
+        self.ranges = ranges
+
     def _generate(self, split: str, rng: random.Random):
         while True:
-            depth, n_nodes = RANGES.draw(split, rng)
+            depth, n_nodes = self.ranges.draw(split, rng)
             if split == "ood_comp":
                 depth = max(depth, COMP_HELD_OUT)
             names = REPR_NODES if split == "ood_repr" else ID_NODES

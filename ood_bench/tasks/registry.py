@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from ..errors import OodBenchError
 from .base import TaskFamily
+from .contract import check_family
+
+
+class DuplicateRegistration(OodBenchError):
+    """Two plugins registered the same name: an error for everyone, naming both."""
 
 
 class TaskRegistry:
@@ -19,9 +24,10 @@ class TaskRegistry:
         if not family.name:
             raise OodBenchError(f"task family {type(family).__name__} from {owner} has no name")
         if family.name in self._families:
-            raise OodBenchError(
+            raise DuplicateRegistration(
                 f"task family {family.name!r} registered twice: by {self._owners[family.name]} and by {owner}"
             )
+        check_family(family, others=list(self._families.values()))  # a broken family fails here, by name
         self._families[family.name] = family
         self._owners[family.name] = owner
 
@@ -38,6 +44,11 @@ class TaskRegistry:
 
     def owner(self, name: str) -> str:
         return self._owners[name]
+
+    def plugin_name(self, name: str) -> str:
+        """The entry-point name of the plugin that registered ``name``."""
+        owner = self._owners[name]
+        return owner.removeprefix("plugin ").strip("'")
 
     def __contains__(self, name: str) -> bool:
         return name in self._families

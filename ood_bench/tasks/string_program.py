@@ -64,8 +64,13 @@ class StringProgram(TaskFamily):
     tag = "S"
     description = "apply a chain of rot/rev/shl/swp (or fused pairs like rev+shl) to a string of distinct symbols"
 
+    def __init__(self, ranges: AxisRanges = RANGES) -> None:
+        # Difficulty ranges are a config, not constants: a suite may build the family with others
+        # (the items change, so give such a family its own name or version).
+        self.ranges = ranges
+
     def _generate(self, split: str, rng: random.Random):
-        depth, length = RANGES.draw(split, rng)
+        depth, length = self.ranges.draw(split, rng)
         alphabet = REPR_ALPHABET if split == "ood_repr" else ID_ALPHABET
         state = "".join(rng.sample(alphabet, length))
         program = STEPS.sample(rng, depth, held_out=split == "ood_comp")

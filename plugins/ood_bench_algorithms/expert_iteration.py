@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.config import _check
+from ood_bench.api import check
 from ood_bench.rl import entropy_from_logits
 
 from .sft import nll_loss
@@ -28,7 +27,7 @@ class ExpertIterationConfig(AlgorithmConfig):
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
-        _check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
+        check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
 
 
 class ExpertIteration(Algorithm):
@@ -58,7 +57,7 @@ class ExpertIteration(Algorithm):
             return diag
         ids, cmask = batch.ids[keep], batch.cmask[keep]
         for _ in range(cfg.inner_iterations):
-            logp, mask, logits = ctx.logprobs(ctx.policy, ids, cmask)
+            logp, mask, logits, _ = ctx.logprobs(ctx.policy, ids, cmask)
             loss = nll_loss(logp, mask)
             ctx.optimize(loss, train_tokens=int(mask.sum()))
         diag.update(loss=float(loss.detach()), entropy=float(entropy_from_logits(logits.detach(), mask)), skipped=0.0)

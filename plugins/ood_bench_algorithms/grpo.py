@@ -14,7 +14,7 @@ import torch
 
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.config import _check
+from ood_bench.api import check
 from ood_bench.rl import AGGREGATIONS, KL_ESTIMATORS, aggregate, clipped_surrogate, entropy_from_logits, \
     group_advantages, kl_estimate, masked_mean
 
@@ -33,16 +33,16 @@ class GRPOConfig(AlgorithmConfig):
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
-        _check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
-        _check(self.kl_estimator in KL_ESTIMATORS, f"{prefix}.kl_estimator", self.kl_estimator,
+        check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
+        check(self.kl_estimator in KL_ESTIMATORS, f"{prefix}.kl_estimator", self.kl_estimator,
                f"choose from {', '.join(KL_ESTIMATORS)}")
-        _check(0 <= self.eps_low < 1, f"{prefix}.eps_low", self.eps_low, "must be in [0, 1)")
-        _check(self.eps_high >= 0, f"{prefix}.eps_high", self.eps_high, "must be >= 0")
-        _check(self.loss_aggregation in AGGREGATIONS, f"{prefix}.loss_aggregation", self.loss_aggregation,
+        check(0 <= self.eps_low < 1, f"{prefix}.eps_low", self.eps_low, "must be in [0, 1)")
+        check(self.eps_high >= 0, f"{prefix}.eps_high", self.eps_high, "must be >= 0")
+        check(self.loss_aggregation in AGGREGATIONS, f"{prefix}.loss_aggregation", self.loss_aggregation,
                f"choose from {', '.join(AGGREGATIONS)}")
-        _check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
-        _check(self.reset_every >= 0, f"{prefix}.reset_every", self.reset_every, "must be >= 0")
-        _check(self.group_size >= 2, f"{prefix}.group_size", self.group_size, "GRPO needs groups of >= 2")
+        check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
+        check(self.reset_every >= 0, f"{prefix}.reset_every", self.reset_every, "must be >= 0")
+        check(self.group_size >= 2, f"{prefix}.group_size", self.group_size, "GRPO needs groups of >= 2")
 
 
 def grpo_loss(logp, old_logp, ref_logp, advantages, mask, cfg: GRPOConfig):
@@ -75,15 +75,15 @@ class GRPO(Algorithm):
         }
         ids, cmask, adv = batch.ids[keep], batch.cmask[keep], adv[keep]
         with torch.no_grad():
-            ref_logp, _, _ = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False)
+            ref_logp = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False).logp
         if keep.all():
             # The first inner iteration's forward pass doubles as the "old" policy
             # (same weights) and as the diagnostics pass: one forward fewer per step.
             first = ctx.logprobs(ctx.policy, ids, cmask)
-            pol_logp, mask_all, logits = (t.detach() for t in first)
+            pol_logp, mask_all, logits = (t.detach() for t in first[:3])
         else:
             first = None
-            pol_logp, mask_all, logits = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, grad=False)
+            pol_logp, mask_all, logits, _ = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, grad=False)
         diag["kl_k1"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k1"), mask_all)
         diag["kl_k3"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k3"), mask_all)
         diag["entropy"] = entropy_from_logits(logits, mask_all)
@@ -93,13 +93,13 @@ class GRPO(Algorithm):
         old_logp, ref_logp = pol_logp[keep], ref_logp[keep]
         clip_fracs, losses = [], []
         for it in range(cfg.inner_iterations):
-            logp, mask, _ = first if (it == 0 and first is not None) else ctx.logprobs(ctx.policy, ids, cmask)
+            logp, mask = (first if (it == 0 and first is not None) else ctx.logprobs(ctx.policy, ids, cmask))[:2]
             loss, clipped, _ = grpo_loss(logp, old_logp, ref_logp, adv, mask, cfg)
             ctx.optimize(loss, train_tokens=int(mask.sum()))
             clip_fracs.append(masked_mean(clipped.float(), mask))
             losses.append(loss.detach())
         diag.update(loss=torch.stack(losses).mean(), clip_frac=torch.stack(clip_fracs).mean(), skipped=0.0)
-        if cfg.reset_every and (ctx.counters["batches"] + 1) % cfg.reset_every == 0:
+        if cfg.reset_every and (ctx.counters.batches + 1) % cfg.reset_every == 0:
             ctx.reset_reference()
             ctx.reset_optimizer()
             diag["reset"] = 1.0

@@ -16,7 +16,7 @@ from torch import nn
 
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.config import _check
+from ood_bench.api import check
 from ood_bench.rl import approx_kl, clipped_surrogate, entropy_from_logits, explained_variance, gae, kl_estimate, masked_mean
 
 
@@ -35,10 +35,10 @@ class PPOConfig(AlgorithmConfig):
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
         for k in ("gamma", "lam"):
-            _check(0 <= getattr(self, k) <= 1, f"{prefix}.{k}", getattr(self, k), "must be in [0, 1]")
+            check(0 <= getattr(self, k) <= 1, f"{prefix}.{k}", getattr(self, k), "must be in [0, 1]")
         for k in ("eps", "value_clip", "vf_coef", "beta"):
-            _check(getattr(self, k) >= 0, f"{prefix}.{k}", getattr(self, k), "must be >= 0")
-        _check(self.epochs >= 1, f"{prefix}.epochs", self.epochs, "must be >= 1")
+            check(getattr(self, k) >= 0, f"{prefix}.{k}", getattr(self, k), "must be >= 0")
+        check(self.epochs >= 1, f"{prefix}.epochs", self.epochs, "must be >= 1")
 
 
 def token_rewards(final_reward, kl_tok, mask, beta):
@@ -77,10 +77,9 @@ class PPO(Algorithm):
         cfg, ctx = self.cfg, self.ctx
         batch = ctx.rollout(problems, cfg.group_size)
         with torch.no_grad():
-            old_logp, mask, _, hidden = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, grad=False,
-                                                     return_hidden=True)
+            old_logp, mask, _, hidden = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, grad=False, hidden=True)
             old_values = self._values(hidden) * mask
-            ref_logp, _, _ = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False)
+            ref_logp = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False).logp
             kl_tok = kl_estimate(old_logp, ref_logp, "k1")
             rewards = token_rewards(batch.rewards, kl_tok, mask, cfg.beta)
             adv, returns = gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
@@ -89,7 +88,7 @@ class PPO(Algorithm):
                 adv = ((adv - a.mean()) / (a.std() + 1e-8)) * mask
         stats = {"loss": [], "pg_loss": [], "value_loss": [], "clip_frac": [], "approx_kl": []}
         for _ in range(cfg.epochs):
-            logp, mask, logits, hidden = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, return_hidden=True)
+            logp, mask, logits, hidden = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, hidden=True)
             values = self._values(hidden)
             pg_tok, clipped = clipped_surrogate(logp, old_logp, adv, cfg.eps, cfg.eps)
             pg = masked_mean(pg_tok, mask)

@@ -13,7 +13,7 @@ import torch
 
 from ood_bench import hookimpl
 from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.config import _check
+from ood_bench.api import check
 from ood_bench.rl import entropy_from_logits, kl_estimate, leave_one_out_baseline, masked_mean
 
 
@@ -23,8 +23,8 @@ class RLOOConfig(AlgorithmConfig):
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
-        _check(self.group_size >= 2, f"{prefix}.group_size", self.group_size, "RLOO needs groups of >= 2")
-        _check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
+        check(self.group_size >= 2, f"{prefix}.group_size", self.group_size, "RLOO needs groups of >= 2")
+        check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
 
 
 def rloo_loss(seq_logp: torch.Tensor, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -40,10 +40,10 @@ class RLOO(Algorithm):
     def step(self, problems):
         cfg, ctx = self.cfg, self.ctx
         batch = ctx.rollout(problems, cfg.group_size)
-        logp, mask, logits = ctx.logprobs(ctx.policy, batch.ids, batch.cmask)
+        logp, mask, logits, _ = ctx.logprobs(ctx.policy, batch.ids, batch.cmask)
         rewards = batch.rewards
         with torch.no_grad():
-            ref_logp, _, _ = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False)
+            ref_logp = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False).logp
             kl_seq = kl_estimate(logp.detach(), ref_logp, "k1").sum(1)
             k3 = masked_mean(kl_estimate(logp.detach(), ref_logp, "k3"), mask)
         if cfg.beta:

@@ -31,7 +31,7 @@ class SFT(Algorithm):
 
     def step(self, problems):
         ids, cmask = self.ctx.gold_batch(problems)
-        logp, mask, logits = self.ctx.logprobs(self.ctx.policy, ids, cmask)
+        logp, mask, logits, _ = self.ctx.logprobs(self.ctx.policy, ids, cmask)
         loss = nll_loss(logp, mask)
         self.ctx.optimize(loss, train_tokens=int(mask.sum()))
         return {"loss": float(loss.detach()), "entropy": float(entropy_from_logits(logits.detach(), mask)),

@@ -8,8 +8,7 @@ The entry point in this package's ``pyproject.toml`` makes ood-bench find it.
 
 from dataclasses import dataclass
 
-from ood_bench import hookimpl
-from ood_bench.algorithms import Algorithm, AlgorithmConfig
+from ood_bench.api import Algorithm, AlgorithmConfig, hookimpl
 
 
 @dataclass
@@ -29,13 +28,14 @@ class Reinforce(Algorithm):
 
     def step(self, problems):
         batch = self.ctx.rollout(problems, self.cfg.group_size)
-        logp, mask, _ = self.ctx.logprobs(self.ctx.policy, batch.ids, batch.cmask)
+        lp = self.ctx.logprobs(self.ctx.policy, batch.ids, batch.cmask)  # LogProbs: logp, mask, logits, hidden
+        logp, mask = lp.logp, lp.mask
         advantage = batch.rewards - self.baseline
         loss = -(advantage * logp.sum(1)).mean()
         self.ctx.optimize(loss, train_tokens=int(mask.sum()))
         mean_reward = float(batch.rewards.mean())
         self.baseline = self.cfg.baseline_decay * self.baseline + (1 - self.cfg.baseline_decay) * mean_reward
-        return {"reward_mean": mean_reward, "baseline": self.baseline, "loss": float(loss)}
+        return {"baseline": self.baseline, "loss": loss.detach()}  # reward, KL, entropy... the core logs
 
 
 @hookimpl
