@@ -39,6 +39,7 @@ class AlgorithmConfig:
     top_p: float = 1.0  # nucleus sampling of rollouts; algorithms that score samples require 1
     max_new_tokens: int = 128  # longest completion a rollout may write
     trace_reward: float = 0.0  # weight of the process (trace) reward added to the answer reward
+    adam_beta2: float = 0.99  # AdamW's second-moment decay (pretraining's train.adam_beta2 is 0.95)
 
     def validate(self, prefix: str = "algo") -> None:
         check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
@@ -49,6 +50,7 @@ class AlgorithmConfig:
         check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
         check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
         check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")
+        check(0 < self.adam_beta2 < 1, f"{prefix}.adam_beta2", self.adam_beta2, "must be in (0, 1)")
 
 
 class Algorithm:
@@ -151,7 +153,7 @@ def standalone(algorithm_class: type[Algorithm], policy: nn.Module, families: li
     ctx = Context(policy, reference, families, config, optimizer=None, seed=seed, draw=draw)
     algo = algorithm_class(config, ctx)
     params = list(policy.parameters()) + [p for m in algo.extra_modules().values() for p in m.parameters()]
-    ctx.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    ctx.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, config.adam_beta2))
     return algo
 
 

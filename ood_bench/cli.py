@@ -130,15 +130,17 @@ def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, lo
     _print_and_save_eval(df, out_dir, meta)
 
 
-def _compare_with_base(ckpt: dict, out_dir: Path) -> None:
-    """After evaluating a post-trained checkpoint, show what it kept, gained and lost
-    against its base, when the base was evaluated on the same problems at the same n."""
+def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None) -> None:
+    """After evaluating a post-trained checkpoint, compare it with its base's evaluation:
+    ``--base-eval`` if given, else the ``eval/`` folder beside the base checkpoint, when the
+    base was evaluated on the same problems at the same n."""
     from .support import compare_evals
 
-    base = (ckpt.get("hyper_parameters", {}).get("posttrain") or {}).get("base")
-    base_eval = Path(base).parent / "eval" if base else None
-    if base_eval is None or not (base_eval / "samples").is_dir():
-        return
+    if base_eval is None:
+        base = (ckpt.get("hyper_parameters", {}).get("posttrain") or {}).get("base")
+        base_eval = Path(base).parent / "eval" if base else None
+        if base_eval is None or not (base_eval / "samples").is_dir():
+            return
     try:
         table = compare_evals(base_eval, out_dir)
     except OodBenchError as exc:
@@ -214,7 +216,7 @@ def cmd_evaluate(args) -> int:
     ecfg.validate()
     out_dir = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress, loaded)
-    _compare_with_base(loaded[2], out_dir)
+    _compare_with_base(loaded[2], out_dir, Path(args.base_eval) if args.base_eval else None)
     return 0
 
 
@@ -332,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--temperature", type=float, help="sampling temperature (greedy is always reported)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed")
     ev.add_argument("--out", help="output folder (default: <checkpoint folder>/eval)")
+    ev.add_argument("--base-eval", metavar="DIR", help="for a post-trained checkpoint: the base's evaluation to "
+                    "compare with (default: the eval/ folder beside the base checkpoint, when it matches)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
 

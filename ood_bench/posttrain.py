@@ -148,7 +148,7 @@ class PostTrainModule(L.LightningModule):
     def configure_optimizers(self):
         ac = self.algo_config
         params = list(self.policy.parameters()) + list(self.extra.parameters())
-        return torch.optim.AdamW(params, lr=ac.lr, weight_decay=ac.weight_decay, betas=(0.9, 0.99))
+        return torch.optim.AdamW(params, lr=ac.lr, weight_decay=ac.weight_decay, betas=(0.9, ac.adam_beta2))
 
     def train_dataloader(self):
         self.prompts.start_step = self.ctx.counters.batches

@@ -51,12 +51,14 @@ class TrainConfig:
     # lengths are trained without longer problems. 0: off. Lets a reader tell
     # "a deeper / longer problem" from "a problem at untrained positions".
     position_skip: int = 0
+    adam_beta2: float = 0.95  # AdamW's second-moment decay (nanoGPT's choice for short pretraining runs)
 
     def validate(self, prefix: str = "train") -> None:
         for k in ("batch_size", "max_steps", "ckpt_every", "log_every"):
             check(getattr(self, k) > 0, f"{prefix}.{k}", getattr(self, k), "must be positive")
         check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
         check(self.pack_len >= 0, f"{prefix}.pack_len", self.pack_len, "must be >= 0 (0: no packing)")
+        check(0 < self.adam_beta2 < 1, f"{prefix}.adam_beta2", self.adam_beta2, "must be in (0, 1)")
         check(self.position_skip >= 0, f"{prefix}.position_skip", self.position_skip, "must be >= 0 (0: off)")
         check(0 <= self.min_lr_ratio <= 1, f"{prefix}.min_lr_ratio", self.min_lr_ratio, "must be in [0, 1]")
         check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", self.warmup_steps, "must be >= 0")
@@ -114,7 +116,7 @@ class PretrainModule(L.LightningModule):
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=tc.lr, betas=(0.9, 0.95),
+            lr=tc.lr, betas=(0.9, tc.adam_beta2),
         )
 
         def schedule(step: int) -> float:  # linear warmup, then cosine to min_lr_ratio

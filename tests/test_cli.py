@@ -204,3 +204,11 @@ def test_a_checkpoint_whose_family_is_missing_names_what_it_needs(tiny_run, tmp_
     assert main(["evaluate", "--checkpoint", str(tmp_path / "needs.ckpt")]) == 2
     err = capsys.readouterr().err
     assert "task family 'modsum'" in err and "'ood-bench-modsum'" in err and err.count("\n") == 1
+
+
+def test_adam_betas_are_knobs_not_constants():
+    from ood_bench.algorithms import AlgorithmConfig
+    from ood_bench.pretrain import TrainConfig
+
+    assert TrainConfig().adam_beta2 == 0.95 and AlgorithmConfig().adam_beta2 == 0.99
+    assert main(["pretrain", "--print-config", "train.adam_beta2=1.5"]) == 2
