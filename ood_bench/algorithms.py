@@ -11,6 +11,7 @@ every algorithm is measured the same way.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -42,11 +43,12 @@ class AlgorithmConfig:
     adam_beta2: float = 0.99  # AdamW's second-moment decay (pretraining's train.adam_beta2 is 0.95)
 
     def validate(self, prefix: str = "algo") -> None:
-        check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
+        check(math.isfinite(self.lr) and self.lr > 0, f"{prefix}.lr", self.lr, "must be a positive number")
         check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
         check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
         check(self.group_size >= 1, f"{prefix}.group_size", self.group_size, "must be >= 1")
-        check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0")
+        check(math.isfinite(self.temperature) and self.temperature > 0, f"{prefix}.temperature", self.temperature,
+              "must be a positive number")
         check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
         check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
         check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")

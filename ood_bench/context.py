@@ -172,7 +172,15 @@ class Context:
 
     # ------------------------------------------------------------------ optimisation
     def optimize(self, loss: torch.Tensor, train_tokens: int) -> None:
-        """zero_grad, backward, clip to ``grad_clip``, step; counts a gradient step and its tokens."""
+        """zero_grad, backward, clip to ``grad_clip``, step; counts a gradient step and its tokens.
+
+        A non-finite loss stops the run with one line (``NonFiniteError``) before it touches the weights.
+        """
+        if not torch.isfinite(loss.detach()).all():
+            from .training import NonFiniteError
+
+            raise NonFiniteError(f"the algorithm's loss is {float(loss.detach())} at gradient step "
+                                 f"{self.counters.grad_steps}: post-training stopped before it reached the weights")
         self.optimizer.zero_grad()
         self._backward(loss)
         if self.config.grad_clip:

@@ -54,7 +54,8 @@ class EvalConfig:
         check(0 < self.n_test <= TEST_SET_SIZE, f"{prefix}.n_test", self.n_test,
                f"must be in 1..{TEST_SET_SIZE}, the size of the reserved test stream")
         check(self.n_samples >= 1, f"{prefix}.n_samples", self.n_samples, "must be >= 1")
-        check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0 (greedy is always reported too)")
+        check(math.isfinite(self.temperature) and self.temperature > 0, f"{prefix}.temperature", self.temperature,
+              "must be a positive number (greedy is always reported too)")
         check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
         check(self.batch_size >= 1, f"{prefix}.batch_size", self.batch_size, "must be >= 1")
         check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")

@@ -56,7 +56,7 @@ class TrainConfig:
     def validate(self, prefix: str = "train") -> None:
         for k in ("batch_size", "max_steps", "ckpt_every", "log_every"):
             check(getattr(self, k) > 0, f"{prefix}.{k}", getattr(self, k), "must be positive")
-        check(self.lr > 0, f"{prefix}.lr", self.lr, "must be positive")
+        check(math.isfinite(self.lr) and self.lr > 0, f"{prefix}.lr", self.lr, "must be a positive number")
         check(self.pack_len >= 0, f"{prefix}.pack_len", self.pack_len, "must be >= 0 (0: no packing)")
         check(0 < self.adam_beta2 < 1, f"{prefix}.adam_beta2", self.adam_beta2, "must be in (0, 1)")
         check(self.position_skip >= 0, f"{prefix}.position_skip", self.position_skip, "must be >= 0 (0: off)")

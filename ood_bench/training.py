@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from .checkpoints import AtomicCheckpointIO
 from .config import check
+from .errors import OodBenchError
 
 
 @dataclass
@@ -63,6 +65,29 @@ class Throughput(Callback):
             pl_module.log("train/tokens_per_s", tokens / max(time.perf_counter() - self._t0, 1e-9))
 
 
+class NonFiniteError(OodBenchError):
+    """Training produced a NaN or an infinity: the run stops before anything non-finite is saved."""
+
+
+class FiniteGuard(Callback):
+    """Stop a run, with one line, the step its loss or weights stop being finite.
+
+    It runs before the checkpoint callback at the end of each step (Lightning runs
+    checkpointing last), so a non-finite weight is never written: the last checkpoint
+    on disk is the last finite state, and resuming from it with a smaller learning
+    rate is the way on. (Post-training checks each loss in ``Context.optimize`` too.)
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        bad = loss is not None and not torch.isfinite(loss).all()
+        bad = bad or any(not torch.isfinite(p).all() for p in pl_module.parameters())
+        if bad:
+            raise NonFiniteError(f"training stopped at step {trainer.global_step}: the loss or the weights are "
+                                 f"no longer finite (NaN or inf); nothing non-finite was saved. Lower the learning "
+                                 f"rate and run again to resume from the last checkpoint")
+
+
 LOGGERS = ("csv", "tensorboard", "wandb")
 
 
@@ -92,6 +117,7 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
         callbacks=[
             ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=ckpt_every, save_last=True, save_top_k=0),
             Throughput(),
+            FiniteGuard(),
             *(callbacks or []),
         ] + ([StepProgressBar(label)] if progress else []),
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,

@@ -212,3 +212,41 @@ def test_adam_betas_are_knobs_not_constants():
 
     assert TrainConfig().adam_beta2 == 0.95 and AlgorithmConfig().adam_beta2 == 0.99
     assert main(["pretrain", "--print-config", "train.adam_beta2=1.5"]) == 2
+
+
+def test_a_diverging_run_stops_with_one_line_and_saves_nothing_non_finite(tmp_path, capsys):
+    out = tmp_path / "nan"
+    argv = ["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES, "train.ckpt_every=1", "train.lr=1e30",
+            "train.warmup_steps=0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no longer finite" in err and err.count("\n") == 1
+    assert not (out / "base.ckpt").exists()
+    for ckpt in (out / "checkpoints").glob("*.ckpt"):
+        state = torch.load(ckpt, weights_only=False)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values()), ckpt
+    for bad in ("train.lr=inf", "train.lr=nan"):
+        assert main(["pretrain", "--print-config", bad]) == 2
+    assert main(["posttrain", "--print-config", "--algo", "grpo", "--base", "b.ckpt", "algo.temperature=inf"]) == 2
+
+
+def test_a_plugin_whose_loss_turns_nan_never_reaches_the_weights(tiny_run):
+    from ood_bench.api import standalone
+    from ood_bench.data import PromptStream
+    from ood_bench.pretrain import load_base
+    from ood_bench.training import NonFiniteError
+
+    model, cfg, _ = load_base(tiny_run / "base.ckpt")
+    fams = [get_tasks().get("string")]
+    sft = standalone(__import__("ood_bench.plugins", fromlist=["x"]).get_plugins().algorithm("sft"), model, fams)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    real = sft.ctx.logprobs
+
+    def poisoned(*a, **k):
+        lp = real(*a, **k)
+        return lp._replace(logp=lp.logp * float("nan"))
+
+    sft.ctx.logprobs = poisoned
+    with pytest.raises(NonFiniteError, match="loss is nan"):
+        sft.step(PromptStream(fams, "id", 0, 2).batch(0))
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
