@@ -107,14 +107,6 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
-def _print_and_save_eval(df, out_dir: Path, meta: dict) -> None:
-    from .results import format_table, write_eval_record
-
-    print(format_table(df))
-    path = write_eval_record(out_dir, df, meta)
-    print(f"\nresults: {path}  per-problem counts: {out_dir / 'samples'}/")
-
-
 def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
     from .evaluate import evaluate
     from .pretrain import load_base
@@ -122,12 +114,21 @@ def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, lo
 
     tasks = _plugins().tasks
     model, cfg, _ = loaded or load_base(ckpt_path)
+    from .results import fresh_folder, replace_folder
+
     families = [tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))]
-    df = evaluate(model, families, ecfg, seed=seed, out_dir=out_dir, progress=progress)
+    out_dir = Path(out_dir)
+    work = fresh_folder(out_dir)  # written whole, then swapped in: no stale or half-written files
+    df = evaluate(model, families, ecfg, seed=seed, out_dir=work, progress=progress)
     meta = {"kind": "evaluate", "checkpoint": str(ckpt_path), "eval_config": ecfg.__dict__, "seed": seed,
             "task_versions": {f.name: f.version for f in families}, "model_config": cfg.model.__dict__,
             "mixture": cfg.mixture.__dict__, **environment()}
-    _print_and_save_eval(df, out_dir, meta)
+    from .results import format_table, write_eval_record
+
+    write_eval_record(work, df, meta)
+    replace_folder(work, out_dir)
+    print(format_table(df))
+    print(f"\nresults: {out_dir / 'eval.json'}  per-problem counts: {out_dir / 'samples'}/")
 
 
 def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None) -> None:

@@ -30,3 +30,35 @@ def write_eval_record(out_dir: str | Path, summary: pd.DataFrame, meta: dict) ->
     path = Path(out_dir) / EVAL_RECORD
     atomic_write_json(path, {**meta, "results": summary.to_dict(orient="records")})
     return path
+
+
+def replace_folder(fresh: Path, target: Path) -> None:
+    """Put a finished evaluation folder in place of ``target`` as one unit.
+
+    An evaluation is written into a fresh folder beside its target and swapped in
+    only when complete, so a folder never mixes per-problem files of two
+    evaluations (an earlier run's ``ood_depth`` beside this run's ``id``), and an
+    interrupted evaluation leaves the previous one intact.
+    """
+    import shutil
+
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    fresh.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def fresh_folder(target: Path) -> Path:
+    """An empty folder beside ``target`` for an evaluation in progress (removed if one was left behind)."""
+    import os
+    import shutil
+
+    fresh = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    fresh.mkdir(parents=True)
+    return fresh

@@ -250,3 +250,17 @@ def test_a_plugin_whose_loss_turns_nan_never_reaches_the_weights(tiny_run):
     with pytest.raises(NonFiniteError, match="loss is nan"):
         sft.step(PromptStream(fams, "id", 0, 2).batch(0))
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_re_evaluating_into_a_folder_replaces_it_whole(tiny_run, capsys):
+    out = tiny_run / "eval-replace"
+    ckpt = str(tiny_run / "base.ckpt")
+    assert main(["evaluate", "--checkpoint", ckpt, "--splits", "id", "ood_comp", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert (out / "samples" / "string__ood_comp.jsonl").is_file()
+    (out / "support.json").write_text("{}")  # something a later compare wrote
+    assert main(["evaluate", "--checkpoint", ckpt, "--splits", "id", "--out", str(out), "--no-progress"]) == 0
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["graph__id.jsonl", "string__id.jsonl"]
+    assert not (out / "support.json").exists()
+    assert not list(tiny_run.glob(".eval-replace*"))  # no partial or old folder left behind
+    capsys.readouterr()
