@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import OodBenchError
+from .errors import OodBenchError, RunInterrupted
 
 EXIT_USAGE = 2
 
@@ -399,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except RunInterrupted as exc:
+        print(f"ood-bench: interrupted by {exc}", file=sys.stderr)
+        return exc.exit_code
     except OodBenchError as exc:
         print(f"ood-bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

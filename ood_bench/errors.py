@@ -12,3 +12,18 @@ class OodBenchError(Exception):
 
 class ConfigError(OodBenchError):
     """A configuration value is out of range or of the wrong type."""
+
+
+class RunInterrupted(Exception):
+    """SIGINT or SIGTERM arrived during training; a resumable checkpoint was saved first."""
+
+    def __init__(self, signum: int, step: int, checkpoint) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} at step {step}: saved {checkpoint}; run the same command again to resume")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process ended by that signal (130, 143)

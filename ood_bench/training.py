@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from .checkpoints import AtomicCheckpointIO
 from .config import check
-from .errors import OodBenchError
+from .errors import OodBenchError, RunInterrupted
 
 
 @dataclass
@@ -88,6 +90,39 @@ class FiniteGuard(Callback):
                                  f"rate and run again to resume from the last checkpoint")
 
 
+class GracefulStop(Callback):
+    """On SIGINT or SIGTERM, finish the current step, save ``last.ckpt``, and stop with ``RunInterrupted``.
+
+    Lightning's own handling would exit 1 on Ctrl-C, and on SIGTERM could return as if the
+    run had finished; a scheduler or an ``&&`` chain must see neither.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, checkpoint: Path) -> None:
+        self.checkpoint = checkpoint
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum, frame) -> None:
+        self.signum = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handler)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.signum is not None:
+            trainer.save_checkpoint(self.checkpoint, weights_only=False)
+            raise RunInterrupted(self.signum, trainer.global_step, self.checkpoint)
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous.clear()
+
+
 LOGGERS = ("csv", "tensorboard", "wandb")
 
 
@@ -118,6 +153,7 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
             ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=ckpt_every, save_last=True, save_top_k=0),
             Throughput(),
             FiniteGuard(),
+            GracefulStop(out / "checkpoints" / "last.ckpt"),
             *(callbacks or []),
         ] + ([StepProgressBar(label)] if progress else []),
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
@@ -145,7 +181,7 @@ def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Ca
     hyperparameters as ``identity``.
     """
     from .checkpoints import read_checkpoint
-    from .errors import OodBenchError
+    from .errors import OodBenchError, RunInterrupted
 
     if final.exists():
         done = read_checkpoint(final, f"{kind} checkpoint")

@@ -264,3 +264,30 @@ def test_re_evaluating_into_a_folder_replaces_it_whole(tiny_run, capsys):
     assert not (out / "support.json").exists()
     assert not list(tiny_run.glob(".eval-replace*"))  # no partial or old folder left behind
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_during_training_saves_a_checkpoint_and_exits_with_its_status(tmp_path, sig, code):
+    import signal
+    import time
+
+    out = tmp_path / "sig"
+    argv = ["pretrain", "--no-progress", f"out_dir={out}",
+            *[o for o in TINY_OVERRIDES if not o.startswith("train.max_steps")], "train.max_steps=100",
+            "train.ckpt_every=100000"]
+    proc = subprocess.Popen([sys.executable, "-m", "ood_bench.cli", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "logs").is_dir() and time.time() < deadline:  # training is under way
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    line = [ln for ln in err.splitlines() if ln.startswith("ood-bench:")]
+    assert len(line) == 1 and f"interrupted by {sig} at step" in line[0] and "run the same command again" in line[0]
+    step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+    assert 0 < step < 100 and not (out / "base.ckpt").exists()
+    if sig == "SIGTERM":  # the same command resumes from there and finishes
+        assert main(argv) == 0
+        assert torch.load(out / "base.ckpt", weights_only=False)["global_step"] == 100
