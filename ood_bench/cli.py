@@ -70,11 +70,17 @@ def cmd_tasks(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    # a terminal that cannot show the return symbol (PYTHONIOENCODING=ascii) gets a plain "\\n"
+    try:
+        "⏎".encode(sys.stdout.encoding or "utf-8")
+        newline = "⏎"
+    except (UnicodeEncodeError, LookupError):
+        newline = "\\n"
     for fam in out:
         print(f"{fam['name']} v{fam['version']}  ({fam['owner']})  {fam['description']}")
         print(f"  splits: {', '.join(fam['splits'])}")
         for split, ex in fam["examples"].items():
-            text = (ex["prompt"] + ex["completion"]).replace("\n", "⏎")
+            text = (ex["prompt"] + ex["completion"]).replace("\n", newline)
             print(f"  {split:<11} {text}")
         print()
     return 0
@@ -408,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ood-bench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`ood-bench tasks | head`): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -95,10 +95,14 @@ def build(cls: type, data: dict, prefix: str = "") -> Any:
 def parse_overrides(overrides: list[str]) -> dict:
     """``["train.max_steps=20", "mixture.exposure.depth=0.1"]`` -> nested dict."""
     out: dict = {}
+    seen: set[str] = set()
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"bad override {item!r}: write key.subkey=value")
+        if key in seen:
+            raise ConfigError(f"override {key!r} is given twice: give it once")
+        seen.add(key)
         try:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
@@ -123,6 +127,21 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
+    dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise yaml.YAMLError(f"key {dupes[0]!r} is given twice (line {node.start_mark.line + 1})")
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -132,11 +151,13 @@ def read_yaml(path: str | Path) -> dict:
         else:
             raise ConfigError(f"config file {str(path)!r} not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not text (UTF-8)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:
-        return {}
+        raise ConfigError(f"config file {str(path)!r} is empty: give at least one setting, or no --config")
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
     return data

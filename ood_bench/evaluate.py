@@ -49,6 +49,7 @@ class EvalConfig:
 
         for name in self.families:
             get_tasks().get(name)
+        check(bool(self.splits), f"{prefix}.splits", self.splits, "name at least one split")
         for split in self.splits:
             check(split in SPLITS, f"{prefix}.splits", split, f"unknown split (choose from {', '.join(SPLITS)})")
         check(0 < self.n_test <= TEST_SET_SIZE, f"{prefix}.n_test", self.n_test,

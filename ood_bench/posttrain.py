@@ -70,6 +70,7 @@ class PostTrainConfig:
 
     def validate(self) -> None:
         check(bool(self.base), "base", self.base, "give the base checkpoint (--base)")
+        check(self.seed >= 0, "seed", self.seed, "must be a non-negative integer")
         check(self.rl_split in RL_SPLITS, "rl_split", self.rl_split, f"choose from {', '.join(RL_SPLITS)}")
         check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
         check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "must be >= 1")

@@ -77,6 +77,7 @@ class PretrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
+        check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "must be a non-negative integer")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if hasattr(value, "validate"):

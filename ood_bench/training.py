@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -180,8 +181,45 @@ def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Ca
     save ``final``; write the run's record. The identity is stored in the checkpoint's
     hyperparameters as ``identity``.
     """
+    with run_folder_lock(out):
+        return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record)
+
+
+@contextlib.contextmanager
+def run_folder_lock(out: Path):
+    """Own ``out`` for the length of a run: a second writer is refused with one line.
+
+    An OS file lock (``flock``) on ``out/.lock``: the kernel releases it however the
+    holder ends (exit, crash, SIGKILL), so a lock left by a dead run is never stale.
+    Half-written ``.tmp`` files of interrupted saves are removed once the lock is held.
+    """
+    import fcntl
+    import os
+
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise OodBenchError(f"run folder {str(out)!r} is in use by {holder}; wait for it, or choose another out_dir")
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        for orphan in out.rglob(".*.tmp"):  # left by a save that was killed mid-write
+            orphan.unlink(missing_ok=True)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record) -> Path:
     from .checkpoints import read_checkpoint
-    from .errors import OodBenchError, RunInterrupted
 
     if final.exists():
         done = read_checkpoint(final, f"{kind} checkpoint")

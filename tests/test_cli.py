@@ -14,6 +14,12 @@ from ood_bench.plugins import get_tasks
 from .conftest import TINY_OVERRIDES
 
 
+def tiny(**train) -> list[str]:
+    """The tiny overrides with some ``train.*`` values replaced (an override may be given once)."""
+    keep = [o for o in TINY_OVERRIDES if o.split("=")[0].removeprefix("train.") not in train]
+    return keep + [f"train.{k}={v}" for k, v in train.items()]
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
@@ -216,8 +222,7 @@ def test_adam_betas_are_knobs_not_constants():
 
 def test_a_diverging_run_stops_with_one_line_and_saves_nothing_non_finite(tmp_path, capsys):
     out = tmp_path / "nan"
-    argv = ["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES, "train.ckpt_every=1", "train.lr=1e30",
-            "train.warmup_steps=0"]
+    argv = ["pretrain", "--no-progress", f"out_dir={out}", *tiny(ckpt_every=1, lr=1e30, warmup_steps=0)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "no longer finite" in err and err.count("\n") == 1
@@ -272,13 +277,11 @@ def test_a_signal_during_training_saves_a_checkpoint_and_exits_with_its_status(t
     import time
 
     out = tmp_path / "sig"
-    argv = ["pretrain", "--no-progress", f"out_dir={out}",
-            *[o for o in TINY_OVERRIDES if not o.startswith("train.max_steps")], "train.max_steps=100",
-            "train.ckpt_every=100000"]
+    argv = ["pretrain", "--no-progress", f"out_dir={out}", *tiny(max_steps=100, ckpt_every=100000)]
     proc = subprocess.Popen([sys.executable, "-m", "ood_bench.cli", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (out / "logs").is_dir() and time.time() < deadline:  # training is under way
+    while not (out / "logs").is_dir() and time.time() < deadline and proc.poll() is None:  # under way
         time.sleep(0.1)
     time.sleep(1.0)
     proc.send_signal(getattr(signal, sig))
@@ -291,3 +294,56 @@ def test_a_signal_during_training_saves_a_checkpoint_and_exits_with_its_status(t
     if sig == "SIGTERM":  # the same command resumes from there and finishes
         assert main(argv) == 0
         assert torch.load(out / "base.ckpt", weights_only=False)["global_step"] == 100
+
+
+def test_a_run_folder_has_one_writer_at_a_time(tmp_path, capsys):
+    from ood_bench.training import run_folder_lock
+
+    out = tmp_path / "locked"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / ".last.ckpt.abc.tmp").write_text("half a save")
+    with run_folder_lock(out):
+        assert not (out / "checkpoints" / ".last.ckpt.abc.tmp").exists()  # orphan cleaned
+        assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 2
+        err = capsys.readouterr().err
+        assert f"run folder {str(out)!r} is in use by process" in err and err.count("\n") == 1
+    # released on exit: the same run now goes through
+    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 0
+
+
+def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
+    out = tmp_path / "killed"
+    code = ("import os, sys; from ood_bench.training import run_folder_lock\n"
+            f"cm = run_folder_lock(__import__('pathlib').Path({str(out)!r})); cm.__enter__(); os._exit(9)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    assert (out / ".lock").exists()
+    from ood_bench.training import run_folder_lock
+
+    with run_folder_lock(out):
+        pass
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["pretrain", "--print-config", "seed=-1"], "seed=-1"),
+    (["pretrain", "--print-config", "eval.splits=[]"], "name at least one split"),
+    (["pretrain", "--print-config", "train.max_steps=5", "train.max_steps=6"], "given twice"),
+])
+def test_more_bad_input_is_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_bad_yaml_files_are_one_line(tmp_path, capsys):
+    cases = {"empty.yaml": (b"", "is empty"), "binary.yaml": (b"\xff\xfe\x00\x01", "is not text"),
+             "dupes.yaml": (b"seed: 1\nseed: 2\n", "'seed' is given twice")}
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert main(["pretrain", "--print-config", "--config", str(tmp_path / name)]) == 2, name
+        assert message in capsys.readouterr().err, name
+
+
+def test_tasks_prints_on_an_ascii_terminal():
+    env = {**__import__("os").environ, "PYTHONIOENCODING": "ascii"}
+    run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "tasks"], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "\\n#" in run.stdout, run.stderr[-500:]

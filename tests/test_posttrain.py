@@ -16,6 +16,12 @@ TINY_POST = ["prompts_per_step=2", "budget.grad_steps=2", "ckpt_every=1", "algo.
              "eval.n_test=2", "eval.n_samples=2"]
 
 
+def tiny_post(*extra: str) -> list[str]:
+    """TINY_POST with some keys replaced by ``extra`` (an override may be given once)."""
+    keys = {e.split("=")[0] for e in extra}
+    return [o for o in TINY_POST if o.split("=")[0] not in keys] + list(extra)
+
+
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
     out = tmp_path_factory.mktemp("base")
@@ -73,7 +79,7 @@ def test_ppo_logs_value_diagnostics(tiny_base, tmp_path):
 def test_prompt_budget_stops_the_run(tiny_base, tmp_path):
     out = tmp_path / "b"
     assert main(["posttrain", "--algo", "sft", "--base", str(tiny_base), "--out", str(out), "--no-progress",
-                 *TINY_POST, "budget.grad_steps=50", "budget.prompts=6"]) == 0
+                 *tiny_post("budget.grad_steps=50", "budget.prompts=6")]) == 0
     record = json.loads((out / "posttrain_record.json").read_text())
     assert record["counters"]["prompts"] == 6 and record["counters"]["grad_steps"] == 3
 
@@ -146,7 +152,7 @@ def test_interrupted_posttraining_resumes_to_the_same_weights(tiny_base, tmp_pat
 
     def cfg(out):
         return load_posttrain_config(None, [f"base={tiny_base}", f"out_dir={out}", "algorithm=grpo",
-                                            *TINY_POST, "budget.grad_steps=4"])
+                                            *tiny_post("budget.grad_steps=4")])
 
     straight = posttrain(cfg(tmp_path / "straight"), progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
