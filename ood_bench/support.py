@@ -138,10 +138,10 @@ def wilson_interval(successes: int, total: int) -> tuple[float, float]:
     return lo, hi
 
 
-def logit_from_logprob(logprob: np.ndarray) -> np.ndarray:
-    """log Q - log(1 - Q) from log Q, stable at both ends, clipped to +-LOGIT_CLIP."""
+def logit_from_logprob(logprob: np.ndarray, clip: float = LOGIT_CLIP) -> np.ndarray:
+    """log Q - log(1 - Q) from log Q, stable at both ends, clipped to +-``clip``."""
     lq = np.minimum(np.asarray(logprob, dtype=np.float64), -1e-300)
-    return np.clip(lq - np.log(-np.expm1(lq)), -LOGIT_CLIP, LOGIT_CLIP)
+    return np.clip(lq - np.log(-np.expm1(lq)), -clip, clip)
 
 
 def _ratio(a: float, b: float) -> float:

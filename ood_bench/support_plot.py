@@ -35,8 +35,9 @@ def plot_support(base: pd.DataFrame, post: pd.DataFrame, table: pd.DataFrame, pa
     rows = math.ceil(len(groups) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
     for ax, ((family, split), g) in zip(axes.flat, groups):
-        x = logit_from_logprob(g["gold_logprob_base"].to_numpy(float))
-        y = logit_from_logprob(g["gold_logprob_post"].to_numpy(float))
+        # the plot shows problems far outside the support where they are (log-odds of -100 and below)
+        x = logit_from_logprob(g["gold_logprob_base"].to_numpy(float), clip=1e3)
+        y = logit_from_logprob(g["gold_logprob_post"].to_numpy(float), clip=1e3)
         row = table[(table["family"] == family) & (table["split"] == split)].iloc[0]
         lo, hi = min(x.min(), y.min()) - 1, max(x.max(), y.max()) + 1
         grid = np.linspace(lo, hi, 50)
@@ -46,7 +47,10 @@ def plot_support(base: pd.DataFrame, post: pd.DataFrame, table: pd.DataFrame, pa
             fit_x = np.linspace(max(lo, _logit(th.outside)), min(hi, _logit(TILT_CEILING)), 50)
             xm = x[(x >= _logit(th.outside)) & (x <= _logit(TILT_CEILING))].mean()
             ax.plot(fit_x, fit_x + row["shift_mean"] + row["shift_slope"] * (fit_x - xm), color="tab:orange",
-                    lw=1.5, label=f"fit: shift {row['shift_mean']:+.2f}, slope {row['shift_slope']:+.2f}")
+                    lw=1.5, label="fitted shift (mean + slope)")
+            ax.text(0.03, 0.97, f"shift {row['shift_mean']:+.2f} (s.d. {row['shift_sd']:.2f})\n"
+                    f"slope {row['shift_slope']:+.2f} ± {row['shift_slope_se']:.2f}", transform=ax.transAxes,
+                    va="top", fontsize=8)
             q = np.exp(g["gold_logprob_base"].to_numpy(float))
             centres, means = [], []
             for b_lo, b_hi in zip(TILT_BINS[:-1], TILT_BINS[1:]):
