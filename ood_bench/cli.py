@@ -157,22 +157,14 @@ def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None)
 
 
 def _write_support(table, base_eval: Path, out_dir: Path, thresholds=None) -> None:
-    from dataclasses import asdict
-
-    from .atomic import atomic_write_json
-    from .support import Thresholds, format_support, load_counts, tilt_bins
-    from .support_plot import plot_support
+    from .support import Thresholds, format_support
+    from .support_record import write_support_record
 
     th = thresholds or Thresholds()
-    base, post = load_counts(base_eval), load_counts(out_dir)
     print(f"\nsupport against the base ({base_eval})")
     print(format_support(table, th))
-    atomic_write_json(out_dir / "support.json", {
-        "base_eval": str(base_eval), "eval": str(out_dir), "thresholds": asdict(th),
-        "results": table.to_dict(orient="records"),
-        "tilt_bins": tilt_bins(base, post).to_dict(orient="records")})
-    plot = plot_support(base, post, table, out_dir / "support.png", th, title=f"{out_dir} against {base_eval}")
-    print(f"\nsupport: {out_dir / 'support.json'}  plot: {plot}")
+    record, plot = write_support_record(table, base_eval, out_dir, th)
+    print(f"\nsupport: {record}  plot: {plot}")
 
 
 def cmd_compare(args) -> int:
