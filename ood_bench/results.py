@@ -57,8 +57,26 @@ def fresh_folder(target: Path) -> Path:
     import os
     import shutil
 
+    for left in target.parent.glob(f".{target.name}.partial-*"):  # from an evaluation that was killed
+        pid = left.name.rpartition("-")[2]
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(left, ignore_errors=True)
     fresh = target.with_name(f".{target.name}.partial-{os.getpid()}")
     if fresh.exists():
         shutil.rmtree(fresh)
     fresh.mkdir(parents=True)
     return fresh
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    if pid == os.getpid():
+        return False  # a folder of ours from before is stale too
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -347,3 +347,13 @@ def test_tasks_prints_on_an_ascii_terminal():
     env = {**__import__("os").environ, "PYTHONIOENCODING": "ascii"}
     run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "tasks"], env=env, capture_output=True, text=True)
     assert run.returncode == 0 and "\\n#" in run.stdout, run.stderr[-500:]
+
+
+def test_a_killed_evaluation_leaves_no_partial_folder_behind(tiny_run, capsys):
+    out = tiny_run / "eval-killed"
+    stale = tiny_run / ".eval-killed.partial-999999999"  # a pid no process has
+    (stale / "samples").mkdir(parents=True)
+    assert main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--splits", "id", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert not stale.exists() and (out / "eval.json").is_file()
+    capsys.readouterr()
