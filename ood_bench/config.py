@@ -92,6 +92,11 @@ def build(cls: type, data: dict, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+class Whole(dict):
+    """A mapping given whole on the command line (``mixture.families={a: 0.5, b: 0.5}``): it replaces the
+    mapping it overrides rather than merging into it, so a family can be dropped from a mixture."""
+
+
 def parse_overrides(overrides: list[str]) -> dict:
     """``["train.max_steps=20", "mixture.exposure.depth=0.1"]`` -> nested dict."""
     out: dict = {}
@@ -113,14 +118,14 @@ def parse_overrides(overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"bad override {item!r}: {part} is not a section")
-        node[parts[-1]] = value
+        node[parts[-1]] = Whole(value) if isinstance(value, dict) else value
     return out
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if isinstance(v, dict) and not isinstance(v, Whole) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = v

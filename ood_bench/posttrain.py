@@ -110,8 +110,12 @@ class PostTrainModule(L.LightningModule):
     def __init__(self, config: dict, base_config: dict, algorithm: dict) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.save_hyperparameters({"config": base_config, "posttrain": config, "algorithm": algorithm})
         from .plugins import get_plugins
+        from .pretrain import task_sources
+
+        # task_sources: a post-trained checkpoint, like a base one, names the plugins its families need
+        self.save_hyperparameters({"config": base_config, "posttrain": config, "algorithm": algorithm,
+                                   "task_sources": task_sources(base_config["mixture"]["families"])})
 
         plugins = get_plugins()
         self.cfg = build(PostTrainConfig, config)

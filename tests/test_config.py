@@ -55,3 +55,12 @@ def test_exponent_without_a_dot_is_a_float_and_junk_is_not():
     assert cfg.train.lr == pytest.approx(3e-4)
     with pytest.raises(ConfigError, match="train.lr='fast'"):
         load_config(PretrainConfig, "quick", ["train.lr=fast"])
+
+
+def test_a_mapping_given_whole_replaces_the_one_it_overrides():
+    from ood_bench.pretrain import PretrainConfig
+
+    cfg = load_config(PretrainConfig, "quick", ["mixture.families={string: 1.0}"])
+    assert cfg.mixture.families == {"string": 1.0}  # graph dropped, not merged back in
+    cfg = load_config(PretrainConfig, "quick", ["mixture.exposure.depth=0.1"])
+    assert cfg.mixture.exposure["depth"] == 0.1 and cfg.mixture.families == {"string": 0.45, "graph": 0.55}

@@ -250,3 +250,25 @@ def test_a_family_that_breaks_the_contract_is_reported_by_name(sandbox):
     with pytest.warns(RuntimeWarning, match="plugin 'fakeplug_badfam' failed to register .*must start with 'B:'"):
         plugins = Plugins()
     assert "badfam" not in plugins.tasks and "string" in plugins.tasks
+
+
+def test_a_post_trained_checkpoint_names_the_family_plugin_it_needs(tmp_path):
+    """Train with the example family installed, then evaluate without it: the error names the distribution."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT / "plugins" / "example-family")], check=True)
+    with_family = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    from .conftest import TINY_OVERRIDES
+
+    base = tmp_path / "base"
+    for argv in (["pretrain", "--no-progress", f"out_dir={base}", *TINY_OVERRIDES, "mixture.families={modsum: 1.0}"],
+                 ["posttrain", "--algo", "sft", "--base", str(base / "base.ckpt"), "--out", str(tmp_path / "p"),
+                  "--no-progress", "prompts_per_step=2", "budget.grad_steps=1", "trainer.accelerator=cpu",
+                  "trainer.devices=1"]):
+        run = subprocess.run([sys.executable, "-m", "ood_bench.cli", *argv], env=with_family, capture_output=True,
+                             text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+    for ckpt in (base / "base.ckpt", tmp_path / "p" / "posttrained.ckpt"):
+        run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(ckpt)],
+                             capture_output=True, text=True)
+        assert run.returncode == 2 and "'ood-bench-modsum'" in run.stderr and "task family 'modsum'" in run.stderr
