@@ -107,7 +107,7 @@ class BudgetStop(Callback):
 class PostTrainModule(L.LightningModule):
     """Lightning's side of a post-training run: the loop, checkpoints and logs around a ``Context``."""
 
-    def __init__(self, config: dict, base_config: dict, algorithm: dict) -> None:
+    def __init__(self, config: dict, base_config: dict, algorithm: dict, base_model=None) -> None:
         super().__init__()
         self.automatic_optimization = False
         from .plugins import get_plugins
@@ -120,7 +120,8 @@ class PostTrainModule(L.LightningModule):
         plugins = get_plugins()
         self.cfg = build(PostTrainConfig, config)
         # Stored as ``model`` so a post-trained checkpoint loads exactly like a base one.
-        self.model, base_cfg, _ = load_base(self.cfg.base)
+        # ``base_model``: the base already loaded by ``posttrain`` (not loaded a second time)
+        self.model, base_cfg, _ = base_model if base_model is not None else load_base(self.cfg.base)
         self.reference = copy.deepcopy(self.model).requires_grad_(False).eval()
         algo_cls = plugins.algorithm(self.cfg.algorithm)
         self.algo_config = build_algorithm_config(algo_cls, self.cfg.algo)
@@ -191,7 +192,8 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
 
     plugins = get_plugins()
     algo_cfg = build_algorithm_config(plugins.algorithm(cfg.algorithm), cfg.algo)
-    _, base_cfg, _ = load_base(cfg.base)
+    base = load_base(cfg.base)
+    base_cfg = base[1]
     out = Path(cfg.out_dir or Path(cfg.base).parent.parent / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}")
     names = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
     versions = {n: plugins.tasks.get(n).version for n in names}
@@ -201,7 +203,7 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
 
     def build_module():
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        return PostTrainModule(cfg.to_dict(), base_cfg.to_dict(), dataclasses.asdict(algo_cfg))
+        return PostTrainModule(cfg.to_dict(), base_cfg.to_dict(), dataclasses.asdict(algo_cfg), base_model=base)
 
     def build_trainer():
         return make_trainer(cfg.trainer, out, cfg.budget.grad_steps, cfg.ckpt_every, 1, progress,
