@@ -335,6 +335,7 @@ def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
     (["pretrain", "--print-config", "seed=-1"], "seed=-1"),
     (["pretrain", "--print-config", "eval.splits=[]"], "name at least one split"),
     (["pretrain", "--print-config", "train.max_steps=5", "train.max_steps=6"], "given twice"),
+    (["pretrain", "--print-config", "mixture.families={}"], "name at least one family"),
 ])
 def test_more_bad_input_is_one_line(argv, message, capsys):
     assert main(argv) == 2
