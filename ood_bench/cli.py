@@ -290,7 +290,13 @@ def cmd_posttrain(args) -> int:
         algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
         return _print_config({**cfg.to_dict(), "algo": dataclasses.asdict(algo)})
     path = posttrain(cfg, progress=not args.no_progress)
-    print(f"post-trained checkpoint: {path}")
+    steps = json.loads((path.parent / "posttrain_record.json").read_text()).get("counters", {}).get("grad_steps") \
+        if (path.parent / "posttrain_record.json").is_file() else None
+    if steps == 0:
+        print(f"post-trained checkpoint: {path} (but no gradient step was taken: every batch was skipped, so it "
+              f"equals its base)")
+    else:
+        print(f"post-trained checkpoint: {path}")
     return 0
 
 

@@ -28,7 +28,7 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: Any = "32-true"  # any precision Lightning accepts: 32-true, 16-mixed, bf16-mixed, 32, ...
     logger: str = "csv"  # csv (always there), tensorboard or wandb (when installed); logs go to <out_dir>/logs
 
     def validate(self, prefix: str = "trainer") -> None:
@@ -40,6 +40,25 @@ class TrainerConfig:
 
             check(importlib.util.find_spec(needs) is not None, f"{prefix}.logger", self.logger,
                   f"the {needs} package is not installed (pip install {needs})")
+        # Checked here, before any compute, rather than by Lightning after the data is built.
+        from typing import get_args
+
+        from lightning.fabric import connector
+
+        precisions = sorted({str(p) for kind in (connector._PRECISION_INPUT_STR, connector._PRECISION_INPUT_STR_ALIAS,
+                                                 connector._PRECISION_INPUT_INT) for p in get_args(kind)})
+        check(str(self.precision) in precisions, f"{prefix}.precision", self.precision,
+              f"choose from {', '.join(precisions)}")
+        devices_ok = self.devices == "auto" or (isinstance(self.devices, int) and (self.devices >= 1 or
+                                                                                   self.devices == -1)) \
+            or (isinstance(self.devices, list) and len(self.devices) > 0)
+        check(devices_ok, f"{prefix}.devices", self.devices, "give auto, a count >= 1 (-1: all), or a list of ids")
+        if self.accelerator in ("gpu", "cuda"):
+            check(torch.cuda.is_available(), f"{prefix}.accelerator", self.accelerator,
+                  "no CUDA GPU is visible on this machine (use auto or cpu)")
+        elif self.accelerator == "mps":
+            check(torch.backends.mps.is_available(), f"{prefix}.accelerator", self.accelerator,
+                  "MPS is not available on this machine (use auto or cpu)")
 
 
 class StepProgressBar(TQDMProgressBar):

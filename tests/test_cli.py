@@ -366,3 +366,25 @@ def test_a_killed_evaluation_leaves_no_partial_folder_behind(tiny_run, capsys):
                  "--no-progress"]) == 0
     assert not stale.exists() and (out / "eval.json").is_file()
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("trainer.precision=bogus", "trainer.precision='bogus'"),
+    ("trainer.devices=0", "trainer.devices=0"),
+])
+def test_trainer_settings_are_checked_before_any_compute(override, message, capsys):
+    assert main(["pretrain", "--print-config", override]) == 2
+    assert message in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["pretrain", "--print-config", "trainer.accelerator=gpu"]) == 2
+        assert "no CUDA GPU is visible" in capsys.readouterr().err
+
+
+def test_the_leaderboard_of_a_renamed_records_folder_is_still_current(tmp_path):
+    import shutil
+
+    records = __import__("pathlib").Path(__file__).resolve().parents[1] / "leaderboards" / "records"
+    shutil.copytree(records / "quick" / "base-id500", tmp_path / "a" / "base-id500")
+    assert main(["leaderboard", str(tmp_path / "a")]) == 0
+    shutil.copytree(tmp_path / "a", tmp_path / "renamed")
+    assert main(["leaderboard", str(tmp_path / "renamed"), "--check"]) == 0

@@ -194,3 +194,11 @@ def test_expert_iteration_trains_on_verified_samples_only(tiny_base, verify_trac
     expected = answer_ok & trace_ok if verify_trace else answer_ok
     assert diag["kept"] == int(expected.sum()) and len(trained) == 1
     assert torch.equal(trained[0], batches[0].ids[expected])
+
+
+def test_a_run_that_never_stepped_says_so(tiny_base, tmp_path, capsys):
+    """GRPO with dynamic filtering on prompts the base never solves: every batch is skipped."""
+    out = tmp_path / "never"
+    assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--rl-split", "ood_repr", "--out", str(out),
+                 "--no-progress", *tiny_post("algo.dynamic_filtering=true", "budget.batches=2")]) == 0
+    assert "no gradient step was taken" in capsys.readouterr().out
