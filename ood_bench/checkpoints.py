@@ -8,6 +8,7 @@ next resume would choke on. Loading turns every way a file can be bad into one
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -34,11 +35,40 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         raise
 
 
+CHECKSUM_KEY = "state_dict_sha256"
+
+
+def state_digest(state: dict) -> str:
+    """sha256 over every tensor of a state dict, by name: what a checkpoint's weights must hash to."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        value = state[name]
+        if torch.is_tensor(value):
+            h.update(name.encode())
+            h.update(str(value.dtype).encode())
+            h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def verify_checksum(ckpt: dict, path, kind: str = "checkpoint") -> None:
+    """A checkpoint written with a checksum must still match it; one without (older) passes."""
+    expected = ckpt.get(CHECKSUM_KEY)
+    if expected is not None and state_digest(ckpt["state_dict"]) != expected:
+        raise OodBenchError(f"{kind} {str(path)!r} is corrupt: its weights do not match the checksum saved with "
+                            f"them; delete it (a run resumes from its last good checkpoint) or restore a copy")
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's torch checkpoint IO, made crash-safe by write-then-rename."""
+    """Lightning's torch checkpoint IO, made crash-safe by write-then-rename, with a checksum of the weights."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if isinstance(checkpoint.get("state_dict"), dict):
+            checkpoint[CHECKSUM_KEY] = state_digest(checkpoint["state_dict"])
         atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        ckpt = read_checkpoint(path, "resume checkpoint")
+        return ckpt
 
 
 def read_checkpoint(path: str | Path, kind: str = "checkpoint") -> dict:
@@ -51,6 +81,7 @@ def read_checkpoint(path: str | Path, kind: str = "checkpoint") -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise OodBenchError(f"{kind} {str(path)!r} is corrupt or unreadable ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise OodBenchError(f"{kind} {str(path)!r} is not an ood-bench checkpoint (no state_dict)")
+    verify_checksum(ckpt, path, kind)
     return ckpt

@@ -388,3 +388,15 @@ def test_the_leaderboard_of_a_renamed_records_folder_is_still_current(tmp_path):
     assert main(["leaderboard", str(tmp_path / "a")]) == 0
     shutil.copytree(tmp_path / "a", tmp_path / "renamed")
     assert main(["leaderboard", str(tmp_path / "renamed"), "--check"]) == 0
+
+
+def test_a_checkpoint_whose_weights_changed_on_disk_is_named_corrupt(tiny_run, tmp_path, capsys):
+    ckpt = torch.load(tiny_run / "base.ckpt", weights_only=False)
+    assert "state_dict_sha256" in ckpt
+    name = next(iter(ckpt["state_dict"]))
+    ckpt["state_dict"][name] = ckpt["state_dict"][name].clone()
+    ckpt["state_dict"][name].view(-1)[0] += 1.0  # one weight flipped, the file still loads
+    torch.save(ckpt, tmp_path / "tampered.ckpt")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "tampered.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert "is corrupt: its weights do not match the checksum" in err and err.count("\n") == 1
