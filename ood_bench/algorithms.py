@@ -79,6 +79,16 @@ class Algorithm:
         """Train on one batch of prompts; return the diagnostics to log."""
         raise NotImplementedError
 
+    def state_dict(self) -> dict:
+        """State of the algorithm itself (not of ``extra_modules``, which are saved with the model): a
+        running baseline, a schedule's position... Saved with every checkpoint and given back to
+        ``load_state_dict`` on resume, so an interrupted run continues exactly. Plain Python values
+        and tensors only."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned (called before the first step of a resumed run)."""
+
     @classmethod
     def fields(cls) -> list[tuple[str, str, object]]:
         """(name, type, default) of every knob, for ``ood-bench algorithms``."""

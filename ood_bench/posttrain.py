@@ -181,9 +181,12 @@ class PostTrainModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["counters"] = self.ctx.counters.as_dict()
+        checkpoint["algorithm_state"] = self.algorithm.state_dict()
 
     def on_load_checkpoint(self, checkpoint):
         self.ctx.counters.load(checkpoint.get("counters", {}))
+        if checkpoint.get("algorithm_state"):
+            self.algorithm.load_state_dict(checkpoint["algorithm_state"])
 
 
 def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:

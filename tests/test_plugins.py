@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from ood_bench import hookspecs
 from ood_bench.cli import main
@@ -272,3 +273,68 @@ def test_a_post_trained_checkpoint_names_the_family_plugin_it_needs(tmp_path):
         run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(ckpt)],
                              capture_output=True, text=True)
         assert run.returncode == 2 and "'ood-bench-modsum'" in run.stderr and "task family 'modsum'" in run.stderr
+
+
+def test_a_third_party_algorithm_with_state_resumes_to_identical_weights(sandbox, tmp_path):
+    """A plugin with a running baseline (its own state, through state_dict/load_state_dict), killed and resumed."""
+    fake_dist(sandbox, "fakeplug_stateful", """
+        from dataclasses import dataclass
+        from ood_bench.api import Algorithm, AlgorithmConfig, hookimpl
+
+        @dataclass
+        class Cfg(AlgorithmConfig):
+            group_size: int = 2
+            max_new_tokens: int = 16
+
+        class Stateful(Algorithm):
+            name, description, config_class = "stateful", "REINFORCE with a running baseline", Cfg
+
+            def __init__(self, config, ctx):
+                super().__init__(config, ctx)
+                self.baseline = 0.0
+
+            def state_dict(self):
+                return {"baseline": self.baseline}
+
+            def load_state_dict(self, state):
+                self.baseline = state["baseline"]
+
+            def step(self, problems):
+                batch = self.ctx.rollout(problems, self.cfg.group_size)
+                lp = self.ctx.logprobs(self.ctx.policy, batch.ids, batch.cmask)
+                # a baseline that moves every step, so forgetting it changes the next update
+                self.baseline = 0.5 * self.baseline + 0.5 + 0.1 * self.ctx.counters.batches
+                loss = -((batch.rewards - self.baseline) * lp.logp.sum(1)).mean()
+                self.ctx.optimize(loss, train_tokens=int(lp.mask.sum()))
+                return {"baseline": self.baseline}
+
+        @hookimpl
+        def register_algorithms(register):
+            register(Stateful)
+    """)
+    import ood_bench.plugins as plugins_module
+    from ood_bench.posttrain import load_posttrain_config, posttrain
+
+    from .conftest import TINY_OVERRIDES
+    from .test_cli import Crash
+
+    plugins_module.get_plugins(reload=True)
+    try:
+        base = tmp_path / "base"
+        assert main(["pretrain", "--no-progress", f"out_dir={base}", *TINY_OVERRIDES]) == 0
+
+        def cfg(out):
+            return load_posttrain_config(None, [f"base={base / 'base.ckpt'}", f"out_dir={out}", "algorithm=stateful",
+                                                "prompts_per_step=2", "budget.grad_steps=4", "ckpt_every=1",
+                                                "trainer.accelerator=cpu", "trainer.devices=1"])
+
+        straight = posttrain(cfg(tmp_path / "straight"), progress=False)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            posttrain(cfg(tmp_path / "resumed"), progress=False, callbacks=[Crash(at_step=2)])
+        resumed = posttrain(cfg(tmp_path / "resumed"), progress=False)
+        a, b = torch.load(straight, weights_only=False), torch.load(resumed, weights_only=False)
+        assert a["algorithm_state"] == b["algorithm_state"] and a["algorithm_state"]["baseline"] > 0
+        for k in a["state_dict"]:
+            assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    finally:
+        plugins_module.get_plugins(reload=True)

@@ -26,6 +26,14 @@ class Reinforce(Algorithm):
         super().__init__(config, ctx)
         self.baseline = 0.0
 
+    # The moving baseline is state of the algorithm: checkpointed with the run, so a resumed
+    # run continues with the baseline it had, not from 0.
+    def state_dict(self):
+        return {"baseline": self.baseline}
+
+    def load_state_dict(self, state):
+        self.baseline = float(state["baseline"])
+
     def step(self, problems):
         batch = self.ctx.rollout(problems, self.cfg.group_size)
         lp = self.ctx.logprobs(self.ctx.policy, batch.ids, batch.cmask)  # LogProbs: logp, mask, logits, hidden
