@@ -102,6 +102,8 @@ class Plugins:
                 self.pm.register(obj, name=ep.name)
             except Exception as exc:  # any import-time error of third-party code
                 self._fail(ep.name, "import", exc)
+            except SystemExit as exc:  # a plugin must not end the program by importing it
+                self._fail(ep.name, "import", RuntimeError(f"it called sys.exit({exc.code!r}) at import"))
         for var, names in (("OOD_BENCH_LOAD_PLUGINS", allow or set()), ("OOD_BENCH_DISABLE_PLUGINS", block)):
             for name in sorted(names - seen):
                 warnings.warn(f"{var} names {name!r}, which matches no installed plugin "

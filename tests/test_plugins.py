@@ -338,3 +338,10 @@ def test_a_third_party_algorithm_with_state_resumes_to_identical_weights(sandbox
             assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
     finally:
         plugins_module.get_plugins(reload=True)
+
+
+def test_a_plugin_that_exits_at_import_is_named_and_the_others_load(sandbox):
+    fake_dist(sandbox, "fakeplug_exits", "import sys\nsys.exit(3)\n")
+    with pytest.warns(RuntimeWarning, match=r"plugin 'fakeplug_exits' failed to import: .*sys.exit\(3\)"):
+        plugins = Plugins()
+    assert "grpo" in plugins.algorithms and "string" in plugins.tasks
