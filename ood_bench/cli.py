@@ -117,11 +117,10 @@ def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, lo
     from .evaluate import evaluate
     from .pretrain import load_base
     from .records import environment
+    from .results import format_table, fresh_folder, replace_folder, write_eval_record
 
     tasks = _plugins().tasks
     model, cfg, _ = loaded or load_base(ckpt_path)
-    from .results import fresh_folder, replace_folder
-
     families = [tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))]
     out_dir = Path(out_dir)
     work = fresh_folder(out_dir)  # written whole, then swapped in: no stale or half-written files
@@ -129,8 +128,6 @@ def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, lo
     meta = {"kind": "evaluate", "checkpoint": str(ckpt_path), "eval_config": ecfg.__dict__, "seed": seed,
             "task_versions": {f.name: f.version for f in families}, "model_config": cfg.model.__dict__,
             "mixture": cfg.mixture.__dict__, **environment()}
-    from .results import format_table, write_eval_record
-
     write_eval_record(work, df, meta)
     replace_folder(work, out_dir)
     print(format_table(df))

@@ -111,7 +111,9 @@ class Context:
         self._clip = clip or (lambda max_norm: nn.utils.clip_grad_norm_(
             [p for g in self.optimizer.param_groups for p in g["params"]], max_norm))
         self._stepped = False
-        self._scored: dict[tuple[int, int], LogProbs] = {}  # (model, ids) of this step -> detached scores
+        # The first scores of the step's first rollout batch, per model (detached): the standard
+        # diagnostics reuse them instead of running the model again.
+        self._scored: dict[int, LogProbs] = {}
         self.last_rollout: RolloutBatch | None = None
 
     # ------------------------------------------------------------------ data
@@ -167,7 +169,9 @@ class Context:
         with torch.set_grad_enabled(grad):
             out = token_logprobs(model, ids, cmask, temperature=self.config.temperature, return_hidden=hidden)
         lp = LogProbs(*out) if hidden else LogProbs(*out, None)
-        self._scored[(id(model), id(ids))] = LogProbs(lp.logp.detach(), lp.mask, lp.logits.detach(), None)
+        b = self.last_rollout
+        if b is not None and id(model) not in self._scored and ids.shape == b.ids.shape and torch.equal(ids, b.ids):
+            self._scored[id(model)] = LogProbs(lp.logp.detach(), lp.mask, lp.logits.detach(), None)
         return lp
 
     # ------------------------------------------------------------------ optimisation
@@ -221,8 +225,8 @@ class Context:
             out["reward"] = float(b.rewards.float().mean())
             out["accuracy"] = float(b.answer_correct.float().mean())
             out["response_length"] = float(b.rollout.lengths.float().mean())
-            pol = self._scored.get((id(self.policy), id(b.ids))) or self.logprobs(self.policy, b.ids, b.cmask, False)
-            ref = self._scored.get((id(self.reference), id(b.ids))) or \
+            pol = self._scored.get(id(self.policy)) or self.logprobs(self.policy, b.ids, b.cmask, False)
+            ref = self._scored.get(id(self.reference)) or \
                 self.logprobs(self.reference, b.ids, b.cmask, False)
             m = pol.mask.float()
             log_ratio = ref.logp - pol.logp

@@ -103,7 +103,8 @@ class FiniteGuard(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         bad = loss is not None and not torch.isfinite(loss).all()
-        bad = bad or any(not torch.isfinite(p).all() for p in pl_module.parameters())
+        # one reduction and one device sync for all weights: a norm is non-finite iff a weight is
+        bad = bad or not bool(torch.isfinite(torch.stack(torch._foreach_norm(list(pl_module.parameters())))).all())
         if bad:
             raise NonFiniteError(f"training stopped at step {trainer.global_step}: the loss or the weights are "
                                  f"no longer finite (NaN or inf); nothing non-finite was saved. Lower the learning "
