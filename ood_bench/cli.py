@@ -33,16 +33,30 @@ def _quiet_third_party() -> None:
 
 
 def _plugins():
-    """Load plugins, showing any broken one as a warning line (not a traceback)."""
-    from .plugins import PluginWarning, get_plugins
+    """Load every plugin (a broken one shows as one warning line, see ``_one_line_plugin_warnings``)."""
+    from .plugins import get_plugins
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        plugins = get_plugins()
-    for w in caught:
-        if issubclass(w.category, PluginWarning):
-            print(f"ood-bench: warning: {w.message}", file=sys.stderr)
-    return plugins
+    return get_plugins()
+
+
+def _one_line_plugin_warnings() -> None:
+    """A broken plugin, or a LOAD/DISABLE name that matches none, prints one line, whenever the
+    plugins are loaded (a pretraining on built-in families never loads them)."""
+    from .plugins import PluginWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "one_line_plugin_warnings", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, PluginWarning):
+            print(f"ood-bench: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.one_line_plugin_warnings = True
+    warnings.simplefilter("always", PluginWarning)
+    warnings.showwarning = show
 
 
 # ----------------------------------------------------------------------------- commands
@@ -90,7 +104,6 @@ def _load_pretrain_config(config: str, overrides: list[str]):
     from .config import load_config
     from .pretrain import PretrainConfig
 
-    _plugins()
     return load_config(PretrainConfig, config, overrides)
 
 
@@ -194,7 +207,7 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .config import build
+    from .config import build, deep_merge, parse_overrides
     from .evaluate import EvalConfig
     from .pretrain import load_base
 
@@ -202,13 +215,24 @@ def cmd_evaluate(args) -> int:
     loaded = load_base(args.checkpoint)  # fail fast on a bad checkpoint, before any work
     _, cfg, _ = loaded
     data = dict(cfg.eval.__dict__)
+    overrides = list(args.overrides)
+    for name in ("splits", "families"):  # `--splits id eval.top_p=0.9`: the list option swallowed an override
+        values = getattr(args, name)
+        if values:
+            overrides += [v for v in values if "=" in v]
+            setattr(args, name, [v for v in values if "=" not in v] or None)
+    given = parse_overrides(overrides)  # eval.top_p=0.9 eval.batch_size=128 ...
+    extra = set(given) - {"eval"}
+    if extra or not isinstance(given.get("eval", {}), dict):
+        raise OodBenchError(f"evaluate takes only eval.KEY=VALUE overrides, not {', '.join(sorted(extra)) or 'eval=...'}")
+    data = deep_merge(data, given.get("eval", {}))
     for key, value in (("splits", args.splits), ("families", args.families), ("n_samples", args.n),
                        ("n_test", args.n_test), ("temperature", args.temperature)):
         if value is not None:
             data[key] = value
     if args.k is not None and args.k > data["n_samples"]:
         raise OodBenchError(f"invalid value k={args.k}: pass@k needs n >= k, but n={data['n_samples']}")
-    ecfg = build(EvalConfig, data)
+    ecfg = build(EvalConfig, data, prefix="eval")
     ecfg.validate()
     out_dir = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress, loaded)
@@ -271,7 +295,7 @@ def cmd_algorithms(args) -> int:
 
 
 def cmd_posttrain(args) -> int:
-    from .posttrain import load_posttrain_config, posttrain
+    from .posttrain import default_out_dir, load_posttrain_config, posttrain
 
     _plugins()
     overrides = list(args.overrides)
@@ -285,7 +309,8 @@ def cmd_posttrain(args) -> int:
         from .plugins import get_plugins
 
         algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
-        return _print_config({**cfg.to_dict(), "algo": dataclasses.asdict(algo)})
+        return _print_config({**cfg.to_dict(), "out_dir": cfg.out_dir or str(default_out_dir(cfg)),
+                              "algo": dataclasses.asdict(algo)})
     path = posttrain(cfg, progress=not args.no_progress)
     steps = json.loads((path.parent / "posttrain_record.json").read_text()).get("counters", {}).get("grad_steps") \
         if (path.parent / "posttrain_record.json").is_file() else None
@@ -339,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--base-eval", metavar="DIR", help="for a post-trained checkpoint: the base's evaluation to "
                     "compare with (default: the eval/ folder beside the base checkpoint, when it matches)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("overrides", nargs="*", help="eval.KEY=VALUE, e.g. eval.top_p=0.9 eval.batch_size=128 "
+                    "(see `ood-bench pretrain --print-config` for the eval keys)")
     ev.set_defaults(func=cmd_evaluate)
 
     pl = sub.add_parser("plugins", help="list loaded plugins: version, distribution, what each registers")
@@ -355,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--base", help="base checkpoint to start from")
     po.add_argument("--rl-split", help="split the training prompts come from: id, ood_*, or edge")
     po.add_argument("--config", help="YAML with post-training settings (a suite file's posttrain: section works)")
-    po.add_argument("--out", help="output folder (default: beside the base run)")
+    po.add_argument("--out", help="output folder (default: <base folder>/posttrain/<algo>-<split>-s<seed>)")
     po.add_argument("--seed", type=int, help="seed of prompts and rollouts")
     po.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                     help="dotted overrides: algo.beta=0.04 budget.grad_steps=50 prompts_per_step=16 ...")
@@ -396,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_third_party()
+    _one_line_plugin_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

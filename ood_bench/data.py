@@ -37,12 +37,11 @@ class MixtureConfig:
     exposure: dict[str, float] = field(default_factory=lambda: {a: 0.0 for a in AXES})
 
     def validate(self, prefix: str = "mixture") -> None:
-        from .plugins import get_tasks
+        from .plugins import find_family
 
-        tasks = get_tasks()
         check(bool(self.families), f"{prefix}.families", self.families, "name at least one family")
         for name, share in self.families.items():
-            tasks.get(name)
+            find_family(name)
             check(isinstance(share, (int, float)) and share >= 0, f"{prefix}.families.{name}", share,
                    "share must be a non-negative number")
         total = sum(self.families.values())
@@ -84,13 +83,12 @@ class Mixture:
     """Draws the i-th pretraining problem, deterministically from (seed, i)."""
 
     def __init__(self, spec: MixtureConfig, seed: int) -> None:
-        from .plugins import get_tasks
+        from .plugins import find_family
 
         if seed == TEST_SEED:
             raise ConfigError(f"invalid config value seed={seed}: reserved for the test sets")
-        tasks = get_tasks()
         self.seed = seed
-        self.families = [tasks.get(n) for n, s in spec.families.items() if s > 0]
+        self.families = [find_family(n) for n, s in spec.families.items() if s > 0]
         self.shares = [s for s in spec.families.values() if s > 0]
         # Cumulative probability of each OOD region, then ID for the remainder.
         self.regions: list[tuple[float, str]] = []

@@ -45,10 +45,10 @@ class EvalConfig:
     max_new_tokens: int = 128
 
     def validate(self, prefix: str = "eval") -> None:
-        from .plugins import get_tasks
+        from .plugins import find_family
 
         for name in self.families:
-            get_tasks().get(name)
+            find_family(name)
         check(bool(self.splits), f"{prefix}.splits", self.splits, "name at least one split")
         for split in self.splits:
             check(split in SPLITS, f"{prefix}.splits", split, f"unknown split (choose from {', '.join(SPLITS)})")

@@ -21,6 +21,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import OodBenchError
+from .tasks.base import TaskFamily
 from .tasks.registry import DuplicateRegistration, TaskRegistry
 
 ENTRY_POINT_GROUP = "ood_bench"
@@ -198,3 +199,40 @@ def get_plugins(strict: bool | None = None, reload: bool = False) -> Plugins:
 
 def get_tasks() -> TaskRegistry:
     return get_plugins().tasks
+
+
+_CORE_TASKS: TaskRegistry | None = None
+
+
+def core_tasks() -> TaskRegistry:
+    """The families the core ships, registered without loading any entry point."""
+    global _CORE_TASKS
+    if _CORE_TASKS is None:
+        registry = TaskRegistry()
+        for mod in CORE_PLUGINS:
+            __import__(mod)
+            sys.modules[mod].register_tasks(register=lambda family, r=registry, m=mod: r.register(family, m))
+        _CORE_TASKS = registry
+    return _CORE_TASKS
+
+
+def find_family(name: str) -> TaskFamily:
+    """A family by name. A built-in one is found without importing any plugin (so
+    checking a pretraining config on ``string`` and ``graph`` does not import GRPO);
+    any other name loads the plugins and asks them."""
+    if _PLUGINS is None and name in core_tasks():
+        return core_tasks().get(name)
+    return get_tasks().get(name)
+
+
+def family_source(name: str) -> dict:
+    """Version, plugin and distribution of a family (what a checkpoint records about it)."""
+    if _PLUGINS is None and name in core_tasks():
+        return {"version": core_tasks().get(name).version, "plugin": CORE_PLUGINS[0], "distribution": "ood-bench"}
+    tasks = get_tasks()
+    if name not in tasks:
+        return {}
+    plugin = tasks.plugin_name(name)
+    info = get_plugins().info.get(plugin)
+    return {"version": tasks.get(name).version, "plugin": plugin,
+            "distribution": info.distribution if info else None}

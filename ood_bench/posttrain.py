@@ -189,6 +189,11 @@ class PostTrainModule(L.LightningModule):
             self.algorithm.load_state_dict(checkpoint["algorithm_state"])
 
 
+def default_out_dir(cfg: PostTrainConfig) -> Path:
+    """``<base folder>/posttrain/<algo>-<split>-s<seed>``: one base per folder, so two bases never share it."""
+    return Path(cfg.base).parent / "posttrain" / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}"
+
+
 def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:
     """Run (or resume, or skip if finished) one post-training run; returns its checkpoint."""
     from .plugins import get_plugins
@@ -197,7 +202,7 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     algo_cfg = build_algorithm_config(plugins.algorithm(cfg.algorithm), cfg.algo)
     base = load_base(cfg.base)
     base_cfg = base[1]
-    out = Path(cfg.out_dir or Path(cfg.base).parent.parent / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}")
+    out = Path(cfg.out_dir or default_out_dir(cfg))
     names = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
     versions = {n: plugins.tasks.get(n).version for n in names}
     resolved = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}

@@ -158,11 +158,10 @@ def base_checkpoint(out_dir: str | Path) -> Path:
 
 def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:
     """Train (or resume, or skip if done) the base model; returns ``base.ckpt``."""
-    from .plugins import get_plugins
+    from .plugins import find_family
 
     out = Path(cfg.out_dir)
-    tasks = get_plugins().tasks
-    versions = {n: tasks.get(n).version for n, share in cfg.mixture.families.items() if share > 0}
+    versions = {n: find_family(n).version for n, share in cfg.mixture.families.items() if share > 0}
     identity = run_identity(cfg.to_dict(), ("seed", "model", "mixture", "train"), versions)
 
     def build_module():
@@ -184,31 +183,26 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
 
 def task_sources(families: dict[str, float]) -> dict[str, dict]:
     """Version, plugin and distribution of each family of a mixture."""
-    from .plugins import get_plugins
+    from .plugins import family_source
 
-    plugins = get_plugins()
-    out = {}
-    for name in families:
-        if name in plugins.tasks:
-            plugin = plugins.tasks.plugin_name(name)
-            info = plugins.info.get(plugin)
-            out[name] = {"version": plugins.tasks.get(name).version, "plugin": plugin,
-                         "distribution": info.distribution if info else None}
-    return out
+    return {name: src for name in families if (src := family_source(name))}
 
 
 def check_tasks_available(path: str | Path, cfg: "PretrainConfig", sources: dict) -> None:
     """A checkpoint whose families are not all installed names what it needs and where it came from."""
-    from .plugins import get_plugins
+    from .plugins import find_family
 
-    tasks = get_plugins().tasks
     for name, share in cfg.mixture.families.items():
-        if share > 0 and name not in tasks:
+        if share <= 0:
+            continue
+        try:
+            find_family(name)
+        except OodBenchError:
             src = sources.get(name) or {}
             where = f" (v{src.get('version')}, from the distribution {src.get('distribution')!r}: install it)" \
                 if src.get("distribution") else " (install the plugin that provides it)"
             raise OodBenchError(f"checkpoint {str(path)!r} was pretrained on task family {name!r}, which no "
-                                f"installed plugin provides{where}")
+                                f"installed plugin provides{where}") from None
 
 
 def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:

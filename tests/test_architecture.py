@@ -92,3 +92,16 @@ def test_config_is_domain_free_and_the_leaderboard_needs_no_torch():
 @pytest.mark.parametrize("module", sorted(m for m in import_graph() if m != "ood_bench.cli"))
 def test_each_module_imports_alone(module):
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True, cwd=PACKAGE.parent)
+
+
+def test_a_pretraining_config_on_builtin_families_imports_no_plugin():
+    """Checking (and running) a pretraining on the built-in families loads no entry point:
+    a broken or slow algorithm plugin cannot get in the way of pretraining."""
+    code = ("import sys; from ood_bench.cli import main; "
+            "assert main(['pretrain', '--config', 'quick', '--print-config']) == 0; "
+            "from ood_bench.pretrain import task_sources; "
+            "assert task_sources({'string': 1.0})['string']['distribution'] == 'ood-bench'; "
+            "print(sorted(m for m in sys.modules if m.startswith('ood_bench_algorithms')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

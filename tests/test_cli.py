@@ -116,12 +116,25 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert err.startswith("ood-bench: error:") and message in err and "\n" not in err
 
 
+def test_evaluate_takes_eval_overrides(tiny_run, tmp_path, capsys):
+    out = tmp_path / "ev"
+    # the override may also follow a list option that would otherwise swallow it
+    assert main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--n", "2", "--n-test", "2",
+                 "--out", str(out), "--no-progress", "--splits", "id", "eval.top_p=0.9",
+                 "eval.max_new_tokens=16"]) == 0
+    cfg = json.loads((out / "eval.json").read_text())["eval_config"]
+    assert cfg["top_p"] == 0.9 and cfg["max_new_tokens"] == 16 and cfg["splits"] == ["id"]
+
+
 def test_bad_split_family_and_k_on_evaluate(tiny_run, capsys):
     ck = str(tiny_run / "base.ckpt")
     for argv, message in (
         (["--splits", "ood_nope"], "ood_nope"),
         (["--families", "chess"], "unknown task family 'chess'"),
         (["--n", "4", "--k", "8"], "n >= k"),
+        (["eval.nosuch=1"], "unknown config key 'eval.nosuch'"),
+        (["eval.top_p=0"], "eval.top_p"),
+        (["train.lr=1"], "only eval.KEY=VALUE overrides"),
     ):
         assert main(["evaluate", "--checkpoint", ck, *argv]) == 2
         err = capsys.readouterr().err.strip()
@@ -166,6 +179,17 @@ def test_print_config_shows_the_resolved_config_and_runs_nothing(tmp_path, capsy
     assert cfg["algo"]["beta"] == 0.1 and cfg["algo"]["eps_high"] == 0.2 and cfg["budget"]["grad_steps"] == 100
 
 
+def test_two_bases_never_share_a_default_posttrain_folder(capsys):
+    """``runs/a/base.ckpt`` and ``runs/b/base.ckpt`` once both defaulted to ``runs/grpo-id-s0``."""
+    import yaml
+
+    outs = []
+    for base in ("runs/a/base.ckpt", "runs/b/base.ckpt"):
+        assert main(["posttrain", "--print-config", "--algo", "grpo", "--base", base]) == 0
+        outs.append(yaml.safe_load(capsys.readouterr().out)["out_dir"])
+    assert outs == ["runs/a/posttrain/grpo-id-s0", "runs/b/posttrain/grpo-id-s0"]
+
+
 def test_algorithms_name_documents_each_knob(capsys):
     assert main(["algorithms", "grpo"]) == 0
     out = capsys.readouterr().out
@@ -176,14 +200,13 @@ def test_algorithms_name_documents_each_knob(capsys):
 
 def test_plugin_names_that_match_nothing_are_warned_about(monkeypatch, capsys):
     import ood_bench.plugins as plugins_module
-    from ood_bench.cli import _plugins
 
     monkeypatch.setenv("OOD_BENCH_LOAD_PLUGINS", "grpo,grpoo")
     try:
         plugins_module._PLUGINS = None
-        _plugins()
+        assert main(["plugins"]) == 0
         err = capsys.readouterr().err
-        assert "OOD_BENCH_LOAD_PLUGINS names 'grpoo', which matches no installed plugin" in err
+        assert "ood-bench: warning: OOD_BENCH_LOAD_PLUGINS names 'grpoo', which matches no installed plugin" in err
     finally:
         monkeypatch.delenv("OOD_BENCH_LOAD_PLUGINS")
         plugins_module.get_plugins(reload=True)
