@@ -127,7 +127,7 @@ def cmd_pretrain(args) -> int:
 
 
 def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
-    from .evaluate import evaluate
+    from .evaluate import SAMPLING, evaluate
     from .pretrain import load_base
     from .records import environment
     from .results import format_table, fresh_folder, replace_folder, write_eval_record
@@ -139,6 +139,7 @@ def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, lo
     work = fresh_folder(out_dir)  # written whole, then swapped in: no stale or half-written files
     df = evaluate(model, families, ecfg, seed=seed, out_dir=work, progress=progress)
     meta = {"kind": "evaluate", "checkpoint": str(ckpt_path), "eval_config": ecfg.__dict__, "seed": seed,
+            "sampling": SAMPLING,
             "task_versions": {f.name: f.version for f in families}, "model_config": cfg.model.__dict__,
             "mixture": cfg.mixture.__dict__, **environment()}
     write_eval_record(work, df, meta)

@@ -73,6 +73,25 @@ def _chunks(seq: list, size: int):
         yield i // size, seq[i: i + size]
 
 
+SAMPLING = "per-problem-v1"  # how evaluation draws its samples; recorded in eval.json
+
+
+def sample_uniforms(problems: list[Problem], n: int, seed: int, length: int) -> torch.Tensor:
+    """Every random number the samples of ``problems`` will use, one row per (problem, sample).
+
+    Row ``(p, j)`` is keyed by the problem's uid, the sampling seed and ``j``
+    alone, so a problem's ``n`` samples are the same whatever batch it lands in
+    and however many problems are evaluated: ``--n-test 10`` and ``--n-test 20``
+    agree on the first ten, and the sample count of a smaller ``n`` is a prefix.
+    """
+    rows = []
+    for p in problems:
+        for j in range(n):
+            gen = torch.Generator().manual_seed(torch_seed("eval-sample", seed, p.uid, j))
+            rows.append(torch.rand(length, generator=gen, dtype=torch.float64))
+    return torch.stack(rows)
+
+
 def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig, seed: int = 0,
                    bar: tqdm | None = None) -> SplitResult:
     problems: list[Problem] = held_out_problems(family, split, ecfg.n_test)
@@ -98,9 +117,9 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
     example = [""] * len(problems)
     per_batch = max(1, ecfg.batch_size // n)
     for ci, chunk in _chunks(list(range(len(problems))), per_batch):
-        gen = torch.Generator().manual_seed(torch_seed("eval", seed, family.name, split, ci))
+        u = sample_uniforms([problems[i] for i in chunk], n, seed, ecfg.max_new_tokens)
         r = sample(model, [prompts[i] for i in chunk], n=n, temperature=ecfg.temperature, top_p=ecfg.top_p,
-                   max_new_tokens=ecfg.max_new_tokens, generator=gen)
+                   max_new_tokens=ecfg.max_new_tokens, uniforms=u)
         gen_tokens += r.num_tokens()
         for row, text in enumerate(r.texts()):
             i = chunk[int(r.prompt_index[row])]

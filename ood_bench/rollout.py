@@ -50,13 +50,33 @@ def _filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
 
 
+def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The token whose CDF interval holds ``u`` (in [0, 1)), for each row of ``probs``.
+
+    The target ``u * total`` is kept strictly below the row's total, so rounding
+    can never pick a token past the last one with mass, nor one with zero mass.
+    """
+    cdf = probs.double().cumsum(-1)
+    total = cdf[:, -1:]
+    target = torch.minimum(u.double().unsqueeze(1) * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, target, right=True).squeeze(1)
+
+
 @torch.no_grad()
 def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
-           max_new_tokens: int = 128, generator: torch.Generator | None = None) -> Rollout:
+           max_new_tokens: int = 128, generator: torch.Generator | None = None,
+           uniforms: torch.Tensor | None = None) -> Rollout:
     """Draw ``n`` completions per prompt; ``temperature=0`` decodes greedily.
 
     Finished rows are dropped from the batch (and the cache) once half of the
     batch is done, so a few long samples do not make everyone pay for them.
+
+    ``uniforms`` (rows x at least ``max_new_tokens``, rows in order prompt by
+    prompt, ``n`` each) fixes every random draw in advance: the token at step
+    ``t`` of a row is the inverse CDF of its distribution at ``uniforms[row, t]``.
+    A row's sample then depends only on its own uniforms, not on which other
+    rows share the batch (what evaluation needs). Without them, ``generator``
+    drives ``torch.multinomial``.
     """
     was_training = model.training
     model.eval()
@@ -68,6 +88,8 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
     if Tp >= block:
         raise ValueError(f"prompt of {Tp} tokens does not fit block_size {block}")
     max_new = min(max_new_tokens, block - Tp)
+    if uniforms is not None and (uniforms.shape[0] != N or uniforms.shape[1] < max_new):
+        raise ValueError(f"uniforms of shape {tuple(uniforms.shape)} for {N} rows of up to {max_new} tokens")
 
     ids = torch.full((N, Tp), PAD, dtype=torch.long, device=device)
     valid = torch.zeros((N, Tp), dtype=torch.bool, device=device)
@@ -99,7 +121,10 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
             logp = scaled.log_softmax(-1)
             filtered = _filter_top_p(scaled, top_p) if top_p < 1.0 else scaled
             probs = filtered.softmax(-1)
-            tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            if uniforms is None:
+                tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            else:
+                tok = inverse_cdf(probs, uniforms[alive, t])
         out_tokens[alive, t] = tok
         out_logp[alive, t] = logp.gather(1, tok[:, None]).squeeze(1)
         out_mask[alive, t] = True

@@ -126,6 +126,24 @@ def test_evaluate_takes_eval_overrides(tiny_run, tmp_path, capsys):
     assert cfg["top_p"] == 0.9 and cfg["max_new_tokens"] == 16 and cfg["splits"] == ["id"]
 
 
+def test_a_problems_samples_do_not_depend_on_its_batch(tiny_run, tmp_path):
+    """The same problem gets the same samples whether 3 or 7 problems are evaluated, in batches of any
+    size; before, the random draws depended on which problems shared a batch."""
+    ck = str(tiny_run / "base.ckpt")
+    runs = {}
+    for name, n_test, batch in (("small", 3, 512), ("large", 7, 8)):
+        out = tmp_path / name
+        assert main(["evaluate", "--checkpoint", ck, "--splits", "id", "ood_length", "--n", "4", "--n-test",
+                     str(n_test), "--out", str(out), "--no-progress", f"eval.batch_size={batch}"]) == 0
+        runs[name] = {f.name: [json.loads(line) for line in f.read_text().splitlines()]
+                      for f in (out / "samples").glob("*.jsonl")}
+    keys = ("uid", "c", "trace_c", "full_c", "sample")
+    for name, small in runs["small"].items():
+        large = runs["large"][name][:3]
+        assert [[r[k] for k in keys] for r in small] == [[r[k] for k in keys] for r in large]
+    assert len({r["sample"] for rows in runs["large"].values() for r in rows}) > 4  # real, varied samples
+
+
 def test_bad_split_family_and_k_on_evaluate(tiny_run, capsys):
     ck = str(tiny_run / "base.ckpt")
     for argv, message in (
