@@ -19,7 +19,7 @@ import pandas as pd
 
 from .atomic import atomic_write_text
 from .errors import OodBenchError
-from .results import TABLE_COLUMNS
+from .results import TABLE_COLUMNS, read_eval_folder
 from .support import SUPPORT_COLUMNS, compare_evals
 
 LEADERBOARDS_DIR = Path("leaderboards")
@@ -48,11 +48,35 @@ def _read_json(path: Path) -> dict:
         raise OodBenchError(f"unreadable record {path}: {exc}") from None
 
 
+REQUIRED = ("family", "split", "problems", "n", "greedy", "pass@1", "pass@1_stderr")
+
+
+def _summary_row(r, where: Path) -> dict:
+    """A summary row of ``eval.json``, checked: the keys the tables need, numbers where numbers belong."""
+    if not isinstance(r, dict):
+        raise OodBenchError(f"{where}: a result row is not an object: {r!r:.60}")
+    missing = [k for k in REQUIRED if k not in r]
+    n = r.get("n")
+    if not missing and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise OodBenchError(f"{where}: result {r.get('family')}/{r.get('split')} has n={n!r}, not a count >= 1")
+    if not missing and f"pass@{n}" not in r:
+        missing.append(f"pass@{n}")
+    if missing:
+        raise OodBenchError(f"{where}: result row {r.get('family')}/{r.get('split')} lacks {', '.join(missing)}")
+    for key in ("problems", *TABLE_COLUMNS[2:], f"pass@{n}"):
+        value = r.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise OodBenchError(f"{where}: result {r['family']}/{r['split']} has {key}={value!r}, not a number")
+    return r
+
+
 def results_table(root: Path) -> pd.DataFrame:
     rows = []
     for run in _runs(root):
-        for r in _read_json(run / "eval.json")["results"]:
-            n = int(r["n"])
+        record, _ = read_eval_folder(run)  # the manifest must hold before anything is published
+        for r in record["results"]:
+            r = _summary_row(r, run / "eval.json")
+            n = r["n"]
             rows.append({"run": run.relative_to(root).as_posix(), "problems": r["problems"], "n": n,
                          # records older than a column (trace_mass) leave it empty
                          **{c: r.get(c, float("nan")) for c in TABLE_COLUMNS}, "pass@n": r[f"pass@{n}"]})
@@ -66,7 +90,10 @@ def support_leaderboard(root: Path) -> pd.DataFrame:
         if not (run / "support.json").is_file():
             continue
         # The base is named by folder; records of one suite sit side by side.
-        base = run.parent / Path(_read_json(run / "support.json")["base_eval"]).name
+        named = _read_json(run / "support.json")
+        if not isinstance(named, dict) or not isinstance(named.get("base_eval"), str):
+            raise OodBenchError(f"{run / 'support.json'} does not name its base evaluation (base_eval)")
+        base = run.parent / Path(named["base_eval"]).name
         table = compare_evals(base, run)
         table.insert(0, "base", base.relative_to(root).as_posix())
         table.insert(0, "run", run.relative_to(root).as_posix())

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from .algorithms import Algorithm, build_algorithm_config
 from .atomic import atomic_write_json
+from .checkpoints import CHECKSUM_KEY
 from .config import build, check, deep_merge, parse_overrides, read_yaml
 from .evaluate import EvalConfig
 from .data import PromptStream
@@ -113,15 +114,16 @@ class PostTrainModule(L.LightningModule):
         from .plugins import get_plugins
         from .pretrain import task_sources
 
-        # task_sources: a post-trained checkpoint, like a base one, names the plugins its families need
-        self.save_hyperparameters({"config": base_config, "posttrain": config, "algorithm": algorithm,
-                                   "task_sources": task_sources(base_config["mixture"]["families"])})
-
         plugins = get_plugins()
         self.cfg = build(PostTrainConfig, config)
         # Stored as ``model`` so a post-trained checkpoint loads exactly like a base one.
         # ``base_model``: the base already loaded by ``posttrain`` (not loaded a second time)
-        self.model, base_cfg, _ = base_model if base_model is not None else load_base(self.cfg.base)
+        self.model, base_cfg, base_ckpt = base_model if base_model is not None else load_base(self.cfg.base)
+        # task_sources: a post-trained checkpoint, like a base one, names the plugins its families need;
+        # base_sha256: which base it came from, so its evaluation is compared with that base's only
+        self.save_hyperparameters({"config": base_config, "posttrain": config, "algorithm": algorithm,
+                                   "task_sources": task_sources(base_config["mixture"]["families"]),
+                                   "base_sha256": base_ckpt.get(CHECKSUM_KEY)})
         self.reference = copy.deepcopy(self.model).requires_grad_(False).eval()
         algo_cls = plugins.algorithm(self.cfg.algorithm)
         self.algo_config = build_algorithm_config(algo_cls, self.cfg.algo)

@@ -1,18 +1,23 @@
 """The evaluation record format: ``eval.json`` and its summary table (no torch needed to read them).
 
-An evaluation folder holds ``eval.json`` (how it was made, and one summary row
-per family and split) and ``samples/<family>__<split>.jsonl`` (one line per
-problem: counts ``c`` and ``trace_c`` of ``n``, greedy verdicts, ``gold_logprob``).
-``evaluate`` writes them; ``compare``, ``support`` and ``leaderboard`` read them.
+An evaluation folder holds ``eval.json`` (how it was made, one summary row per
+family and split, and a manifest: each per-problem file with its sha256 and row
+count) and ``samples/<family>__<split>.jsonl`` (one line per problem: counts
+``c``, ``trace_c``, ``full_c`` of ``n``, greedy verdicts, ``gold_logprob``).
+``evaluate`` writes them; ``compare`` and ``leaderboard`` read them only through
+``read_eval_folder``, which refuses a folder whose files disagree with its manifest.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from .atomic import atomic_write_json
+from .errors import OodBenchError
 
 EVAL_RECORD = "eval.json"
 TABLE_COLUMNS = ["family", "split", "greedy", "pass@1", "pass@1_stderr", "trace_pass@1", "trace_mass", "gold_logprob"]
@@ -25,11 +30,66 @@ def format_table(df: pd.DataFrame) -> str:
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def manifest(folder: str | Path) -> dict:
+    """Every per-problem file of an evaluation folder: its sha256 and its number of rows."""
+    folder = Path(folder)
+    return {f.relative_to(folder).as_posix(): {"sha256": _digest(f), "rows": len(f.read_text().splitlines())}
+            for f in sorted((folder / "samples").glob("*.jsonl"))}
+
+
 def write_eval_record(out_dir: str | Path, summary: pd.DataFrame, meta: dict) -> Path:
-    """Write ``eval.json``: ``meta`` (checkpoint, config, seed, versions, environment) and the summary rows."""
+    """Write ``eval.json``: ``meta`` (checkpoint and its hash, config, seed, versions, environment),
+    the summary rows, and the manifest of the per-problem files beside it."""
     path = Path(out_dir) / EVAL_RECORD
-    atomic_write_json(path, {**meta, "results": summary.to_dict(orient="records")})
+    atomic_write_json(path, {**meta, "results": summary.to_dict(orient="records"), "files": manifest(out_dir)})
     return path
+
+
+def read_eval_folder(folder: str | Path) -> tuple[dict, list[Path]]:
+    """``eval.json`` and the per-problem files it names, once they are checked to belong together.
+
+    Refused, with one line each: no or unreadable ``eval.json``; no manifest (an
+    older record: evaluate again); a listed file missing, changed, or with another
+    row count; a per-problem file the manifest does not list (left by another
+    evaluation); summary rows for a (family, split) without its file.
+    """
+    folder = Path(folder)
+    path = folder / EVAL_RECORD
+    if not path.is_file():
+        raise OodBenchError(f"{str(folder)!r} holds no {EVAL_RECORD}: not an evaluation folder "
+                            f"(run `ood-bench evaluate`)")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OodBenchError(f"unreadable evaluation record {str(path)!r}: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("results"), list):
+        raise OodBenchError(f"evaluation record {str(path)!r} has no list of results")
+    files = record.get("files")
+    if not isinstance(files, dict):
+        raise OodBenchError(f"evaluation record {str(path)!r} has no manifest of its per-problem files "
+                            f"(written by an older ood-bench): evaluate the checkpoint again")
+    for name, entry in files.items():
+        f = folder / name
+        if not f.is_file():
+            raise OodBenchError(f"{str(f)!r} is listed in {str(path)!r} but missing")
+        if not isinstance(entry, dict) or _digest(f) != entry.get("sha256"):
+            raise OodBenchError(f"{str(f)!r} was changed after {str(path)!r} was written (its sha256 differs "
+                                f"from the manifest's): evaluate again")
+    for f in sorted((folder / "samples").glob("*.jsonl")):
+        if f.relative_to(folder).as_posix() not in files:
+            raise OodBenchError(f"{str(f)!r} is not in the manifest of {str(path)!r}: it belongs to another "
+                                f"evaluation; remove it or evaluate again")
+    for row in record["results"]:
+        if not isinstance(row, dict):
+            raise OodBenchError(f"{str(path)!r}: a result row is not an object: {row!r:.60}")
+        name = f"samples/{row.get('family')}__{row.get('split')}.jsonl"
+        if name not in files:
+            raise OodBenchError(f"{str(path)!r} reports {row!r:.80} without its per-problem file")
+    return record, [folder / name for name in files]
 
 
 def replace_folder(fresh: Path, target: Path) -> None:

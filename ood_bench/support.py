@@ -55,6 +55,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import OodBenchError
+from .results import read_eval_folder
 
 Z95 = 1.959963984540054
 LOGIT_CLIP = 30.0  # |log-odds| beyond this is 1 in 1e13: float32 log-probs carry no more
@@ -98,23 +99,52 @@ RECORD_COLUMNS = ["family", "version", "split", "uid", "n", "c", "trace_c", "ful
 
 
 def load_counts(eval_dir: str | Path) -> pd.DataFrame:
-    """Every per-problem record under ``eval_dir/samples`` as one DataFrame."""
-    samples = Path(eval_dir) / "samples"
-    files = sorted(samples.glob("*.jsonl")) if samples.is_dir() else []
-    if not files:
-        raise OodBenchError(f"no per-problem counts in {str(samples)!r}: run `ood-bench evaluate` first")
+    """Every per-problem record of an evaluation folder as one DataFrame, checked against its manifest
+    and for well-formed rows (each bad case is one ``OodBenchError`` line)."""
+    _, files = read_eval_folder(eval_dir)
     rows = []
     for f in files:
-        for i, line in enumerate(f.read_text().splitlines()):
+        lines = f.read_text().splitlines()
+        if not lines:
+            raise OodBenchError(f"{str(f)!r} holds no per-problem records")
+        for i, line in enumerate(lines):
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 raise OodBenchError(f"{f} line {i + 1} is not valid JSON") from None
+            if not isinstance(row, dict):
+                raise OodBenchError(f"{f} line {i + 1} is not a JSON object")
+            rows.append(row)
     df = _with_full_counts(pd.DataFrame(rows))
     missing = [c for c in RECORD_COLUMNS if c not in df.columns]
     if missing:
-        raise OodBenchError(f"per-problem records in {str(samples)!r} lack {', '.join(missing)}")
-    return df[RECORD_COLUMNS]
+        raise OodBenchError(f"per-problem records in {str(Path(eval_dir) / 'samples')!r} lack {', '.join(missing)}")
+    df = df[RECORD_COLUMNS].copy()
+    _check_counts(df, eval_dir)
+    return df
+
+
+def _check_counts(df: pd.DataFrame, eval_dir) -> None:
+    """Counts are integers with 0 <= c <= n and n >= 1; gold log-probabilities are numbers <= 0."""
+    def bad(column: str, why: str, mask) -> None:
+        if mask.any():
+            value = df.loc[mask, column].iloc[0]
+            value = value.item() if hasattr(value, "item") else value  # numpy scalars print as plain numbers
+            raise OodBenchError(f"per-problem records in {str(eval_dir)!r}: {column}={value!r} {why}")
+
+    for col in ("n", "c", "trace_c", "full_c"):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad(col, "is not a whole number", values.isna() | (values != values.round()) |
+            df[col].map(lambda v: isinstance(v, bool)))
+    n = df["n"].astype(float)
+    bad("n", "must be at least 1", n < 1)
+    for col in ("c", "trace_c", "full_c"):
+        bad(col, "is outside 0..n", (df[col].astype(float) < 0) | (df[col].astype(float) > n))
+    lp = pd.to_numeric(df["gold_logprob"], errors="coerce")
+    bad("gold_logprob", "is not a log-probability (a number <= 0)", lp.isna() | (lp > 0))
+    for col in ("n", "c", "trace_c", "full_c"):
+        df[col] = df[col].astype(int)
+    df["gold_logprob"] = lp.astype(float)
 
 
 def _with_full_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -295,6 +325,41 @@ def algorithm_beta(eval_dir: str | Path) -> float | None:
     return None
 
 
+SAMPLING_SETTINGS = ("temperature", "top_p", "max_new_tokens")  # what must match for sampled sets to compare
+
+
+def check_comparable(base_dir: str | Path, post_dir: str | Path, null_dir: str | Path | None = None) -> None:
+    """Refuse evaluations that cannot be compared: sampled with different settings, a post-trained
+    model evaluated against a base it was not trained from, or a "null" that is not the same base
+    re-sampled with another seed. (Records older than a field are not checked on it.)"""
+    base, _ = read_eval_folder(base_dir)
+    others = [("post", post_dir, read_eval_folder(post_dir)[0])]
+    if null_dir is not None:
+        others.append(("null", null_dir, read_eval_folder(null_dir)[0]))
+    b_cfg = base.get("eval_config") or {}
+    for role, folder, rec in others:
+        cfg = rec.get("eval_config") or {}
+        for key in SAMPLING_SETTINGS:
+            if key in b_cfg and key in cfg and b_cfg[key] != cfg[key]:
+                raise OodBenchError(f"{str(folder)!r} was sampled with {key}={cfg[key]} and the base evaluation "
+                                    f"{str(base_dir)!r} with {key}={b_cfg[key]}: sampled sets compare only at "
+                                    f"the same settings")
+    post = others[0][2]
+    if base.get("checkpoint_sha256") and post.get("base_checkpoint_sha256") and \
+            base["checkpoint_sha256"] != post["base_checkpoint_sha256"]:
+        raise OodBenchError(f"{str(post_dir)!r} evaluates a model post-trained from another base than the one "
+                            f"{str(base_dir)!r} evaluates (their checkpoint hashes differ)")
+    if null_dir is not None:
+        null = others[1][2]
+        if base.get("checkpoint_sha256") and null.get("checkpoint_sha256") and \
+                base["checkpoint_sha256"] != null["checkpoint_sha256"]:
+            raise OodBenchError(f"the null {str(null_dir)!r} evaluates another checkpoint than the base "
+                                f"{str(base_dir)!r}: it must be the same base with another sampling seed")
+        if "seed" in base and base.get("seed") == null.get("seed"):
+            raise OodBenchError(f"the null {str(null_dir)!r} used the base's own sampling seed ({base['seed']}): "
+                                f"evaluate the base again with another --seed")
+
+
 def compare_evals(base_dir: str | Path, post_dir: str | Path, thresholds: Thresholds | None = None,
                   null_dir: str | Path | None = None) -> pd.DataFrame:
     """The support table of two ``evaluate`` output folders (their per-problem records).
@@ -303,6 +368,7 @@ def compare_evals(base_dir: str | Path, post_dir: str | Path, thresholds: Thresh
     what that observed base-against-itself comparison gives: ``E_resample``,
     ``S_resample``, ``moved_resample`` and ``expanded_resample``.
     """
+    check_comparable(base_dir, post_dir, null_dir)
     base = load_counts(base_dir)
     table = support_table(base, load_counts(post_dir), thresholds, algorithm_beta(post_dir))
     if null_dir is not None:

@@ -19,3 +19,21 @@ TINY_OVERRIDES = [
     "eval.n_test=4", "eval.n_samples=2", "eval.splits=[id,ood_comp]", "eval.max_new_tokens=24",
     "trainer.accelerator=cpu", "trainer.devices=1",
 ]
+
+
+def write_eval_folder(folder, files: dict, seed: int = 0, **meta):
+    """An evaluation folder as ``evaluate`` writes it: ``samples/<name>.jsonl`` for each list of
+    per-problem records in ``files``, and an ``eval.json`` whose manifest names them."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ood_bench.results import write_eval_record
+
+    folder = Path(folder)
+    (folder / "samples").mkdir(parents=True, exist_ok=True)
+    for name, records in files.items():
+        (folder / "samples" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_eval_record(folder, pd.DataFrame(), {"kind": "evaluate", "seed": seed, **meta})
+    return folder

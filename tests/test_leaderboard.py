@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from ood_bench.cli import main
+from ood_bench.results import manifest
 
 RECORDS = Path(__file__).resolve().parents[1] / "leaderboards" / "records"
 
@@ -29,9 +30,16 @@ def test_check_catches_records_that_changed_after_the_tables(tmp_path, capsys):
     recs = [json.loads(line) for line in counts.read_text().splitlines()]
     recs[0]["c"] += 1 if recs[0]["c"] < recs[0]["n"] else -1
     counts.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    # edited behind its evaluation's back, the file no longer matches the manifest: refused
+    assert main(["leaderboard", str(tmp_path), "--check"]) == 2
+    assert "was changed after" in capsys.readouterr().err
+    # a legitimate new evaluation (its manifest rewritten with it) leaves the committed tables stale
+    record = json.loads((counts.parent.parent / "eval.json").read_text())
+    record["files"] = manifest(counts.parent.parent)
+    (counts.parent.parent / "eval.json").write_text(json.dumps(record))
     assert main(["leaderboard", str(tmp_path), "--check"]) == 2
     err = capsys.readouterr().err
-    assert "support.csv" in err and "results.csv" not in err  # eval.json did not change
+    assert "support.csv" in err and "results.csv" not in err  # the summary rows did not change
 
 
 def test_unknown_records_folder_is_a_one_line_error(capsys):

@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 
 from ood_bench.cli import main
+
+from .conftest import write_eval_folder
 from ood_bench.errors import OodBenchError
 from ood_bench.support import (Thresholds, compare_evals, load_counts, logit_from_logprob, sampled_null,
                                support_table, tilt_bins, wilson_interval)
@@ -186,12 +188,12 @@ def test_binned_shift_sees_the_curved_pattern_a_linear_slope_misses():
 
 
 def test_compare_command_writes_support_json_and_plot(tmp_path, capsys):
-    for name, cs, gold in (("base", [0, 2, 3], [-30.0, -1.0, -0.5]), ("post", [1, 0, 3], [-1.0, -2.0, -0.4])):
-        d = tmp_path / name / "samples"
-        d.mkdir(parents=True)
-        recs = frame(cs, gold=gold).to_dict(orient="records")
-        (d / "string__id.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--null", str(tmp_path / "base")]) == 0
+    for name, cs, gold, seed in (("base", [0, 2, 3], [-30.0, -1.0, -0.5], 0),
+                                 ("post", [1, 0, 3], [-1.0, -2.0, -0.4], 0),
+                                 ("base-seed1", [0, 2, 2], [-30.0, -1.0, -0.5], 1)):
+        write_eval_folder(tmp_path / name, {"string__id": frame(cs, gold=gold).to_dict(orient="records")}, seed=seed)
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--null",
+                 str(tmp_path / "base-seed1")]) == 0
     out = capsys.readouterr().out
     assert "E_null" in out and "expanded" in out and "observed null" in out
 
@@ -204,6 +206,6 @@ def test_compare_command_writes_support_json_and_plot(tmp_path, capsys):
     assert saved["thresholds"]["outside"] == 1e-6
     assert (tmp_path / "post" / "support.png").stat().st_size > 10_000
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2
-    assert "no per-problem counts" in capsys.readouterr().err
+    assert "holds no eval.json" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--outside", "2"]) == 2
     assert "outside=2.0" in capsys.readouterr().err
