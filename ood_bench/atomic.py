@@ -14,6 +14,27 @@ from pathlib import Path
 from typing import Any
 
 
+def writable_folder(folder: str | Path, what: str) -> Path:
+    """``folder``, created if needed, once a file could be written in it; else one ``OodBenchError`` line
+    (a file in the way, a read-only place, a name too long, a full disk), before any compute."""
+    from .errors import OodBenchError
+
+    folder = Path(folder)
+    try:
+        for part in (folder, *folder.parents):
+            if part.exists() and not part.is_dir():
+                raise OodBenchError(f"{what} {str(folder)!r} cannot be a folder: {str(part)!r} is a file")
+            if part.exists():
+                break
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OodBenchError(f"cannot write to {what} {str(folder)!r}: {exc.strerror or exc}") from None
+    return folder
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -246,7 +246,10 @@ def cmd_evaluate(args) -> int:
 def cmd_run(args) -> int:
     from .pretrain import pretrain
 
+    from .results import check_output_folder
+
     cfg = _load_pretrain_config(args.suite, args.overrides)
+    check_output_folder(Path(cfg.out_dir) / "eval")  # before pretraining, not after it
     print(f"[1/2] pretraining the base model -> {cfg.out_dir}", flush=True)
     path = pretrain(cfg, progress=not args.no_progress)
     print(f"[2/2] evaluating {path} on {', '.join(cfg.eval.families)} x {', '.join(cfg.eval.splits)}", flush=True)
@@ -445,6 +448,11 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # a write that failed mid-run (a full disk): what was written before is intact
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ood-bench: error: {exc.strerror or exc}{where} (nothing already written was changed; free the "
+              f"space or fix the folder and run the same command again)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

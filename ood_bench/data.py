@@ -73,6 +73,13 @@ def _test_set(family: TaskFamily, split: str) -> tuple[Problem, ...]:
     return tuple(out)
 
 
+def longest_test_problem(family: TaskFamily, split: str, n: int) -> int:
+    """Tokens of the longest of the first ``n`` test problems of a split, prompt and gold completion
+    together (with ``<bos>`` and ``<eos>``): what the model's context must hold to score it."""
+    return max(len(TOKENIZER.encode(p.prompt, bos=True)) + len(TOKENIZER.encode(p.completion, eos=True))
+               for p in held_out_problems(family, split, n))
+
+
 @lru_cache(maxsize=None)
 def reserved_uids(family: TaskFamily) -> frozenset[str]:
     """Every test problem of the family, all splits: never to be trained on."""

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from .atomic import atomic_write_json
 from .checkpoints import read_checkpoint
 from .config import build, check
-from .data import IGNORE_INDEX, PAD, Mixture, MixtureConfig, PretrainStream, collate, collate_packed
+from .data import IGNORE_INDEX, PAD, Mixture, MixtureConfig, PretrainStream, collate, collate_packed, longest_test_problem
 from .errors import OodBenchError
 from .evaluate import EvalConfig
 from .model import GPT, ModelConfig
@@ -84,6 +84,17 @@ class PretrainConfig:
                 value.validate(f.name)
         if not self.eval.families:
             self.eval.families = [f for f, share in self.mixture.families.items() if share > 0]
+        self._check_context_holds_the_test_problems()
+
+    def _check_context_holds_the_test_problems(self) -> None:
+        """A model whose context cannot hold a test problem would train for minutes, then fail to score it."""
+        from .plugins import find_family
+
+        for name in self.eval.families:
+            for split in self.eval.splits:
+                need = longest_test_problem(find_family(name), split, self.eval.n_test)
+                check(need <= self.model.block_size, "model.block_size", self.model.block_size,
+                      f"too small: {name} {split} test problems need up to {need} tokens (prompt and gold trace)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

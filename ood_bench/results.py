@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_write_json
+from .atomic import atomic_write_json, writable_folder
 from .errors import OodBenchError
 
 EVAL_RECORD = "eval.json"
@@ -112,11 +112,19 @@ def replace_folder(fresh: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
+def check_output_folder(target: Path) -> None:
+    """An evaluation's output folder can be written (one error line if not), checked before any compute."""
+    writable_folder(target.parent, "output folder")
+    if target.exists() and not target.is_dir():
+        raise OodBenchError(f"output folder {str(target)!r} is a file")
+
+
 def fresh_folder(target: Path) -> Path:
     """An empty folder beside ``target`` for an evaluation in progress (removed if one was left behind)."""
     import os
     import shutil
 
+    check_output_folder(target)
     for left in target.parent.glob(f".{target.name}.partial-*"):  # from an evaluation that was killed
         pid = left.name.rpartition("-")[2]
         if not (pid.isdigit() and _alive(int(pid))):
@@ -124,8 +132,7 @@ def fresh_folder(target: Path) -> Path:
     fresh = target.with_name(f".{target.name}.partial-{os.getpid()}")
     if fresh.exists():
         shutil.rmtree(fresh)
-    fresh.mkdir(parents=True)
-    return fresh
+    return writable_folder(fresh, "output folder")
 
 
 def _alive(pid: int) -> bool:

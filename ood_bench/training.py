@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
+from .atomic import writable_folder
 from .checkpoints import AtomicCheckpointIO
 from .config import check
 from .errors import OodBenchError, RunInterrupted
@@ -216,7 +217,7 @@ def run_folder_lock(out: Path):
     import fcntl
     import os
 
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "out_dir")
     handle = open(out / ".lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -377,6 +377,7 @@ def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
     (["pretrain", "--print-config", "eval.splits=[]"], "name at least one split"),
     (["pretrain", "--print-config", "train.max_steps=5", "train.max_steps=6"], "given twice"),
     (["pretrain", "--print-config", "mixture.families={}"], "name at least one family"),
+    (["pretrain", "--print-config", "model.block_size=8"], "string id test problems need up to"),
 ])
 def test_more_bad_input_is_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -441,3 +442,51 @@ def test_a_checkpoint_whose_weights_changed_on_disk_is_named_corrupt(tiny_run, t
     assert main(["evaluate", "--checkpoint", str(tmp_path / "tampered.ckpt")]) == 2
     err = capsys.readouterr().err
     assert "is corrupt: its weights do not match the checksum" in err and err.count("\n") == 1
+
+
+def test_unwritable_output_folders_are_refused_before_any_compute(tiny_run, tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    too_long = tmp_path / ("x" * 300)
+    ck = str(tiny_run / "base.ckpt")
+    for argv, message in (
+        (["pretrain", "--no-progress", f"out_dir={a_file}", *TINY_OVERRIDES], "is a file"),
+        (["pretrain", "--no-progress", f"out_dir={a_file / 'sub'}", *TINY_OVERRIDES], "is a file"),
+        (["pretrain", "--no-progress", f"out_dir={too_long}", *TINY_OVERRIDES], "cannot write to out_dir"),
+        (["evaluate", "--checkpoint", ck, "--out", str(a_file), "--no-progress"], "is a file"),
+        (["evaluate", "--checkpoint", ck, "--out", str(too_long / "ev"), "--no-progress"], "cannot write"),
+        (["run", "quick", f"out_dir={tmp_path / 'r'}", *TINY_OVERRIDES], "is a file"),
+    ):
+        if argv[0] == "run":
+            (tmp_path / "r").mkdir()
+            (tmp_path / "r" / "eval").write_text("in the way")
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r" / "checkpoints").exists()  # refused before pretraining, not after it
+
+
+def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_previous_evaluation(tiny_run, tmp_path,
+                                                                                     capsys, monkeypatch):
+    import errno
+
+    import ood_bench.results as results
+
+    out = tmp_path / "ev"
+    argv = ["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--splits", "id", "--n", "2",
+            "--n-test", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(results, "atomic_write_json", full)
+    capsys.readouterr()
+    assert main([*argv, "--seed", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and err.count("\n") == 1
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    assert main([*argv, "--seed", "1"]) == 0
+    assert not list(tmp_path.glob(".ev.partial-*"))  # the dead attempt's folder is gone
