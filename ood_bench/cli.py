@@ -249,6 +249,8 @@ def cmd_run(args) -> int:
     from .results import check_output_folder
 
     cfg = _load_pretrain_config(args.suite, args.overrides)
+    if args.print_config:
+        return _print_config(cfg.to_dict())
     check_output_folder(Path(cfg.out_dir) / "eval")  # before pretraining, not after it
     print(f"[1/2] pretraining the base model -> {cfg.out_dir}", flush=True)
     path = pretrain(cfg, progress=not args.no_progress)
@@ -330,10 +332,18 @@ def cmd_posttrain(args) -> int:
 
 # ----------------------------------------------------------------------------- parser
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line like every other bad input (``--help`` still shows usage)."""
+
+    def error(self, message: str):
+        print(f"ood-bench: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .support import Thresholds
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="ood-bench",
         description="Does post-training take a model beyond its pretraining support? "
                     "Pretrain small transformers on controlled task mixtures, post-train, and measure.",
@@ -423,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("suite", nargs="?", default="quick", help="suite YAML file or embedded suite name (default: quick)")
     r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the suite config")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     r.set_defaults(func=cmd_run)
     return p
 
