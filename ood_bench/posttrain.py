@@ -227,4 +227,4 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
             **run, **environment()})
 
     return fit_once(out, out / "posttrained.ckpt", identity, "post-trained", build_module, build_trainer,
-                    write_record)
+                    write_record, out / "posttrain_record.json")

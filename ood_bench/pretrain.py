@@ -189,7 +189,8 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
             "tokens_seen": module.tokens_seen, "num_params": module.model.num_params(),
             "task_versions": versions, **run, **environment()})
 
-    return fit_once(out, base_checkpoint(out), identity, "base", build_module, build_trainer, write_record)
+    return fit_once(out, base_checkpoint(out), identity, "base", build_module, build_trainer, write_record,
+                    out / "pretrain_record.json")
 
 
 def task_sources(families: dict[str, float]) -> dict[str, dict]:
@@ -222,7 +223,11 @@ def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
     config = ckpt.get("hyper_parameters", {}).get("config")
     if not isinstance(config, dict):
         raise OodBenchError(f"checkpoint {str(path)!r} carries no ood-bench config")
-    cfg = build(PretrainConfig, config)
+    try:
+        cfg = build(PretrainConfig, config)
+        cfg.model.validate()
+    except OodBenchError as exc:
+        raise OodBenchError(f"checkpoint {str(path)!r} carries a broken config: {exc}") from None
     check_tasks_available(path, cfg, ckpt.get("hyper_parameters", {}).get("task_sources") or {})
     model = GPT(cfg.model)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}

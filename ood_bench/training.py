@@ -193,17 +193,18 @@ def run_identity(config: dict, keep: tuple[str, ...], task_versions: dict[str, i
 
 
 def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Callable[[], L.LightningModule],
-             build_trainer: Callable[[], L.Trainer], write_record: Callable[[L.LightningModule, L.Trainer, dict], None]
-             ) -> Path:
+             build_trainer: Callable[[], L.Trainer], write_record: Callable[[L.LightningModule, L.Trainer, dict], None],
+             record: Path | None = None) -> Path:
     """The one lifecycle of a training run, pretraining or post-training alike.
 
     Skip it if ``final`` exists with the same identity (refuse if another); resume from
     ``out/checkpoints/last.ckpt`` if that belongs to the same identity (refuse if not); fit;
     save ``final``; write the run's record. The identity is stored in the checkpoint's
-    hyperparameters as ``identity``.
+    hyperparameters as ``identity``. A finished run whose ``record`` file went missing gets
+    it back, rebuilt from ``final``.
     """
     with run_folder_lock(out):
-        return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record)
+        return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record)
 
 
 @contextlib.contextmanager
@@ -239,12 +240,20 @@ def run_folder_lock(out: Path):
         handle.close()
 
 
-def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record) -> Path:
+def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record) -> Path:
+    from types import SimpleNamespace
+
     from .checkpoints import read_checkpoint
 
     if final.exists():
         done = read_checkpoint(final, f"{kind} checkpoint")
         if done.get("hyper_parameters", {}).get("identity") == identity:
+            if record is not None and not record.is_file():  # finished, but its record was lost
+                module = build_module()
+                module.on_load_checkpoint(done)
+                write_record(module, SimpleNamespace(global_step=done.get("global_step", 0), is_global_zero=True),
+                             {"wall_seconds_this_session": None, "resumed_from": None, "identity": identity,
+                              "record_rebuilt_from": str(final)})
             return final  # finished already with this exact config
         raise OodBenchError(f"{final} was trained with a different config; choose another out_dir or remove it")
     module = build_module()

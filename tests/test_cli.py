@@ -1,5 +1,6 @@
 """End to end through the CLI: a tiny pretrain, evaluation, resume, and bad input."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -490,3 +491,34 @@ def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_previous_evalua
     monkeypatch.undo()
     assert main([*argv, "--seed", "1"]) == 0
     assert not list(tmp_path.glob(".ev.partial-*"))  # the dead attempt's folder is gone
+
+
+def test_checkpoints_with_a_broken_config_or_state_are_one_line(tiny_run, tmp_path, capsys):
+    ckpt = torch.load(tiny_run / "base.ckpt", weights_only=False)
+    broken = {
+        "n_head-0": lambda c: c["hyper_parameters"]["config"]["model"].update(n_head=0),
+        "state-string": lambda c: c.update(state_dict="weights"),
+        "config-string": lambda c: c["hyper_parameters"].update(config="quick"),
+        "not-a-dict": None,
+    }
+    for name, damage in broken.items():
+        c = copy.deepcopy(ckpt)
+        if damage is None:
+            c = ["a list, not a checkpoint"]
+        else:
+            damage(c)
+            c.pop("state_dict_sha256", None)  # damaged by hand, not on disk: only the content is wrong
+        path = tmp_path / f"{name}.ckpt"
+        torch.save(c, path)
+        assert main(["evaluate", "--checkpoint", str(path), "--no-progress"]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("ood-bench: error:") and err.count("\n") == 1, (name, err)
+
+
+def test_a_finished_base_without_its_record_gets_the_record_back(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 0
+    record = (out / "pretrain_record.json").read_text()
+    (out / "pretrain_record.json").unlink()
+    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 0
+    assert json.loads((out / "pretrain_record.json").read_text())["global_step"] == json.loads(record)["global_step"]
