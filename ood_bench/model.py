@@ -110,9 +110,15 @@ def rotary_dims(cfg: ModelConfig) -> int:
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs of channels; x (B, H, T, hd), cos/sin (B, 1, T, hd/2)."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return out.flatten(-2)
+    return rotate(x, torch.complex(cos, sin))
+
+
+def rotate(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """RoPE as one complex product: channel pairs (2i, 2i+1) are the complex number x_2i + i x_2i+1,
+    turned by ``rot`` = cos + i sin. The same products and sums as the real formula
+    (x_2i cos - x_2i+1 sin, x_2i sin + x_2i+1 cos), in one kernel instead of six."""
+    turned = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2)) * rot
+    return torch.view_as_real(turned).flatten(-2).to(x.dtype)
 
 
 class SelfAttention(nn.Module):
@@ -130,15 +136,25 @@ class SelfAttention(nn.Module):
         if rope is not None:
             # Partial rotary: only the first ``rot`` channels of each head carry
             # position; the rest match on content alone (induction-style lookups).
-            rot = rope[0].shape[-1] * 2
-            q = torch.cat((apply_rope(q[..., :rot], *rope), q[..., rot:]), dim=-1)
-            k = torch.cat((apply_rope(k[..., :rot], *rope), k[..., rot:]), dim=-1)
+            rot = rope.shape[-1] * 2
+            if rot == q.shape[-1]:
+                q, k = rotate(q, rope), rotate(k, rope)
+            else:
+                q = torch.cat((rotate(q[..., :rot], rope), q[..., rot:]), dim=-1)
+                k = torch.cat((rotate(k[..., :rot], rope), k[..., rot:]), dim=-1)
         if cache is not None:
             start = cache.length
             cache.k[self.layer, :, :, start : start + T] = k
             cache.v[self.layer, :, :, start : start + T] = v
             k = cache.k[self.layer, :, :, : start + T]
             v = cache.v[self.layer, :, :, : start + T]
+            if T == 1 and attn_mask is not None:
+                # One new token against the cache: plain batched matmuls read the strided cache
+                # slices directly (SDPA's CPU kernels are 2-3x slower on this shape).
+                scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+                y = torch.matmul(scores.softmax(-1), v)
+                return self.proj(y.transpose(1, 2).reshape(B, T, C))
         drop = self.dropout if self.training else 0.0
         if attn_mask is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
@@ -174,6 +190,8 @@ class CausalConv(nn.Module):
 
     def forward(self, x, index, cache: KVCache | None):
         B, T, C = x.shape
+        if cache is not None and cache.length > 0 and T == 1:
+            return self._decode_one(x, index, cache)
         if cache is not None and cache.length > 0:
             past = cache.conv[self.layer]  # inputs of the tokens before this one
         else:
@@ -185,6 +203,16 @@ class CausalConv(nn.Module):
             out = out + shifted * self.weight[j] * (index >= j).unsqueeze(-1)
         if cache is not None:
             cache.conv[self.layer] = full[:, -(self.kernel - 1):]
+        return x + out
+
+    def _decode_one(self, x, index, cache: KVCache):
+        """One new token per row: the kernel-1 cached inputs weighted at once, not lag by lag."""
+        past = cache.conv[self.layer]  # (B, kernel-1, C): x_{t-kernel+1} .. x_{t-1}
+        lags = torch.arange(self.kernel - 1, 0, -1, device=x.device)  # the lag of each cached input
+        weight = self.weight[1:].flip(0)  # weight of lag kernel-1 first, as ``past`` is ordered
+        same_doc = (index[:, :1] >= lags).unsqueeze(-1).to(x.dtype)  # (B, kernel-1, 1)
+        out = x * self.weight[0] + (past * weight * same_doc).sum(1, keepdim=True)
+        cache.conv[self.layer] = torch.cat((past[:, 1:], x), dim=1)
         return x + out
 
 
@@ -255,7 +283,7 @@ class GPT(nn.Module):
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         else:
-            rope = (self.rope_cos[positions].unsqueeze(1), self.rope_sin[positions].unsqueeze(1))
+            rope = torch.complex(self.rope_cos[positions], self.rope_sin[positions]).unsqueeze(1)  # (B,1,T,rot/2)
         x = self.drop(x)
         for block in self.blocks:
             x = block(x, positions if doc_index is None else doc_index, rope, attn_mask, cache)

@@ -82,30 +82,36 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
     model.eval()
     device = next(model.parameters()).device
     block = model.cfg.block_size
-    rows = [p for p in prompts for _ in range(n)]
-    N = len(rows)
-    Tp = max(len(p) for p in rows)
+    N = len(prompts) * n
+    Tp = max(len(p) for p in prompts)
     if Tp >= block:
         raise ValueError(f"prompt of {Tp} tokens does not fit block_size {block}")
     max_new = min(max_new_tokens, block - Tp)
     if uniforms is not None and (uniforms.shape[0] != N or uniforms.shape[1] < max_new):
         raise ValueError(f"uniforms of shape {tuple(uniforms.shape)} for {N} rows of up to {max_new} tokens")
 
-    ids = torch.full((N, Tp), PAD, dtype=torch.long, device=device)
-    valid = torch.zeros((N, Tp), dtype=torch.bool, device=device)
-    for i, p in enumerate(rows):
+    P = len(prompts)
+    ids = torch.full((P, Tp), PAD, dtype=torch.long, device=device)
+    valid = torch.zeros((P, Tp), dtype=torch.bool, device=device)
+    for i, p in enumerate(prompts):
         ids[i, Tp - len(p):] = torch.tensor(p, device=device)
         valid[i, Tp - len(p):] = True
     positions = (valid.long().cumsum(1) - 1).clamp(min=0)
 
+    # Each prompt is encoded once, then its cache is copied to its n samples: the prefill
+    # of a group costs one row, not n.
     dtype = next(model.parameters()).dtype
-    cache = KVCache.empty(model.cfg, N, Tp + max_new, device, dtype)
+    cache = KVCache.empty(model.cfg, P, Tp + max_new, device, dtype)
     cache.key_mask[:, :Tp] = valid
     causal = torch.ones(Tp, Tp, dtype=torch.bool, device=device).tril()
     eye = torch.eye(Tp, dtype=torch.bool, device=device)
     attn = (causal & valid[:, None, :]) | eye  # a pad query attends to itself only: no NaN rows
     logits = model(ids, positions, attn[:, None], cache)[:, -1]
     next_pos = positions[:, -1] + 1
+    if n > 1:
+        copies = torch.arange(P, device=device).repeat_interleave(n)
+        cache.select(copies)
+        logits, next_pos = logits[copies], next_pos[copies]
 
     out_tokens = torch.full((N, max_new), PAD, dtype=torch.long, device=device)
     out_logp = torch.zeros((N, max_new), device=device)

@@ -1,0 +1,47 @@
+"""Shared pieces of the speed benchmarks: the project's default model, a GPT-2 of the same size for
+the Hugging Face side, and the prompt shapes. See ``benchmarks/README.md``.
+
+Run: ``pip install -e '.[bench]' && python -m pytest benchmarks --benchmark-enable``.
+Nothing here asserts a time; each benchmark stores what it measured (tokens/s, step time) in
+``extra_info`` and ``benchmarks/report.py`` turns a saved run into the ratio table.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ood_bench.model import GPT, ModelConfig
+from ood_bench.tokenizer import BOS, EOS, PAD, TOKENIZER
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+V = TOKENIZER.vocab_size
+
+
+def our_model(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(ModelConfig()).eval()
+
+
+def gpt2_twin(model: GPT):
+    """A Hugging Face GPT-2 with the same width, depth, heads, vocabulary and context as ``model``."""
+    transformers = pytest.importorskip("transformers", reason="the bench extra: pip install -e '.[bench]'")
+    cfg = model.cfg
+    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=V, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head,
+        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, attn_implementation="sdpa"))
+    return hf.eval()
+
+
+def eos_bias(head: torch.nn.Module, bias: float):
+    """Add ``bias`` to the <eos> logit of every forward through ``head`` (a forward hook): a large
+    negative one suppresses <eos> (fixed-length decoding); a positive one sets a real stop rate."""
+    def hook(_module, _inputs, out):
+        out[..., EOS] += bias
+        return out
+    return head.register_forward_hook(hook)
+
+
+def random_prompts(k: int, length: int, seed: int = 0) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    return [[BOS] + torch.randint(3, V, (length - 1,), generator=g).tolist() for _ in range(k)]

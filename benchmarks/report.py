@@ -1,0 +1,55 @@
+"""The ratio table of one benchmark run.
+
+    python -m pytest benchmarks --benchmark-enable --benchmark-json=bench.json
+    python benchmarks/report.py bench.json
+
+Each row pairs the project's side with the alternative measured in the same run and reports
+what each benchmark stored in ``extra_info`` (tokens/s, seconds per step) and their ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+
+import pandas as pd
+
+# (row label, ours, theirs, the quantity compared, True when larger is better)
+PAIRS = [
+    ("rollout, 512 rows x 32 tokens, <eos> off", "test_engine[fixed]", "test_hf_generate[fixed]", "tokens_per_s", True),
+    ("rollout, GRPO default 32x8, real <eos>", "test_engine[grpo]", "test_hf_generate[grpo]", "tokens_per_s", True),
+    ("rollout, no-cache floor (512 x 32)", "test_engine[fixed]", "test_no_cache_floor", "tokens_per_s", True),
+    ("GRPO step, 64 prompts x 8, 32 tokens", "test_grpo_step_ours", "test_grpo_step_trl", "seconds_per_step", False),
+    ("pretraining step (Lightning vs plain loop)", "test_pretrain_lightning", "test_pretrain_plain_loop",
+     "seconds_per_step", False),
+]
+
+
+def table(path: str) -> pd.DataFrame:
+    data = json.loads(open(path).read())
+    info = {b["name"]: b["extra_info"] for b in data["benchmarks"]}
+    rows = []
+    for label, ours, theirs, key, higher in PAIRS:
+        if ours in info and theirs in info:
+            a, b = info[ours][key], info[theirs][key]
+            rows.append({"comparison": label, "measure": key, "ours": a, "alternative": b,
+                         "speed-up": a / b if higher else b / a})
+    for name, extra in info.items():  # single measurements: MFU, evaluation throughput
+        for key in ("mfu", "matmul_peak_gflops", "model_gflops", "problems_per_s"):
+            if key in extra:
+                rows.append({"comparison": name, "measure": key, "ours": extra[key]})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str]) -> int:
+    data = json.loads(open(argv[1]).read())
+    machine = data.get("machine_info", {})
+    print(f"machine: {machine.get('cpu', {}).get('brand_raw', platform.processor())}, "
+          f"{machine.get('cpu', {}).get('count', '?')} cores; python {machine.get('python_version')}")
+    print(table(argv[1]).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
