@@ -143,24 +143,26 @@ class PretrainModule(L.LightningModule):
     def train_dataloader(self):
         # On resume Lightning restores global_step before asking for data, so the
         # stream restarts at the first batch the interrupted run had not trained on.
-        tc = self.cfg.train
-        stream = PretrainStream(
-            Mixture(self.cfg.mixture, self.cfg.seed), tc.batch_size, self.cfg.model.block_size,
-            start_step=self.trainer.global_step, rank=self.global_rank, world_size=self.trainer.world_size,
-            position_skip=tc.position_skip,
-        )
-        if tc.pack_len:
-            row = min(tc.pack_len, self.cfg.model.block_size)
-            collate_fn = lambda ex: collate_packed(ex, row, tc.loss_on_prompt)  # noqa: E731
-        else:
-            collate_fn = lambda ex: collate(ex, tc.loss_on_prompt)  # noqa: E731
-        return DataLoader(stream, batch_size=tc.batch_size, collate_fn=collate_fn, num_workers=0)
+        return pretrain_loader(self.cfg, self.trainer.global_step, self.global_rank, self.trainer.world_size)
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["tokens_seen"] = self.tokens_seen
 
     def on_load_checkpoint(self, checkpoint):
         self.tokens_seen = checkpoint.get("tokens_seen", 0)
+
+
+def pretrain_loader(cfg: PretrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """The pretraining batches from ``start_step`` on: the mixture's stream, packed (or padded)."""
+    tc = cfg.train
+    stream = PretrainStream(Mixture(cfg.mixture, cfg.seed), tc.batch_size, cfg.model.block_size,
+                            start_step=start_step, rank=rank, world_size=world_size, position_skip=tc.position_skip)
+    if tc.pack_len:
+        row = min(tc.pack_len, cfg.model.block_size)
+        collate_fn = lambda ex: collate_packed(ex, row, tc.loss_on_prompt)  # noqa: E731
+    else:
+        collate_fn = lambda ex: collate(ex, tc.loss_on_prompt)  # noqa: E731
+    return DataLoader(stream, batch_size=tc.batch_size, collate_fn=collate_fn, num_workers=0)
 
 
 def base_checkpoint(out_dir: str | Path) -> Path:

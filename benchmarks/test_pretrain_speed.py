@@ -1,0 +1,111 @@
+"""Pretraining: the Lightning module against a plain PyTorch loop on the same model, data and
+optimizer, and the model FLOPs utilisation against this machine's measured fp32 matmul peak.
+
+Both sides run the quick config's model (0.8M parameters) on the quick mixture's packed batches
+(64 examples in 128-token rows), AdamW with the same groups and schedule, gradient clipping at 1;
+each is timed per step after two warm-up steps, data generation included.
+"""
+
+import math
+import time
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+
+from ood_bench.config import load_config
+from ood_bench.data import IGNORE_INDEX
+from ood_bench.pretrain import PretrainConfig, PretrainModule, pretrain_loader
+
+STEPS, WARMUP = 12, 2
+
+
+def matmul_peak_gflops(n: int = 2048, seconds: float = 2.0) -> float:
+    """fp32 GFLOP/s of a large square matmul: the ceiling MFU is measured against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def flops_per_token(module: PretrainModule, row: int) -> float:
+    """Training FLOPs per token, nanoGPT's estimate: 6 per non-embedding parameter, plus attention
+    (12 * layers * width * context)."""
+    cfg = module.model.cfg
+    n = module.model.num_params() - module.model.tok_emb.weight.numel()
+    return 6 * n + 12 * cfg.n_layer * cfg.n_embd * row
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config(PretrainConfig, "quick", ["trainer.accelerator=cpu", "trainer.devices=1",
+                                                 f"train.max_steps={STEPS}", "train.warmup_steps=2"])
+
+
+@pytest.fixture(scope="module")
+def peak():
+    return matmul_peak_gflops()
+
+
+class StepTimer(Callback):
+    def __init__(self):
+        self.marks, self.tokens = [], 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.marks.append(time.perf_counter())
+        self.tokens = batch["x"].numel()  # positions computed per step, padding included
+
+
+def _record(benchmark, marks, tokens, module, peak):
+    per_step = (marks[-1] - marks[WARMUP - 1]) / (len(marks) - WARMUP)
+    achieved = tokens * flops_per_token(module, module.cfg.train.pack_len) / per_step / 1e9
+    benchmark.extra_info.update(seconds_per_step=per_step, tokens_per_step=tokens, model_gflops=achieved,
+                                matmul_peak_gflops=peak, mfu=achieved / peak)
+
+
+@pytest.mark.benchmark(group="pretrain")
+def test_pretrain_lightning(benchmark, config, peak):
+    torch.manual_seed(0)
+    module = PretrainModule(config.to_dict())
+    timer = StepTimer()
+    trainer = L.Trainer(max_steps=STEPS, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+                        gradient_clip_val=config.train.grad_clip)
+    benchmark.pedantic(lambda: trainer.fit(module), rounds=1, iterations=1)
+    assert trainer.global_step == STEPS
+    _record(benchmark, timer.marks, timer.tokens, module, peak)
+
+
+@pytest.mark.benchmark(group="pretrain")
+def test_pretrain_plain_loop(benchmark, config, peak):
+    torch.manual_seed(0)
+    module = PretrainModule(config.to_dict())
+    model = module.model
+    loader = pretrain_loader(module.cfg)  # the module's own data and optimizer, driven by hand
+    opt_cfg = module.configure_optimizers()
+    opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
+    marks, tokens = [], 0
+
+    def run():
+        nonlocal tokens
+        for i, batch in enumerate(loader):
+            logits = model(batch["x"], batch.get("positions"), batch.get("attn_mask"), doc_index=batch.get("doc_index"))
+            loss = F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE_INDEX)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+            opt.step()
+            sched.step()
+            tokens = batch["x"].numel()
+            marks.append(time.perf_counter())
+            if i + 1 == STEPS:
+                break
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    assert len(marks) == STEPS and all(math.isfinite(float(p.sum())) for p in model.parameters())
+    _record(benchmark, marks, tokens, module, peak)
