@@ -56,7 +56,7 @@ def test_engine(benchmark, models, shape):
     try:
         gen = torch.Generator().manual_seed(0)
         out = benchmark.pedantic(lambda: sample(ours, prompts, n=n, max_new_tokens=new, generator=gen),
-                                 rounds=3, warmup_rounds=1)
+                                 rounds=5, warmup_rounds=1)
     finally:
         hook.remove()
     if shape == "fixed":
@@ -75,7 +75,7 @@ def test_hf_generate(benchmark, models, shape):
         out = benchmark.pedantic(lambda: hf.generate(
             ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
             max_new_tokens=new, num_return_sequences=n, pad_token_id=PAD, eos_token_id=EOS),
-            rounds=3, warmup_rounds=1)
+            rounds=5, warmup_rounds=1)
     finally:
         hook.remove()
     completion = out[:, ids.shape[1]:]

@@ -60,13 +60,30 @@ class ModelConfig:
 
 
 @dataclass
+class SharedPrefix:
+    """Keys and values of prompts that several rows continue: stored once per prompt, not per row.
+
+    k, v: (n_layer, P, n_head, Tp, head_dim); ``mask`` (P, Tp) marks real prompt tokens. The batch's
+    rows are the prompts' samples in order, ``n`` per prompt (row r continues prompt r // n).
+    Decoding reads each prompt's keys once for its ``n`` rows instead of ``n`` times, which is
+    most of the memory traffic of attention when samples are short next to their prompts.
+    """
+
+    k: torch.Tensor
+    v: torch.Tensor
+    mask: torch.Tensor
+    n: int
+
+
+@dataclass
 class KVCache:
     """Keys and values of every layer for a batch being decoded.
 
     k, v: (n_layer, B, n_head, T_max, head_dim); ``length`` positions are filled.
     ``key_mask`` (B, T_max) marks real tokens, so left padding is never attended.
     ``conv``: (n_layer, B, conv_kernel - 1, C), the last inputs of each block's
-    convolution, which the next decoded token mixes in.
+    convolution, which the next decoded token mixes in. With a ``prefix``, ``k``,
+    ``v``, ``key_mask`` and ``length`` cover only the tokens decoded after it.
     """
 
     k: torch.Tensor
@@ -74,24 +91,56 @@ class KVCache:
     key_mask: torch.Tensor
     conv: torch.Tensor | None = None
     length: int = 0
+    prefix: SharedPrefix | None = None
 
     @classmethod
     def empty(cls, cfg: ModelConfig, batch: int, max_len: int, device, dtype) -> "KVCache":
         hd = cfg.n_embd // cfg.n_head
         shape = (cfg.n_layer, batch, cfg.n_head, max_len, hd)
-        return cls(
-            k=torch.zeros(shape, device=device, dtype=dtype),
-            v=torch.zeros(shape, device=device, dtype=dtype),
+        return cls(  # keys and values past ``length`` are never read, so they need no zeroing
+            k=torch.empty(shape, device=device, dtype=dtype),
+            v=torch.empty(shape, device=device, dtype=dtype),
             key_mask=torch.zeros(batch, max_len, device=device, dtype=torch.bool),
             conv=torch.zeros((cfg.n_layer, batch, cfg.conv_kernel - 1, cfg.n_embd), device=device, dtype=dtype)
             if cfg.conv_kernel > 1 else None,
         )
 
+    @property
+    def tokens(self) -> int:
+        """Tokens each row has seen so far, shared prefix included."""
+        return self.length + (self.prefix.k.shape[3] if self.prefix is not None else 0)
+
+    def share_prefix(self, n: int, new_tokens: int) -> None:
+        """After the prompts' prefill: keep their keys once as a ``SharedPrefix`` for ``n`` rows each,
+        and make room for ``new_tokens`` decoded tokens per row."""
+        L, P, H, _, hd = self.k.shape
+        self.prefix = SharedPrefix(self.k[:, :, :, : self.length], self.v[:, :, :, : self.length],
+                                   self.key_mask[:, : self.length], n)
+        self.k = self.k.new_empty((L, P * n, H, new_tokens, hd))
+        self.v = self.v.new_empty((L, P * n, H, new_tokens, hd))
+        self.key_mask = self.key_mask.new_zeros((P * n, new_tokens))
+        if self.conv is not None:
+            self.conv = self.conv.repeat_interleave(n, dim=1)
+        self.length = 0
+
     def select(self, rows: torch.Tensor) -> None:
-        """Keep only ``rows`` of the batch (finished sequences drop out)."""
-        self.k = self.k[:, rows]
-        self.v = self.v[:, rows]
-        self.key_mask = self.key_mask[rows]
+        """Keep only ``rows`` of the batch, in that order and repeated as often as given (finished
+        sequences drop out). Only the filled ``length`` positions are copied; a shared prefix is
+        copied back into each kept row, since the rows no longer come in whole groups."""
+        pre = self.prefix
+        Tp = pre.k.shape[3] if pre is not None else 0
+        shape = (self.k.shape[0], len(rows), self.k.shape[2], Tp + self.k.shape[3], self.k.shape[4])
+        k, v = self.k.new_empty(shape), self.v.new_empty(shape)
+        mask = self.key_mask.new_zeros((len(rows), shape[3]))
+        if pre is not None:
+            prompt = torch.div(rows, pre.n, rounding_mode="floor")
+            k[:, :, :, :Tp], v[:, :, :, :Tp] = pre.k[:, prompt], pre.v[:, prompt]
+            mask[:, :Tp] = pre.mask[prompt]
+        k[:, :, :, Tp: Tp + self.length] = self.k[:, rows, :, : self.length]
+        v[:, :, :, Tp: Tp + self.length] = self.v[:, rows, :, : self.length]
+        mask[:, Tp: Tp + self.length] = self.key_mask[rows, : self.length]
+        self.k, self.v, self.key_mask, self.prefix = k, v, mask, None
+        self.length += Tp
         if self.conv is not None:
             self.conv = self.conv[:, rows]
 
@@ -148,6 +197,8 @@ class SelfAttention(nn.Module):
             cache.v[self.layer, :, :, start : start + T] = v
             k = cache.k[self.layer, :, :, : start + T]
             v = cache.v[self.layer, :, :, : start + T]
+            if T == 1 and cache.prefix is not None:
+                return self.proj(self._attend_with_prefix(q, k, v, cache.prefix).transpose(1, 2).reshape(B, T, C))
             if T == 1 and attn_mask is not None:
                 # One new token against the cache: plain batched matmuls read the strided cache
                 # slices directly (SDPA's CPU kernels are 2-3x slower on this shape).
@@ -161,6 +212,27 @@ class SelfAttention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+    def _attend_with_prefix(self, q, k, v, prefix: SharedPrefix):
+        """One new token per row against its prompt's shared keys and its own decoded ones.
+
+        q (N, H, 1, hd) with N = P * n rows; the prompt scores are computed per prompt for its
+        n rows at once, then one softmax runs over prompt and decoded keys together."""
+        N, H, _, hd = q.shape
+        P, n = prefix.k.shape[1], prefix.n
+        pk, pv = prefix.k[self.layer], prefix.v[self.layer]  # (P, H, Tp, hd)
+        qg = q.view(P, n, H, hd).transpose(1, 2)  # (P, H, n, hd)
+        scale = hd ** -0.5
+        s_pre = torch.matmul(qg, pk.transpose(-1, -2)) * scale  # (P, H, n, Tp)
+        s_pre = s_pre.masked_fill(~prefix.mask[:, None, None, :], float("-inf"))
+        s_new = torch.matmul(q, k.transpose(-1, -2)) * scale  # (N, H, 1, t): every decoded key is real
+        s_pre = s_pre.transpose(1, 2).reshape(N, H, 1, -1)
+        w = torch.cat((s_pre, s_new), dim=-1).softmax(-1)
+        Tp = s_pre.shape[-1]
+        w_pre = w[..., :Tp].reshape(P, n, H, Tp).transpose(1, 2)  # (P, H, n, Tp)
+        y = torch.matmul(w_pre, pv).transpose(1, 2).reshape(N, H, 1, hd)
+        return y + torch.matmul(w[..., Tp:], v)
 
 
 class MLP(nn.Module):
@@ -190,9 +262,9 @@ class CausalConv(nn.Module):
 
     def forward(self, x, index, cache: KVCache | None):
         B, T, C = x.shape
-        if cache is not None and cache.length > 0 and T == 1:
+        if cache is not None and cache.tokens > 0 and T == 1:
             return self._decode_one(x, index, cache)
-        if cache is not None and cache.length > 0:
+        if cache is not None and cache.tokens > 0:
             past = cache.conv[self.layer]  # inputs of the tokens before this one
         else:
             past = x.new_zeros(B, self.kernel - 1, C)

@@ -101,7 +101,7 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
     # Each prompt is encoded once, then its cache is copied to its n samples: the prefill
     # of a group costs one row, not n.
     dtype = next(model.parameters()).dtype
-    cache = KVCache.empty(model.cfg, P, Tp + max_new, device, dtype)
+    cache = KVCache.empty(model.cfg, P, Tp + (max_new if n == 1 else 0), device, dtype)
     cache.key_mask[:, :Tp] = valid
     causal = torch.ones(Tp, Tp, dtype=torch.bool, device=device).tril()
     eye = torch.eye(Tp, dtype=torch.bool, device=device)
@@ -110,7 +110,7 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
     next_pos = positions[:, -1] + 1
     if n > 1:
         copies = torch.arange(P, device=device).repeat_interleave(n)
-        cache.select(copies)
+        cache.share_prefix(n, max_new)
         logits, next_pos = logits[copies], next_pos[copies]
 
     out_tokens = torch.full((N, max_new), PAD, dtype=torch.long, device=device)
