@@ -214,7 +214,9 @@ class Context:
 
         ``reward``, ``accuracy``, ``response_length`` of the step's first rollout batch, and
         ``kl_ref`` (k3, per token) and ``entropy`` of the policy on it. Scores the algorithm already
-        computed on that batch are reused; missing ones cost one no-grad pass each.
+        computed on that batch are reused; missing ones cost one no-grad pass each, and a reference
+        the algorithm never scored is scored on an evenly spaced sample of at most
+        ``DIAGNOSTIC_ROWS`` rollouts (``kl_ref`` is then an estimate from that sample).
         """
         self.counters.batches += 1
         if not self._stepped:
@@ -226,12 +228,16 @@ class Context:
             out["accuracy"] = float(b.answer_correct.float().mean())
             out["response_length"] = float(b.rollout.lengths.float().mean())
             pol = self._scored.get(id(self.policy)) or self.logprobs(self.policy, b.ids, b.cmask, False)
-            ref = self._scored.get(id(self.reference)) or \
-                self.logprobs(self.reference, b.ids, b.cmask, False)
-            m = pol.mask.float()
-            log_ratio = ref.logp - pol.logp
+            ref = self._scored.get(id(self.reference))
+            rows = slice(None)
+            if ref is None:  # the algorithm never needed the reference (GRPO at beta = 0): a sample will do
+                rows = diagnostic_rows(len(b.ids))
+                ref = self.logprobs(self.reference, b.ids[rows], b.cmask[rows], False)
+            m = pol.mask[rows].float()
+            log_ratio = ref.logp - pol.logp[rows]
             k3 = torch.exp(log_ratio) - 1.0 - log_ratio
             out["kl_ref"] = float((k3 * m).sum() / m.sum().clamp(min=1))
+            m = pol.mask.float()
             logp_all = pol.logits.float().log_softmax(-1)
             ent = -(logp_all.exp() * logp_all).sum(-1)
             out["entropy"] = float((ent * m).sum() / m.sum().clamp(min=1))
@@ -240,3 +246,9 @@ class Context:
 
 
 STANDARD_DIAGNOSTICS = ("reward", "accuracy", "response_length", "kl_ref", "entropy")
+DIAGNOSTIC_ROWS = 64
+
+
+def diagnostic_rows(n: int) -> torch.Tensor:
+    """At most ``DIAGNOSTIC_ROWS`` evenly spaced rows of ``n`` (every row when there are fewer)."""
+    return torch.linspace(0, n - 1, min(n, DIAGNOSTIC_ROWS)).round().long().unique()

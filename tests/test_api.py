@@ -98,3 +98,19 @@ print('lightning' in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_grpo_without_kl_never_scores_the_whole_batch_under_the_reference():
+    """At beta = 0 the reference enters no loss: it is scored only for the core's kl_ref diagnostic,
+    on a sample of at most DIAGNOSTIC_ROWS rollouts; at beta > 0 on every rollout, once."""
+    from ood_bench.context import DIAGNOSTIC_ROWS
+
+    for beta, expected in ((0.0, DIAGNOSTIC_ROWS), (0.1, 32 * 4)):
+        algo, stream = _tiny("grpo", beta=beta)
+        rows = []
+        algo.ctx.reference.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+        algo.ctx.begin_step()
+        algo.step(stream.batch(0)[:4] * 8)  # 32 prompts x 4 samples = 128 rollouts
+        diag = algo.ctx.end_step()
+        assert sum(rows) == expected, beta
+        assert diag["kl_ref"] >= 0 and diag["kl_ref"] == diag["kl_ref"]

@@ -48,8 +48,10 @@ class GRPOConfig(AlgorithmConfig):
 def grpo_loss(logp, old_logp, ref_logp, advantages, mask, cfg: GRPOConfig):
     """The GRPO objective on one batch, as (loss, per-token clip indicator, per-token KL)."""
     pg, clipped = clipped_surrogate(logp, old_logp, advantages, cfg.eps_low, cfg.eps_high)
+    if not cfg.beta:  # the KL-free variant: the reference is never read
+        return aggregate(pg, mask, cfg.loss_aggregation, max_len=cfg.max_new_tokens), clipped, None
     kl = kl_estimate(logp, ref_logp, cfg.kl_estimator)
-    per_token = pg + cfg.beta * kl if cfg.beta else pg
+    per_token = pg + cfg.beta * kl
     return aggregate(per_token, mask, cfg.loss_aggregation, max_len=cfg.max_new_tokens), clipped, kl
 
 
@@ -74,8 +76,9 @@ class GRPO(Algorithm):
             "kept_frac": keep.float().mean(),
         }
         ids, cmask, adv = batch.ids[keep], batch.cmask[keep], adv[keep]
-        with torch.no_grad():
-            ref_logp = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False).logp
+        # At beta = 0 the loss never reads the reference: no pass over it (the core's kl_ref
+        # diagnostic estimates the drift on a sample of the batch instead).
+        ref_logp = ctx.logprobs(ctx.reference, batch.ids, batch.cmask, grad=False).logp if cfg.beta else None
         if keep.all():
             # The first inner iteration's forward pass doubles as the "old" policy
             # (same weights) and as the diagnostics pass: one forward fewer per step.
@@ -84,13 +87,15 @@ class GRPO(Algorithm):
         else:
             first = None
             pol_logp, mask_all, logits, _ = ctx.logprobs(ctx.policy, batch.ids, batch.cmask, grad=False)
-        diag["kl_k1"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k1"), mask_all)
-        diag["kl_k3"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k3"), mask_all)
+        if ref_logp is not None:
+            diag["kl_k1"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k1"), mask_all)
+            diag["kl_k3"] = masked_mean(kl_estimate(pol_logp, ref_logp, "k3"), mask_all)
         diag["entropy"] = entropy_from_logits(logits, mask_all)
         if not keep.any():  # every group all-0 or all-1: no signal, no step
             diag["skipped"] = 1.0
             return _floats(diag)
-        old_logp, ref_logp = pol_logp[keep], ref_logp[keep]
+        old_logp = pol_logp[keep]
+        ref_logp = ref_logp[keep] if ref_logp is not None else None
         clip_fracs, losses = [], []
         for it in range(cfg.inner_iterations):
             logp, mask = (first if (it == 0 and first is not None) else ctx.logprobs(ctx.policy, ids, cmask))[:2]
