@@ -76,7 +76,7 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
     ``t`` of a row is the inverse CDF of its distribution at ``uniforms[row, t]``.
     A row's sample then depends only on its own uniforms, not on which other
     rows share the batch (what evaluation needs). Without them, ``generator``
-    drives ``torch.multinomial``.
+    draws one uniform per live row and step.
     """
     was_training = model.training
     model.eval()
@@ -127,10 +127,11 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
             logp = scaled.log_softmax(-1)
             filtered = _filter_top_p(scaled, top_p) if top_p < 1.0 else scaled
             probs = filtered.softmax(-1)
-            if uniforms is None:
-                tok = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            else:
-                tok = inverse_cdf(probs, uniforms[alive, t])
+            # One uniform per live row, from ``uniforms`` or ``generator``: cheaper than
+            # ``torch.multinomial``, which draws an exponential for every token of the vocabulary.
+            u = uniforms[alive, t] if uniforms is not None else \
+                torch.rand(len(alive), generator=generator, dtype=torch.float64, device=device)
+            tok = inverse_cdf(probs, u)
         out_tokens[alive, t] = tok
         out_logp[alive, t] = logp.gather(1, tok[:, None]).squeeze(1)
         out_mask[alive, t] = True
