@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import torch
 from torch import nn
 
-from .rollout import pack, sample, token_logprobs
+from .rollout import pack, sample, shared_prompt_logprobs, token_logprobs
 from .tasks.base import torch_seed
 from .tokenizer import EOS, TOKENIZER
 
@@ -84,6 +84,14 @@ class RolloutBatch:
     @property
     def group_size(self) -> int:
         return len(self.rewards) // len(self.problems)
+
+
+def _shares_prompts(b: RolloutBatch) -> bool:
+    """Rows come ``group_size`` to a prompt, prompt by prompt (as ``Context.rollout`` makes them)."""
+    n = b.group_size
+    idx = b.rollout.prompt_index
+    return n > 1 and len(b.rollout.prompts) * n == len(idx) and \
+        torch.equal(idx.cpu(), torch.arange(len(b.rollout.prompts)).repeat_interleave(n))
 
 
 def _default_backward(loss: torch.Tensor) -> None:
@@ -166,11 +174,19 @@ class Context:
     def logprobs(self, model: nn.Module, ids: torch.Tensor, cmask: torch.Tensor, grad: bool = True,
                  hidden: bool = False) -> LogProbs:
         """Teacher-forced scores of ``ids`` under ``model`` at the algorithm's temperature."""
-        with torch.set_grad_enabled(grad):
-            out = token_logprobs(model, ids, cmask, temperature=self.config.temperature, return_hidden=hidden)
-        lp = LogProbs(*out) if hidden else LogProbs(*out, None)
         b = self.last_rollout
-        if b is not None and id(model) not in self._scored and ids.shape == b.ids.shape and torch.equal(ids, b.ids):
+        is_rollout = b is not None and ids.shape == b.ids.shape and torch.equal(ids, b.ids)
+        with torch.set_grad_enabled(grad):
+            if is_rollout and not hidden and _shares_prompts(b) and not (model.training and model.cfg.dropout):
+                # the step's rollout batch, n samples per prompt: each prompt is computed once
+                r = b.rollout
+                out = shared_prompt_logprobs(model, r.prompts, b.group_size,
+                                             [row[m].tolist() for row, m in zip(r.tokens, r.mask)], ids.shape[1],
+                                             temperature=self.config.temperature)
+            else:
+                out = token_logprobs(model, ids, cmask, temperature=self.config.temperature, return_hidden=hidden)
+        lp = LogProbs(*out) if hidden else LogProbs(*out, None)
+        if is_rollout and id(model) not in self._scored:
             self._scored[id(model)] = LogProbs(lp.logp.detach(), lp.mask, lp.logits.detach(), None)
         return lp
 

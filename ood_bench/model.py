@@ -178,7 +178,8 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.dropout = cfg.dropout
 
-    def forward(self, x, rope, attn_mask, cache: KVCache | None):
+    def _heads(self, x, rope):
+        """q, k, v of ``x`` as (B, H, T, head_dim), positions applied."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B,H,T,hd)
@@ -191,6 +192,34 @@ class SelfAttention(nn.Module):
             else:
                 q = torch.cat((rotate(q[..., :rot], rope), q[..., rot:]), dim=-1)
                 k = torch.cat((rotate(k[..., :rot], rope), k[..., rot:]), dim=-1)
+        return q, k, v
+
+    def forward_shared(self, x_p, x_c, rope_p, rope_c, attn_p, prompt_valid, n: int):
+        """Prompts (P rows, left-padded) and their continuations (N = P * n rows) in one pass: each
+        continuation attends to its prompt's keys, computed once, and causally to its own."""
+        q_p, k_p, v_p = self._heads(x_p, rope_p)
+        y_p = F.scaled_dot_product_attention(q_p, k_p, v_p, attn_mask=attn_p)
+        q_c, k_c, v_c = self._heads(x_c, rope_c)
+        P, H, Tp, hd = k_p.shape
+        N, _, Tc, _ = q_c.shape
+        scale = hd ** -0.5
+        grouped = q_c.reshape(P, n, H, Tc, hd).transpose(1, 2).reshape(P, H, n * Tc, hd)
+        s_pre = torch.matmul(grouped, k_p.transpose(-1, -2)) * scale  # (P, H, n*Tc, Tp)
+        s_pre = s_pre.masked_fill(~prompt_valid[:, None, None, :], float("-inf"))
+        s_pre = s_pre.reshape(P, H, n, Tc, Tp).transpose(1, 2).reshape(N, H, Tc, Tp)
+        s_own = torch.matmul(q_c, k_c.transpose(-1, -2)) * scale  # (N, H, Tc, Tc)
+        causal = torch.ones(Tc, Tc, dtype=torch.bool, device=x_c.device).tril()
+        s_own = s_own.masked_fill(~causal, float("-inf"))
+        w = torch.cat((s_pre, s_own), dim=-1).softmax(-1)
+        w_pre = w[..., :Tp].reshape(P, n, H, Tc, Tp).transpose(1, 2).reshape(P, H, n * Tc, Tp)
+        y_c = torch.matmul(w_pre, v_p).reshape(P, H, n, Tc, hd).transpose(1, 2).reshape(N, H, Tc, hd)
+        y_c = y_c + torch.matmul(w[..., Tp:], v_c)
+        out = [self.proj(y.transpose(1, 2).reshape(y.shape[0], y.shape[2], -1)) for y in (y_p, y_c)]
+        return out[0], out[1]
+
+    def forward(self, x, rope, attn_mask, cache: KVCache | None):
+        B, T, C = x.shape
+        q, k, v = self._heads(x, rope)
         if cache is not None:
             start = cache.length
             cache.k[self.layer, :, :, start : start + T] = k
@@ -268,14 +297,21 @@ class CausalConv(nn.Module):
             past = cache.conv[self.layer]  # inputs of the tokens before this one
         else:
             past = x.new_zeros(B, self.kernel - 1, C)
+        y, tail = self.mix(x, index, past)
+        if cache is not None:
+            cache.conv[self.layer] = tail
+        return y
+
+    def mix(self, x, index, past):
+        """The convolution of ``x`` given ``past`` (B, kernel-1, C), the inputs before it; also returns
+        the last kernel-1 inputs, the ``past`` of whatever continues ``x``."""
+        T = x.shape[1]
         full = torch.cat((past, x), dim=1)  # (B, kernel-1+T, C)
         out = x * self.weight[0]
         for j in range(1, self.kernel):
             shifted = full[:, self.kernel - 1 - j: self.kernel - 1 - j + T]  # x_{t-j}
             out = out + shifted * self.weight[j] * (index >= j).unsqueeze(-1)
-        if cache is not None:
-            cache.conv[self.layer] = full[:, -(self.kernel - 1):]
-        return x + out
+        return x + out, full[:, -(self.kernel - 1):]
 
     def _decode_one(self, x, index, cache: KVCache):
         """One new token per row: the kernel-1 cached inputs weighted at once, not lag by lag."""
@@ -302,6 +338,14 @@ class Block(nn.Module):
             x = self.conv(x, index, cache)
         x = x + self.attn(self.ln1(x), rope, attn_mask, cache)
         return x + self.mlp(self.ln2(x))
+
+    def forward_shared(self, x_p, x_c, pos_p, pos_c, rope_p, rope_c, attn_p, prompt_valid, n: int):
+        if self.conv is not None:
+            x_p, tail = self.conv.mix(x_p, pos_p, x_p.new_zeros(x_p.shape[0], self.conv.kernel - 1, x_p.shape[2]))
+            x_c, _ = self.conv.mix(x_c, pos_c, tail.repeat_interleave(n, dim=0))
+        a_p, a_c = self.attn.forward_shared(self.ln1(x_p), self.ln1(x_c), rope_p, rope_c, attn_p, prompt_valid, n)
+        x_p, x_c = x_p + a_p, x_c + a_c
+        return x_p + self.mlp(self.ln2(x_p)), x_c + self.mlp(self.ln2(x_c))
 
 
 class GPT(nn.Module):
@@ -332,6 +376,37 @@ class GPT(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def _embed(self, idx, positions):
+        x = self.tok_emb(idx)
+        if self.pos_emb is not None:
+            return self.drop(x + self.pos_emb(positions)), None
+        return self.drop(x), torch.complex(self.rope_cos[positions], self.rope_sin[positions]).unsqueeze(1)
+
+    def forward_shared(self, prompts: torch.Tensor, prompt_valid: torch.Tensor, continuations: torch.Tensor,
+                       n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of ``n`` continuations of each prompt, the prompts computed once (training too).
+
+        ``prompts`` (P, Tp) left-padded (``prompt_valid`` marks real tokens); ``continuations``
+        (P * n, Tc), row r continuing prompt r // n. Returns the logits at each prompt's last token
+        (P, V), which predict every continuation's first token, and at each continuation token
+        (P * n, Tc, V). Equal to running every row whole, with the prompt's work done once.
+        """
+        P, Tp = prompts.shape
+        Tc = continuations.shape[1]
+        pos_p = (prompt_valid.long().cumsum(1) - 1).clamp(min=0)
+        lengths = prompt_valid.sum(1).repeat_interleave(n)
+        pos_c = lengths[:, None] + torch.arange(Tc, device=prompts.device)
+        if int(pos_c.max()) >= self.cfg.block_size:
+            raise ValueError(f"position {int(pos_c.max())} exceeds block_size {self.cfg.block_size}")
+        causal = torch.ones(Tp, Tp, dtype=torch.bool, device=prompts.device).tril()
+        eye = torch.eye(Tp, dtype=torch.bool, device=prompts.device)
+        attn_p = ((causal & prompt_valid[:, None, :]) | eye)[:, None]  # a pad query attends to itself only
+        x_p, rope_p = self._embed(prompts, pos_p)
+        x_c, rope_c = self._embed(continuations, pos_c)
+        for block in self.blocks:
+            x_p, x_c = block.forward_shared(x_p, x_c, pos_p, pos_c, rope_p, rope_c, attn_p, prompt_valid, n)
+        return self.head(self.ln_f(x_p[:, -1])), self.head(self.ln_f(x_c))
 
     def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None,
                 attn_mask: torch.Tensor | None = None, cache: KVCache | None = None,

@@ -191,6 +191,45 @@ def token_logprobs(model: GPT, ids: torch.Tensor, cmask: torch.Tensor, temperatu
     return logp.masked_fill(~mask, 0.0), mask, logits
 
 
+def shared_prompt_logprobs(model: GPT, prompts: list[list[int]], n: int, completions: list[list[int]],
+                           width: int, temperature: float = 1.0):
+    """``token_logprobs`` of ``pack``ed rows whose prompts come ``n`` to a group (row r continues
+    ``prompts[r // n]``), with each prompt computed once instead of ``n`` times.
+
+    Same result, same layout (``width`` is the packed rows' length T): (logprobs (N, T-1), mask
+    (N, T-1), logits (N, T-1, V)), gradients included; the work on prompt tokens shrinks n-fold,
+    which is most of a GRPO batch's when completions are short next to their prompts.
+    """
+    device = next(model.parameters()).device
+    P, N = len(prompts), len(completions)
+    Tp = max(len(p) for p in prompts)
+    Tc = max(1, max(len(c) for c in completions))
+    ids_p = torch.full((P, Tp), PAD, dtype=torch.long, device=device)
+    valid = torch.zeros((P, Tp), dtype=torch.bool, device=device)
+    for i, p in enumerate(prompts):
+        ids_p[i, Tp - len(p):] = torch.tensor(p, device=device)
+        valid[i, Tp - len(p):] = True
+    ids_c = torch.full((N, Tc), PAD, dtype=torch.long, device=device)
+    cmask = torch.zeros((N, Tc), dtype=torch.bool, device=device)
+    for r, c in enumerate(completions):
+        ids_c[r, : len(c)] = torch.tensor(c, dtype=torch.long, device=device)
+        cmask[r, : len(c)] = True
+    last, own = model.forward_shared(ids_p, valid, ids_c[:, :-1] if Tc > 1 else ids_c[:, :0], n)
+    # what predicts completion token j: the prompt's last position for j = 0, token j-1 after that
+    pred = torch.cat((last.repeat_interleave(n, dim=0)[:, None], own), dim=1)  # (N, Tc, V)
+    if temperature != 1.0:
+        pred = pred / temperature
+    logp = pred.log_softmax(-1).gather(2, ids_c[:, :, None]).squeeze(2)
+    # into the packed layout: completion token j of row r is packed at len(prompt) + j, scored at - 1
+    starts = torch.tensor([len(prompts[r // n]) - 1 for r in range(N)], device=device)
+    rows, j = cmask.nonzero(as_tuple=True)
+    cols = starts[rows] + j
+    logits = pred.new_zeros((N, width - 1, pred.shape[-1])).index_put((rows, cols), pred[rows, j])
+    out = logp.new_zeros((N, width - 1)).index_put((rows, cols), logp[rows, j])
+    mask = torch.zeros((N, width - 1), dtype=torch.bool, device=device).index_put((rows, cols), torch.tensor(True))
+    return out, mask, logits
+
+
 @torch.no_grad()
 def sequence_logprobs(model: GPT, prompts: list[list[int]], completions: list[list[int]],
                       batch_size: int = 256) -> torch.Tensor:

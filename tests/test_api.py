@@ -108,7 +108,9 @@ def test_grpo_without_kl_never_scores_the_whole_batch_under_the_reference():
     for beta, expected in ((0.0, DIAGNOSTIC_ROWS), (0.1, 32 * 4)):
         algo, stream = _tiny("grpo", beta=beta)
         rows = []
-        algo.ctx.reference.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+        # rows the reference scores (its head sees (rows, T, C); a shared prompt's (P, C) is not a row)
+        algo.ctx.reference.head.register_forward_hook(
+            lambda m, args, out: rows.append(args[0].shape[0]) if args[0].dim() == 3 else None)
         algo.ctx.begin_step()
         algo.step(stream.batch(0)[:4] * 8)  # 32 prompts x 4 samples = 128 rollouts
         diag = algo.ctx.end_step()

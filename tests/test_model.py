@@ -119,3 +119,26 @@ def test_partial_rope_leaves_content_channels_position_free():
         dots.append((qr * kr).sum())
         assert torch.equal(qr[..., rot:], q[..., rot:])  # content channels untouched
     assert torch.allclose(dots[0], dots[1], atol=1e-5)  # and rotated ones are relative
+
+
+@pytest.mark.parametrize("pos,frac,conv", [("rope", 1.0, 4), ("rope", 0.5, 4), ("learned", 1.0, 4), ("rope", 1.0, 1)])
+def test_prompts_computed_once_score_like_whole_rows(pos, frac, conv):
+    """``shared_prompt_logprobs`` (each prompt once for its n samples) equals ``token_logprobs`` on the
+    packed rows: log-probs, mask, logits and gradients, for prompts of different lengths."""
+    from ood_bench.rollout import shared_prompt_logprobs
+
+    torch.manual_seed(0)
+    m = GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, pos_encoding=pos, rope_fraction=frac,
+                        conv_kernel=conv))
+    prompts, n = [[1, 5, 6, 7, 8], [1, 9], [1, 11, 12, 13, 14, 15, 16, 17]], 3
+    comps = [[20 + r, 30, 2][: r % 3 + 1] + [40] * (r % 2) for r in range(9)]
+    comps[4] = [2]
+    ids, cmask = pack([prompts[r // n] for r in range(9)], comps)
+    whole = token_logprobs(m, ids, cmask, temperature=0.7)
+    shared = shared_prompt_logprobs(m, prompts, n, comps, ids.shape[1], temperature=0.7)
+    assert torch.equal(whole[1], shared[1])
+    assert torch.allclose(whole[0], shared[0], atol=1e-5)
+    assert torch.allclose(whole[2] * whole[1][..., None], shared[2], atol=1e-5)
+    g_whole = torch.autograd.grad(whole[0].sum(), list(m.parameters()))
+    g_shared = torch.autograd.grad(shared[0].sum(), list(m.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_whole, g_shared))
