@@ -11,12 +11,11 @@ is timed per step after one warm-up step. TRL runs at its defaults otherwise.
 import time
 
 import pytest
-import torch
 
 from ood_bench.algorithms import standalone
 from ood_bench.data import held_out_problems
 from ood_bench.plugins import get_plugins
-from ood_bench.tokenizer import BOS, EOS, PAD, TOKENIZER
+from ood_bench.tokenizer import BOS, TOKENIZER
 
 from .conftest import eos_bias, gpt2_twin, our_model
 
@@ -72,25 +71,19 @@ def char_tokenizer():
     return hf
 
 
-class StepTimes:
-    """A transformers TrainerCallback (duck-typed) that notes when each optimizer step ends."""
-
-    def __init__(self):
-        self.marks = []
-
-    def __getattr__(self, name):  # every other callback event: nothing to do
-        if name.startswith("on_"):
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.marks.append(time.perf_counter())
-
-
 @pytest.mark.benchmark(group="grpo-step")
 def test_grpo_step_trl(benchmark, task, tmp_path):
     from datasets import Dataset
     from transformers import TrainerCallback
+
+    class StepTimes(TrainerCallback):
+        """Notes when each optimizer step ends."""
+
+        def __init__(self):
+            self.marks = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.marks.append(time.perf_counter())
 
     family, problems = task
     by_prompt = {p.prompt: p for p in problems}
@@ -107,10 +100,9 @@ def test_grpo_step_trl(benchmark, task, tmp_path):
         dataloader_num_workers=0, seed=0,
     )
     timer = StepTimes()
-    callback = type("Timer", (TrainerCallback,), {"on_step_end": lambda self, *a, **k: timer.on_step_end(*a, **k)})
     trainer = trl.GRPOTrainer(model=model, reward_funcs=verifier, args=args, processing_class=char_tokenizer(),
                               train_dataset=Dataset.from_dict({"prompt": [p.prompt for p in problems] * STEPS}),
-                              callbacks=[callback()])
+                              callbacks=[timer])
     t0 = time.perf_counter()
     benchmark.pedantic(trainer.train, rounds=1, iterations=1)
     hook.remove()
