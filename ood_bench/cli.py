@@ -62,8 +62,12 @@ def _one_line_plugin_warnings() -> None:
 # ----------------------------------------------------------------------------- commands
 
 def cmd_tasks(args) -> int:
+    from .plugins import find_family
+
     tasks = _plugins().tasks
     names = args.family or tasks.names()
+    for name in names:
+        find_family(name)  # an unknown name, or a plugin that failed to register it, is one line
     if args.check:
         from .data import held_out_problems
         from .tasks.contract import check_family_fully
@@ -271,10 +275,13 @@ def cmd_plugins(args) -> int:
         print(json.dumps({"ood_bench": __version__, "plugin_api": API_VERSION, "plugins": rows}, indent=2))
         return 0
     print(f"ood-bench {__version__}, plugin API {API_VERSION}")
+    name_w = max(len(r["name"]) for r in rows) + 2
+    dist_w = max(len(f"{r['distribution'] or '?'} {r['version'] or '?'}") for r in rows) + 2
     for r in rows:
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registers"].items()) or "nothing"
         status = f"  FAILED: {r['error']}" if r["error"] else ""
-        print(f"{r['name']:<26} {r['distribution'] or '?'} {r['version'] or '?':<8} {what}{status}")
+        dist = f"{r['distribution'] or '?'} {r['version'] or '?'}"
+        print(f"{r['name']:<{name_w}}{dist:<{dist_w}}{what}{status}")
     return 0
 
 
@@ -442,7 +449,14 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_third_party()
     _one_line_plugin_warnings()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may come anywhere, also after options (argparse takes positionals only once)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if stray:
+        print(f"ood-bench: error: unrecognized arguments: {' '.join(stray)} (see `ood-bench --help`)", file=sys.stderr)
+        return EXIT_USAGE
+    if extra:
+        args.overrides = list(args.overrides or []) + extra
     try:
         return args.func(args)
     except RunInterrupted as exc:

@@ -222,7 +222,12 @@ def find_family(name: str) -> TaskFamily:
     any other name loads the plugins and asks them."""
     if _PLUGINS is None and name in core_tasks():
         return core_tasks().get(name)
-    return get_tasks().get(name)
+    plugins = get_plugins()
+    if name not in plugins.tasks and plugins.failures():
+        broken = ", ".join(repr(f.split("'")[1]) for f in plugins.failures())
+        raise OodBenchError(f"unknown task family {name!r} (available: {', '.join(plugins.tasks.names())}; "
+                            f"plugin {broken} failed to load, as warned above)")
+    return plugins.tasks.get(name)
 
 
 def family_source(name: str) -> dict:

@@ -24,7 +24,6 @@ from .algorithms import Algorithm, build_algorithm_config
 from .atomic import atomic_write_json
 from .checkpoints import CHECKSUM_KEY
 from .config import build, check, deep_merge, parse_overrides, read_yaml
-from .evaluate import EvalConfig
 from .data import PromptStream
 from .pretrain import load_base
 from .records import environment
@@ -67,7 +66,6 @@ class PostTrainConfig:
     budget: Budget = field(default_factory=Budget)
     algo: dict = field(default_factory=dict)  # the algorithm's knobs, checked against its config_class
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
         check(bool(self.base), "base", self.base, "give the base checkpoint (--base)")
@@ -77,7 +75,6 @@ class PostTrainConfig:
         check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, "must be >= 1")
         self.budget.validate()
         self.trainer.validate()
-        self.eval.validate()
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -208,7 +205,7 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     names = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
     versions = {n: plugins.tasks.get(n).version for n in names}
     resolved = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}
-    identity = run_identity(resolved, tuple(k for k in resolved if k not in ("out_dir", "trainer", "eval")),
+    identity = run_identity(resolved, tuple(k for k in resolved if k not in ("out_dir", "trainer")),
                             versions)
 
     def build_module():

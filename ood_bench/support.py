@@ -345,6 +345,9 @@ def check_comparable(base_dir: str | Path, post_dir: str | Path, null_dir: str |
                                     f"{str(base_dir)!r} with {key}={b_cfg[key]}: sampled sets compare only at "
                                     f"the same settings")
     post = others[0][2]
+    if base.get("base_checkpoint_sha256") and base["base_checkpoint_sha256"] == post.get("checkpoint_sha256"):
+        raise OodBenchError(f"the arguments are swapped: {str(post_dir)!r} evaluates the base that the model of "
+                            f"{str(base_dir)!r} was post-trained from; give the base first")
     if base.get("checkpoint_sha256") and post.get("base_checkpoint_sha256") and \
             base["checkpoint_sha256"] != post["base_checkpoint_sha256"]:
         raise OodBenchError(f"{str(post_dir)!r} evaluates a model post-trained from another base than the one "

@@ -522,3 +522,25 @@ def test_a_finished_base_without_its_record_gets_the_record_back(tmp_path, capsy
     (out / "pretrain_record.json").unlink()
     assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 0
     assert json.loads((out / "pretrain_record.json").read_text())["global_step"] == json.loads(record)["global_step"]
+
+
+def test_overrides_may_follow_options(capsys):
+    import yaml
+
+    assert main(["posttrain", "--print-config", "--algo", "grpo", "--base", "b.ckpt", "families=[string]",
+                 "--out", "x", "budget.grad_steps=2", "prompts_per_step=4"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["budget"]["grad_steps"] == 2 and cfg["prompts_per_step"] == 4 and cfg["families"] == ["string"]
+    assert main(["tasks", "foo=1"]) == 2  # a command without overrides still refuses them
+    assert "unrecognized arguments: foo=1" in capsys.readouterr().err
+
+
+def test_a_family_whose_plugin_failed_is_not_called_unknown(monkeypatch, capsys):
+    import ood_bench.plugins as plugins_module
+
+    plugins = plugins_module.get_plugins()
+    monkeypatch.setattr(plugins, "failures", lambda: ["plugin 'revlist' failed to register (register_tasks): "
+                                                      "ContractError: bad prompt"])
+    assert main(["tasks", "--family", "revlist", "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "plugin 'revlist' failed to load, as warned above" in err and err.count("\n") == 1

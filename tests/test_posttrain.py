@@ -12,8 +12,7 @@ from .conftest import TINY_OVERRIDES
 
 BUILTIN = ["grpo", "ppo", "rloo", "sft", "expert_iteration"]
 TINY_POST = ["prompts_per_step=2", "budget.grad_steps=2", "ckpt_every=1", "algo.group_size=2",
-             "algo.max_new_tokens=16", "trainer.accelerator=cpu", "trainer.devices=1",
-             "eval.n_test=2", "eval.n_samples=2"]
+             "algo.max_new_tokens=16", "trainer.accelerator=cpu", "trainer.devices=1"]
 
 
 def tiny_post(*extra: str) -> list[str]:

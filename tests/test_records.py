@@ -109,6 +109,10 @@ def test_evaluations_that_do_not_belong_together_are_refused(tmp_path, capsys):
     assert main(["compare", str(base), str(post)]) == 2
     assert "post-trained from another base" in capsys.readouterr().err
 
+    base, post = pair(tmp_path / "s", checkpoint_sha256="ppp")
+    assert main(["compare", str(post), str(base)]) == 2
+    assert "the arguments are swapped" in capsys.readouterr().err
+
     base, post = pair(tmp_path / "c")
     same_seed = write_eval_folder(tmp_path / "c" / "null", {"string__id": rows()}, checkpoint_sha256="aaa")
     assert main(["compare", str(base), str(post), "--null", str(same_seed)]) == 2

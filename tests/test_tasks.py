@@ -220,3 +220,38 @@ def test_graph_composition_uses_held_out_pairs_only_out_of_distribution(tasks):
         for i in range(200):
             steps = set(fam.generate(split, 0, i).meta["steps"])
             assert bool(steps & held) == expect
+
+
+def test_ranges_and_step_spaces_refuse_what_would_not_be_ood():
+    import random
+
+    from ood_bench.tasks.steps import AxisRanges, StepSpace
+
+    with pytest.raises(ValueError, match="ood_length=\\(6, 7\\) must start past id_length"):
+        AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(4, 6), ood_length=(6, 7))
+    with pytest.raises(ValueError, match="1 <= lo <= hi"):
+        AxisRanges(id_depth=(3, 1), ood_depth=(5, 6), id_length=(4, 6), ood_length=(8, 9))
+    with pytest.raises(ValueError, match="both held out and excluded"):
+        StepSpace(("a", "b"), frozenset({("a", "b")}), excluded_pairs=frozenset({("a", "b")}))
+    space = StepSpace(("a", "b"), frozenset({("a", "b")}), fused_fraction=1.0,
+                      excluded_pairs=frozenset({("a", "a"), ("b", "b")}))
+    rng = random.Random(0)
+    drawn = {s for _ in range(200) for s in space.sample(rng, 3, held_out=0)}
+    assert drawn == {("b", "a")}  # the identity pairs never, the held-out pair only when asked
+
+
+def test_the_contract_check_finds_an_ood_split_that_overlaps_id():
+    from types import SimpleNamespace
+
+    from ood_bench.tasks.contract import ContractError, _check_axes_separate
+
+    def problems(depths):
+        return lambda family, split, n: [SimpleNamespace(meta={"depth": d, "length": 5})
+                                         for d in depths[split if split in depths else "id"]]
+
+    family = SimpleNamespace(name="fake")
+    fine = {"id": [1, 2, 3], "ood_depth": [5, 6], "ood_length": [1, 2]}
+    _check_axes_separate(family, lambda f, s, n: [SimpleNamespace(meta={"depth": d, "length": 9 if s == "ood_length" else 5})
+                                                 for d in fine[s]], 3)
+    with pytest.raises(ContractError, match="ood_depth problems reach down to depth 3"):
+        _check_axes_separate(family, problems({"id": [1, 2, 3], "ood_depth": [3, 6]}), 3)

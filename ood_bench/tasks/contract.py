@@ -74,6 +74,17 @@ def check_family(family: TaskFamily, per_split: int = 3, others: list[TaskFamily
                 raise ContractError(f"{at}: the gold completion does not score 1.0 ({score})")
 
 
+def _check_axes_separate(family: TaskFamily, test_problems, n: int) -> None:
+    """Where problems report ``depth`` / ``length`` in their meta, every ``ood_depth`` / ``ood_length``
+    problem lies past every ID one on that axis."""
+    for axis in ("depth", "length"):
+        ident = [p.meta.get(axis) for p in test_problems(family, "id", n)]
+        ood = [p.meta.get(axis) for p in test_problems(family, f"ood_{axis}", n)]
+        if all(isinstance(v, int) for v in ident + ood) and min(ood) <= max(ident):
+            raise ContractError(f"task family {family.name!r}: ood_{axis} problems reach down to {axis} {min(ood)}, "
+                                f"but ID problems reach {max(ident)}: an OOD split must lie past everything ID produces")
+
+
 def check_family_fully(family: TaskFamily, test_problems, per_split: int = 200,
                        others: list[TaskFamily] | None = None) -> dict:
     """``check_family`` on more problems, plus disjoint test splits; returns what was checked.
@@ -81,6 +92,7 @@ def check_family_fully(family: TaskFamily, test_problems, per_split: int = 200,
     ``test_problems(family, split, n)`` gives the held-out test problems (``data.held_out_problems``).
     """
     check_family(family, per_split, others)
+    _check_axes_separate(family, test_problems, per_split)
     ids = {p.uid for p in test_problems(family, "id", per_split)}
     for split in SPLITS[1:]:
         shared = ids & {p.uid for p in test_problems(family, split, per_split)}

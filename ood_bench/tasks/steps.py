@@ -18,17 +18,31 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StepSpace:
+    """Programs of ``primitives`` and fused pairs. ``held_out_pairs`` appear only in ``ood_comp``;
+    ``excluded_pairs`` never appear (a pair that is the identity, like ``rev+rev``, or that equals
+    another step, would let a problem be solved without composing anything new)."""
+
     primitives: tuple[str, ...]
     held_out_pairs: frozenset[tuple[str, str]]
     fused_fraction: float = 0.5
+    excluded_pairs: frozenset[tuple[str, str]] = frozenset()
 
     def __post_init__(self) -> None:
-        for a, b in self.held_out_pairs:
-            assert a in self.primitives and b in self.primitives
+        for kind, pairs in (("held-out", self.held_out_pairs), ("excluded", self.excluded_pairs)):
+            for a, b in pairs:
+                if a not in self.primitives or b not in self.primitives:
+                    raise ValueError(f"StepSpace: {kind} pair {a}+{b} is not made of primitives {self.primitives}")
+        if self.held_out_pairs & self.excluded_pairs:
+            raise ValueError(f"StepSpace: pairs both held out and excluded: {sorted(self.held_out_pairs & self.excluded_pairs)}")
+        if not self.held_out_pairs:
+            raise ValueError("StepSpace: hold out at least one pair (ood_comp is built from them)")
+        if not self.id_pairs:
+            raise ValueError("StepSpace: no fused pair is left for ID")
 
     @property
     def id_pairs(self) -> list[tuple[str, str]]:
-        return [p for p in itertools.product(self.primitives, repeat=2) if p not in self.held_out_pairs]
+        return [p for p in itertools.product(self.primitives, repeat=2)
+                if p not in self.held_out_pairs and p not in self.excluded_pairs]
 
     def sample(self, rng: random.Random, depth: int, held_out: int | bool) -> list[tuple[str, ...]]:
         """``depth`` steps, ``held_out`` of them (at distinct places) held-out fused pairs."""
@@ -55,6 +69,16 @@ class AxisRanges:
     ood_depth: tuple[int, int]
     id_length: tuple[int, int]
     ood_length: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        for axis in ("depth", "length"):
+            ident, ood = getattr(self, f"id_{axis}"), getattr(self, f"ood_{axis}")
+            for name, (lo, hi) in ((f"id_{axis}", ident), (f"ood_{axis}", ood)):
+                if not 1 <= lo <= hi:
+                    raise ValueError(f"AxisRanges: {name}={(lo, hi)} must be (lo, hi) with 1 <= lo <= hi")
+            if ood[0] <= ident[1] + 1:
+                raise ValueError(f"AxisRanges: ood_{axis}={ood} must start past id_{axis}={ident} and past the "
+                                 f"edge ({ident[1] + 1}), so no OOD problem is one ID or edge could give")
 
     @property
     def edge_depth(self) -> int:
