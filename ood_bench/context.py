@@ -177,7 +177,9 @@ class Context:
         b = self.last_rollout
         is_rollout = b is not None and ids.shape == b.ids.shape and torch.equal(ids, b.ids)
         with torch.set_grad_enabled(grad):
-            if is_rollout and not hidden and _shares_prompts(b) and not (model.training and model.cfg.dropout):
+            shared = is_rollout and not hidden and hasattr(model, "forward_shared") and _shares_prompts(b) \
+                and not (model.training and getattr(model.cfg, "dropout", 0.0))  # that path has no dropout
+            if shared:
                 # the step's rollout batch, n samples per prompt: each prompt is computed once
                 r = b.rollout
                 out = shared_prompt_logprobs(model, r.prompts, b.group_size,

@@ -242,7 +242,6 @@ class SelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
-
     def _attend_with_prefix(self, q, k, v, prefix: SharedPrefix):
         """One new token per row against its prompt's shared keys and its own decoded ones.
 
@@ -378,6 +377,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def _embed(self, idx, positions):
+        """Token embeddings (plus learned positions), and the RoPE rotations (B, 1, T, rot/2) if used."""
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
             return self.drop(x + self.pos_emb(positions)), None
@@ -425,13 +425,7 @@ class GPT(nn.Module):
             positions = torch.arange(T, device=idx.device).expand(B, T)
         if int(positions.max()) >= self.cfg.block_size:
             raise ValueError(f"position {int(positions.max())} exceeds block_size {self.cfg.block_size}")
-        x = self.tok_emb(idx)
-        rope = None
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(positions)
-        else:
-            rope = torch.complex(self.rope_cos[positions], self.rope_sin[positions]).unsqueeze(1)  # (B,1,T,rot/2)
-        x = self.drop(x)
+        x, rope = self._embed(idx, positions)
         for block in self.blocks:
             x = block(x, positions if doc_index is None else doc_index, rope, attn_mask, cache)
         if cache is not None:
