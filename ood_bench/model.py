@@ -381,7 +381,7 @@ class GPT(nn.Module):
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
             return self.drop(x + self.pos_emb(positions)), None
-        return self.drop(x), torch.complex(self.rope_cos[positions], self.rope_sin[positions]).unsqueeze(1)
+        return self.drop(x), torch.complex(self.rope_cos[positions].float(), self.rope_sin[positions].float()).unsqueeze(1)
 
     def forward_shared(self, prompts: torch.Tensor, prompt_valid: torch.Tensor, continuations: torch.Tensor,
                        n: int) -> tuple[torch.Tensor, torch.Tensor]:

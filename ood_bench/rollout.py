@@ -133,7 +133,7 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
                 torch.rand(len(alive), generator=generator, dtype=torch.float64, device=device)
             tok = inverse_cdf(probs, u)
         out_tokens[alive, t] = tok
-        out_logp[alive, t] = logp.gather(1, tok[:, None]).squeeze(1)
+        out_logp[alive, t] = logp.gather(1, tok[:, None]).squeeze(1).float()
         out_mask[alive, t] = True
         ended |= tok == EOS
         if t == max_new - 1 or ended.all():

@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import CSVLogger
 from .atomic import writable_folder
 from .checkpoints import AtomicCheckpointIO
 from .config import check
-from .errors import OodBenchError, RunInterrupted
+from .errors import ConfigError, OodBenchError, RunInterrupted
 
 
 @dataclass
@@ -60,6 +60,27 @@ class TrainerConfig:
         elif self.accelerator == "mps":
             check(torch.backends.mps.is_available(), f"{prefix}.accelerator", self.accelerator,
                   "MPS is not available on this machine (use auto or cpu)")
+        self._check_with_lightning(prefix)
+
+    def _check_with_lightning(self, prefix: str) -> None:
+        """What only Lightning knows (a strategy that needs a GPU or a package, devices a CPU cannot
+        have, a precision this machine lacks): build a Trainer with these settings and nothing else."""
+        import logging
+
+        quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            L.Trainer(accelerator=self.accelerator, devices=self.devices, num_nodes=self.num_nodes,
+                      strategy=self.strategy, precision=self.precision, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False)
+        except Exception as exc:  # Lightning raises ValueError, TypeError, ImportError, its own exceptions...
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"invalid trainer settings (accelerator={self.accelerator}, devices={self.devices}, "
+                              f"strategy={self.strategy}, precision={self.precision}, num_nodes={self.num_nodes}): "
+                              f"{reason}") from None
+        finally:
+            quiet.setLevel(level)
 
 
 class StepProgressBar(TQDMProgressBar):

@@ -142,3 +142,12 @@ def test_prompts_computed_once_score_like_whole_rows(pos, frac, conv):
     g_whole = torch.autograd.grad(whole[0].sum(), list(m.parameters()))
     g_shared = torch.autograd.grad(shared[0].sum(), list(m.parameters()))
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(g_whole, g_shared))
+
+
+def test_a_bfloat16_model_runs_forward_and_samples():
+    """RoPE turns in float32 and casts back, so bf16 weights (trainer.precision=bf16-true) work."""
+    m = tiny().to(torch.bfloat16)
+    ids = torch.tensor([[1, 5, 6, 7]])
+    assert m(ids).dtype == torch.bfloat16
+    r = sample(m, [[1, 5, 6]], n=2, max_new_tokens=4, generator=torch.Generator().manual_seed(0))
+    assert r.tokens.shape == (2, 4)
