@@ -113,10 +113,22 @@ def replace_folder(fresh: Path, target: Path) -> None:
 
 
 def check_output_folder(target: Path) -> None:
-    """An evaluation's output folder can be written (one error line if not), checked before any compute."""
+    """An evaluation's output folder can be written (one error line if not), checked before any compute.
+
+    The folder is replaced whole when the evaluation is done, so it must be new, empty, or an earlier
+    evaluation (it holds ``eval.json``): any other folder (``--out .``, a home directory) is refused
+    rather than deleted.
+    """
+    target = Path(target)
+    if not target.resolve().name or target.resolve() == Path.cwd().resolve():
+        raise OodBenchError(f"output folder {str(target)!r} would replace this directory or the root; "
+                            f"give a folder of its own")
     writable_folder(target.parent, "output folder")
     if target.exists() and not target.is_dir():
         raise OodBenchError(f"output folder {str(target)!r} is a file")
+    if target.is_dir() and any(target.iterdir()) and not (target / EVAL_RECORD).is_file():
+        raise OodBenchError(f"output folder {str(target)!r} holds other files and no {EVAL_RECORD}; an evaluation "
+                            f"replaces its folder whole, so give a new or empty folder (or an earlier evaluation's)")
 
 
 def fresh_folder(target: Path) -> Path:

@@ -549,3 +549,18 @@ def test_a_family_whose_plugin_failed_is_not_called_unknown(monkeypatch, capsys)
     assert main(["tasks", "--family", "revlist", "--check"]) == 2
     err = capsys.readouterr().err
     assert "plugin 'revlist' failed to load, as warned above" in err and err.count("\n") == 1
+
+
+def test_evaluate_never_replaces_a_folder_that_is_not_an_evaluation(tiny_run, tmp_path, capsys, monkeypatch):
+    """An evaluation replaces its output folder whole; a folder of other files was once deleted with it."""
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    ck = str(tiny_run / "base.ckpt")
+    assert main(["evaluate", "--checkpoint", ck, "--out", str(precious), "--no-progress"]) == 2
+    assert "holds other files and no eval.json" in capsys.readouterr().err
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    monkeypatch.chdir(tmp_path)
+    for out in (".", "/"):
+        assert main(["evaluate", "--checkpoint", ck, "--out", out, "--no-progress"]) == 2
+        assert "would replace this directory or the root" in capsys.readouterr().err
