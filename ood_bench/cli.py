@@ -241,6 +241,11 @@ def cmd_evaluate(args) -> int:
         raise OodBenchError(f"invalid value k={args.k}: pass@k needs n >= k, but n={data['n_samples']}")
     ecfg = build(EvalConfig, data, prefix="eval")
     ecfg.validate()
+    from .data import check_context_holds
+
+    tasks = _plugins().tasks
+    check_context_holds([tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))], ecfg.splits,
+                        cfg.model.block_size, ecfg.n_test, key="the checkpoint's model.block_size")
     out_dir = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress, loaded)
     _compare_with_base(loaded[2], out_dir, Path(args.base_eval) if args.base_eval else None)

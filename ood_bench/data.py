@@ -80,6 +80,17 @@ def longest_test_problem(family: TaskFamily, split: str, n: int) -> int:
                for p in held_out_problems(family, split, n))
 
 
+def check_context_holds(families: list[TaskFamily], splits: list[str], block_size: int, n: int,
+                        key: str = "model.block_size") -> None:
+    """A model whose context cannot hold a split's test problems would fail minutes later, or
+    score garbage: refuse it now, with one line naming the split and the length it needs."""
+    for family in families:
+        for split in splits:
+            need = longest_test_problem(family, split, n)
+            check(need <= block_size, key, block_size,
+                  f"too small: {family.name} {split} test problems need up to {need} tokens (prompt and gold trace)")
+
+
 @lru_cache(maxsize=None)
 def reserved_uids(family: TaskFamily) -> frozenset[str]:
     """Every test problem of the family, all splits: never to be trained on."""

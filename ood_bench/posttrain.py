@@ -24,7 +24,7 @@ from .algorithms import Algorithm, build_algorithm_config
 from .atomic import atomic_write_json
 from .checkpoints import CHECKSUM_KEY
 from .config import build, check, deep_merge, parse_overrides, read_yaml
-from .data import PromptStream
+from .data import TEST_SET_SIZE, PromptStream, check_context_holds
 from .pretrain import load_base
 from .records import environment
 from .context import Context
@@ -204,6 +204,8 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     out = Path(cfg.out_dir or default_out_dir(cfg))
     names = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
     versions = {n: plugins.tasks.get(n).version for n in names}
+    check_context_holds([plugins.tasks.get(n) for n in names], [cfg.rl_split], base_cfg.model.block_size,
+                        TEST_SET_SIZE // 5, key=f"the base's model.block_size (for --rl-split {cfg.rl_split})")
     resolved = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}
     identity = run_identity(resolved, tuple(k for k in resolved if k not in ("out_dir", "trainer")),
                             versions)

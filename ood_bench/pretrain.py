@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from .atomic import atomic_write_json
 from .checkpoints import read_checkpoint
 from .config import build, check
-from .data import IGNORE_INDEX, PAD, Mixture, MixtureConfig, PretrainStream, collate, collate_packed, longest_test_problem
+from .data import IGNORE_INDEX, PAD, Mixture, MixtureConfig, PretrainStream, collate, collate_packed, check_context_holds
 from .errors import OodBenchError
 from .evaluate import EvalConfig
 from .model import GPT, ModelConfig
@@ -90,11 +90,8 @@ class PretrainConfig:
         """A model whose context cannot hold a test problem would train for minutes, then fail to score it."""
         from .plugins import find_family
 
-        for name in self.eval.families:
-            for split in self.eval.splits:
-                need = longest_test_problem(find_family(name), split, self.eval.n_test)
-                check(need <= self.model.block_size, "model.block_size", self.model.block_size,
-                      f"too small: {name} {split} test problems need up to {need} tokens (prompt and gold trace)")
+        check_context_holds([find_family(n) for n in self.eval.families], self.eval.splits, self.model.block_size,
+                            self.eval.n_test)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -222,7 +219,8 @@ def check_tasks_available(path: str | Path, cfg: "PretrainConfig", sources: dict
 def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
     """Rebuild a base model from a checkpoint: (model in eval mode, its config, raw ckpt)."""
     ckpt = read_checkpoint(path, "checkpoint")
-    config = ckpt.get("hyper_parameters", {}).get("config")
+    hparams = ckpt.get("hyper_parameters")
+    config = hparams.get("config") if isinstance(hparams, dict) else None
     if not isinstance(config, dict):
         raise OodBenchError(f"checkpoint {str(path)!r} carries no ood-bench config")
     try:
@@ -230,7 +228,8 @@ def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
         cfg.model.validate()
     except OodBenchError as exc:
         raise OodBenchError(f"checkpoint {str(path)!r} carries a broken config: {exc}") from None
-    check_tasks_available(path, cfg, ckpt.get("hyper_parameters", {}).get("task_sources") or {})
+    sources = hparams.get("task_sources")
+    check_tasks_available(path, cfg, sources if isinstance(sources, dict) else {})
     model = GPT(cfg.model)
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:

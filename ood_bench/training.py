@@ -268,7 +268,7 @@ def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_r
 
     if final.exists():
         done = read_checkpoint(final, f"{kind} checkpoint")
-        if done.get("hyper_parameters", {}).get("identity") == identity:
+        if (done.get("hyper_parameters") or {}).get("identity") == identity:
             if record is not None and not record.is_file():  # finished, but its record was lost
                 module = build_module()
                 module.on_load_checkpoint(done)
@@ -283,7 +283,7 @@ def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_r
     resume = None
     if last.exists():
         prior = read_checkpoint(last, "resume checkpoint")
-        if prior.get("hyper_parameters", {}).get("identity") != identity:
+        if (prior.get("hyper_parameters") or {}).get("identity") != identity:
             raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
         resume = str(last)
     trainer = build_trainer()

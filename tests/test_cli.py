@@ -504,6 +504,7 @@ def test_checkpoints_with_a_broken_config_or_state_are_one_line(tiny_run, tmp_pa
         "n_head-0": lambda c: c["hyper_parameters"]["config"]["model"].update(n_head=0),
         "state-string": lambda c: c.update(state_dict="weights"),
         "config-string": lambda c: c["hyper_parameters"].update(config="quick"),
+        "hparams-none": lambda c: c.update(hyper_parameters=None),
         "not-a-dict": None,
     }
     for name, damage in broken.items():
@@ -564,3 +565,18 @@ def test_evaluate_never_replaces_a_folder_that_is_not_an_evaluation(tiny_run, tm
     for out in (".", "/"):
         assert main(["evaluate", "--checkpoint", ck, "--out", out, "--no-progress"]) == 2
         assert "would replace this directory or the root" in capsys.readouterr().err
+
+
+def test_a_base_too_short_for_a_split_is_refused_before_training_or_sampling(tmp_path, capsys):
+    out = tmp_path / "short"
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith(("model.block_size", "eval.splits"))]
+    assert main(["pretrain", "--no-progress", f"out_dir={out}", *overrides, "model.block_size=100",
+                 "eval.splits=[id]"]) == 0  # ID fits in 100 tokens; ood_depth (up to 151) does not
+    ck = str(out / "base.ckpt")
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", ck, "--splits", "ood_depth", "--no-progress"]) == 2
+    assert "the checkpoint's model.block_size=100: too small: string ood_depth" in capsys.readouterr().err
+    assert main(["posttrain", "--algo", "grpo", "--base", ck, "--rl-split", "ood_depth", "--out",
+                 str(tmp_path / "p"), "--no-progress", "budget.grad_steps=1"]) == 2
+    assert "for --rl-split ood_depth" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "checkpoints").exists()
