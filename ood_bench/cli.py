@@ -69,7 +69,10 @@ def cmd_tasks(args) -> int:
     for name in names:
         find_family(name)  # an unknown name, or a plugin that failed to register it, is one line
     if args.check:
-        from .data import held_out_problems
+        from .data import TEST_SET_SIZE, held_out_problems
+
+        if not 1 <= args.check_problems <= TEST_SET_SIZE:
+            raise OodBenchError(f"invalid value --check-problems={args.check_problems}: must be in 1..{TEST_SET_SIZE}")
         from .tasks.contract import check_family_fully
 
         for name in names:

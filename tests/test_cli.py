@@ -379,6 +379,7 @@ def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
     (["pretrain", "--print-config", "train.max_steps=5", "train.max_steps=6"], "given twice"),
     (["pretrain", "--print-config", "mixture.families={}"], "name at least one family"),
     (["pretrain", "--print-config", "model.block_size=8"], "string id test problems need up to"),
+    (["tasks", "--check", "--check-problems", "0"], "--check-problems=0"),
 ])
 def test_more_bad_input_is_one_line(argv, message, capsys):
     assert main(argv) == 2

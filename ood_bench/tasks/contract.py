@@ -80,7 +80,7 @@ def _check_axes_separate(family: TaskFamily, test_problems, n: int) -> None:
     for axis in ("depth", "length"):
         ident = [p.meta.get(axis) for p in test_problems(family, "id", n)]
         ood = [p.meta.get(axis) for p in test_problems(family, f"ood_{axis}", n)]
-        if all(isinstance(v, int) for v in ident + ood) and min(ood) <= max(ident):
+        if ident and ood and all(isinstance(v, int) for v in ident + ood) and min(ood) <= max(ident):
             raise ContractError(f"task family {family.name!r}: ood_{axis} problems reach down to {axis} {min(ood)}, "
                                 f"but ID problems reach {max(ident)}: an OOD split must lie past everything ID produces")
 
