@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a path's or a symbol's characters
+        if hasattr(stream, "reconfigure"):  # gets them escaped, not a UnicodeEncodeError after the work is done
+            stream.reconfigure(errors="backslashreplace")
     _quiet_third_party()
     _one_line_plugin_warnings()
     parser = build_parser()

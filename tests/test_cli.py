@@ -402,6 +402,15 @@ def test_tasks_prints_on_an_ascii_terminal():
     assert run.returncode == 0 and "\\n#" in run.stdout, run.stderr[-500:]
 
 
+def test_a_path_an_ascii_terminal_cannot_show_is_escaped_not_a_traceback(tiny_run, tmp_path):
+    env = {**__import__("os").environ, "PYTHONIOENCODING": "ascii"}
+    out = tmp_path / "\u00e9vals"
+    run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(tiny_run / "base.ckpt"),
+                          "--splits", "id", "--n", "2", "--n-test", "2", "--out", str(out), "--no-progress"],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "\\xe9vals" in run.stdout, run.stderr[-500:]
+
+
 def test_a_killed_evaluation_leaves_no_partial_folder_behind(tiny_run, capsys):
     out = tiny_run / "eval-killed"
     stale = tiny_run / ".eval-killed.partial-999999999"  # a pid no process has
