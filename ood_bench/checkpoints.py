@@ -29,9 +29,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, RuntimeError):  # torch's writer reports a full disk as a RuntimeError
+            raise OSError(f"could not write checkpoint {str(path)!r} ({str(exc).splitlines()[0][:120]})") from None
         raise
 
 

@@ -240,6 +240,15 @@ def cmd_evaluate(args) -> int:
                        ("n_test", args.n_test), ("temperature", args.temperature)):
         if value is not None:
             data[key] = value
+    if args.base_eval is not None and not (Path(args.base_eval) / "eval.json").is_file():
+        raise OodBenchError(f"--base-eval {args.base_eval!r} is not an evaluation folder (no eval.json)")
+    if args.k is not None and args.k < 1:
+        raise OodBenchError(f"invalid value k={args.k}: must be >= 1")
+    if args.seed < 0:
+        raise OodBenchError(f"invalid value --seed={args.seed}: must be >= 0")
+    for key in ("splits", "families"):
+        if isinstance(data.get(key), list) and len(set(data[key])) != len(data[key]):
+            raise OodBenchError(f"invalid value {key}={data[key]}: a name is given twice")
     if args.k is not None and args.k > data["n_samples"]:
         raise OodBenchError(f"invalid value k={args.k}: pass@k needs n >= k, but n={data['n_samples']}")
     ecfg = build(EvalConfig, data, prefix="eval")
@@ -484,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except RecursionError:  # a config nested thousands deep
+        print("ood-bench: error: the input is nested too deeply to read", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:  # a write that failed mid-run (a full disk): what was written before is intact
         where = f": {exc.filename}" if exc.filename else ""
         print(f"ood-bench: error: {exc.strerror or exc}{where} (nothing already written was changed; free the "

@@ -109,7 +109,9 @@ def parse_overrides(overrides: list[str]) -> dict:
             raise ConfigError(f"override {key!r} is given twice: give it once")
         seen.add(key)
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = yaml.load(raw, Loader=_StrictLoader) if raw else ""  # noqa: S506 (a SafeLoader)
+        except DuplicateKey as exc:
+            raise ConfigError(f"bad override {item!r}: {str(exc).split(' (line')[0]}") from None
         except yaml.YAMLError:
             value = raw
         node = out
@@ -127,6 +129,9 @@ def deep_merge(base: dict, extra: dict) -> dict:
     for k, v in extra.items():
         if isinstance(v, dict) and not isinstance(v, Whole) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
+        elif isinstance(v, dict) and not isinstance(v, Whole) and k in out and out[k] is not None:
+            raise ConfigError(f"config key {k!r} is {out[k]!r}, not a section, so {k}.{next(iter(v), '')} "
+                              f"cannot be set")
         else:
             out[k] = v
     return out
@@ -136,11 +141,15 @@ class _StrictLoader(yaml.SafeLoader):
     """A YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A key given twice in one YAML mapping."""
+
+
 def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
     keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
     dupes = sorted({str(k) for k in keys if keys.count(k) > 1})
     if dupes:
-        raise yaml.YAMLError(f"key {dupes[0]!r} is given twice (line {node.start_mark.line + 1})")
+        raise DuplicateKey(f"key {dupes[0]!r} is given twice (line {node.start_mark.line + 1})")
     return loader.construct_mapping(node, deep=True)
 
 

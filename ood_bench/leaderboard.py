@@ -44,7 +44,7 @@ def _runs(root: Path) -> list[Path]:
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OodBenchError(f"unreadable record {path}: {exc}") from None
 
 
@@ -80,6 +80,8 @@ def results_table(root: Path) -> pd.DataFrame:
             rows.append({"run": run.relative_to(root).as_posix(), "problems": r["problems"], "n": n,
                          # records older than a column (trace_mass) leave it empty
                          **{c: r.get(c, float("nan")) for c in TABLE_COLUMNS}, "pass@n": r[f"pass@{n}"]})
+    if not rows:
+        raise OodBenchError(f"the evaluation records under {str(root)!r} hold no results")
     return pd.DataFrame(rows)
 
 
@@ -163,6 +165,6 @@ def stale(root: Path) -> list[Path]:
     out = []
     for name, text in render(root, results_table(root), support_leaderboard(root)).items():
         path = root / name
-        if not path.is_file() or path.read_text() != text:
+        if not path.is_file() or path.read_bytes() != text.encode():
             out.append(path)
     return out

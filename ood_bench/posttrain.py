@@ -202,7 +202,11 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     base = load_base(cfg.base)
     base_cfg = base[1]
     out = Path(cfg.out_dir or default_out_dir(cfg))
-    names = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
+    pretrained = [f for f, s in base_cfg.mixture.families.items() if s > 0]
+    names = cfg.families or pretrained
+    for name in names:
+        check(name in pretrained, "families", cfg.families,
+              f"the base was pretrained on {', '.join(pretrained)} only, not on {name!r}")
     versions = {n: plugins.tasks.get(n).version for n in names}
     check_context_holds([plugins.tasks.get(n) for n in names], [cfg.rl_split], base_cfg.model.block_size,
                         TEST_SET_SIZE // 5, key=f"the base's model.block_size (for --rl-split {cfg.rl_split})")

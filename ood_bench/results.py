@@ -79,6 +79,9 @@ def read_eval_folder(folder: str | Path) -> tuple[dict, list[Path]]:
         if not isinstance(entry, dict) or _digest(f) != entry.get("sha256"):
             raise OodBenchError(f"{str(f)!r} was changed after {str(path)!r} was written (its sha256 differs "
                                 f"from the manifest's): evaluate again")
+        if entry.get("rows") != len(f.read_text().splitlines()):
+            raise OodBenchError(f"the manifest of {str(path)!r} gives {name} {entry.get('rows')!r} rows, "
+                                f"but it holds {len(f.read_text().splitlines())}")
     for f in sorted((folder / "samples").glob("*.jsonl")):
         if f.relative_to(folder).as_posix() not in files:
             raise OodBenchError(f"{str(f)!r} is not in the manifest of {str(path)!r}: it belongs to another "
@@ -120,6 +123,12 @@ def check_output_folder(target: Path) -> None:
     rather than deleted.
     """
     target = Path(target)
+    if target.is_symlink():
+        raise OodBenchError(f"output folder {str(target)!r} is a symbolic link; give the folder itself")
+    try:
+        target.exists()
+    except OSError as exc:
+        raise OodBenchError(f"cannot write to output folder {str(target)!r}: {exc.strerror or exc}") from None
     if not target.resolve().name or target.resolve() == Path.cwd().resolve():
         raise OodBenchError(f"output folder {str(target)!r} would replace this directory or the root; "
                             f"give a folder of its own")

@@ -120,7 +120,11 @@ def load_counts(eval_dir: str | Path) -> pd.DataFrame:
     if missing:
         raise OodBenchError(f"per-problem records in {str(Path(eval_dir) / 'samples')!r} lack {', '.join(missing)}")
     df = df[RECORD_COLUMNS].copy()
-    _check_counts(df, eval_dir)
+    try:
+        _check_counts(df, eval_dir)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise OodBenchError(f"per-problem records in {str(eval_dir)!r} hold a value that is not a count or a "
+                            f"log-probability ({type(exc).__name__}: {exc})") from None
     return df
 
 

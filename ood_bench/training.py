@@ -239,6 +239,8 @@ def run_folder_lock(out: Path):
     import fcntl
     import os
 
+    if not Path(out).resolve().name:
+        raise OodBenchError(f"out_dir {str(out)!r} is the root of the file system; give a folder of its own")
     writable_folder(out, "out_dir")
     handle = open(out / ".lock", "a+")
     try:

@@ -152,6 +152,10 @@ def test_bad_split_family_and_k_on_evaluate(tiny_run, capsys):
         (["--families", "chess"], "unknown task family 'chess'"),
         (["--n", "4", "--k", "8"], "n >= k"),
         (["eval.nosuch=1"], "unknown config key 'eval.nosuch'"),
+        (["--k", "0"], "k=0: must be >= 1"),
+        (["--seed", "-5"], "--seed=-5"),
+        (["--splits", "id", "id"], "a name is given twice"),
+        (["--base-eval", "nosuch"], "is not an evaluation folder"),
         (["eval.top_p=0"], "eval.top_p"),
         (["train.lr=1"], "only eval.KEY=VALUE overrides"),
     ):
@@ -380,6 +384,9 @@ def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
     (["pretrain", "--print-config", "mixture.families={}"], "name at least one family"),
     (["pretrain", "--print-config", "model.block_size=8"], "string id test problems need up to"),
     (["tasks", "--check", "--check-problems", "0"], "--check-problems=0"),
+    (["pretrain", "--print-config", "mixture.families={string: 0.45, graph: 0.55, graph: 0.55}"], "given twice"),
+    (["pretrain", "--print-config", "train.lr=" + "[" * 3000], "nested too deeply"),
+    (["pretrain", "--no-progress", "out_dir=/", *TINY_OVERRIDES], "out_dir '/' is the root"),
 ])
 def test_more_bad_input_is_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -590,3 +597,32 @@ def test_a_base_too_short_for_a_split_is_refused_before_training_or_sampling(tmp
                  str(tmp_path / "p"), "--no-progress", "budget.grad_steps=1"]) == 2
     assert "for --rl-split ood_depth" in capsys.readouterr().err
     assert not (tmp_path / "p" / "checkpoints").exists()
+
+
+def test_a_config_section_of_the_wrong_type_is_not_dropped(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("model: [1, 2]\n")
+    assert main(["pretrain", "--print-config", "--config", str(tmp_path / "bad.yaml"), "model.n_layer=2"]) == 2
+    assert "config key 'model' is [1, 2], not a section" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    """torch reports a full disk during a save as a RuntimeError; the run stops with one line."""
+    import ood_bench.checkpoints as checkpoints
+
+    def full(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 88192 vs 88080")
+
+    monkeypatch.setattr(checkpoints.torch, "save", full)
+    assert main(["pretrain", "--no-progress", f"out_dir={tmp_path / 'r'}", *TINY_OVERRIDES]) == 1
+    err = capsys.readouterr().err
+    assert "could not write checkpoint" in err and err.count("\n") == 1
+
+
+def test_post_training_on_a_family_the_base_never_saw_is_refused(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES, "mixture.families={string: 1.0}",
+                 "eval.families=[string]"]) == 0
+    capsys.readouterr()
+    assert main(["posttrain", "--algo", "grpo", "--base", str(out / "base.ckpt"), "--out", str(tmp_path / "p"),
+                 "--no-progress", "families=[graph]"]) == 2
+    assert "pretrained on string only, not on 'graph'" in capsys.readouterr().err

@@ -56,7 +56,14 @@ def _summary_without_file(post):
     (post / "eval.json").write_text(json.dumps(rec))
 
 
+def _wrong_rows(post):
+    rec = json.loads((post / "eval.json").read_text())
+    rec["files"]["samples/string__id.jsonl"]["rows"] = 5
+    (post / "eval.json").write_text(json.dumps(rec))
+
+
 DAMAGE = [
+    (_wrong_rows, "gives samples/string__id.jsonl 5 rows"),
     (_drop_manifest, "no manifest"),
     (_stale_file, "is not in the manifest"),
     (_edit_file, "was changed after"),
@@ -87,6 +94,7 @@ BAD_ROWS = [
     (rows(gold_logprob=0.5), "not a log-probability"),
     (rows(gold_logprob="low"), "not a log-probability"),
     (["just a string"], "is not a JSON object"),
+    (rows(c=10 ** 400), "not a count or a log-probability"),
 ]
 
 
@@ -154,3 +162,19 @@ def test_a_support_record_without_its_base_is_one_line(tmp_path, capsys):
     (run / "support.json").write_text(json.dumps({"results": []}))
     assert main(["leaderboard", str(tmp_path / "suite")]) == 2
     assert "does not name its base evaluation" in capsys.readouterr().err
+
+
+def test_a_binary_support_record_or_table_is_one_line(tmp_path, capsys):
+    run = write_eval_folder(tmp_path / "suite" / "post", {"string__id": rows()})
+    rec = json.loads((run / "eval.json").read_text())
+    rec["results"] = [SUMMARY]
+    (run / "eval.json").write_text(json.dumps(rec))
+    (run / "support.json").write_bytes(b"\xff\xfe\x00")
+    assert main(["leaderboard", str(tmp_path / "suite")]) == 2
+    assert "unreadable record" in capsys.readouterr().err
+    (run / "support.json").unlink()
+    assert main(["leaderboard", str(tmp_path / "suite")]) == 0
+    (tmp_path / "suite" / "results.csv").write_bytes(b"\xff\xfe\x00")
+    capsys.readouterr()
+    assert main(["leaderboard", str(tmp_path / "suite"), "--check"]) == 2
+    assert "stale leaderboard files" in capsys.readouterr().err
