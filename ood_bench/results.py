@@ -123,9 +123,9 @@ def check_output_folder(target: Path) -> None:
     rather than deleted.
     """
     target = Path(target)
-    if target.is_symlink():
-        raise OodBenchError(f"output folder {str(target)!r} is a symbolic link; give the folder itself")
     try:
+        if target.is_symlink():
+            raise OodBenchError(f"output folder {str(target)!r} is a symbolic link; give the folder itself")
         target.exists()
     except OSError as exc:
         raise OodBenchError(f"cannot write to output folder {str(target)!r}: {exc.strerror or exc}") from None

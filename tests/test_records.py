@@ -159,6 +159,9 @@ def test_a_leaderboard_record_with_a_bad_summary_row_is_one_line(tmp_path, capsy
 
 def test_a_support_record_without_its_base_is_one_line(tmp_path, capsys):
     run = write_eval_folder(tmp_path / "suite" / "post", {"string__id": rows()})
+    rec = json.loads((run / "eval.json").read_text())
+    rec["results"] = [SUMMARY]
+    (run / "eval.json").write_text(json.dumps(rec))
     (run / "support.json").write_text(json.dumps({"results": []}))
     assert main(["leaderboard", str(tmp_path / "suite")]) == 2
     assert "does not name its base evaluation" in capsys.readouterr().err
