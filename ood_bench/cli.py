@@ -39,6 +39,25 @@ def _plugins():
     return get_plugins()
 
 
+class Terminated(Exception):
+    """SIGTERM outside training (training saves a checkpoint first and raises ``RunInterrupted``)."""
+
+
+def _sigterm_like_ctrl_c():
+    """SIGTERM during an evaluation or a comparison ends it like Ctrl-C: one line, exit 143, and the
+    evaluation's partial folder left for the next run to clear (Python's default ends silently)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, stop)  # the handler it replaced, restored when main returns
+
+
 def _one_line_plugin_warnings() -> None:
     """A broken plugin, or a LOAD/DISABLE name that matches none, prints one line, whenever the
     plugins are loaded (a pretraining on built-in families never loads them)."""
@@ -468,6 +487,17 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     _quiet_third_party()
     _one_line_plugin_warnings()
+    previous = _sigterm_like_ctrl_c()
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # KEY=VALUE overrides may come anywhere, also after options (argparse takes positionals only once)
@@ -488,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ood-bench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ood-bench: interrupted by SIGTERM; run the same command again to resume", file=sys.stderr)
+        return 143
     except BrokenPipeError:  # the reader went away (`ood-bench tasks | head`): stop quietly
         import os
 

@@ -626,3 +626,21 @@ def test_post_training_on_a_family_the_base_never_saw_is_refused(tmp_path, capsy
     assert main(["posttrain", "--algo", "grpo", "--base", str(out / "base.ckpt"), "--out", str(tmp_path / "p"),
                  "--no-progress", "families=[graph]"]) == 2
     assert "pretrained on string only, not on 'graph'" in capsys.readouterr().err
+
+
+def test_sigterm_during_an_evaluation_is_one_line_and_exit_143(tiny_run, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "ev"
+    proc = subprocess.Popen([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint",
+                             str(tiny_run / "base.ckpt"), "--n", "64", "--n-test", "200", "--out", str(out),
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".ev.partial-*")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # the evaluation is under way once its partial folder exists
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-800:]
+    assert err.strip() == "ood-bench: interrupted by SIGTERM; run the same command again to resume"
+    assert not out.exists()  # nothing half-written in place
