@@ -8,13 +8,14 @@ Nothing here asserts a time; each benchmark stores what it measured (tokens/s, s
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from ood_bench.model import GPT, ModelConfig
 from ood_bench.tokenizer import BOS, EOS, PAD, TOKENIZER
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
 V = TOKENIZER.vocab_size
 
 
@@ -40,6 +41,12 @@ def eos_bias(head: torch.nn.Module, bias: float):
         out[..., EOS] += bias
         return out
     return head.register_forward_hook(hook)
+
+
+def stop_bias(vocab: int, rate: float = 1 / 20) -> float:
+    """The <eos> logit bias that makes a random-init model (near-uniform logits) stop at about ``rate``
+    per token."""
+    return math.log(rate * (vocab - 1) / (1 - rate))
 
 
 def random_prompts(k: int, length: int, seed: int = 0) -> list[list[int]]:

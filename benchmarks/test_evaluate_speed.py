@@ -8,8 +8,6 @@ model's completions are 20-60 tokens). Greedy decoding, which ``evaluate_split``
 left out of the HF side, so the comparison favours HF slightly.
 """
 
-import math
-
 import pytest
 import torch
 
@@ -18,15 +16,11 @@ from ood_bench.evaluate import EvalConfig, evaluate_split
 from ood_bench.plugins import get_plugins
 from ood_bench.tokenizer import EOS, PAD, TOKENIZER
 
-from .conftest import eos_bias, gpt2_twin, our_model
+from .conftest import eos_bias, gpt2_twin, our_model, stop_bias
 
 pytest.importorskip("transformers", reason="the bench extra: pip install -e '.[bench]'")
 
 N_TEST, N, NEW = 100, 16, 128
-
-
-def stop_bias(vocab: int, rate: float = 1 / 20) -> float:
-    return math.log(rate * (vocab - 1) / (1 - rate))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 
 from ood_bench.rollout import sample
 
-from .conftest import EOS, PAD, eos_bias, gpt2_twin, our_model, random_prompts
+from .conftest import EOS, PAD, eos_bias, gpt2_twin, our_model, random_prompts, stop_bias
 
 transformers = pytest.importorskip("transformers", reason="the bench extra: pip install -e '.[bench]'")
 
@@ -21,12 +21,6 @@ SHAPES = {  # prompts, samples per prompt, prompt tokens, new tokens, <eos> logi
     "fixed": (64, 8, 24, 32, -1e4),
     "grpo": (32, 8, 24, 128, 0.0),
 }
-
-
-def _stop_bias(model, target: float = 1 / 20) -> float:
-    """The <eos> bias that makes a random-init model stop at about ``target`` per token."""
-    import math
-    return math.log(target * (model.vocab_size - 1) / (1 - target))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def models():
 def _setup(shape, models):
     k, n, plen, new, bias = SHAPES[shape]
     ours, hf = models
-    bias = _stop_bias(ours) if bias == 0.0 else bias
+    bias = stop_bias(ours.vocab_size) if bias == 0.0 else bias
     return ours, hf, random_prompts(k, plen), n, new, bias
 
 

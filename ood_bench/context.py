@@ -251,10 +251,10 @@ class Context:
             if ref is None:  # the algorithm never needed the reference (GRPO at beta = 0): a sample will do
                 rows = diagnostic_rows(len(b.ids))
                 ref = self.logprobs(self.reference, b.ids[rows], b.cmask[rows], False)
-            m = pol.mask[rows].float()
+            m_ref = pol.mask[rows].float()  # the rows the reference scored
             log_ratio = ref.logp - pol.logp[rows]
             k3 = torch.exp(log_ratio) - 1.0 - log_ratio
-            out["kl_ref"] = float((k3 * m).sum() / m.sum().clamp(min=1))
+            out["kl_ref"] = float((k3 * m_ref).sum() / m_ref.sum().clamp(min=1))
             m = pol.mask.float()
             logp_all = pol.logits.float().log_softmax(-1)
             ent = -(logp_all.exp() * logp_all).sum(-1)

@@ -223,8 +223,9 @@ def find_family(name: str) -> TaskFamily:
     if _PLUGINS is None and name in core_tasks():
         return core_tasks().get(name)
     plugins = get_plugins()
-    if name not in plugins.tasks and plugins.failures():
-        broken = ", ".join(repr(f.split("'")[1]) for f in plugins.failures())
+    failed = [info.name for info in plugins.info.values() if info.error]
+    if name not in plugins.tasks and failed:
+        broken = ", ".join(map(repr, failed))
         raise OodBenchError(f"unknown task family {name!r} (available: {', '.join(plugins.tasks.names())}; "
                             f"plugin {broken} failed to load, as warned above)")
     return plugins.tasks.get(name)

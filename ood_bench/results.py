@@ -30,15 +30,16 @@ def format_table(df: pd.DataFrame) -> str:
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _fingerprint(path: Path) -> dict:
+    """A per-problem file's manifest entry, from one read: its sha256 and its number of rows."""
+    data = path.read_bytes()
+    return {"sha256": hashlib.sha256(data).hexdigest(), "rows": len(data.splitlines())}
 
 
 def manifest(folder: str | Path) -> dict:
     """Every per-problem file of an evaluation folder: its sha256 and its number of rows."""
     folder = Path(folder)
-    return {f.relative_to(folder).as_posix(): {"sha256": _digest(f), "rows": len(f.read_text().splitlines())}
-            for f in sorted((folder / "samples").glob("*.jsonl"))}
+    return {f.relative_to(folder).as_posix(): _fingerprint(f) for f in sorted((folder / "samples").glob("*.jsonl"))}
 
 
 def write_eval_record(out_dir: str | Path, summary: pd.DataFrame, meta: dict) -> Path:
@@ -76,12 +77,13 @@ def read_eval_folder(folder: str | Path) -> tuple[dict, list[Path]]:
         f = folder / name
         if not f.is_file():
             raise OodBenchError(f"{str(f)!r} is listed in {str(path)!r} but missing")
-        if not isinstance(entry, dict) or _digest(f) != entry.get("sha256"):
+        found = _fingerprint(f)
+        if not isinstance(entry, dict) or found["sha256"] != entry.get("sha256"):
             raise OodBenchError(f"{str(f)!r} was changed after {str(path)!r} was written (its sha256 differs "
                                 f"from the manifest's): evaluate again")
-        if entry.get("rows") != len(f.read_text().splitlines()):
+        if entry.get("rows") != found["rows"]:
             raise OodBenchError(f"the manifest of {str(path)!r} gives {name} {entry.get('rows')!r} rows, "
-                                f"but it holds {len(f.read_text().splitlines())}")
+                                f"but it holds {found['rows']}")
     for f in sorted((folder / "samples").glob("*.jsonl")):
         if f.relative_to(folder).as_posix() not in files:
             raise OodBenchError(f"{str(f)!r} is not in the manifest of {str(path)!r}: it belongs to another "

@@ -101,7 +101,11 @@ RECORD_COLUMNS = ["family", "version", "split", "uid", "n", "c", "trace_c", "ful
 def load_counts(eval_dir: str | Path) -> pd.DataFrame:
     """Every per-problem record of an evaluation folder as one DataFrame, checked against its manifest
     and for well-formed rows (each bad case is one ``OodBenchError`` line)."""
-    _, files = read_eval_folder(eval_dir)
+    return _counts(*read_eval_folder(eval_dir), eval_dir)
+
+
+def _counts(record: dict, files: list[Path], eval_dir) -> pd.DataFrame:
+    """The per-problem records of ``files``, an evaluation folder already checked against its manifest."""
     rows = []
     for f in files:
         lines = f.read_text().splitlines()
@@ -332,14 +336,17 @@ def algorithm_beta(eval_dir: str | Path) -> float | None:
 SAMPLING_SETTINGS = ("temperature", "top_p", "max_new_tokens")  # what must match for sampled sets to compare
 
 
-def check_comparable(base_dir: str | Path, post_dir: str | Path, null_dir: str | Path | None = None) -> None:
+def check_comparable(base_dir: str | Path, post_dir: str | Path, null_dir: str | Path | None = None,
+                     records: dict | None = None) -> None:
     """Refuse evaluations that cannot be compared: sampled with different settings, a post-trained
     model evaluated against a base it was not trained from, or a "null" that is not the same base
-    re-sampled with another seed. (Records older than a field are not checked on it.)"""
-    base, _ = read_eval_folder(base_dir)
-    others = [("post", post_dir, read_eval_folder(post_dir)[0])]
+    re-sampled with another seed. (Records older than a field are not checked on it.) ``records``:
+    their ``eval.json`` by folder, when already read."""
+    records = records or {d: read_eval_folder(d)[0] for d in (base_dir, post_dir, null_dir) if d is not None}
+    base = records[base_dir]
+    others = [("post", post_dir, records[post_dir])]
     if null_dir is not None:
-        others.append(("null", null_dir, read_eval_folder(null_dir)[0]))
+        others.append(("null", null_dir, records[null_dir]))
     b_cfg = base.get("eval_config") or {}
     for role, folder, rec in others:
         cfg = rec.get("eval_config") or {}
@@ -375,11 +382,12 @@ def compare_evals(base_dir: str | Path, post_dir: str | Path, thresholds: Thresh
     what that observed base-against-itself comparison gives: ``E_resample``,
     ``S_resample``, ``moved_resample`` and ``expanded_resample``.
     """
-    check_comparable(base_dir, post_dir, null_dir)
-    base = load_counts(base_dir)
-    table = support_table(base, load_counts(post_dir), thresholds, algorithm_beta(post_dir))
+    folders = {d: read_eval_folder(d) for d in (base_dir, post_dir, null_dir) if d is not None}  # each read once
+    check_comparable(base_dir, post_dir, null_dir, {d: rec for d, (rec, _) in folders.items()})
+    base = _counts(*folders[base_dir], base_dir)
+    table = support_table(base, _counts(*folders[post_dir], post_dir), thresholds, algorithm_beta(post_dir))
     if null_dir is not None:
-        null = support_table(base, load_counts(null_dir), thresholds)
+        null = support_table(base, _counts(*folders[null_dir], null_dir), thresholds)
         null = null.assign(moved_resample=null["moved_up"] + null["moved_down"]).rename(
             columns={"E": "E_resample", "S": "S_resample", "expanded": "expanded_resample"})
         table = table.merge(null[["family", "split", "E_resample", "S_resample", "moved_resample",

@@ -562,8 +562,9 @@ def test_a_family_whose_plugin_failed_is_not_called_unknown(monkeypatch, capsys)
     import ood_bench.plugins as plugins_module
 
     plugins = plugins_module.get_plugins()
-    monkeypatch.setattr(plugins, "failures", lambda: ["plugin 'revlist' failed to register (register_tasks): "
-                                                      "ContractError: bad prompt"])
+    monkeypatch.setitem(plugins.info, "revlist", plugins_module.PluginInfo(
+        name="revlist", module="revlist", error="plugin 'revlist' failed to register (register_tasks): "
+                                                "ContractError: bad prompt"))
     assert main(["tasks", "--family", "revlist", "--check"]) == 2
     err = capsys.readouterr().err
     assert "plugin 'revlist' failed to load, as warned above" in err and err.count("\n") == 1
