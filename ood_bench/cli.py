@@ -9,27 +9,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 import warnings
 from pathlib import Path
 
 from . import __version__
 from .errors import OodBenchError, RunInterrupted
+from .quiet import quiet_third_party as _quiet_third_party
 
 EXIT_USAGE = 2
-
-
-def _quiet_third_party() -> None:
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*weights_only.*")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*litlogger.*")
-    warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-    warnings.filterwarnings("ignore", message=".*in eval mode at the start of training.*")  # the frozen reference
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
 
 
 def _plugins():
@@ -153,25 +141,11 @@ def cmd_pretrain(args) -> int:
 
 
 def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
-    from .checkpoints import CHECKSUM_KEY
-    from .evaluate import SAMPLING, evaluate
-    from .pretrain import load_base
-    from .records import environment
-    from .results import format_table, fresh_folder, replace_folder, write_eval_record
+    from .eval_run import evaluate_checkpoint
+    from .results import format_table
 
-    tasks = _plugins().tasks
-    model, cfg, ckpt = loaded or load_base(ckpt_path)
-    families = [tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))]
-    out_dir = Path(out_dir)
-    work = fresh_folder(out_dir)  # written whole, then swapped in: no stale or half-written files
-    df = evaluate(model, families, ecfg, seed=seed, out_dir=work, progress=progress)
-    meta = {"kind": "evaluate", "checkpoint": str(ckpt_path), "eval_config": ecfg.__dict__, "seed": seed,
-            "sampling": SAMPLING, "checkpoint_sha256": ckpt.get(CHECKSUM_KEY),
-            "base_checkpoint_sha256": ckpt.get("hyper_parameters", {}).get("base_sha256"),
-            "task_versions": {f.name: f.version for f in families}, "model_config": cfg.model.__dict__,
-            "mixture": cfg.mixture.__dict__, **environment()}
-    write_eval_record(work, df, meta)
-    replace_folder(work, out_dir)
+    _plugins()
+    df = evaluate_checkpoint(ckpt_path, ecfg, seed, out_dir, progress, loaded)
     print(format_table(df))
     print(f"\nresults: {out_dir / 'eval.json'}  per-problem counts: {out_dir / 'samples'}/")
 
@@ -219,9 +193,20 @@ def cmd_compare(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from . import leaderboard
+    from . import leaderboard, suite_board
 
     root = leaderboard.resolve(args.records)
+    if suite_board.is_suite_folder(root):  # a suite's run records (leaderboards/<suite>/records/*/record.json)
+        if args.check:
+            stale = suite_board.stale(root, args.allow_dirty)
+            if stale:
+                raise OodBenchError(f"stale leaderboard files: {', '.join(str(p) for p in stale)}; "
+                                    f"regenerate with `ood-bench leaderboard {args.records}`")
+            print(f"{root}: leaderboard tables and plots match their records")
+            return 0
+        print(suite_board.headline_text(root, args.allow_dirty))
+        print(f"\nwrote {suite_board.write(root, args.allow_dirty)} and its csv, json, plots and index.html")
+        return 0
     if args.check:
         stale = leaderboard.stale(root)
         if stale:
@@ -284,18 +269,56 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .pretrain import pretrain
+    from . import runner
+    from .suite import expand, load_suite, parse_shard, shard, with_row
 
-    from .results import check_output_folder
-
-    cfg = _load_pretrain_config(args.suite, args.overrides)
+    overrides = list(args.overrides)
+    added = []
+    if args.with_algo:
+        knobs = [o for o in overrides if o.startswith("algo.")]
+        overrides = [o for o in overrides if not o.startswith("algo.")]
+        _plugins()
+        added = [with_row(args.with_algo, knobs)]
+    suite = load_suite(args.suite, overrides, added)
     if args.print_config:
-        return _print_config(cfg.to_dict())
-    check_output_folder(Path(cfg.out_dir) / "eval")  # before pretraining, not after it
-    print(f"[1/2] pretraining the base model -> {cfg.out_dir}", flush=True)
-    path = pretrain(cfg, progress=not args.no_progress)
-    print(f"[2/2] evaluating {path} on {', '.join(cfg.eval.families)} x {', '.join(cfg.eval.splits)}", flush=True)
-    _run_eval(str(path), cfg.eval, cfg.seed, Path(cfg.out_dir) / "eval", not args.no_progress)
+        return _print_config(suite.to_dict())
+    specs = expand(suite)
+    which = parse_shard(args.shard)
+    if which:
+        specs = shard(specs, *which)
+    if added:
+        specs = [s for s in specs if s.kind == "base" or s.row == added[0].name]
+    where = runner.places(suite, args.work_root, args.publish_root)
+    reuse = suite.reuse_published or bool(added)
+    rows, seconds = runner.plan(specs, where, reuse)
+    if added:  # only the new rows run: a published base is shared, not run again
+        rows = [(s, "published" if s.kind == "base" and st == "todo" and runner.has_published(s, where) else st)
+                for s, st in rows]
+        seconds = runner.plan_seconds(rows, where)
+    if args.dry_run:
+        print(f"suite {suite.name}: {suite.description}")
+        print(runner.format_plan(rows, seconds))
+        return 0
+    from .atomic import writable_folder
+
+    writable_folder(where.records, "records folder")
+    writable_folder(where.work, "work folder")
+    todo = [s for s, st in rows if st == "todo"]
+    by_name = {s.name: s for s in expand(suite)}
+    rates = runner._rates(where)
+    estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
+    print(f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
+          f"estimated {runner._clock(seconds)} on this machine", flush=True)
+    opts = runner.RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples,
+                             reuse_published=reuse, cpus=suite.resources.cpus)
+    launch = runner.run_ray if args.launcher == "ray" else runner.run_local
+    launch(todo, by_name, suite, where, opts, estimates)
+    from . import suite_board
+
+    board = suite_board.write(where.published, allow_dirty=True)
+    print()
+    print(suite_board.headline_text(where.published))
+    print(f"\nleaderboard: {board}")
     return 0
 
 
@@ -466,17 +489,35 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
     cp.set_defaults(func=cmd_compare)
 
-    lb = sub.add_parser("leaderboard", help="regenerate leaderboard tables and a plot from committed evaluation records")
-    lb.add_argument("records", help="records folder, or its name under leaderboards/ (e.g. records)")
+    lb = sub.add_parser("leaderboard", help="regenerate a leaderboard (tables, plots, index.html) from its records")
+    lb.add_argument("records", help="a suite's folder or its name under leaderboards/ (quick, standard), or an "
+                                    "older folder of evaluation records (records)")
     lb.add_argument("--check", action="store_true",
-                    help="write nothing; fail if the committed tables differ from what the records give")
+                    help="write nothing; fail if the committed tables or plots differ from what the records give")
+    lb.add_argument("--allow-dirty", action="store_true",
+                    help="accept run records made from a modified checkout (refused by default)")
     lb.set_defaults(func=cmd_leaderboard)
 
-    r = sub.add_parser("run", help="run a suite end to end (resumable): pretrain, then evaluate")
-    r.add_argument("suite", nargs="?", default="quick", help="suite YAML file or embedded suite name (default: quick)")
-    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the suite config")
+    r = sub.add_parser("run", help="run a suite (resumable): bases, post-training rows, evaluations, leaderboard")
+    r.add_argument("suite", nargs="?", default="quick",
+                   help="suite YAML file or embedded suite name: quick, standard, paper (default: quick)")
+    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="dotted overrides of the suite, e.g. posttrain.budget.grad_steps=50 bases.seeds=[0,1]; "
+                        "with --with, algo.KEY=VALUE set the added algorithm's knobs")
+    r.add_argument("--with", dest="with_algo", metavar="ALGO",
+                   help="add a row for this installed algorithm and run only its runs, against the suite's "
+                        "published bases at its matched budget")
+    r.add_argument("--shard", metavar="I/N", help="run shard I of N (whole bases with their runs)")
+    r.add_argument("--launcher", choices=("local", "ray"), default="local",
+                   help="local: one run after another here; ray: each run a Ray task (RAY_ADDRESS joins a cluster)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the grid, what runs and what is skipped, and an estimate of wall time")
+    r.add_argument("--keep-samples", action="store_true", help="keep sample texts in the committed records")
+    r.add_argument("--work-root", default="runs", help="where checkpoints and logs go (default: runs)")
+    r.add_argument("--publish-root", default="leaderboards",
+                   help="where records and the leaderboard go (default: leaderboards)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
-    r.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    r.add_argument("--print-config", action="store_true", help="print the resolved suite as YAML and exit")
     r.set_defaults(func=cmd_run)
     return p
 

@@ -156,10 +156,10 @@ def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode)
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, builtin_dir: Path = CONFIG_DIR) -> dict:
     path = Path(path)
     if not path.is_file():
-        builtin = CONFIG_DIR / f"{path.name}.yaml"
+        builtin = builtin_dir / f"{path.name}.yaml"
         if builtin.is_file():  # a bare name such as "quick" picks an embedded config
             path = builtin
         else:

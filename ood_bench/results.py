@@ -39,7 +39,14 @@ def _fingerprint(path: Path) -> dict:
 def manifest(folder: str | Path) -> dict:
     """Every per-problem file of an evaluation folder: its sha256 and its number of rows."""
     folder = Path(folder)
-    return {f.relative_to(folder).as_posix(): _fingerprint(f) for f in sorted((folder / "samples").glob("*.jsonl"))}
+    return {f.relative_to(folder).as_posix(): _fingerprint(f) for f in per_problem_files(folder)}
+
+
+PER_PROBLEM_SUFFIXES = (".jsonl", ".csv")  # as evaluate writes them; compact tables in committed suite records
+
+
+def per_problem_files(folder: Path) -> list[Path]:
+    return sorted(f for f in (Path(folder) / "samples").glob("*") if f.suffix in PER_PROBLEM_SUFFIXES)
 
 
 def write_eval_record(out_dir: str | Path, summary: pd.DataFrame, meta: dict) -> Path:
@@ -84,15 +91,15 @@ def read_eval_folder(folder: str | Path) -> tuple[dict, list[Path]]:
         if entry.get("rows") != found["rows"]:
             raise OodBenchError(f"the manifest of {str(path)!r} gives {name} {entry.get('rows')!r} rows, "
                                 f"but it holds {found['rows']}")
-    for f in sorted((folder / "samples").glob("*.jsonl")):
+    for f in per_problem_files(folder):
         if f.relative_to(folder).as_posix() not in files:
             raise OodBenchError(f"{str(f)!r} is not in the manifest of {str(path)!r}: it belongs to another "
                                 f"evaluation; remove it or evaluate again")
     for row in record["results"]:
         if not isinstance(row, dict):
             raise OodBenchError(f"{str(path)!r}: a result row is not an object: {row!r:.60}")
-        name = f"samples/{row.get('family')}__{row.get('split')}.jsonl"
-        if name not in files:
+        stem = f"samples/{row.get('family')}__{row.get('split')}"
+        if not any(stem + suffix in files for suffix in PER_PROBLEM_SUFFIXES):
             raise OodBenchError(f"{str(path)!r} reports {row!r:.80} without its per-problem file")
     return record, [folder / name for name in files]
 

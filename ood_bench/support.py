@@ -106,8 +106,16 @@ def load_counts(eval_dir: str | Path) -> pd.DataFrame:
 
 def _counts(record: dict, files: list[Path], eval_dir) -> pd.DataFrame:
     """The per-problem records of ``files``, an evaluation folder already checked against its manifest."""
-    rows = []
+    rows, tables = [], []
     for f in files:
+        if f.suffix == ".csv":  # a compact table of a committed suite record
+            try:
+                tables.append(pd.read_csv(f, dtype={"uid": str, "family": str, "split": str}))
+            except (ValueError, pd.errors.ParserError) as exc:
+                raise OodBenchError(f"{f} is not a readable per-problem table ({exc})") from None
+            if tables[-1].empty:
+                raise OodBenchError(f"{str(f)!r} holds no per-problem records")
+            continue
         lines = f.read_text().splitlines()
         if not lines:
             raise OodBenchError(f"{str(f)!r} holds no per-problem records")
@@ -119,7 +127,7 @@ def _counts(record: dict, files: list[Path], eval_dir) -> pd.DataFrame:
             if not isinstance(row, dict):
                 raise OodBenchError(f"{f} line {i + 1} is not a JSON object")
             rows.append(row)
-    df = _with_full_counts(pd.DataFrame(rows))
+    df = _with_full_counts(pd.concat([pd.DataFrame(rows), *tables], ignore_index=True) if tables else pd.DataFrame(rows))
     missing = [c for c in RECORD_COLUMNS if c not in df.columns]
     if missing:
         raise OodBenchError(f"per-problem records in {str(Path(eval_dir) / 'samples')!r} lack {', '.join(missing)}")

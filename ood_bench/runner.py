@@ -1,0 +1,348 @@
+"""Run a suite: every base and post run of its grid that has no record yet, locally or on Ray.
+
+Work (checkpoints, logs, full evaluations) goes to ``runs/<suite>/<run>/``; each
+finished run's compact record goes to ``leaderboards/<suite>/records/<run>/``,
+written whole and swapped in. A run is skipped when a record with its key exists
+in its work folder (finished on this machine) or, when the suite reuses published
+records (or ``--with`` adds rows to a published suite), in the published folder.
+Bases run before the runs that start from them; an interrupted run resumes from
+its last checkpoint when the suite is run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import atomic_write_json
+from .errors import OodBenchError
+from .run_records import (RECORD, compact_eval, read_record, restore_checkpoint, same_results, save_weights,
+                          training_curves)
+from .suite import RESULTS_VERSION, RunSpec, SuiteConfig
+
+# Seconds per unit on a 2-core CPU (measured: quick pretraining 2000 steps in ~400 s, GRPO ~1.7 s per step of
+# 32 prompts x 8 on OOD prompts, SFT ~0.3 s, an evaluation ~1.3 ms per problem-sample), used by --dry-run and the
+# progress line until the suite's own records give better figures.
+DEFAULT_RATES = {"pretrain_step": 0.2, "post_step": 1.7, "sft_step": 0.3, "eval_sample": 0.0013, "overhead": 6.0}
+
+
+@dataclass
+class Places:
+    work: Path  # runs/<suite>
+    published: Path  # leaderboards/<suite>
+
+    @property
+    def records(self) -> Path:
+        return self.published / "records"
+
+    def weights(self, base: str) -> Path:
+        return self.published / "bases" / f"{base}.safetensors"
+
+
+def places(suite: SuiteConfig, work_root: str | Path = "runs", publish_root: str | Path = "leaderboards") -> Places:
+    return Places(Path(work_root).absolute() / suite.name, Path(publish_root).absolute() / suite.name)
+
+
+def status(spec: RunSpec, where: Places, reuse_published: bool) -> str:
+    """'done' (finished here), 'published' (a committed record with this key, reused), or 'todo'."""
+    local = read_record(where.work / spec.name)
+    if local and local["key"] == spec.key and (where.records / spec.name / RECORD).is_file():
+        return "done"
+    published = read_record(where.records / spec.name)
+    if reuse_published and published and published["key"] == spec.key:
+        return "published"
+    return "todo"
+
+
+# ----------------------------------------------------------------------------- estimates
+
+def _rates(where: Places) -> dict:
+    """Seconds per step and per sample from the suite's own records when there are any."""
+    rates = dict(DEFAULT_RATES)
+    per = {"pretrain_step": [], "post_step": [], "sft_step": []}
+    if where.records.is_dir():
+        for folder in where.records.iterdir():
+            try:
+                rec = read_record(folder)
+            except OodBenchError:
+                continue
+            t = (rec or {}).get("timings") or {}
+            steps = (rec or {}).get("steps") or 0
+            if rec and t.get("train") and steps:
+                kind = "pretrain_step" if rec["kind"] == "base" else \
+                    "sft_step" if rec.get("algorithm") == "sft" else "post_step"
+                per[kind].append(t["train"] / steps)
+    for kind, values in per.items():
+        if values:
+            rates[kind] = sum(values) / len(values)
+    return rates
+
+
+def estimate_seconds(spec: RunSpec, rates: dict) -> float:
+    ev = spec.eval
+    n_evals = 2 if spec.kind == "base" else 1
+    eval_s = n_evals * len(ev["splits"]) * len(ev.get("families") or [0, 0]) * ev["n_test"] * ev["n_samples"] \
+        * rates["eval_sample"]
+    if spec.kind == "base":
+        return spec.config["train"]["max_steps"] * rates["pretrain_step"] + eval_s + rates["overhead"]
+    per_step = rates["sft_step"] if spec.config["algorithm"] == "sft" else rates["post_step"]
+    per_step *= spec.config["prompts_per_step"] / 32
+    return spec.config["budget"]["grad_steps"] * per_step + eval_s + rates["overhead"]
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def plan(specs: list[RunSpec], where: Places, reuse_published: bool) -> tuple[list[tuple[RunSpec, str]], float]:
+    rows = [(s, status(s, where, reuse_published)) for s in specs]
+    return rows, plan_seconds(rows, where)
+
+
+def format_plan(rows: list[tuple[RunSpec, str]], seconds: float) -> str:
+    lines = [f"{'run':<34} {'kind':<5} {'key':<16} status"]
+    for s, st in rows:
+        lines.append(f"{s.name:<34} {s.kind:<5} {s.key:<16} {st}")
+    todo = sum(st == "todo" for _, st in rows)
+    lines.append(f"\n{len(rows)} runs: {todo} to do, {len(rows) - todo} to skip "
+                 f"({sum(st == 'done' for _, st in rows)} done here, "
+                 f"{sum(st == 'published' for _, st in rows)} published); estimated wall time on this machine "
+                 f"{_clock(seconds)}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- one run
+
+@dataclass
+class RunOptions:
+    progress: bool = False
+    keep_samples: bool = False
+    reuse_published: bool = False
+    cpus: int = 2
+
+
+def _set_threads(cpus: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, cpus))
+
+
+def _eval_config(spec: RunSpec):
+    from .config import build
+    from .evaluate import EvalConfig
+
+    return build(EvalConfig, spec.eval)
+
+
+def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions) -> Path:
+    """The base's checkpoint in its work folder: there already, rebuilt from the published weights, or
+    pretrained (the same seed and config give the same weights)."""
+    from .config import build
+    from .pretrain import PretrainConfig, pretrain
+
+    work = where.work / base.name
+    ckpt = work / "base.ckpt"
+    if ckpt.is_file():
+        return ckpt
+    weights = where.weights(base.name)
+    published = read_record(where.records / base.name)
+    if weights.is_file() and published and published["key"] == base.key:
+        restore_checkpoint(weights, ckpt)
+        return ckpt
+    cfg = build(PretrainConfig, {**base.config, "out_dir": str(work)})
+    return pretrain(cfg, progress=opts.progress)
+
+
+def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places, opts: RunOptions) -> dict:
+    """Run one base or post run to its record (resuming a partial one); returns the record."""
+    from .eval_run import evaluate_checkpoint
+    from .results import replace_folder
+
+    _set_threads(opts.cpus)
+    work = where.work / spec.name
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if spec.kind == "base":
+        ckpt = base_checkpoint_for(spec, where, opts)
+        record_src = work / "pretrain_record.json"
+        pre = json.loads(record_src.read_text()) if record_src.is_file() else {}
+        steps = pre.get("global_step") or spec.config["train"]["max_steps"]
+        counters = {"grad_steps": steps, "train_tokens": pre.get("tokens_seen"), "num_params": pre.get("num_params")}
+    else:
+        from .config import build
+        from .posttrain import PostTrainConfig, posttrain
+
+        base_ckpt = base_checkpoint_for(base, where, opts)
+        cfg = build(PostTrainConfig, {**spec.config, "base": str(base_ckpt), "out_dir": str(work)})
+        cfg.validate()
+        ckpt = posttrain(cfg, progress=opts.progress)
+        record_src = work / "posttrain_record.json"
+        counters = (json.loads(record_src.read_text()).get("counters") or {}) if record_src.is_file() else {}
+        steps = counters.get("grad_steps", 0)
+    timings["train"] = round(time.perf_counter() - t0, 2)
+    if record_src.is_file():  # a run resumed or skipped here: the training time its own record measured
+        session = json.loads(record_src.read_text()).get("wall_seconds_this_session")
+        timings["train_recorded"] = session
+    ecfg = _eval_config(spec)
+    t1 = time.perf_counter()
+    summary = evaluate_checkpoint(ckpt, ecfg, 0, work / "eval", opts.progress)
+    if spec.kind == "base":
+        evaluate_checkpoint(ckpt, ecfg, spec.identity["null_seed"], work / "eval-null", opts.progress)
+    timings["eval"] = round(time.perf_counter() - t1, 2)
+
+    target = where.records / spec.name
+    previous = target.with_name(f".{spec.name}.previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    if (target / RECORD).is_file():
+        shutil.copytree(target, previous)
+    fresh = _fresh(target)
+    compact_eval(work / "eval", fresh / "eval", opts.keep_samples)
+    if spec.kind == "base":
+        compact_eval(work / "eval-null", fresh / "null", opts.keep_samples)
+        save_weights(ckpt, where.weights(spec.name))
+    else:
+        (fresh / "curves.csv").write_text(training_curves(work))
+    record = _record(spec, suite_name, counters, steps, timings, summary, work, record_src)
+    atomic_write_json(fresh / RECORD, record)
+    replace_folder(fresh, target)
+    atomic_write_json(work / RECORD, record)  # finished on this machine
+    if previous.exists():
+        record["reproduced"] = same_results(previous, target)
+        shutil.rmtree(previous)
+    return record
+
+
+def _fresh(target: Path) -> Path:
+    """A fresh folder beside a record folder (records hold record.json, not eval.json)."""
+    fresh = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    fresh.mkdir(parents=True)
+    return fresh
+
+
+def _record(spec: RunSpec, suite_name: str, counters: dict, steps: int, timings: dict, summary, work: Path,
+            record_src: Path) -> dict:
+    from .plugins import get_plugins
+    from .records import environment
+
+    plugins = get_plugins()
+    run_record = json.loads(record_src.read_text()) if record_src.is_file() else {}
+    env = environment()
+    commit = env["code_version"]
+    out = {"kind": spec.kind, "name": spec.name, "key": spec.key, "results_version": RESULTS_VERSION,
+           "suite": suite_name, "identity": spec.identity, "config": {**spec.config, "out_dir": None, "base": None}
+           if spec.kind == "post" else {**spec.config, "out_dir": None},
+           "eval_config": spec.eval, "base": spec.base, "row": spec.row, "split": spec.split,
+           "exposure": spec.exposure, "mixture": spec.mixture, "seed": spec.seed,
+           "sampling_seeds": {"eval": 0, **({"null": spec.identity["null_seed"]} if spec.kind == "base" else {})},
+           "task_versions": spec.identity.get("task_versions"), "git_commit": commit.removesuffix("-dirty"),
+           "git_dirty": commit.endswith("-dirty"), "steps": steps, "counters": counters, "timings": timings,
+           "metrics": summary.to_dict(orient="records"),
+           "files": {"eval": "eval/", **({"null": "null/"} if spec.kind == "base" else {"curves": "curves.csv"})},
+           **{k: v for k, v in env.items() if k != "code_version"}}
+    if spec.kind == "post":
+        out["algorithm"] = spec.config["algorithm"]
+        out["algorithm_config"] = run_record.get("algorithm_config")
+        owner = plugins.algorithm_owner(spec.config["algorithm"])
+        info = plugins.info.get(owner)
+        out["plugin"] = {"name": owner, "version": getattr(info, "version", None),
+                         "distribution": getattr(info, "distribution", None)}
+    return out
+
+
+# ----------------------------------------------------------------------------- launchers
+
+def run_local(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, where: Places,
+              opts: RunOptions, estimates: dict[str, float], say=print) -> list[dict]:
+    """One run after another in this process, bases first; a progress line before each."""
+    done, start = [], time.perf_counter()
+    left = sum(estimates.values())
+    for i, spec in enumerate(todo, 1):
+        elapsed = time.perf_counter() - start
+        say(f"[{i}/{len(todo)}] {spec.name} ({_what(spec)}) · elapsed {_clock(elapsed)} · "
+            f"estimated left {_clock(left)}", flush=True)
+        record = execute(spec, specs.get(spec.base), suite.name, where, opts)
+        left = max(0.0, left - estimates[spec.name])
+        done.append(record)
+        _say_reproduced(record, say)
+    return done
+
+
+def _what(spec: RunSpec) -> str:
+    if spec.kind == "base":
+        return f"pretrain {spec.config['train']['max_steps']} steps, evaluate twice"
+    return f"{spec.config['algorithm']} on {spec.split}, {spec.config['budget']['grad_steps']} steps, evaluate"
+
+
+def _say_reproduced(record: dict, say) -> None:
+    if "reproduced" in record:
+        say(f"    {record['name']}: {'reproduced the committed record exactly' if record['reproduced'] else 'DIFFERS from the committed record (see git diff)'}",
+            flush=True)
+
+
+def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, where: Places,
+            opts: RunOptions, estimates: dict[str, float], say=print, address: str | None = None) -> list[dict]:
+    """Each run a Ray task asking for the suite's resources; a post run's task takes its base's task as an
+    argument, so Ray starts it only once that base is finished. ``RAY_ADDRESS`` (or ``address``) joins a
+    running cluster; otherwise Ray starts a local one."""
+    try:
+        import ray
+    except ImportError:
+        raise OodBenchError("--launcher ray needs Ray: pip install 'ood-bench[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    task = ray.remote(_ray_task).options(num_cpus=suite.resources.cpus, num_gpus=suite.resources.gpus,
+                                         max_retries=0)
+    remote_opts = dataclasses.replace(opts, progress=False)
+    refs: dict[str, object] = {}
+    for spec in todo:  # bases come first in the grid
+        after = refs.get(spec.base)  # an ObjectRef argument: Ray waits for it
+        refs[spec.name] = task.remote(spec, specs.get(spec.base), suite.name, where, remote_opts, after)
+    pending = list(refs.values())
+    names = {ref: name for name, ref in refs.items()}
+    done, start = [], time.perf_counter()
+    left = sum(estimates.values())
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        record = ray.get(ready[0])
+        left = max(0.0, left - estimates[names[ready[0]]])
+        done.append(record)
+        say(f"[{len(done)}/{len(todo)}] {record['name']} finished on Ray · elapsed "
+            f"{_clock(time.perf_counter() - start)} · estimated left (serial) {_clock(left)}", flush=True)
+        _say_reproduced(record, say)
+    return done
+
+
+def _ray_task(spec, base, suite_name, where, opts, _after=None):
+    from .quiet import quiet_third_party
+
+    quiet_third_party()
+    return execute(spec, base, suite_name, where, opts)
+
+
+def select(specs: list[RunSpec], rows: list[str] | None) -> list[RunSpec]:
+    """Only the post runs of ``rows`` (and every base, whose status decides whether it runs)."""
+    if not rows:
+        return specs
+    return [s for s in specs if s.kind == "base" or s.row in rows]
+
+
+def has_published(spec: RunSpec, where: Places) -> bool:
+    """A base whose record and weights are published with this key (shared by rows added later)."""
+    published = read_record(where.records / spec.name)
+    return bool(published and published["key"] == spec.key and where.weights(spec.name).is_file())
+
+
+def plan_seconds(rows: list[tuple[RunSpec, str]], where: Places) -> float:
+    rates = _rates(where)
+    return sum(estimate_seconds(s, rates) for s, st in rows if st == "todo")

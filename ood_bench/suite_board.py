@@ -1,0 +1,590 @@
+"""A suite's leaderboard, rebuilt from its run records with pandas.
+
+``leaderboards/<suite>/`` gets ``README.md`` (the headline tables), ``leaderboard.csv``
+and ``leaderboard.json`` (the same rows with every metric, plus the per-family
+support rows of every run), four PNG plots and ``index.html`` (tables and plots on
+one self-contained page). Every number comes from the records' per-problem counts
+and exact log-probabilities, read through their manifests; nothing is copied from
+a summary. Each plot carries a digest of the data it draws in its PNG metadata, so
+``--check`` can tell a stale plot from a current one without comparing pixels.
+
+Intervals are 95%: over pretraining seeds (Student's t) when a cell has two or
+more; otherwise a paired bootstrap over problems (2,000 resamples, a fixed seed)
+for changes and Wilson's interval for expansion rates.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_write_bytes, atomic_write_text
+from .errors import OodBenchError
+from .run_records import RECORD, read_record
+from .support import Thresholds, load_counts, logit_from_logprob, merge_records, support_table, wilson_interval
+from .tasks.base import AXES
+
+README, CSV, JSON, HTML = "README.md", "leaderboard.csv", "leaderboard.json", "index.html"
+PLOTS = {"gain": "gain_vs_exposure.png", "tilt": "q_post_vs_q_base.png", "passk": "pass_at_k.png",
+         "curves": "training_curves.png"}
+BOOTSTRAP = 2000
+OOD_SPLITS = [f"ood_{a}" for a in AXES]
+DIGEST_KEY = "ood-bench-data-sha256"
+
+
+# ----------------------------------------------------------------------------- reading
+
+class Records:
+    """Every run record of a suite folder, with its per-problem counts (read once, manifest-checked)."""
+
+    def __init__(self, root: Path, allow_dirty: bool = False) -> None:
+        self.root = Path(root)
+        folders = sorted(p.parent for p in (self.root / "records").glob(f"*/{RECORD}"))
+        if not folders:
+            raise OodBenchError(f"no run records under {str(self.root / 'records')!r}: run the suite first "
+                                f"(`ood-bench run {self.root.name}`)")
+        self.runs = {f.name: read_record(f) for f in folders}
+        dirty = sorted(n for n, r in self.runs.items() if r.get("git_dirty"))
+        if dirty and not allow_dirty:
+            raise OodBenchError(f"{len(dirty)} record(s) were made from a modified checkout ({', '.join(dirty[:3])}"
+                                f"{', ...' if len(dirty) > 3 else ''}): commit and run again, or pass --allow-dirty")
+        self.dirty = dirty
+        self.counts = {n: load_counts(self.root / "records" / n / "eval") for n in self.runs}
+        self.null = {n: load_counts(self.root / "records" / n / "null") for n, r in self.runs.items()
+                     if r["kind"] == "base"}
+        for name, r in self.runs.items():
+            if r["kind"] == "post" and r.get("base") not in self.runs:
+                raise OodBenchError(f"record {name!r} starts from base {r.get('base')!r}, which has no record here")
+        self.suite = next(iter(self.runs.values())).get("suite", self.root.name)
+
+    def posts(self) -> list[str]:
+        return [n for n, r in self.runs.items() if r["kind"] == "post"]
+
+    def bases(self) -> list[str]:
+        return [n for n, r in self.runs.items() if r["kind"] == "base"]
+
+    def exposure_of(self, name: str, axis: str) -> float:
+        base = self.runs[name] if self.runs[name]["kind"] == "base" else self.runs[self.runs[name]["base"]]
+        return float(((base["config"].get("mixture") or {}).get("exposure") or {}).get(axis, 0.0))
+
+
+# ----------------------------------------------------------------------------- statistics
+
+def _t95(k: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, k - 1))
+
+
+def _seed_interval(values: list[float]) -> tuple[float, float, float]:
+    v = np.asarray(values, float)
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, float("nan"), float("nan")
+    half = _t95(len(v)) * float(v.std(ddof=1)) / math.sqrt(len(v))
+    return m, m - half, m + half
+
+
+def _bootstrap(diffs: np.ndarray, key: str) -> tuple[float, float]:
+    """Percentile interval of the mean of paired per-problem differences; the resampling seed comes from
+    ``key`` so every cell is reproducible and independent of the others."""
+    if len(diffs) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16))
+    means = diffs[rng.integers(0, len(diffs), (BOOTSTRAP, len(diffs)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def _paired(base: pd.DataFrame, post: pd.DataFrame, split: str) -> pd.DataFrame:
+    merged = merge_records(base[base["split"] == split], post[post["split"] == split])
+    return merged.assign(q_base=np.exp(merged["gold_logprob_base"]), q_post=np.exp(merged["gold_logprob_post"]),
+                         d_trace=(merged["trace_c_post"] - merged["trace_c_base"]) / merged["n"],
+                         d_answer=(merged["c_post"] - merged["c_base"]) / merged["n"])
+
+
+def _cell(pairs: list[tuple[str, pd.DataFrame]], th: Thresholds, key: str) -> dict:
+    """One (row, training split, exposure, evaluated split) cell over its seeds' paired problems."""
+    per_seed = [{"d_trace": float(m["d_trace"].mean()), "d_mass": float((m["q_post"] - m["q_base"]).mean()),
+                 "d_answer": float(m["d_answer"].mean()), "outside": int((m["q_base"] < th.outside).sum()),
+                 "expanded": int(((m["q_base"] < th.outside) & (m["q_post"] >= th.solved)).sum()),
+                 "mass_base": float(m["q_base"].mean()), "mass_post": float(m["q_post"].mean()),
+                 "problems": len(m)} for _, m in pairs]
+    out = {"seeds": len(pairs), "problems": sum(s["problems"] for s in per_seed),
+           "outside": sum(s["outside"] for s in per_seed), "expanded": sum(s["expanded"] for s in per_seed),
+           "mass_base": float(np.mean([s["mass_base"] for s in per_seed])),
+           "mass_post": float(np.mean([s["mass_post"] for s in per_seed]))}
+    for metric in ("d_trace", "d_mass", "d_answer"):
+        if len(pairs) >= 2:
+            m, lo, hi = _seed_interval([s[metric] for s in per_seed])
+        else:
+            m = per_seed[0][metric]
+            diffs = pairs[0][1]
+            values = (diffs["q_post"] - diffs["q_base"]).to_numpy() if metric == "d_mass" else diffs[metric].to_numpy()
+            lo, hi = _bootstrap(values.astype(float), f"{key}/{metric}")
+        out.update({metric: m, f"{metric}_lo": lo, f"{metric}_hi": hi})
+    rates = [s["expanded"] / s["outside"] for s in per_seed if s["outside"]]
+    if len(pairs) >= 2 and len(rates) >= 2:
+        m, lo, hi = _seed_interval(rates)
+        out.update(expansion=m, expansion_lo=max(0.0, lo), expansion_hi=min(1.0, hi))
+    elif out["outside"]:
+        lo, hi = wilson_interval(out["expanded"], out["outside"])
+        out.update(expansion=out["expanded"] / out["outside"], expansion_lo=lo, expansion_hi=hi)
+    else:
+        out.update(expansion=float("nan"), expansion_lo=float("nan"), expansion_hi=float("nan"))
+    out["interval"] = "t over seeds" if len(pairs) >= 2 else "bootstrap over problems; Wilson for expansion"
+    return out
+
+
+def _eval_splits(rec: Records) -> list[str]:
+    splits = []
+    for df in rec.counts.values():
+        splits += [s for s in df["split"].unique() if s not in splits]
+    order = ["id", *OOD_SPLITS, "edge"]
+    return sorted(splits, key=lambda s: order.index(s) if s in order else len(order))
+
+
+def headline(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
+    """One row per (algorithm row, training split, exposure, evaluated split), and the null rows
+    (each base against its own re-sampling, row ``null``), with intervals and compute."""
+    th = th or Thresholds()
+    groups: dict[tuple, list[str]] = {}
+    for name in rec.posts():
+        r = rec.runs[name]
+        groups.setdefault((r["row"], r.get("algorithm", ""), r["split"], r["exposure"]), []).append(name)
+    rows = []
+    for (row, algorithm, trained, exposure), names in sorted(groups.items()):
+        compute = {"rollouts": float(np.mean([rec.runs[n]["counters"].get("rollouts", 0) for n in names])),
+                   "train_tokens": float(np.mean([rec.runs[n]["counters"].get("train_tokens", 0) for n in names])),
+                   "grad_steps": float(np.mean([rec.runs[n]["counters"].get("grad_steps", 0) for n in names])),
+                   "wall_s": float(np.mean([sum(v for k, v in rec.runs[n]["timings"].items()
+                                                if k in ("train", "eval") and v) for n in names]))}
+        for split in _eval_splits(rec):
+            pairs = [(n, _paired(rec.counts[rec.runs[n]["base"]], rec.counts[n], split)) for n in names]
+            cell = _cell(pairs, th, f"{row}/{trained}/{exposure}/{split}")
+            rows.append({"row": row, "algorithm": algorithm, "trained_on": trained, "exposure": exposure,
+                         "split": split, "exposure_frac": _axis_exposure(rec, names[0], split), **cell, **compute})
+    by_exposure: dict[str, list[str]] = {}
+    for name in rec.bases():
+        by_exposure.setdefault(rec.runs[name]["exposure"], []).append(name)
+    for exposure, names in sorted(by_exposure.items()):
+        for split in _eval_splits(rec):
+            pairs = [(n, _paired(rec.counts[n], rec.null[n], split)) for n in names]
+            rows.append({"row": "null", "algorithm": "base re-sampled", "trained_on": "-", "exposure": exposure,
+                         "split": split, "exposure_frac": _axis_exposure(rec, names[0], split),
+                         **_cell(pairs, th, f"null/{exposure}/{split}"),
+                         "rollouts": 0.0, "train_tokens": 0.0, "grad_steps": 0.0, "wall_s": 0.0})
+    return pd.DataFrame(rows)
+
+
+def _axis_exposure(rec: Records, name: str, split: str) -> float:
+    axis = split.removeprefix("ood_")
+    return rec.exposure_of(name, axis) if axis in AXES else float("nan")
+
+
+def support_rows(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
+    """Every metric of the support comparison, per post run and (family, split), against its base."""
+    frames = []
+    for name in rec.posts():
+        r = rec.runs[name]
+        beta = (r.get("algorithm_config") or {}).get("beta")
+        table = support_table(rec.counts[r["base"]], rec.counts[name], th,
+                              float(beta) if isinstance(beta, (int, float)) and beta > 0 else None)
+        frames.append(table.assign(run=name, row=r["row"], trained_on=r["split"], exposure=r["exposure"],
+                                   seed=r["seed"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ----------------------------------------------------------------------------- text
+
+def _signed(v: float) -> str:
+    return "n/a" if v != v else f"{v:+.3f}"
+
+
+def _delta_cell(r) -> str:
+    if r["d_trace_lo"] != r["d_trace_lo"]:
+        return _signed(r["d_trace"])
+    return f"{_signed(r['d_trace'])} [{_signed(r['d_trace_lo'])}, {_signed(r['d_trace_hi'])}]"
+
+
+def _expansion_cell(r) -> str:
+    if not r["outside"]:
+        return "- (none outside)"
+    return f"{r['expanded']}/{r['outside']} = {r['expansion']:.3f} [{r['expansion_lo']:.3f}, {r['expansion_hi']:.3f}]"
+
+
+def _wide(df: pd.DataFrame, cell, splits: list[str], compute: bool) -> pd.DataFrame:
+    out = []
+    for (row, trained, exposure), g in df.groupby(["row", "trained_on", "exposure"], sort=False):
+        line = {"algorithm": g["algorithm"].iloc[0] if row == "null" else row, "trained on": trained,
+                "exposure": exposure}
+        for split in splits:
+            hit = g[g["split"] == split]
+            line[split] = cell(hit.iloc[0]) if len(hit) else ""
+        if compute:
+            first = g.iloc[0]
+            line.update({"rollouts": f"{first['rollouts']:,.0f}", "train tokens": f"{first['train_tokens']:,.0f}",
+                         "wall": f"{first['wall_s'] / 60:.1f} min"})
+        out.append(line)
+    return pd.DataFrame(out)
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def tables(rec: Records, head: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    splits = [s for s in _eval_splits(rec) if s != "edge"]
+    ordered = pd.concat([head[head["row"] != "null"], head[head["row"] == "null"]])
+    return {"gain": _wide(ordered, _delta_cell, splits, compute=True),
+            "expansion": _wide(ordered[ordered["row"] != "null"], _expansion_cell, splits, compute=False)}
+
+
+def _suite_text(rec: Records) -> dict:
+    from .suite import read_suite_file
+
+    try:
+        data = read_suite_file(rec.suite)
+    except OodBenchError:
+        data = {}
+    return {"description": data.get("description", ""), "left_out": data.get("left_out", "")}
+
+
+def headline_text(root: Path, allow_dirty: bool = True) -> str:
+    """The two headline tables as the terminal shows them after a run."""
+    rec = Records(root, allow_dirty)
+    t = tables(rec, headline(rec))
+    return ("Change in trace pass@1 (every step and the answer right) after post-training, 95% interval, "
+            "next to the base re-sampled (null):\n" + t["gain"].to_string(index=False) +
+            "\n\nExpanded beyond the base's support (Q_base < 1e-6 -> Q_post >= 1e-2), 95% interval:\n" +
+            t["expansion"].to_string(index=False))
+
+
+def _readme(rec: Records, head: pd.DataFrame) -> str:
+    t = tables(rec, head)
+    info = _suite_text(rec)
+    commits = sorted({r.get("git_commit", "?")[:10] for r in rec.runs.values()})
+    seeds = sorted({r["seed"] for r in rec.runs.values()})
+    out = io.StringIO()
+    out.write(f"# Leaderboard: the {rec.suite} suite\n\n")
+    if info["description"]:
+        out.write(f"{info['description']}.\n\n")
+    out.write(f"Regenerated by `ood-bench leaderboard {rec.suite}` from the {len(rec.runs)} run records in "
+              f"`records/` ({len(rec.bases())} bases, {len(rec.posts())} post-training runs; pretraining seeds "
+              f"{', '.join(map(str, seeds))}; code {', '.join(commits)}); `ood-bench leaderboard {rec.suite} "
+              f"--check` fails when a table or plot here is stale. `index.html` shows the same on one page.\n\n")
+    if rec.dirty:
+        out.write(f"**{len(rec.dirty)} record(s) come from a modified checkout** (published with --allow-dirty).\n\n")
+    out.write("## Change in trace pass@1 after post-training\n\n"
+              "Each cell: the mean change over the evaluated split's problems of the sampled trace pass@1 (a "
+              "sample counts when every step and the answer are right), post-trained model minus its own base, "
+              "with its 95% interval. The `null` rows compare each base with a second evaluation of itself "
+              "(another sampling seed): the change sampling alone produces. Post-trained and base models are "
+              "sampled with the same per-problem keys, so their difference has less noise than the null, which "
+              "is conservative. Compute is per run: rollouts generated, training tokens, wall time.\n\n")
+    out.write(_markdown_table(t["gain"]) + "\n\n")
+    out.write("## Expansion beyond the base's support\n\n"
+              "Problems outside the base's support (exact trace mass Q_base < 1e-6) that the post-trained model "
+              "solves (Q_post >= 1e-2): count, rate, and 95% interval. Exact masses carry no sampling noise, so "
+              "the base-vs-base null of this number is 0 by construction.\n\n")
+    out.write(_markdown_table(t["expansion"]) + "\n\n")
+    out.write("![OOD gain against exposure](gain_vs_exposure.png)\n\n"
+              "*Change in trace pass@1 on each axis's OOD split against that axis's pretraining exposure, per "
+              "algorithm and training split, with 95% intervals; the grey band is the null.*\n\n"
+              "![Q_post against Q_base](q_post_vs_q_base.png) ![pass@k](pass_at_k.png) "
+              "![training curves](training_curves.png)\n\n")
+    interval = sorted(set(head["interval"]))
+    out.write(f"Intervals: {'; '.join(interval)}. Thresholds: outside 1e-6, solved 1e-2. "
+              "`leaderboard.csv` and `leaderboard.json` hold every number here with its interval bounds, the exact "
+              "trace mass change (`d_mass`) and the answer pass@1 change (`d_answer`); `leaderboard.json` adds "
+              "every support metric per run, family and split (tilt shift and slope, kept/gained/lost samples "
+              "next to their null, SRR, NSCR, moved problems).\n")
+    if info["left_out"]:
+        out.write(f"\n**Left out of this suite, and why:** {info['left_out']}\n")
+    return out.getvalue()
+
+
+def _csv(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records) -> str:
+    def clean(df):
+        return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
+
+    runs = {n: {k: r.get(k) for k in ("kind", "key", "base", "row", "split", "exposure", "seed", "algorithm",
+                                      "counters", "timings", "git_commit", "git_dirty", "results_version")}
+            for n, r in sorted(rec.runs.items())}
+    return json.dumps({"suite": rec.suite, "headline": clean(head), "support": clean(support), "runs": runs},
+                      indent=1, sort_keys=True) + "\n"
+
+
+# ----------------------------------------------------------------------------- plots
+
+def _digest(*frames: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    for df in frames:
+        h.update(_csv(df.reset_index(drop=True)).encode())
+    return h.hexdigest()
+
+
+def _plot_data(rec: Records, head: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, ...]]:
+    gain = head[head["split"].isin(OOD_SPLITS)][["row", "trained_on", "exposure", "exposure_frac", "split",
+                                                  "d_trace", "d_trace_lo", "d_trace_hi"]]
+    points = []
+    for name in rec.posts():
+        r = rec.runs[name]
+        m = _paired(rec.counts[r["base"]], rec.counts[name], r["split"])
+        points.append(pd.DataFrame({"row": r["row"], "trained_on": r["split"], "exposure": r["exposure"],
+                                    "lq_base": m["gold_logprob_base"].round(4), "lq_post": m["gold_logprob_post"].round(4)}))
+    tilt = pd.concat(points, ignore_index=True) if points else pd.DataFrame(columns=["row", "trained_on"])
+    curves = []
+    for name in rec.posts():
+        r = rec.runs[name]
+        path = rec.root / "records" / name / "curves.csv"
+        if path.is_file() and path.stat().st_size:
+            c = pd.read_csv(path)
+            curves.append(c.assign(row=r["row"], trained_on=r["split"], exposure=r["exposure"]))
+    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["row", "step"])
+    passk = _pass_at_k(rec)
+    return {"gain": (gain,), "tilt": (tilt,), "passk": (passk,), "curves": (curve,)}
+
+
+def _pass_at_k(rec: Records) -> pd.DataFrame:
+    """Unbiased trace pass@k (every step right) for k = 1, 2, 4, ..., n, per model and split, averaged over
+    seeds: each base and each post-trained model on the split it trained on and on ID."""
+    from .metrics import pass_at_k_exact
+
+    rows = []
+    for name, r in rec.runs.items():
+        df = rec.counts[name]
+        for split, g in df.groupby("split"):
+            if r["kind"] == "post" and split not in (r["split"], "id"):
+                continue
+            n = int(g["n"].iloc[0])
+            k = 1
+            while k <= n:
+                value = float(np.mean([pass_at_k_exact(int(nn), int(c), k) for nn, c in zip(g["n"], g["trace_c"])]))
+                rows.append({"model": "base" if r["kind"] == "base" else f"{r['row']} on {r['split']}",
+                             "exposure": r["exposure"], "split": split, "k": k, "value": value})
+                k *= 2
+    df = pd.DataFrame(rows)
+    return df.groupby(["model", "exposure", "split", "k"], as_index=False)["value"].mean().round(6)
+
+
+def _figure(draw, data: tuple[pd.DataFrame, ...]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = draw(plt, *data)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None, DIGEST_KEY: _digest(*data)})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _draw_gain(plt, gain: pd.DataFrame):
+    fig, axes = plt.subplots(1, len(OOD_SPLITS), figsize=(4 * len(OOD_SPLITS), 3.6), sharey=True, squeeze=False)
+    for ax, split in zip(axes[0], OOD_SPLITS):
+        g = gain[gain["split"] == split]
+        null = g[g["row"] == "null"].sort_values("exposure_frac")
+        if len(null):
+            ax.fill_between(null["exposure_frac"], null["d_trace_lo"].fillna(null["d_trace"]),
+                            null["d_trace_hi"].fillna(null["d_trace"]), color="0.85", label="null (base re-sampled)")
+        for (row, trained), line in g[g["row"] != "null"].groupby(["row", "trained_on"]):
+            line = line.sort_values("exposure_frac")
+            err = np.vstack([line["d_trace"] - line["d_trace_lo"], line["d_trace_hi"] - line["d_trace"]])
+            ax.errorbar(line["exposure_frac"], line["d_trace"], yerr=np.nan_to_num(err), marker="o", capsize=3,
+                        linestyle="-" if trained == split else "--", label=f"{row}, trained on {trained}")
+        ax.axhline(0, color="0.5", linewidth=0.8)
+        ax.set_title(split)
+        ax.set_xlabel(f"pretraining exposure to {split}")
+    axes[0][0].set_ylabel("change in trace pass@1")
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
+
+
+def _draw_tilt(plt, tilt: pd.DataFrame):
+    panels = list(tilt.groupby(["row", "trained_on"], sort=True)) if len(tilt) else []
+    cols = max(1, min(4, len(panels)))
+    rows = max(1, math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.6 * rows), squeeze=False)
+    for ax, ((row, trained), g) in zip(axes.flat, panels):
+        x = logit_from_logprob(g["lq_base"].to_numpy(float), clip=60)
+        y = logit_from_logprob(g["lq_post"].to_numpy(float), clip=60)
+        for exposure, sel in g.groupby("exposure").groups.items():
+            idx = g.index.get_indexer(sel)
+            ax.scatter(x[idx], y[idx], s=6, alpha=0.5, label=f"exposure {exposure}")
+        lims = (-60, 10)
+        ax.plot(lims, lims, color="0.4", linewidth=0.8, label="identity (no change)")
+        measurable = (x > math.log(1e-6)) & (x < 6.9)
+        if measurable.any():
+            shift = float(np.mean(y[measurable] - x[measurable]))
+            ax.plot(lims, (lims[0] + shift, lims[1] + shift), color="C3", linewidth=1,
+                    label=f"tilt: mean shift {shift:+.2f}")
+        ax.axvline(math.log(1e-6), color="0.6", linestyle=":", linewidth=0.8)
+        ax.axhline(math.log(1e-2 / (1 - 1e-2)), color="0.6", linestyle="--", linewidth=0.8)
+        ax.set_xlim(lims)
+        ax.set_ylim(lims)
+        ax.set_title(f"{row} on {trained}", fontsize=9)
+        ax.set_xlabel("logit Q_base")
+        ax.set_ylabel("logit Q_post")
+        ax.legend(fontsize=6, loc="upper left")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def _draw_passk(plt, passk: pd.DataFrame):
+    splits = [s for s in ["id", *OOD_SPLITS] if s in set(passk["split"])] or ["id"]
+    fig, axes = plt.subplots(1, len(splits), figsize=(3.8 * len(splits), 3.4), squeeze=False, sharey=True)
+    styles = ["-", "--", ":", "-."]
+    exposures = sorted(set(passk["exposure"])) if len(passk) else []
+    for ax, split in zip(axes[0], splits):
+        for (model, exposure), g in passk[passk["split"] == split].groupby(["model", "exposure"]):
+            ax.plot(g["k"], g["value"], marker=".", linestyle=styles[exposures.index(exposure) % len(styles)],
+                    color="black" if model == "base" else None, label=f"{model} ({exposure})")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(0, 1)
+        ax.set_title(split)
+        ax.set_xlabel("k")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("trace pass@k")
+    fig.tight_layout()
+    return fig
+
+
+def _draw_curves(plt, curve: pd.DataFrame):
+    metrics = [m for m in ("reward", "kl_ref", "entropy") if m in curve.columns] or ["reward"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        if metric in curve.columns:
+            for (row, trained), g in curve.groupby(["row", "trained_on"]):
+                mean = g.groupby("step")[metric].mean()
+                ax.plot(mean.index, mean.to_numpy(), label=f"{row} on {trained}")
+        ax.set_title(metric)
+        ax.set_xlabel("step")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+DRAW = {"gain": _draw_gain, "tilt": _draw_tilt, "passk": _draw_passk, "curves": _draw_curves}
+
+
+def png_digest(path: Path) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return (getattr(im, "text", None) or im.info).get(DIGEST_KEY)
+    except Exception:  # a missing or damaged plot is simply stale
+        return None
+
+
+# ----------------------------------------------------------------------------- the page
+
+SORT_SCRIPT = """<script>
+document.querySelectorAll("table.sortable th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var rows = Array.from(body.rows), asc = th.dataset.asc !== "1";
+    rows.sort(function (a, b) {
+      var x = a.cells[th.cellIndex].innerText, y = b.cells[th.cellIndex].innerText;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      return asc ? c : -c;
+    });
+    th.dataset.asc = asc ? "1" : "0";
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+</script>"""
+
+
+def _html(rec: Records, head: pd.DataFrame, pngs: dict[str, bytes], readme: str) -> str:
+    t = tables(rec, head)
+    info = _suite_text(rec)
+
+    def table(df: pd.DataFrame) -> str:
+        return df.to_html(index=False, classes="sortable", border=0, escape=True)
+
+    images = "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+                     f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(PLOTS[name])}</figcaption></figure>'
+                     for name, data in pngs.items())
+    style = ("body{font-family:sans-serif;margin:2em;max-width:110em}table{border-collapse:collapse;font-size:13px}"
+             "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}th{cursor:pointer;background:#f4f4f4}"
+             "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ood-bench leaderboard: "
+            f"{html.escape(rec.suite)}</title><style>{style}</style></head><body>\n"
+            f"<h1>ood-bench leaderboard: {html.escape(rec.suite)}</h1>\n<p>{html.escape(info['description'])}</p>\n"
+            f"<p>{len(rec.bases())} bases, {len(rec.posts())} post-training runs. Click a column to sort.</p>\n"
+            f"<h2>Change in trace pass@1 after post-training (95% interval; null = base re-sampled)</h2>\n"
+            f"{table(t['gain'])}\n<h2>Expansion beyond the base's support (exact)</h2>\n{table(t['expansion'])}\n"
+            f"<h2>Plots</h2>\n{images}\n"
+            f"<p>Left out: {html.escape(info['left_out'])}</p>\n{SORT_SCRIPT}\n</body></html>\n")
+
+
+# ----------------------------------------------------------------------------- write and check
+
+def render(root: Path, allow_dirty: bool = False) -> tuple[dict[str, str], dict[str, tuple]]:
+    """The text files (by name) and the plot data (by plot) of a suite folder's leaderboard."""
+    rec = Records(root, allow_dirty)
+    head = headline(rec)
+    support = support_rows(rec)
+    readme = _readme(rec, head)
+    data = _plot_data(rec, head)
+    texts = {README: readme, CSV: _csv(head), JSON: _json(head, support, rec)}
+    return texts, {"rec": rec, "head": head, "data": data, "readme": readme}
+
+
+def write(root: Path, allow_dirty: bool = False) -> Path:
+    root = Path(root)
+    texts, extra = render(root, allow_dirty)
+    pngs = {name: _figure(DRAW[name], extra["data"][name]) for name in PLOTS}
+    for name, data in pngs.items():
+        atomic_write_bytes(root / PLOTS[name], data)
+    for name, text in texts.items():
+        atomic_write_text(root / name, text)
+    atomic_write_text(root / HTML, _html(extra["rec"], extra["head"], pngs, extra["readme"]))
+    return root / README
+
+
+def stale(root: Path, allow_dirty: bool = False) -> list[Path]:
+    """Files of the leaderboard that differ from what the records give (missing ones included)."""
+    root = Path(root)
+    texts, extra = render(root, allow_dirty)
+    out = [root / name for name, text in texts.items()
+           if not (root / name).is_file() or (root / name).read_bytes() != text.encode()]
+    for name, file in PLOTS.items():
+        if png_digest(root / file) != _digest(*extra["data"][name]):
+            out.append(root / file)
+    if not (root / HTML).is_file():
+        out.append(root / HTML)
+    return out
+
+
+def is_suite_folder(root: Path) -> bool:
+    return any(Path(root).glob(f"records/*/{RECORD}"))
