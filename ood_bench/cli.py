@@ -197,15 +197,16 @@ def cmd_leaderboard(args) -> int:
 
     root = leaderboard.resolve(args.records)
     if suite_board.is_suite_folder(root):  # a suite's run records (leaderboards/<suite>/records/*/record.json)
+        expected = suite_board.expected_keys(args.records, root)
         if args.check:
-            stale = suite_board.stale(root, args.allow_dirty)
+            stale = suite_board.stale(root, args.allow_dirty, expected)
             if stale:
                 raise OodBenchError(f"stale leaderboard files: {', '.join(str(p) for p in stale)}; "
                                     f"regenerate with `ood-bench leaderboard {args.records}`")
             print(f"{root}: leaderboard tables and plots match their records")
             return 0
-        print(suite_board.headline_text(root, args.allow_dirty))
-        print(f"\nwrote {suite_board.write(root, args.allow_dirty)} and its csv, json, plots and index.html")
+        print(suite_board.headline_text(root, args.allow_dirty, expected))
+        print(f"\nwrote {suite_board.write(root, args.allow_dirty, expected)} and its csv, json, plots and index.html")
         return 0
     if args.check:
         stale = leaderboard.stale(root)
@@ -315,9 +316,10 @@ def cmd_run(args) -> int:
     launch(todo, by_name, suite, where, opts, estimates)
     from . import suite_board
 
-    board = suite_board.write(where.published, allow_dirty=True)
+    grid = {s.name: s.key for s in expand(suite)}
+    board = suite_board.write(where.published, allow_dirty=True, expected=grid)
     print()
-    print(suite_board.headline_text(where.published))
+    print(suite_board.headline_text(where.published, expected=grid))
     print(f"\nleaderboard: {board}")
     return 0
 

@@ -9,8 +9,9 @@ a summary. Each plot carries a digest of the data it draws in its PNG metadata, 
 ``--check`` can tell a stale plot from a current one without comparing pixels.
 
 Intervals are 95%: over pretraining seeds (Student's t) when a cell has two or
-more; otherwise a paired bootstrap over problems (2,000 resamples, a fixed seed)
-for changes and Wilson's interval for expansion rates.
+more (an expansion rate's never narrower than the Wilson interval of its pooled
+counts); otherwise a paired bootstrap over problems (2,000 resamples, a seed
+fixed per cell) for changes and Wilson's interval for expansion rates.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ DIGEST_KEY = "ood-bench-data-sha256"
 class Records:
     """Every run record of a suite folder, with its per-problem counts (read once, manifest-checked)."""
 
-    def __init__(self, root: Path, allow_dirty: bool = False) -> None:
+    def __init__(self, root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> None:
         self.root = Path(root)
+        self.expected = expected or {}  # run name -> key, from the suite's grid when it is at hand
         folders = sorted(p.parent for p in (self.root / "records").glob(f"*/{RECORD}"))
         if not folders:
             raise OodBenchError(f"no run records under {str(self.root / 'records')!r}: run the suite first "
@@ -60,10 +62,33 @@ class Records:
         self.counts = {n: load_counts(self.root / "records" / n / "eval") for n in self.runs}
         self.null = {n: load_counts(self.root / "records" / n / "null") for n, r in self.runs.items()
                      if r["kind"] == "base"}
-        for name, r in self.runs.items():
-            if r["kind"] == "post" and r.get("base") not in self.runs:
-                raise OodBenchError(f"record {name!r} starts from base {r.get('base')!r}, which has no record here")
         self.suite = next(iter(self.runs.values())).get("suite", self.root.name)
+        self._check_consistent()
+
+    def _check_consistent(self) -> None:
+        """Records of one suite, made by this version of the numbers, each post run from its base's record:
+        nothing stale is mixed into a table."""
+        from .suite import RESULTS_VERSION
+
+        for name, r in self.runs.items():
+            if name in self.expected and self.expected[name] != r["key"]:
+                raise OodBenchError(f"record {name!r} is stale: the suite's {name} has another key now (its config, "
+                                    f"its base or a family version changed); run the suite again to renew it")
+            version = r.get("results_version", RESULTS_VERSION)
+            if version != RESULTS_VERSION:
+                raise OodBenchError(f"record {name!r} was made with results version {version}, this ood-bench gives "
+                                    f"version {RESULTS_VERSION} numbers: run the suite again to renew it")
+            if r.get("suite", self.suite) != self.suite:
+                raise OodBenchError(f"record {name!r} belongs to suite {r.get('suite')!r}, not {self.suite!r}")
+            if r["kind"] != "post":
+                continue
+            base = self.runs.get(r.get("base"))
+            if base is None:
+                raise OodBenchError(f"record {name!r} starts from base {r.get('base')!r}, which has no record here")
+            wanted = (r.get("identity") or {}).get("base_key", base["key"])
+            if wanted != base["key"]:
+                raise OodBenchError(f"record {name!r} was trained from another {r['base']!r} than the one recorded "
+                                    f"here (its base key differs): run the suite again to renew it")
 
     def posts(self) -> list[str]:
         return [n for n, r in self.runs.items() if r["kind"] == "post"]
@@ -132,14 +157,18 @@ def _cell(pairs: list[tuple[str, pd.DataFrame]], th: Thresholds, key: str) -> di
         out.update({metric: m, f"{metric}_lo": lo, f"{metric}_hi": hi})
     rates = [s["expanded"] / s["outside"] for s in per_seed if s["outside"]]
     if len(pairs) >= 2 and len(rates) >= 2:
+        # over seeds, and never narrower than the Wilson interval of the pooled counts: a rate that is 0 in
+        # every seed still shows how large a rate that many problems could hide
         m, lo, hi = _seed_interval(rates)
-        out.update(expansion=m, expansion_lo=max(0.0, lo), expansion_hi=min(1.0, hi))
+        w_lo, w_hi = wilson_interval(out["expanded"], out["outside"])
+        out.update(expansion=m, expansion_lo=max(0.0, min(lo, w_lo)), expansion_hi=min(1.0, max(hi, w_hi)))
     elif out["outside"]:
         lo, hi = wilson_interval(out["expanded"], out["outside"])
         out.update(expansion=out["expanded"] / out["outside"], expansion_lo=lo, expansion_hi=hi)
     else:
         out.update(expansion=float("nan"), expansion_lo=float("nan"), expansion_hi=float("nan"))
-    out["interval"] = "t over seeds" if len(pairs) >= 2 else "bootstrap over problems; Wilson for expansion"
+    out["interval"] = ("t over pretraining seeds (expansion: at least the pooled Wilson interval)" if len(pairs) >= 2
+                       else "paired bootstrap over problems; Wilson for expansion")
     return out
 
 
@@ -217,7 +246,7 @@ def _delta_cell(r) -> str:
 def _expansion_cell(r) -> str:
     if not r["outside"]:
         return "- (none outside)"
-    return f"{r['expanded']}/{r['outside']} = {r['expansion']:.3f} [{r['expansion_lo']:.3f}, {r['expansion_hi']:.3f}]"
+    return f"{r['expanded']} of {r['outside']}, rate {r['expansion']:.3f} [{r['expansion_lo']:.3f}, {r['expansion_hi']:.3f}]"
 
 
 def _wide(df: pd.DataFrame, cell, splits: list[str], compute: bool) -> pd.DataFrame:
@@ -261,9 +290,9 @@ def _suite_text(rec: Records) -> dict:
     return {"description": data.get("description", ""), "left_out": data.get("left_out", "")}
 
 
-def headline_text(root: Path, allow_dirty: bool = True) -> str:
+def headline_text(root: Path, allow_dirty: bool = True, expected: dict[str, str] | None = None) -> str:
     """The two headline tables as the terminal shows them after a run."""
-    rec = Records(root, allow_dirty)
+    rec = Records(root, allow_dirty, expected)
     t = tables(rec, headline(rec))
     return ("Change in trace pass@1 (every step and the answer right) after post-training, 95% interval, "
             "next to the base re-sampled (null):\n" + t["gain"].to_string(index=False) +
@@ -296,8 +325,9 @@ def _readme(rec: Records, head: pd.DataFrame) -> str:
     out.write(_markdown_table(t["gain"]) + "\n\n")
     out.write("## Expansion beyond the base's support\n\n"
               "Problems outside the base's support (exact trace mass Q_base < 1e-6) that the post-trained model "
-              "solves (Q_post >= 1e-2): count, rate, and 95% interval. Exact masses carry no sampling noise, so "
-              "the base-vs-base null of this number is 0 by construction.\n\n")
+              "solves (Q_post >= 1e-2): how many of how many outside (over all seeds), the rate (the mean over "
+              "seeds), and its 95% interval. Exact masses carry no sampling noise, so the base-vs-base null of "
+              "this number is 0 by construction.\n\n")
     out.write(_markdown_table(t["expansion"]) + "\n\n")
     out.write("![OOD gain against exposure](gain_vs_exposure.png)\n\n"
               "*Change in trace pass@1 on each axis's OOD split against that axis's pretraining exposure, per "
@@ -397,8 +427,9 @@ def _figure(draw, data: tuple[pd.DataFrame, ...]) -> bytes:
 
 
 def _draw_gain(plt, gain: pd.DataFrame):
-    fig, axes = plt.subplots(1, len(OOD_SPLITS), figsize=(4 * len(OOD_SPLITS), 3.6), sharey=True, squeeze=False)
-    for ax, split in zip(axes[0], OOD_SPLITS):
+    splits = [s for s in OOD_SPLITS if s in set(gain["split"])] or OOD_SPLITS[:1]
+    fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits) + 1, 3.8), sharey=True, squeeze=False)
+    for ax, split in zip(axes[0], splits):
         g = gain[gain["split"] == split]
         null = g[g["row"] == "null"].sort_values("exposure_frac")
         if len(null):
@@ -410,6 +441,8 @@ def _draw_gain(plt, gain: pd.DataFrame):
             ax.errorbar(line["exposure_frac"], line["d_trace"], yerr=np.nan_to_num(err), marker="o", capsize=3,
                         linestyle="-" if trained == split else "--", label=f"{row}, trained on {trained}")
         ax.axhline(0, color="0.5", linewidth=0.8)
+        ticks = sorted(set(g["exposure_frac"].dropna()))
+        ax.set_xticks(ticks, [f"{100 * t:g}%" for t in ticks])
         ax.set_title(split)
         ax.set_xlabel(f"pretraining exposure to {split}")
     axes[0][0].set_ylabel("change in trace pass@1")
@@ -480,9 +513,12 @@ def _draw_curves(plt, curve: pd.DataFrame):
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         if metric in curve.columns:
-            for (row, trained), g in curve.groupby(["row", "trained_on"]):
-                mean = g.groupby("step")[metric].mean()
-                ax.plot(mean.index, mean.to_numpy(), label=f"{row} on {trained}")
+            exposures = sorted(set(curve["exposure"]))
+            for (row, trained, exposure), g in curve.groupby(["row", "trained_on", "exposure"]):
+                mean = g.groupby("step")[metric].mean()  # over pretraining seeds
+                if mean.notna().any():
+                    ax.plot(mean.index, mean.to_numpy(), label=f"{row} on {trained} ({exposure})",
+                            linestyle=["-", "--", ":", "-."][exposures.index(exposure) % 4])
         ax.set_title(metric)
         ax.set_xlabel("step")
         if ax.get_legend_handles_labels()[0]:
@@ -549,9 +585,10 @@ def _html(rec: Records, head: pd.DataFrame, pngs: dict[str, bytes], readme: str)
 
 # ----------------------------------------------------------------------------- write and check
 
-def render(root: Path, allow_dirty: bool = False) -> tuple[dict[str, str], dict[str, tuple]]:
+def render(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None
+           ) -> tuple[dict[str, str], dict[str, tuple]]:
     """The text files (by name) and the plot data (by plot) of a suite folder's leaderboard."""
-    rec = Records(root, allow_dirty)
+    rec = Records(root, allow_dirty, expected)
     head = headline(rec)
     support = support_rows(rec)
     readme = _readme(rec, head)
@@ -560,9 +597,9 @@ def render(root: Path, allow_dirty: bool = False) -> tuple[dict[str, str], dict[
     return texts, {"rec": rec, "head": head, "data": data, "readme": readme}
 
 
-def write(root: Path, allow_dirty: bool = False) -> Path:
+def write(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> Path:
     root = Path(root)
-    texts, extra = render(root, allow_dirty)
+    texts, extra = render(root, allow_dirty, expected)
     pngs = {name: _figure(DRAW[name], extra["data"][name]) for name in PLOTS}
     for name, data in pngs.items():
         atomic_write_bytes(root / PLOTS[name], data)
@@ -572,19 +609,38 @@ def write(root: Path, allow_dirty: bool = False) -> Path:
     return root / README
 
 
-def stale(root: Path, allow_dirty: bool = False) -> list[Path]:
+def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> list[Path]:
     """Files of the leaderboard that differ from what the records give (missing ones included)."""
     root = Path(root)
-    texts, extra = render(root, allow_dirty)
+    texts, extra = render(root, allow_dirty, expected)
     out = [root / name for name, text in texts.items()
            if not (root / name).is_file() or (root / name).read_bytes() != text.encode()]
     for name, file in PLOTS.items():
         if png_digest(root / file) != _digest(*extra["data"][name]):
             out.append(root / file)
-    if not (root / HTML).is_file():
-        out.append(root / HTML)
+    page = root / HTML
+    expected = _html(extra["rec"], extra["head"], {name: b"" for name in PLOTS}, extra["readme"])
+    if not page.is_file() or _without_images(page.read_text(errors="replace")) != _without_images(expected):
+        out.append(page)
     return out
+
+
+def _without_images(page: str) -> str:
+    """The page with its embedded PNGs cut out: their pixels depend on the plotting library's version, the
+    rest (the tables, the text) on the records alone."""
+    import re
+
+    return re.sub(r'src="data:image/png;base64,[A-Za-z0-9+/=]*"', 'src=""', page)
 
 
 def is_suite_folder(root: Path) -> bool:
     return any(Path(root).glob(f"records/*/{RECORD}"))
+
+
+def expected_keys(name: str, root: Path) -> dict[str, str]:
+    """Run name -> key of an embedded suite's grid, when ``name`` is one and ``root`` is its folder."""
+    from .suite import SUITE_DIR, expand, load_suite
+
+    if Path(root).name != name or not (SUITE_DIR / f"{name}.yaml").is_file():
+        return {}
+    return {s.name: s.key for s in expand(load_suite(name))}

@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from ood_bench.cli import main
 from ood_bench.plugins import get_tasks
 
-from .conftest import TINY_OVERRIDES
+from .conftest import TINY_OVERRIDES, TINY_SUITE
 
 
 def tiny(**train) -> list[str]:

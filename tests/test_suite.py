@@ -1,0 +1,436 @@
+"""Suites, the runner and the suite leaderboard: the grid, its keys, shards, skipping, resuming, Ray, --with,
+and the published tables and plots (golden, and --check)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ood_bench.cli import main
+from ood_bench.suite import expand, load_suite, shard
+
+from .conftest import TINY_SUITE
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).parent / "data" / "golden_suite_README.md"
+
+
+def run_tiny(work: Path, publish: Path, *extra: str) -> int:
+    return main(["run", str(TINY_SUITE), "--work-root", str(work), "--publish-root", str(publish), "--no-progress",
+                 *extra])
+
+
+@pytest.fixture(scope="session")
+def tiny_board(tmp_path_factory):
+    """The tiny suite run once with the local launcher: (work root, publish root)."""
+    root = tmp_path_factory.mktemp("tiny")
+    assert run_tiny(root / "runs", root / "lb") == 0
+    return root / "runs", root / "lb"
+
+
+def per_problem_hashes(publish: Path) -> dict:
+    """Every record's per-problem files by sha256, from the manifests (which `load_counts` verifies)."""
+    out = {}
+    for rec in sorted((publish / "tiny" / "records").glob("*/record.json")):
+        for sub in ("eval", "null"):
+            path = rec.parent / sub / "eval.json"
+            if path.is_file():
+                out[f"{rec.parent.name}/{sub}"] = {k: v["sha256"] for k, v in json.loads(path.read_text())["files"].items()}
+    return out
+
+
+# ----------------------------------------------------------------------------- the suites and their grid
+
+@pytest.mark.parametrize("name", ["quick", "standard", "paper"])
+def test_every_embedded_suite_resolves_and_validates(name):
+    suite = load_suite(name)
+    specs = expand(suite)
+    kinds = [s.kind for s in specs]
+    assert kinds == sorted(kinds)  # bases first: "base" < "post"
+    names = [s.name for s in specs]
+    assert len(set(names)) == len(names) and len({s.key for s in specs}) == len(specs)
+    bases = {s.name for s in specs if s.kind == "base"}
+    assert all(s.base in bases for s in specs if s.kind == "post")
+    assert suite.description and suite.left_out
+
+
+def test_the_quick_suite_covers_exposure_zero_and_above_grpo_and_its_control_on_id_and_ood():
+    suite = load_suite("quick")
+    levels = [sum(e.values()) for e in suite.bases.exposures.values()]
+    assert 0 in levels and any(v > 0 for v in levels)
+    assert {r.algorithm for r in suite.posttrain.rows} >= {"grpo", "sft"}
+    assert "id" in suite.posttrain.splits and any(s.startswith("ood_") for s in suite.posttrain.splits)
+
+
+def test_the_standard_suite_has_every_axis_three_exposures_three_seeds_and_eight_rows():
+    suite = load_suite("standard")
+    specs = expand(suite)
+    assert len(suite.bases.exposures) >= 3 and len(suite.bases.seeds) >= 3
+    trained = {s.split for s in specs if s.kind == "post"}
+    assert trained == {"id", "ood_depth", "ood_length", "ood_repr", "ood_comp"}
+    assert len(suite.posttrain.rows) == 8
+
+
+BAD_SUITES = {
+    "an unknown algorithm": ("posttrain:\n  rows:\n    - {name: x, algorithm: nosuch}\n", "nosuch"),
+    "an unknown split": ("posttrain:\n  splits: [id, ood_nowhere]\n", "ood_nowhere"),
+    "an unknown key": ("bases:\n  exposure: {e0: {}}\n", "exposure"),
+    "an unknown knob": ("posttrain:\n  rows:\n    - {name: g, algorithm: grpo, algo: {betta: 1}}\n", "betta"),
+    "an exposure above 1": ("bases:\n  exposures: {e0: {}, big: {depth: 1.5}}\n", "depth"),
+    "two rows of one name": ("posttrain:\n  rows:\n    - {name: g, algorithm: grpo}\n    - {name: g, algorithm: sft}\n",
+                             "two rows share"),
+    "a seed given twice": ("bases:\n  seeds: [0, 0]\n", "seed is given twice"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SUITES))
+def test_a_bad_suite_is_one_line_exit_2_and_runs_nothing(case, tmp_path, capsys):
+    text, words = BAD_SUITES[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"extends: {TINY_SUITE}\nname: bad\n{text}")
+    assert main(["run", str(path), "--work-root", str(tmp_path / "w"), "--publish-root", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ood-bench: error:") and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "p").exists()
+
+
+def test_a_suite_that_extends_itself_is_one_line(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text(f"extends: {tmp_path / 'b.yaml'}\n")
+    (tmp_path / "b.yaml").write_text(f"extends: {tmp_path / 'a.yaml'}\n")
+    assert main(["run", str(tmp_path / "a.yaml"), "--dry-run"]) == 2
+    assert "extends itself" in capsys.readouterr().err
+
+
+def test_keys_change_with_what_decides_the_numbers_and_nothing_else(monkeypatch):
+    import ood_bench.suite as suite_mod
+
+    keys = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE)))}
+    # a GRPO knob re-keys the GRPO runs only
+    knob = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["posttrain.rows=" + json.dumps(
+        [{"name": "sft", "algorithm": "sft"},
+         {"name": "grpo", "algorithm": "grpo", "algo": {"group_size": 2, "max_new_tokens": 24, "beta": 0.1}}])]))}
+    changed = {n for n in keys if keys[n] != knob[n]}
+    assert changed == {n for n in keys if n.startswith("grpo-")}
+    # an exposure level re-keys its base and the runs that start from it
+    exp = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["bases.exposures.e5.depth=0.06"]))}
+    assert {n for n in keys if keys[n] != exp[n]} == {n for n in keys if n.endswith("-e5-s0")}
+    # devices and where runs are written are not part of a key
+    same = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["bases.overrides.trainer.devices=auto"]))}
+    assert same == keys
+    # a declared change of results re-keys everything
+    monkeypatch.setattr(suite_mod, "RESULTS_VERSION", suite_mod.RESULTS_VERSION + 1)
+    bumped = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE)))}
+    assert all(bumped[n] != keys[n] for n in keys)
+
+
+@pytest.mark.parametrize("name", [str(TINY_SUITE), "standard", "paper"])
+def test_shards_partition_the_grid_and_keep_each_run_with_its_base(name):
+    specs = expand(load_suite(name))
+    for count in range(1, 6):
+        parts = [shard(specs, i, count) for i in range(1, count + 1)]
+        seen = [s.name for part in parts for s in part]
+        assert sorted(seen) == sorted(s.name for s in specs)  # every run in exactly one shard
+        for part in parts:
+            names = {s.name for s in part}
+            assert all(s.base in names for s in part if s.kind == "post")
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "x", "1/0", "1-2"])
+def test_a_bad_shard_is_one_line(text, capsys):
+    assert main(["run", str(TINY_SUITE), "--shard", text, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--shard" in err and err.count("\n") == 1
+
+
+def test_dry_run_prints_the_grid_what_is_skipped_and_an_estimate(tiny_board, capsys):
+    work, publish = tiny_board
+    assert main(["run", str(TINY_SUITE), "--work-root", str(work), "--publish-root", str(publish), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "10 runs: 0 to do, 10 to skip (10 done here" in out and "estimated wall time" in out
+    assert main(["run", "standard", "--work-root", str(work), "--publish-root", str(publish), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "153 runs: 153 to do" in out
+
+
+# ----------------------------------------------------------------------------- running
+
+def test_a_finished_suite_trains_and_evaluates_nothing_when_run_again(tiny_board, monkeypatch, capsys):
+    import ood_bench.eval_run
+    import ood_bench.posttrain
+    import ood_bench.pretrain
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was started again")
+
+    for module, name in ((ood_bench.pretrain, "pretrain"), (ood_bench.posttrain, "posttrain"),
+                         (ood_bench.eval_run, "evaluate_checkpoint")):
+        monkeypatch.setattr(module, name, refuse)
+    assert run_tiny(*tiny_board) == 0
+    assert "10 runs, 0 to do, 10 skipped" in capsys.readouterr().out
+
+
+def test_a_record_holds_what_a_reader_needs_and_no_sample_texts(tiny_board):
+    from ood_bench.checkpoints import CHECKSUM_KEY, read_checkpoint
+    from ood_bench.run_records import restore_checkpoint
+    from ood_bench.support import load_counts
+
+    work, publish = tiny_board
+    records = publish / "tiny" / "records"
+    post = json.loads((records / "grpo-ood_depth-e5-s0" / "record.json").read_text())
+    for key in ("key", "identity", "config", "seed", "sampling_seeds", "task_versions", "git_commit", "git_dirty",
+                "packages", "plugin", "counters", "timings", "metrics", "results_version"):
+        assert key in post, key
+    assert post["plugin"]["name"] == "grpo" and post["counters"]["grad_steps"] == 2 and post["base"] == "base-e5-s0"
+    header = (records / "grpo-ood_depth-e5-s0" / "eval" / "samples" / "string__ood_depth.csv").read_text().splitlines()[0]
+    assert "gold_logprob" in header and "prompt" not in header and "sample" not in header.split(",")
+    assert len(load_counts(records / "grpo-ood_depth-e5-s0" / "eval")) == 2 * 2 * 4  # families x splits x n_test
+    assert (records / "grpo-ood_depth-e5-s0" / "curves.csv").read_text().startswith("step,reward")
+    # the published weights rebuild the base checkpoint exactly
+    restored = work.parent / "restored.ckpt"
+    restore_checkpoint(publish / "tiny" / "bases" / "base-e5-s0.safetensors", restored)
+    assert read_checkpoint(restored)[CHECKSUM_KEY] == read_checkpoint(work / "tiny" / "base-e5-s0" / "base.ckpt")[CHECKSUM_KEY]
+
+
+def test_a_killed_suite_resumes_and_finishes_with_the_same_records(tiny_board, tmp_path):
+    argv = [sys.executable, "-m", "ood_bench.cli", "run", str(TINY_SUITE), "--work-root", str(tmp_path / "runs"),
+            "--publish-root", str(tmp_path / "lb"), "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = tmp_path / "lb" / "tiny" / "records" / "base-e5-s0" / "record.json"
+    deadline = time.time() + 120
+    while not first.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list((tmp_path / "lb" / "tiny" / "records").glob("*/record.json")))
+    assert finished < 10, "the suite finished before it could be killed"
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{10 - finished} to do" in done.stdout
+    assert per_problem_hashes(tmp_path / "lb") == per_problem_hashes(tiny_board[1])
+
+
+def test_the_ray_launcher_gives_the_same_records_as_the_local_one(tiny_board, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ood-bench[ray]')")
+    try:
+        assert run_tiny(tmp_path / "runs", tmp_path / "lb", "--launcher", "ray") == 0
+    finally:
+        ray.shutdown()
+    assert per_problem_hashes(tmp_path / "lb") == per_problem_hashes(tiny_board[1])
+    # the same keys, so the local launcher sees the Ray records as done
+    local = json.loads((tiny_board[1] / "tiny" / "records" / "sft-id-e0-s0" / "record.json").read_text())
+    remote = json.loads((tmp_path / "lb" / "tiny" / "records" / "sft-id-e0-s0" / "record.json").read_text())
+    assert local["key"] == remote["key"] and local["metrics"] == remote["metrics"]
+
+
+def test_with_adds_a_third_party_row_against_the_published_bases(tiny_board, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT / "plugins" / "example-plugin")], check=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    publish = tmp_path / "lb"
+    shutil.copytree(tiny_board[1], publish)  # a fresh clone: the published records and base weights, no runs/
+    run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "run", str(TINY_SUITE), "--with", "reinforce",
+                          "algo.max_new_tokens=24", "--work-root", str(tmp_path / "runs"), "--publish-root",
+                          str(publish), "--no-progress"], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "6 runs, 4 to do, 2 skipped" in run.stdout  # two shared bases, four new runs
+    records = publish / "tiny" / "records"
+    new = sorted(p.parent.name for p in records.glob("reinforce-*/record.json"))
+    assert len(new) == 4, new
+    assert not list((tmp_path / "runs").rglob("pretrain_record.json"))  # no base was pretrained again
+    board = (publish / "tiny" / "README.md").read_text()
+    assert all(f"| {row} |" in board for row in ("grpo", "sft", "reinforce-"))
+
+
+# ----------------------------------------------------------------------------- the leaderboard
+
+def write_record(root: Path, name: str, kind: str, problems: dict, null: dict | None = None, **fields) -> None:
+    """A run record as the runner writes it, from per-(family, split) lists of per-problem rows."""
+    import pandas as pd
+
+    from ood_bench.results import manifest
+
+    folder = root / "records" / name
+    for sub, rows in (("eval", problems), ("null", null)):
+        if rows is None:
+            continue
+        (folder / sub / "samples").mkdir(parents=True)
+        for stem, lines in rows.items():
+            (folder / sub / "samples" / f"{stem}.csv").write_text(pd.DataFrame(lines).to_csv(index=False))
+        (folder / sub / "eval.json").write_text(json.dumps({"kind": "evaluate", "seed": 0, "results": [],
+                                                           "files": manifest(folder / sub)}))
+    record = {"kind": kind, "name": name, "key": hashlib.sha256(name.encode()).hexdigest()[:16], "suite": "golden",
+              "git_commit": "0" * 40, "git_dirty": False, "counters": {}, "timings": {}, **fields}
+    (folder / "record.json").write_text(json.dumps(record))
+
+
+def golden_records(root: Path) -> None:
+    """Two exposure levels x three pretraining seeds; GRPO (a pure +1.5-nat tilt) and SFT (which also lifts
+    problems from outside the support) on ID and on ood_depth; every number drawn from a fixed seed."""
+    rng = np.random.default_rng(7)
+    splits = ["id", "ood_depth"]
+
+    def rows(logprobs: dict, seed: int) -> dict:
+        draw = np.random.default_rng(seed)
+        out = {}
+        for split, lp in logprobs.items():
+            q = np.exp(lp)
+            trace = draw.binomial(8, q)
+            out[f"string__{split}"] = [
+                {"family": "string", "version": 2, "split": split, "uid": f"{split}{i:03d}", "n": 8, "c": int(t),
+                 "trace_c": int(t), "full_c": int(t), "gold_logprob": float(v)} for i, (t, v) in enumerate(zip(trace, lp))]
+        return out
+
+    for exposure, frac in (("e0", 0.0), ("e5", 0.05)):
+        for seed in (0, 1, 2):
+            base_lp = {"id": -rng.exponential(0.5, 40), "ood_depth": -rng.exponential(25 - 300 * frac, 40)}
+            base = f"base-{exposure}-s{seed}"
+            config = {"mixture": {"exposure": {"depth": frac, "length": frac, "repr": frac, "comp": frac}}}
+            write_record(root, base, "base", rows(base_lp, 10 * seed + 1), rows(base_lp, 10 * seed + 2),
+                         exposure=exposure, seed=seed, config=config, base="", row="", split="")
+            for row, lift in (("grpo", 0.0), ("sft", 12.0)):
+                for trained in splits:
+                    post_lp = {}
+                    for split in splits:
+                        logit = base_lp[split] - np.log1p(-np.exp(np.minimum(base_lp[split], -1e-9)))
+                        shifted = logit + 1.5 + (lift if split == trained else 0.0)
+                        post_lp[split] = -np.log1p(np.exp(-shifted))
+                    name = f"{row}-{trained}-{exposure}-s{seed}"
+                    write_record(root, name, "post", rows(post_lp, 10 * seed + 3), exposure=exposure, seed=seed,
+                                 base=base, row=row, split=trained, algorithm=row, config={},
+                                 counters={"rollouts": 1280 if row == "grpo" else 0, "train_tokens": 5000,
+                                           "grad_steps": 10}, timings={"train": 30.0, "eval": 6.0})
+
+
+def test_the_leaderboard_of_fixed_records_matches_its_golden_file(tmp_path):
+    from ood_bench import suite_board
+
+    golden_records(tmp_path)
+    texts, _ = suite_board.render(tmp_path)
+    if os.environ.get("OOD_BENCH_WRITE_GOLDEN"):  # regenerate after a deliberate change, then review the diff
+        GOLDEN.write_text(texts["README.md"])
+    assert texts["README.md"] == GOLDEN.read_text()
+    head = json.loads(texts["leaderboard.json"])["headline"]
+    sft_depth = [r for r in head if r["row"] == "sft" and r["trained_on"] == "ood_depth" and r["split"] == "ood_depth"]
+    assert all(r["expanded"] > 0 and r["expansion"] > 0 for r in sft_depth)  # the control expands
+    grpo = [r for r in head if r["row"] == "grpo" and r["outside"]]
+    assert all(r["expanded"] == 0 and r["expansion_hi"] > 0 for r in grpo)  # a pure tilt never does; the bound shows
+    assert all(r["interval"].startswith("t over pretraining seeds") for r in head)
+
+
+def test_check_catches_a_stale_table_and_a_stale_plot(tmp_path, capsys):
+    from ood_bench import suite_board
+
+    golden_records(tmp_path)
+    suite_board.write(tmp_path)
+    assert main(["leaderboard", str(tmp_path), "--check"]) == 0
+    capsys.readouterr()
+    readme = tmp_path / "README.md"
+    good = readme.read_bytes()
+    readme.write_text(good.decode().replace("+0.", "+0.9", 1))
+    assert main(["leaderboard", str(tmp_path), "--check"]) == 2
+    assert "README.md" in capsys.readouterr().err
+    readme.write_bytes(good)
+    plot = tmp_path / "gain_vs_exposure.png"
+    shutil.copy(tmp_path / "pass_at_k.png", plot)  # a plot of other data
+    assert main(["leaderboard", str(tmp_path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "gain_vs_exposure.png" in err and err.count("\n") == 1
+    page = tmp_path / "index.html"
+    good_page = page.read_text()
+    page.write_text(good_page.replace("<td>grpo</td>", "<td>grpo-edited</td>", 1))
+    assert main(["leaderboard", str(tmp_path), "--check"]) == 2
+    assert "index.html" in capsys.readouterr().err
+    page.write_text(good_page)
+    # a record changed after publishing makes everything drawn from it stale
+    suite_board.write(tmp_path)
+    rec = tmp_path / "records" / "grpo-id-e0-s1" / "record.json"
+    data = json.loads(rec.read_text())
+    data["counters"]["rollouts"] = 999
+    rec.write_text(json.dumps(data))
+    assert main(["leaderboard", str(tmp_path), "--check"]) == 2
+
+
+def test_records_from_a_modified_checkout_are_refused_unless_allowed(tmp_path, capsys):
+    golden_records(tmp_path)
+    rec = tmp_path / "records" / "sft-id-e5-s0" / "record.json"
+    rec.write_text(rec.read_text().replace('"git_dirty": false', '"git_dirty": true'))
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    assert "modified checkout" in capsys.readouterr().err
+    assert main(["leaderboard", str(tmp_path), "--allow-dirty"]) == 0
+    assert "from a modified checkout" in (tmp_path / "README.md").read_text()
+
+
+def test_index_html_is_one_self_contained_sortable_page(tiny_board, tmp_path):
+    from html.parser import HTMLParser
+
+    from ood_bench import suite_board
+
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_board[1] / "tiny", folder)
+    suite_board.write(folder, allow_dirty=True)
+    page = (folder / "index.html").read_text()
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.refs, self.tables = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.tables += tag == "table" and "sortable" in (attrs.get("class") or "")
+            self.refs += [v for k, v in attrs.items() if k in ("src", "href") and v]
+
+    parsed = Collect()
+    parsed.feed(page)
+    assert parsed.tables == 2
+    assert len(parsed.refs) == 4 and all(r.startswith("data:image/png;base64,") for r in parsed.refs)
+    import base64
+
+    assert all(base64.b64decode(r.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n" for r in parsed.refs)
+    sync = pytest.importorskip("playwright.sync_api", reason="no headless browser (pip install playwright)")
+    try:
+        with sync.sync_playwright() as p:
+            browser = p.chromium.launch()
+            page_ = browser.new_page()
+            page_.goto((folder / "index.html").as_uri())
+            shot = page_.screenshot(full_page=True)
+            browser.close()
+    except Exception as exc:  # playwright without its browser download
+        pytest.skip(f"no headless browser: {type(exc).__name__}")
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
+
+
+def test_a_record_whose_key_the_suite_no_longer_gives_is_refused_not_mixed_in(tiny_board, capsys):
+    from ood_bench import suite_board
+    from ood_bench.errors import OodBenchError
+
+    grid = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["posttrain.budget.grad_steps=3"]))}
+    with pytest.raises(OodBenchError, match="is stale"):
+        suite_board.Records(tiny_board[1] / "tiny", allow_dirty=True, expected=grid)
+    # the same change makes the runner see those runs as to do
+    assert run_tiny(*tiny_board, "posttrain.budget.grad_steps=3", "--dry-run") == 0
+    assert "10 runs: 8 to do, 2 to skip" in capsys.readouterr().out
+
+
+def test_a_post_record_from_another_base_is_refused(tmp_path):
+    from ood_bench import suite_board
+    from ood_bench.errors import OodBenchError
+
+    golden_records(tmp_path)
+    rec = tmp_path / "records" / "grpo-id-e0-s1" / "record.json"
+    data = json.loads(rec.read_text())
+    data["identity"] = {"base_key": "0" * 16}
+    rec.write_text(json.dumps(data))
+    with pytest.raises(OodBenchError, match="another 'base-e0-s1'"):
+        suite_board.Records(tmp_path)
