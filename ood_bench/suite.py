@@ -170,7 +170,7 @@ def with_row(algorithm: str, knobs: list[str]) -> RowConfig:
     if extra:
         raise ConfigError(f"--with takes only algo.KEY=VALUE knobs after the algorithm, not {', '.join(sorted(extra))}")
     algo = {k: (dict(v) if isinstance(v, Whole) else v) for k, v in (given.get("algo") or {}).items()}
-    name = algorithm if not algo else f"{algorithm}-{_digest(algo)[:6]}"
+    name = algorithm if not algo else f"{algorithm}_{_digest(algo)[:6]}"
     return RowConfig(name=name, algorithm=algorithm, algo=algo, note="added with --with")
 
 

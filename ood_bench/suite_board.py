@@ -96,6 +96,16 @@ class Records:
     def bases(self) -> list[str]:
         return [n for n, r in self.runs.items() if r["kind"] == "base"]
 
+    def exposure_label(self, name: str) -> str:
+        """``e2 (2% per axis)``: the level's name and what it means, from its base's mixture."""
+        base = self.runs[name] if self.runs[name]["kind"] == "base" else self.runs[self.runs[name]["base"]]
+        exposure = {a: v for a, v in ((base["config"].get("mixture") or {}).get("exposure") or {}).items() if v}
+        if not exposure:
+            return f"{base['exposure']} (none)"
+        if len(exposure) == len(AXES) and len(set(exposure.values())) == 1:
+            return f"{base['exposure']} ({100 * next(iter(exposure.values())):g}% per axis)"
+        return f"{base['exposure']} ({', '.join(f'{a} {100 * v:g}%' for a, v in exposure.items())})"
+
     def exposure_of(self, name: str, axis: str) -> float:
         base = self.runs[name] if self.runs[name]["kind"] == "base" else self.runs[self.runs[name]["base"]]
         return float(((base["config"].get("mixture") or {}).get("exposure") or {}).get(axis, 0.0))
@@ -199,7 +209,8 @@ def headline(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
             pairs = [(n, _paired(rec.counts[rec.runs[n]["base"]], rec.counts[n], split)) for n in names]
             cell = _cell(pairs, th, f"{row}/{trained}/{exposure}/{split}")
             rows.append({"row": row, "algorithm": algorithm, "trained_on": trained, "exposure": exposure,
-                         "split": split, "exposure_frac": _axis_exposure(rec, names[0], split), **cell, **compute})
+                         "exposure_label": rec.exposure_label(names[0]), "split": split,
+                         "exposure_frac": _axis_exposure(rec, names[0], split), **cell, **compute})
     by_exposure: dict[str, list[str]] = {}
     for name in rec.bases():
         by_exposure.setdefault(rec.runs[name]["exposure"], []).append(name)
@@ -207,7 +218,8 @@ def headline(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
         for split in _eval_splits(rec):
             pairs = [(n, _paired(rec.counts[n], rec.null[n], split)) for n in names]
             rows.append({"row": "null", "algorithm": "base re-sampled", "trained_on": "-", "exposure": exposure,
-                         "split": split, "exposure_frac": _axis_exposure(rec, names[0], split),
+                         "exposure_label": rec.exposure_label(names[0]), "split": split,
+                         "exposure_frac": _axis_exposure(rec, names[0], split),
                          **_cell(pairs, th, f"null/{exposure}/{split}"),
                          "rollouts": 0.0, "train_tokens": 0.0, "grad_steps": 0.0, "wall_s": 0.0})
     return pd.DataFrame(rows)
@@ -253,7 +265,7 @@ def _wide(df: pd.DataFrame, cell, splits: list[str], compute: bool) -> pd.DataFr
     out = []
     for (row, trained, exposure), g in df.groupby(["row", "trained_on", "exposure"], sort=False):
         line = {"algorithm": g["algorithm"].iloc[0] if row == "null" else row, "trained on": trained,
-                "exposure": exposure}
+                "exposure": g["exposure_label"].iloc[0]}
         for split in splits:
             hit = g[g["split"] == split]
             line[split] = cell(hit.iloc[0]) if len(hit) else ""

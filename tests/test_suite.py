@@ -229,7 +229,10 @@ def test_the_ray_launcher_gives_the_same_records_as_the_local_one(tiny_board, tm
     # the same keys, so the local launcher sees the Ray records as done
     local = json.loads((tiny_board[1] / "tiny" / "records" / "sft-id-e0-s0" / "record.json").read_text())
     remote = json.loads((tmp_path / "lb" / "tiny" / "records" / "sft-id-e0-s0" / "record.json").read_text())
-    assert local["key"] == remote["key"] and local["metrics"] == remote["metrics"]
+    def numbers(record):  # the summary metrics, less how long each split took
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in record["metrics"]]
+
+    assert local["key"] == remote["key"] and numbers(local) == numbers(remote)
 
 
 def test_with_adds_a_third_party_row_against_the_published_bases(tiny_board, tmp_path):
@@ -245,11 +248,11 @@ def test_with_adds_a_third_party_row_against_the_published_bases(tiny_board, tmp
     assert run.returncode == 0, run.stderr[-2000:]
     assert "6 runs, 4 to do, 2 skipped" in run.stdout  # two shared bases, four new runs
     records = publish / "tiny" / "records"
-    new = sorted(p.parent.name for p in records.glob("reinforce-*/record.json"))
+    new = sorted(p.parent.name for p in records.glob("reinforce*/record.json"))
     assert len(new) == 4, new
     assert not list((tmp_path / "runs").rglob("pretrain_record.json"))  # no base was pretrained again
     board = (publish / "tiny" / "README.md").read_text()
-    assert all(f"| {row} |" in board for row in ("grpo", "sft", "reinforce-"))
+    assert all(f"| {row}" in board for row in ("grpo |", "sft |", "reinforce_"))
 
 
 # ----------------------------------------------------------------------------- the leaderboard
