@@ -195,9 +195,14 @@ def cmd_compare(args) -> int:
 def cmd_leaderboard(args) -> int:
     from . import leaderboard, suite_board
 
-    root = leaderboard.resolve(args.records)
+    name = args.records
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():  # a suite file: its leaderboard folder
+        from .suite import read_suite_file
+
+        name = read_suite_file(name)["name"]
+    root = leaderboard.resolve(name)
     if suite_board.is_suite_folder(root):  # a suite's run records (leaderboards/<suite>/records/*/record.json)
-        expected = suite_board.expected_keys(args.records, root)
+        expected = suite_board.expected_keys(name, root)
         if args.check:
             stale = suite_board.stale(root, args.allow_dirty, expected)
             if stale:
@@ -278,8 +283,15 @@ def cmd_run(args) -> int:
     if args.with_algo:
         knobs = [o for o in overrides if o.startswith("algo.")]
         overrides = [o for o in overrides if not o.startswith("algo.")]
+        if overrides:  # the added row must run at the suite's published budget, from its published bases
+            raise OodBenchError(f"with --with, give only algo.KEY=VALUE knobs: {' '.join(overrides)} would change the "
+                                f"suite the row is compared in (its bases, budget or evaluation)")
         _plugins()
         added = [with_row(args.with_algo, knobs)]
+        taken = [r.name for r in load_suite(args.suite).posttrain.rows]
+        if added[0].name in taken:
+            raise OodBenchError(f"--with {args.with_algo}: the suite already has a row named {added[0].name!r}; give "
+                                f"algo.KEY=VALUE knobs to add a variant of it")
     suite = load_suite(args.suite, overrides, added)
     if args.print_config:
         return _print_config(suite.to_dict())
@@ -296,9 +308,13 @@ def cmd_run(args) -> int:
         rows = [(s, "published" if s.kind == "base" and st == "todo" and runner.has_published(s, where) else st)
                 for s, st in rows]
         seconds = runner.plan_seconds(rows, where)
+    if which and not specs:
+        print(f"ood-bench: warning: shard {args.shard} holds no run (the suite has "
+              f"{sum(s.kind == 'base' for s in expand(suite))} bases, and a shard takes whole bases)", file=sys.stderr)
     if args.dry_run:
         print(f"suite {suite.name}: {suite.description}")
         print(runner.format_plan(rows, seconds))
+        print(runner.rates_source(where))
         return 0
     from .atomic import writable_folder
 
@@ -310,6 +326,12 @@ def cmd_run(args) -> int:
     estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
     print(f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
           f"estimated {runner._clock(seconds)} on this machine", flush=True)
+    from .records import code_version
+
+    if todo and code_version().endswith("-dirty"):
+        print("ood-bench: warning: this checkout has uncommitted changes to its code, so these records are marked "
+              "dirty and `ood-bench leaderboard --check` refuses them (commit, then run again, or pass --allow-dirty)",
+              file=sys.stderr, flush=True)
     opts = runner.RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples,
                              reuse_published=reuse, cpus=suite.resources.cpus)
     launch = runner.run_ray if args.launcher == "ray" else runner.run_local

@@ -141,9 +141,10 @@ def _eval_config(spec: RunSpec):
     return build(EvalConfig, spec.eval)
 
 
-def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions) -> Path:
-    """The base's checkpoint in its work folder: there already, rebuilt from the published weights, or
-    pretrained (the same seed and config give the same weights)."""
+def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions, restore: bool = True) -> Path:
+    """The base's checkpoint in its work folder: there already, rebuilt from the published weights (when
+    ``restore``: for the runs that start from it, never when the base run itself is re-run to reproduce
+    it), or pretrained (the same seed and config give the same weights)."""
     from .config import build
     from .pretrain import PretrainConfig, pretrain
 
@@ -153,9 +154,12 @@ def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions) -> Path:
         return ckpt
     weights = where.weights(base.name)
     published = read_record(where.records / base.name)
-    if weights.is_file() and published and published["key"] == base.key:
+    if restore and weights.is_file() and published and published["key"] == base.key:
         restore_checkpoint(weights, ckpt)
         return ckpt
+    if restore and published and published["key"] == base.key:
+        print(f"    {base.name}: no published weights, so it is pretrained again (the same seed and config give "
+              f"the same weights)", flush=True)
     cfg = build(PretrainConfig, {**base.config, "out_dir": str(work)})
     return pretrain(cfg, progress=opts.progress)
 
@@ -167,10 +171,11 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
 
     _set_threads(opts.cpus)
     work = where.work / spec.name
+    _claim_work_folder(work, spec.key)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if spec.kind == "base":
-        ckpt = base_checkpoint_for(spec, where, opts)
+        ckpt = base_checkpoint_for(spec, where, opts, restore=False)
         record_src = work / "pretrain_record.json"
         pre = json.loads(record_src.read_text()) if record_src.is_file() else {}
         steps = pre.get("global_step") or spec.config["train"]["max_steps"]
@@ -201,7 +206,8 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     previous = target.with_name(f".{spec.name}.previous")
     if previous.exists():
         shutil.rmtree(previous)
-    if (target / RECORD).is_file():
+    earlier = read_record(target)
+    if earlier and earlier["key"] == spec.key:  # the same run, published before: did it reproduce?
         shutil.copytree(target, previous)
     fresh = _fresh(target)
     compact_eval(work / "eval", fresh / "eval", opts.keep_samples)
@@ -217,7 +223,21 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     if previous.exists():
         record["reproduced"] = same_results(previous, target)
         shutil.rmtree(previous)
+    elif earlier:
+        record["replaced"] = earlier["key"]
     return record
+
+
+def _claim_work_folder(work: Path, key: str) -> None:
+    """A run's work folder holds one key's checkpoints: one left by an earlier config of the same run
+    name (its key differs) is removed, rather than refused by the training lifecycle or resumed from."""
+    marker = work / "key"
+    if marker.is_file() and marker.read_text().strip() != key:
+        print(f"    {work.name}: removing the work folder of an earlier config (key {marker.read_text().strip()})",
+              flush=True)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text(key + "\n")
 
 
 def _fresh(target: Path) -> Path:
@@ -284,6 +304,8 @@ def _what(spec: RunSpec) -> str:
 
 
 def _say_reproduced(record: dict, say) -> None:
+    if "replaced" in record:
+        say(f"    {record['name']}: replaced a record of another config (key {record['replaced']})", flush=True)
     if "reproduced" in record:
         say(f"    {record['name']}: {'reproduced the committed record exactly' if record['reproduced'] else 'DIFFERS from the committed record (see git diff)'}",
             flush=True)
@@ -341,6 +363,15 @@ def has_published(spec: RunSpec, where: Places) -> bool:
     """A base whose record and weights are published with this key (shared by rows added later)."""
     published = read_record(where.records / spec.name)
     return bool(published and published["key"] == spec.key and where.weights(spec.name).is_file())
+
+
+def rates_source(where: Places) -> str:
+    rates = _rates(where)
+    mine = [k for k in ("pretrain_step", "post_step", "sft_step") if rates[k] != DEFAULT_RATES[k]]
+    if mine:
+        return (f"(estimate from this suite's own records for {', '.join(mine)}, defaults for the rest; on another "
+                f"machine the estimate is off by its speed)")
+    return "(estimate from default rates measured on a 2-core CPU; a suite's own records refine it as they come)"
 
 
 def plan_seconds(rows: list[tuple[RunSpec, str]], where: Places) -> float:

@@ -121,15 +121,29 @@ def _is_name(name: str) -> bool:
 
 
 def read_suite_file(name: str) -> dict:
-    """A suite's YAML, with ``extends`` resolved (the child's keys win; ``posttrain.add_rows`` appends)."""
-    data = read_yaml(name, builtin_dir=SUITE_DIR)
+    """A suite's YAML, with ``extends`` resolved (the child's keys win; ``posttrain.add_rows`` appends;
+    ``name`` is never inherited: a suite without one is named after its file). A relative ``extends``
+    path is found beside the file that names it, else as an embedded suite."""
+    try:
+        data = read_yaml(name, builtin_dir=SUITE_DIR)
+    except ConfigError as exc:
+        if not Path(str(name)).suffix and not Path(str(name)).exists():
+            embedded = ", ".join(sorted(p.stem for p in SUITE_DIR.glob("*.yaml")))
+            raise ConfigError(f"no suite {str(name)!r}: give a suite YAML file or one of {embedded}") from None
+        raise exc
+    own_name = data.get("name") or Path(str(name)).stem
+    here = Path(str(name)).parent if Path(str(name)).is_file() else Path(".")
     chain = [str(name)]
     while data.get("extends"):
-        parent_name = data.pop("extends")
+        parent_name = str(data.pop("extends"))
+        if not Path(parent_name).is_absolute() and (here / parent_name).is_file():
+            parent_name = str(here / parent_name)
         if parent_name in chain:
             raise ConfigError(f"suite {chain[0]!r} extends itself through {' -> '.join(chain + [parent_name])}")
         chain.append(parent_name)
         parent = read_yaml(parent_name, builtin_dir=SUITE_DIR)
+        if Path(parent_name).is_file():
+            here = Path(parent_name).parent
         child_rows = (data.get("posttrain") or {}).get("add_rows") or []
         parent_rows = (parent.get("posttrain") or {}).get("add_rows") or []
         merged = deep_merge(parent, data)
@@ -138,8 +152,7 @@ def read_suite_file(name: str) -> dict:
         merged["extends"] = parent.get("extends", "")
         data = merged
     data.pop("extends", None)
-    if not data.get("name"):
-        data["name"] = Path(str(name)).stem
+    data["name"] = own_name
     return data
 
 
@@ -233,7 +246,10 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
     for mix_name, shares in mixtures.items():
         for exp_name, exposure in suite.bases.exposures.items():
             for seed in suite.bases.seeds:
-                cfg = _pretrain_config(suite, shares, exposure, seed)
+                try:
+                    cfg = _pretrain_config(suite, shares, exposure, seed)
+                except ConfigError as exc:
+                    raise ConfigError(f"bases (exposure {exp_name}, pretraining keys): {exc}") from None
                 families = [f for f, s in cfg.mixture.families.items() if s > 0]
                 d = cfg.to_dict()
                 identity = {"kind": "base", "results_version": RESULTS_VERSION,
@@ -261,9 +277,12 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
                                    "algo": Whole(row.algo)}, row.overrides)
                 if data["budget"].get("grad_steps") is None:
                     raise ConfigError(f"row {row.name!r}: the suite's budget names no grad_steps")
-                cfg = build(PostTrainConfig, data)
-                cfg.validate()
-                algo = dataclasses.asdict(build_algorithm_config(algo_cls, cfg.algo))
+                try:
+                    cfg = build(PostTrainConfig, data)
+                    cfg.validate()
+                    algo = dataclasses.asdict(build_algorithm_config(algo_cls, cfg.algo))
+                except ConfigError as exc:
+                    raise ConfigError(f"row {row.name!r} (posttrain keys): {exc}") from None
                 families = cfg.families or [f for f, s in base.config["mixture"]["families"].items() if s > 0]
                 check_context_holds([find_family(n) for n in families], [split], base.config["model"]["block_size"],
                                     TEST_SET_SIZE // 5, key=f"the base's model.block_size (row {row.name}, {split})")

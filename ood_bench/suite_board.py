@@ -151,11 +151,14 @@ def _cell(pairs: list[tuple[str, pd.DataFrame]], th: Thresholds, key: str) -> di
                  "d_answer": float(m["d_answer"].mean()), "outside": int((m["q_base"] < th.outside).sum()),
                  "expanded": int(((m["q_base"] < th.outside) & (m["q_post"] >= th.solved)).sum()),
                  "mass_base": float(m["q_base"].mean()), "mass_post": float(m["q_post"].mean()),
-                 "problems": len(m)} for _, m in pairs]
+                 "trace_base": float((m["trace_c_base"] / m["n"]).mean()),
+                 "trace_post": float((m["trace_c_post"] / m["n"]).mean()), "problems": len(m)} for _, m in pairs]
     out = {"seeds": len(pairs), "problems": sum(s["problems"] for s in per_seed),
            "outside": sum(s["outside"] for s in per_seed), "expanded": sum(s["expanded"] for s in per_seed),
            "mass_base": float(np.mean([s["mass_base"] for s in per_seed])),
-           "mass_post": float(np.mean([s["mass_post"] for s in per_seed]))}
+           "mass_post": float(np.mean([s["mass_post"] for s in per_seed])),
+           "trace_base": float(np.mean([s["trace_base"] for s in per_seed])),
+           "trace_post": float(np.mean([s["trace_post"] for s in per_seed]))}
     for metric in ("d_trace", "d_mass", "d_answer"):
         if len(pairs) >= 2:
             m, lo, hi = _seed_interval([s[metric] for s in per_seed])
@@ -250,6 +253,8 @@ def _signed(v: float) -> str:
 
 
 def _delta_cell(r) -> str:
+    if r["trace_base"] == 0 and r["trace_post"] == 0:  # a floor, not a certainty: no interval to give
+        return "0 -> 0 (no trace right)"
     if r["d_trace_lo"] != r["d_trace_lo"]:
         return _signed(r["d_trace"])
     return f"{_signed(r['d_trace'])} [{_signed(r['d_trace_lo'])}, {_signed(r['d_trace_hi'])}]"
@@ -326,14 +331,19 @@ def _readme(rec: Records, head: pd.DataFrame) -> str:
               f"{', '.join(map(str, seeds))}; code {', '.join(commits)}); `ood-bench leaderboard {rec.suite} "
               f"--check` fails when a table or plot here is stale. `index.html` shows the same on one page.\n\n")
     if rec.dirty:
-        out.write(f"**{len(rec.dirty)} record(s) come from a modified checkout** (published with --allow-dirty).\n\n")
+        out.write(f"**{len(rec.dirty)} record(s) come from a checkout with uncommitted code changes.**\n\n")
     out.write("## Change in trace pass@1 after post-training\n\n"
               "Each cell: the mean change over the evaluated split's problems of the sampled trace pass@1 (a "
               "sample counts when every step and the answer are right), post-trained model minus its own base, "
-              "with its 95% interval. The `null` rows compare each base with a second evaluation of itself "
-              "(another sampling seed): the change sampling alone produces. Post-trained and base models are "
-              "sampled with the same per-problem keys, so their difference has less noise than the null, which "
-              "is conservative. Compute is per run: rollouts generated, training tokens, wall time.\n\n")
+              "with its 95% interval; both families are pooled (`leaderboard.json` has each family apart). "
+              "`0 -> 0` marks a split where no sample of either model had a right trace: a floor, with no interval "
+              "to give. The `null` rows compare each base with a second evaluation of itself (another sampling "
+              "seed): the change sampling alone produces. (A post-trained model is sampled with the same "
+              "per-problem random numbers as its base, which makes their difference less noisy than the null's, "
+              "so the null errs on the wide side.) Compute is per run: rollouts generated, training tokens, wall "
+              "time; rows are matched in gradient steps, so their tokens differ (SFT trains on gold traces only; "
+              "RL rows also generate). With dozens of intervals at 95% and no correction for multiplicity, a few "
+              "will exclude 0 by chance.\n\n")
     out.write(_markdown_table(t["gain"]) + "\n\n")
     out.write("## Expansion beyond the base's support\n\n"
               "Problems outside the base's support (exact trace mass Q_base < 1e-6) that the post-trained model "

@@ -371,7 +371,7 @@ def test_records_from_a_modified_checkout_are_refused_unless_allowed(tmp_path, c
     assert main(["leaderboard", str(tmp_path)]) == 2
     assert "modified checkout" in capsys.readouterr().err
     assert main(["leaderboard", str(tmp_path), "--allow-dirty"]) == 0
-    assert "from a modified checkout" in (tmp_path / "README.md").read_text()
+    assert "uncommitted code changes" in (tmp_path / "README.md").read_text()
 
 
 def test_index_html_is_one_self_contained_sortable_page(tiny_board, tmp_path):
@@ -437,3 +437,38 @@ def test_a_post_record_from_another_base_is_refused(tmp_path):
     rec.write_text(json.dumps(data))
     with pytest.raises(OodBenchError, match="another 'base-e0-s1'"):
         suite_board.Records(tmp_path)
+
+
+def test_with_refuses_suite_overrides_and_a_taken_row_name(capsys):
+    assert main(["run", str(TINY_SUITE), "--with", "grpo", "--dry-run"]) == 2
+    assert "already has a row named 'grpo'" in capsys.readouterr().err
+    assert main(["run", str(TINY_SUITE), "--with", "grpo", "algo.beta=0.1", "posttrain.budget.grad_steps=5",
+                 "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "only algo.KEY=VALUE" in err and err.count("\n") == 1
+    assert main(["run", str(TINY_SUITE), "--with", "grpo", "algo.beta=0.1", "--dry-run"]) == 0
+    assert "grpo_" in capsys.readouterr().out
+
+
+def test_a_suite_file_names_itself_and_finds_its_parent_beside_it(tmp_path):
+    shutil.copy(TINY_SUITE, tmp_path / "parent.yaml")
+    (tmp_path / "child.yaml").write_text("extends: parent.yaml\nposttrain:\n  add_rows:\n"
+                                        "    - {name: rloo, algorithm: rloo, algo: {group_size: 2, max_new_tokens: 24}}\n")
+    suite = load_suite(str(tmp_path / "child.yaml"))
+    assert suite.name == "child"  # not the parent's "tiny": its records go to a folder of their own
+    assert [r.name for r in suite.posttrain.rows] == ["sft", "grpo", "rloo"]
+
+
+def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
+    from ood_bench.records import code_version
+
+    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                      text=True).stdout.strip():
+        pytest.skip("the checkout has uncommitted changes already")
+    board = ROOT / "leaderboards" / "quick" / "README.md"
+    text = board.read_bytes()
+    try:
+        board.write_bytes(text + b"\n")
+        assert not code_version().endswith("-dirty")
+    finally:
+        board.write_bytes(text)
