@@ -204,6 +204,11 @@ def cmd_leaderboard(args) -> int:
     if suite_board.is_suite_folder(root):  # a suite's run records (leaderboards/<suite>/records/*/record.json)
         expected = suite_board.expected_keys(name, root)
         if args.check:
+            changed = suite_board.changed_records(root)
+            if changed:
+                raise OodBenchError(f"run records changed after the leaderboard was made: {', '.join(changed[:4])}"
+                                    f"{', ...' if len(changed) > 4 else ''} (an edit, or a run made again: see "
+                                    f"`git diff {root / 'records'}`); regenerate with `ood-bench leaderboard {name}`")
             stale = suite_board.stale(root, args.allow_dirty, expected)
             if stale:
                 raise OodBenchError(f"stale leaderboard files: {', '.join(str(p) for p in stale)}; "

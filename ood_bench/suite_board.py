@@ -375,8 +375,9 @@ def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records) -> str:
     def clean(df):
         return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
 
-    runs = {n: {k: r.get(k) for k in ("kind", "key", "base", "row", "split", "exposure", "seed", "algorithm",
-                                      "counters", "timings", "git_commit", "git_dirty", "results_version")}
+    runs = {n: {**{k: r.get(k) for k in ("kind", "key", "base", "row", "split", "exposure", "seed", "algorithm",
+                                         "counters", "timings", "git_commit", "git_dirty", "results_version")},
+                "record_sha256": record_digest(rec.root / "records" / n)}
             for n, r in sorted(rec.runs.items())}
     return json.dumps({"suite": rec.suite, "headline": clean(head), "support": clean(support), "runs": runs},
                       indent=1, sort_keys=True) + "\n"
@@ -653,6 +654,27 @@ def _without_images(page: str) -> str:
     import re
 
     return re.sub(r'src="data:image/png;base64,[A-Za-z0-9+/=]*"', 'src=""', page)
+
+
+def record_digest(folder: Path) -> str:
+    """sha256 of a run's ``record.json`` (its per-problem files are covered by their own manifests)."""
+    return hashlib.sha256((Path(folder) / RECORD).read_bytes()).hexdigest()
+
+
+def changed_records(root: Path) -> list[str]:
+    """Runs whose ``record.json`` differs from the one the committed leaderboard was made from (an edit,
+    or a run made again): named, so a reviewer looks at those records, not only at the tables."""
+    try:
+        made_from = json.loads((Path(root) / JSON).read_text()).get("runs", {})
+    except (OSError, ValueError, AttributeError):
+        return []
+    out = []
+    for name, entry in made_from.items():
+        folder = Path(root) / "records" / name
+        old = entry.get("record_sha256") if isinstance(entry, dict) else None
+        if old and (folder / RECORD).is_file() and record_digest(folder) != old:
+            out.append(name)
+    return out
 
 
 def is_suite_folder(root: Path) -> bool:

@@ -362,6 +362,8 @@ def test_check_catches_a_stale_table_and_a_stale_plot(tmp_path, capsys):
     data["counters"]["rollouts"] = 999
     rec.write_text(json.dumps(data))
     assert main(["leaderboard", str(tmp_path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "run records changed after the leaderboard was made: grpo-id-e0-s1" in err and err.count("\n") == 1
 
 
 def test_records_from_a_modified_checkout_are_refused_unless_allowed(tmp_path, capsys):
