@@ -337,8 +337,7 @@ def cmd_run(args) -> int:
         print("ood-bench: warning: this checkout has uncommitted changes to its code, so these records are marked "
               "dirty and `ood-bench leaderboard --check` refuses them (commit, then run again, or pass --allow-dirty)",
               file=sys.stderr, flush=True)
-    opts = runner.RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples,
-                             reuse_published=reuse, cpus=suite.resources.cpus)
+    opts = runner.RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples, cpus=suite.resources.cpus)
     launch = runner.run_ray if args.launcher == "ray" else runner.run_local
     launch(todo, by_name, suite, where, opts, estimates)
     from . import suite_board

@@ -124,7 +124,6 @@ def format_plan(rows: list[tuple[RunSpec, str]], seconds: float) -> str:
 class RunOptions:
     progress: bool = False
     keep_samples: bool = False
-    reuse_published: bool = False
     cpus: int = 2
 
 
@@ -326,6 +325,11 @@ def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, 
     task = ray.remote(_ray_task).options(num_cpus=suite.resources.cpus, num_gpus=suite.resources.gpus,
                                          max_retries=0)
     remote_opts = dataclasses.replace(opts, progress=False)
+    # bases that are already done but whose checkpoint is not at hand are made ready here, once, rather than
+    # by several of their runs at the same time (the work and record folders must be shared with the cluster)
+    running = {s.name for s in todo}
+    for name in sorted({s.base for s in todo if s.kind == "post" and s.base not in running}):
+        base_checkpoint_for(specs[name], where, opts)
     refs: dict[str, object] = {}
     for spec in todo:  # bases come first in the grid
         after = refs.get(spec.base)  # an ObjectRef argument: Ray waits for it
