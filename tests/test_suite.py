@@ -474,3 +474,15 @@ def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
         assert not code_version().endswith("-dirty")
     finally:
         board.write_bytes(text)
+
+
+@pytest.mark.parametrize("suite", ["quick", "standard"])
+def test_the_published_leaderboards_match_their_committed_records(suite, capsys):
+    if not (ROOT / "leaderboards" / suite / "records").is_dir():
+        pytest.skip(f"no published {suite} records in this checkout")
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # suite names resolve under ./leaderboards
+    try:
+        assert main(["leaderboard", suite, "--check"]) == 0, capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
