@@ -442,7 +442,11 @@ def _figure(draw, data: tuple[pd.DataFrame, ...]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = draw(plt, *data)
+    import warnings
+
+    with warnings.catch_warnings():  # many panels: tight_layout may give up on a margin, which changes nothing
+        warnings.simplefilter("ignore", UserWarning)
+        fig = draw(plt, *data)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None, DIGEST_KEY: _digest(*data)})
     plt.close(fig)
