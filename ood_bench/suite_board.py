@@ -454,33 +454,41 @@ def _figure(draw, data: tuple[pd.DataFrame, ...]) -> bytes:
 
 
 def _draw_gain(plt, gain: pd.DataFrame):
+    """Per axis: each row trained on that axis (solid) and on ID (dashed), one colour per row throughout."""
     splits = [s for s in OOD_SPLITS if s in set(gain["split"])] or OOD_SPLITS[:1]
+    rows = sorted(set(gain["row"]) - {"null"})
+    colour = {row: plt.get_cmap("tab20")(i % 20) for i, row in enumerate(rows)}
     fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits) + 1, 3.8), sharey=True, squeeze=False)
     for ax, split in zip(axes[0], splits):
         g = gain[gain["split"] == split]
         null = g[g["row"] == "null"].sort_values("exposure_frac")
         if len(null):
             ax.fill_between(null["exposure_frac"], null["d_trace_lo"].fillna(null["d_trace"]),
-                            null["d_trace_hi"].fillna(null["d_trace"]), color="0.85", label="null (base re-sampled)")
-        for (row, trained), line in g[g["row"] != "null"].groupby(["row", "trained_on"]):
+                            null["d_trace_hi"].fillna(null["d_trace"]), color="0.85")
+        for (row, trained), line in g[g["trained_on"].isin(["id", split]) & (g["row"] != "null")].groupby(
+                ["row", "trained_on"]):
             line = line.sort_values("exposure_frac")
             err = np.vstack([line["d_trace"] - line["d_trace_lo"], line["d_trace_hi"] - line["d_trace"]])
             ax.errorbar(line["exposure_frac"], line["d_trace"], yerr=np.nan_to_num(err), marker="o", capsize=3,
-                        linestyle="-" if trained == split else "--", label=f"{row}, trained on {trained}")
+                        color=colour[row], linestyle="-" if trained == split else "--")
         ax.axhline(0, color="0.5", linewidth=0.8)
         ticks = sorted(set(g["exposure_frac"].dropna()))
         ax.set_xticks(ticks, [f"{100 * t:g}%" for t in ticks])
         ax.set_title(split)
         ax.set_xlabel(f"pretraining exposure to {split}")
     axes[0][0].set_ylabel("change in trace pass@1")
-    handles, labels = [], []
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=8)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], color=colour[r], marker="o", label=r) for r in rows] + [
+        Line2D([], [], color="0.3", linestyle="-", label="trained on this axis"),
+        Line2D([], [], color="0.3", linestyle="--", label="trained on ID"),
+        Patch(color="0.85", label="null (base re-sampled)")]
+    ncol = min(6, len(handles))
+    legend_rows = math.ceil(len(handles) / ncol)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8)
+    fig.set_figheight(3.8 + 0.25 * legend_rows)
+    fig.tight_layout(rect=(0, 0.06 + 0.06 * legend_rows, 1, 1))
     return fig
 
 
