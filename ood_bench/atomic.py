@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 
-def writable_folder(folder: str | Path, what: str) -> Path:
+def writable_folder(folder: str | Path, what: str, create: bool = True) -> Path:
     """``folder``, created if needed, once a file could be written in it; else one ``OodBenchError`` line
-    (a file in the way, a read-only place, a name too long, a full disk), before any compute."""
+    (a file in the way, a read-only place, a name too long, a full disk), before any compute. With
+    ``create=False`` nothing is made: the nearest folder that exists must be writable."""
     from .errors import OodBenchError
 
     folder = Path(folder)
@@ -26,6 +27,10 @@ def writable_folder(folder: str | Path, what: str) -> Path:
                 raise OodBenchError(f"{what} {str(folder)!r} cannot be a folder: {str(part)!r} is a file")
             if part.exists():
                 break
+        if not create:
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise OodBenchError(f"cannot write to {what} {str(folder)!r}: {str(part)!r} is not writable")
+            return folder
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe-")
         os.close(fd)

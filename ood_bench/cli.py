@@ -300,7 +300,8 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite, overrides, added)
     if args.print_config:
         return _print_config(suite.to_dict())
-    specs = expand(suite)
+    grid = expand(suite)
+    specs = grid
     which = parse_shard(args.shard)
     if which:
         specs = shard(specs, *which)
@@ -315,7 +316,7 @@ def cmd_run(args) -> int:
         seconds = runner.plan_seconds(rows, where)
     if which and not specs:
         print(f"ood-bench: warning: shard {args.shard} holds no run (the suite has "
-              f"{sum(s.kind == 'base' for s in expand(suite))} bases, and a shard takes whole bases)", file=sys.stderr)
+              f"{sum(s.kind == 'base' for s in grid)} bases, and a shard takes whole bases)", file=sys.stderr)
     if args.dry_run:
         print(f"suite {suite.name}: {suite.description}")
         print(runner.format_plan(rows, seconds))
@@ -323,10 +324,11 @@ def cmd_run(args) -> int:
         return 0
     from .atomic import writable_folder
 
-    writable_folder(where.records, "records folder")
-    writable_folder(where.work, "work folder")
+    # both checked before either is made: a refused run leaves no empty folder behind
+    writable_folder(where.records, "records folder", create=False)
+    writable_folder(where.work, "work folder", create=False)
     todo = [s for s, st in rows if st == "todo"]
-    by_name = {s.name: s for s in expand(suite)}
+    by_name = {s.name: s for s in grid}
     rates = runner._rates(where)
     estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
     print(f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
@@ -342,10 +344,10 @@ def cmd_run(args) -> int:
     launch(todo, by_name, suite, where, opts, estimates)
     from . import suite_board
 
-    grid = {s.name: s.key for s in expand(suite)}
-    board = suite_board.write(where.published, allow_dirty=True, expected=grid)
+    keys = {s.name: s.key for s in grid}
+    board = suite_board.write(where.published, allow_dirty=True, expected=keys)
     print()
-    print(suite_board.headline_text(where.published, expected=grid))
+    print(suite_board.headline_text(where.published, expected=keys))
     print(f"\nleaderboard: {board}")
     return 0
 

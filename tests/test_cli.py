@@ -478,13 +478,13 @@ def test_unwritable_output_folders_are_refused_before_any_compute(tiny_run, tmp_
         (["pretrain", "--no-progress", f"out_dir={too_long}", *TINY_OVERRIDES], "cannot write to out_dir"),
         (["evaluate", "--checkpoint", ck, "--out", str(a_file), "--no-progress"], "is a file"),
         (["evaluate", "--checkpoint", ck, "--out", str(too_long / "ev"), "--no-progress"], "cannot write"),
-        (["run", str(TINY_SUITE), "--work-root", str(a_file)], "is a file"),
+        (["run", str(TINY_SUITE), "--work-root", str(a_file), "--publish-root", str(tmp_path / "p")], "is a file"),
         (["run", str(TINY_SUITE), "--work-root", str(tmp_path / "w"), "--publish-root", str(a_file)], "is a file"),
     ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
-    assert not (tmp_path / "w" / "tiny").exists() or not any((tmp_path / "w" / "tiny").iterdir())  # before pretraining
+    assert not (tmp_path / "w").exists() and not (tmp_path / "p").exists()  # refused before making any folder
 
 
 def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_previous_evaluation(tiny_run, tmp_path,
