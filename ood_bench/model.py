@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .config import check
 from .tokenizer import TOKENIZER
@@ -352,6 +353,10 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.vocab_size = vocab_size
+        # Activation checkpointing for passes with gradients: each block's activations are recomputed in
+        # the backward pass instead of kept, the same gradients bit for bit for a little more compute. Not
+        # part of the config or the checkpoint: it decides memory, never a result.
+        self.recompute = False
         self.tok_emb = nn.Embedding(vocab_size, cfg.n_embd)
         self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.pos_encoding == "learned" else None
         if cfg.pos_encoding == "rope":
@@ -383,6 +388,13 @@ class GPT(nn.Module):
             return self.drop(x + self.pos_emb(positions)), None
         return self.drop(x), torch.complex(self.rope_cos[positions].float(), self.rope_sin[positions].float()).unsqueeze(1)
 
+    def _run_block(self, fn, *args):
+        """One block, its activations recomputed in the backward pass when ``recompute`` is on (never while
+        decoding into a cache, which has no backward pass)."""
+        if self.recompute and torch.is_grad_enabled() and not any(isinstance(a, KVCache) for a in args):
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
     def forward_shared(self, prompts: torch.Tensor, prompt_valid: torch.Tensor, continuations: torch.Tensor,
                        n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of ``n`` continuations of each prompt, the prompts computed once (training too).
@@ -405,7 +417,8 @@ class GPT(nn.Module):
         x_p, rope_p = self._embed(prompts, pos_p)
         x_c, rope_c = self._embed(continuations, pos_c)
         for block in self.blocks:
-            x_p, x_c = block.forward_shared(x_p, x_c, pos_p, pos_c, rope_p, rope_c, attn_p, prompt_valid, n)
+            x_p, x_c = self._run_block(block.forward_shared, x_p, x_c, pos_p, pos_c, rope_p, rope_c, attn_p,
+                                       prompt_valid, n)
         return self.head(self.ln_f(x_p[:, -1])), self.head(self.ln_f(x_c))
 
     def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None,
@@ -427,7 +440,7 @@ class GPT(nn.Module):
             raise ValueError(f"position {int(positions.max())} exceeds block_size {self.cfg.block_size}")
         x, rope = self._embed(idx, positions)
         for block in self.blocks:
-            x = block(x, positions if doc_index is None else doc_index, rope, attn_mask, cache)
+            x = self._run_block(block, x, positions if doc_index is None else doc_index, rope, attn_mask, cache)
         if cache is not None:
             cache.length += T
         h = self.ln_f(x)

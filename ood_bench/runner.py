@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_json
 from .errors import OodBenchError
+from .memory import release_memory
 from .run_records import (RECORD, compact_eval, read_record, restore_checkpoint, same_results, save_weights,
                           training_curves)
 from .suite import RESULTS_VERSION, RunSpec, SuiteConfig
@@ -290,6 +291,7 @@ def run_local(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig
         say(f"[{i}/{len(todo)}] {spec.name} ({_what(spec)}) · elapsed {_clock(elapsed)} · "
             f"estimated left {_clock(left)}", flush=True)
         record = execute(spec, specs.get(spec.base), suite.name, where, opts)
+        release_memory()
         left = max(0.0, left - estimates[spec.name])
         done.append(record)
         _say_reproduced(record, say)

@@ -238,7 +238,8 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
     from .algorithms import build_algorithm_config
     from .data import TEST_SET_SIZE, check_context_holds
     from .plugins import find_family, get_plugins
-    from .posttrain import Budget, PostTrainConfig
+    from .posttrain import NOT_RESULTS, Budget, PostTrainConfig
+    from .training import precision_identity
 
     specs: list[RunSpec] = []
     mixtures = suite.bases.mixtures or {"default": None}
@@ -257,7 +258,7 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
                             # how many sequences decode together does not change a result (samples are keyed
                             # per problem), so it is not part of the key
                             "eval": {k: v for k, v in d["eval"].items() if k != "batch_size"},
-                            "null_seed": suite.eval.null_seed,
+                            "null_seed": suite.eval.null_seed, **precision_identity(d.get("trainer")),
                             "task_versions": _family_versions(families)}
                 name = "-".join(["base", *([] if single_mixture else [mix_name]), exp_name, f"s{seed}"])
                 specs.append(RunSpec("base", name, _digest(identity)[:16], d, d["eval"], exposure=exp_name,
@@ -288,8 +289,9 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
                                     TEST_SET_SIZE // 5, key=f"the base's model.block_size (row {row.name}, {split})")
                 d = cfg.to_dict()
                 identity = {"kind": "post", "results_version": RESULTS_VERSION, "base_key": base.key,
-                            **{k: v for k, v in d.items() if k not in ("base", "out_dir", "trainer", "ckpt_every")},
-                            "algo": algo, "eval": base.identity["eval"], "task_versions": _family_versions(families)}
+                            **{k: v for k, v in d.items() if k not in ("base", "ckpt_every", *NOT_RESULTS)},
+                            "algo": algo, "eval": base.identity["eval"], **precision_identity(d.get("trainer")),
+                            "task_versions": _family_versions(families)}
                 name = "-".join([row.name, split, *([] if single_mixture else [base.mixture]), base.exposure,
                                  f"s{base.seed}"])
                 specs.append(RunSpec("post", name, _digest(identity)[:16], {**d, "algo": row.algo}, base.eval,

@@ -205,12 +205,21 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
 
 
 def run_identity(config: dict, keep: tuple[str, ...], task_versions: dict[str, int]) -> dict:
-    """What decides a run's weights: the named parts of its resolved config and the task versions.
+    """What decides a run's weights: the named parts of its resolved config, its numeric precision
+    (when not full fp32) and the task versions.
 
     Output folders, devices and evaluation settings are left out, so moving a run or changing
     how it is evaluated does not make it a different run.
     """
-    return {**{k: config.get(k) for k in keep}, "task_versions": dict(sorted(task_versions.items()))}
+    return {**{k: config.get(k) for k in keep}, **precision_identity(config.get("trainer")),
+            "task_versions": dict(sorted(task_versions.items()))}
+
+
+def precision_identity(trainer: dict | None) -> dict:
+    """``trainer.precision`` as part of what identifies a run: it changes every number (the device
+    does not, beyond float rounding). Full fp32 adds nothing, so fp32 runs keep the keys they had."""
+    precision = str((trainer or {}).get("precision", "32-true"))
+    return {} if precision in ("32-true", "32") else {"precision": precision}
 
 
 def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Callable[[], L.LightningModule],

@@ -151,3 +151,45 @@ def test_a_bfloat16_model_runs_forward_and_samples():
     assert m(ids).dtype == torch.bfloat16
     r = sample(m, [[1, 5, 6]], n=2, max_new_tokens=4, generator=torch.Generator().manual_seed(0))
     assert r.tokens.shape == (2, 4)
+
+
+def _saved_bytes(fn) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass while ``fn`` runs its forward."""
+    total = [0]
+
+    def pack(t):
+        total[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return total[0], out
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_activation_checkpointing_gives_the_same_gradients_bit_for_bit_and_keeps_less(shared):
+    """``recompute`` (post-training's ``activation_checkpointing``) trades memory for compute only: every
+    gradient and log-prob is identical to the bit, and the forward keeps a fraction of the activations."""
+    from ood_bench.rollout import shared_prompt_logprobs
+
+    torch.manual_seed(0)
+    m = GPT(ModelConfig(n_layer=3, n_head=2, n_embd=32, block_size=64, conv_kernel=4))
+    prompts, n = [[1, 5, 6, 7, 8], [1, 9], [1, 11, 12, 13, 14, 15, 16, 17]], 4
+    comps = [[20 + r, 30, 31, 32, 33, 34, 2][: r % 6 + 2] for r in range(12)]
+    ids, cmask = pack([prompts[r // n] for r in range(12)], comps)
+
+    def score():
+        if shared:
+            return shared_prompt_logprobs(m, prompts, n, comps, ids.shape[1], temperature=0.7)[0]
+        return token_logprobs(m, ids, cmask, temperature=0.7)[0]
+
+    results = {}
+    for recompute in (False, True):
+        m.recompute = recompute
+        kept, logp = _saved_bytes(score)
+        grads = torch.autograd.grad((logp * torch.linspace(-1, 1, logp.shape[1])).sum(), list(m.parameters()))
+        results[recompute] = kept, logp.detach(), grads
+    (kept_off, logp_off, g_off), (kept_on, logp_on, g_on) = results[False], results[True]
+    assert torch.equal(logp_off, logp_on)
+    assert all(torch.equal(a, b) for a, b in zip(g_off, g_on))
+    assert kept_on < kept_off / 2, (kept_on, kept_off)

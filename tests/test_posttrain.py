@@ -201,3 +201,31 @@ def test_a_run_that_never_stepped_says_so(tiny_base, tmp_path, capsys):
     assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--rl-split", "ood_repr", "--out", str(out),
                  "--no-progress", *tiny_post("algo.dynamic_filtering=true", "budget.batches=2")]) == 0
     assert "no gradient step was taken" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_activation_checkpointing_changes_no_weight_and_no_key(algo, tiny_base, tmp_path, monkeypatch):
+    """Post-training recomputes activations by default; turning that off gives the same weights to the bit
+    (GRPO scores through the shared-prompt pass, PPO through whole rows with its value head), and it is
+    not part of what identifies a run."""
+    import ood_bench.model
+    from ood_bench.posttrain import NOT_RESULTS, PostTrainConfig, load_posttrain_config, posttrain
+
+    assert PostTrainConfig().activation_checkpointing
+    calls = []
+    real = ood_bench.model.checkpoint
+    monkeypatch.setattr(ood_bench.model, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def run(flag):
+        calls.clear()
+        cfg = load_posttrain_config(None, [f"base={tiny_base}", f"out_dir={tmp_path / flag}", f"algorithm={algo}",
+                                           f"activation_checkpointing={flag}", *tiny_post("algo.group_size=4")])
+        ckpt = torch.load(posttrain(cfg, progress=False), weights_only=False)
+        return ckpt, len(calls)
+
+    (on, recomputed_on), (off, recomputed_off) = run("true"), run("false")
+    assert recomputed_on > 0 and recomputed_off == 0
+    assert on["counters"]["grad_steps"] == off["counters"]["grad_steps"] == 2
+    assert on["state_dict"].keys() == off["state_dict"].keys()
+    assert all(torch.equal(on["state_dict"][k], off["state_dict"][k]) for k in on["state_dict"])
+    assert "activation_checkpointing" in NOT_RESULTS

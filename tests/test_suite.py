@@ -125,8 +125,17 @@ def test_keys_change_with_what_decides_the_numbers_and_nothing_else(monkeypatch)
     exp = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["bases.exposures.e5.depth=0.06"]))}
     assert {n for n in keys if keys[n] != exp[n]} == {n for n in keys if n.endswith("-e5-s0")}
     # devices and where runs are written are not part of a key
-    same = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["bases.overrides.trainer.devices=auto"]))}
+    same = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["bases.overrides.trainer.devices=auto",
+                                                                        "bases.overrides.trainer.precision=32"]))}
     assert same == keys
+    # a numeric precision other than fp32 does decide the numbers: the bases and every run on them
+    bf16 = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE),
+                                                     ["bases.overrides.trainer.precision=bf16-mixed"]))}
+    assert all(bf16[n] != keys[n] for n in keys)
+    rows = [{"name": "sft", "algorithm": "sft"},
+            {"name": "grpo", "algorithm": "grpo", "overrides": {"trainer": {"precision": "bf16-mixed"}}}]
+    post = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["posttrain.rows=" + json.dumps(rows)]))}
+    assert {n for n in keys if keys[n] != post[n]} == {n for n in keys if n.startswith("grpo-")}
     # a declared change of results re-keys everything
     monkeypatch.setattr(suite_mod, "RESULTS_VERSION", suite_mod.RESULTS_VERSION + 1)
     bumped = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE)))}

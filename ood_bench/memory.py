@@ -1,0 +1,35 @@
+"""Giving freed memory back to the system between runs and steps.
+
+glibc's malloc keeps the heap pages a process frees for later reuse, and tensors of
+ever-changing shapes (rollouts of new lengths every step, one run's model after
+another's) fragment them, so a long post-training run or a whole suite in one
+process grows well past what it ever holds at once. ``malloc_trim`` returns those
+pages; it changes no tensor, so no result.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import functools
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None  # glibc only
+    except OSError:
+        return None
+
+
+def release_memory(collect: bool = True) -> bool:
+    """Collect garbage (when ``collect``) and trim the C heap; False where the C library cannot trim."""
+    if collect:
+        gc.collect()
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
