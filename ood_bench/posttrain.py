@@ -25,7 +25,6 @@ from .atomic import atomic_write_json
 from .checkpoints import CHECKSUM_KEY
 from .config import build, check, deep_merge, parse_overrides, read_yaml
 from .data import TEST_SET_SIZE, PromptStream, check_context_holds
-from .memory import release_memory
 from .pretrain import load_base
 from .records import environment
 from .context import Context
@@ -188,9 +187,6 @@ class PostTrainModule(L.LightningModule):
         self.log_dict(logs, on_step=True, prog_bar=False)
         if "reward" in standard:
             self.log("reward", standard["reward"], prog_bar=True)
-
-    def on_train_batch_end(self, *args):
-        release_memory(collect=False)  # every step's rollouts have new shapes: keep the heap from fragmenting
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["counters"] = self.ctx.counters.as_dict()

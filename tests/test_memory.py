@@ -1,4 +1,4 @@
-"""Freed memory goes back to the system between runs and post-training steps."""
+"""Freed memory goes back to the system between the runs of a suite."""
 
 import pytest
 import torch
@@ -14,7 +14,7 @@ def _rss_mb() -> float:
 
 
 def test_release_memory_returns_a_fragmented_heap():
-    """The pattern of a post-training run: a large tensor freed (glibc then serves tensors up to its size
+    """The pattern of a suite's runs: a large tensor freed (glibc then serves tensors up to its size
     from the heap, not from mmap), then many tensors of varied shapes of which a few outlive the rest."""
     try:
         open("/proc/self/status").close()
