@@ -355,7 +355,10 @@ def _ray_task(spec, base, suite_name, where, opts, _after=None):
     from .quiet import quiet_third_party
 
     quiet_third_party()
-    return execute(spec, base, suite_name, where, opts)
+    try:
+        return execute(spec, base, suite_name, where, opts)
+    finally:
+        release_memory()  # Ray reuses its worker processes for later runs
 
 
 def select(specs: list[RunSpec], rows: list[str] | None) -> list[RunSpec]:
