@@ -22,6 +22,8 @@ PAIRS = [
     ("rollout, no-cache floor (512 x 32)", "test_engine[fixed]", "test_no_cache_floor", "tokens_per_s", True),
     ("GRPO step, 64 prompts x 8, 32 tokens (vs TRL GRPOTrainer)", "test_grpo_step_ours", "test_grpo_step_trl",
      "seconds_per_step", False),
+    ("GRPO step as post-training runs it, activation checkpointing on (vs TRL)", "test_grpo_step_ours_recompute",
+     "test_grpo_step_trl", "seconds_per_step", False),
     ("evaluate one split, 100 problems x 16", "test_evaluate_split_ours", "test_evaluate_split_hf_generate",
      "problems_per_s", True),
     ("pretraining step (Lightning vs plain loop)", "test_pretrain_lightning", "test_pretrain_plain_loop",

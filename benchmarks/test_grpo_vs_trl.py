@@ -33,8 +33,19 @@ def task():
 
 @pytest.mark.benchmark(group="grpo-step")
 def test_grpo_step_ours(benchmark, task):
+    _grpo_steps(benchmark, task, recompute=False)
+
+
+@pytest.mark.benchmark(group="grpo-step")
+def test_grpo_step_ours_recompute(benchmark, task):
+    """As post-training runs it: activation checkpointing on (the same gradients, less memory)."""
+    _grpo_steps(benchmark, task, recompute=True)
+
+
+def _grpo_steps(benchmark, task, recompute: bool):
     family, problems = task
     model = our_model().train()
+    model.recompute = recompute
     hook = eos_bias(model.head, -30.0)
     algo = standalone(get_plugins().algorithm("grpo"), model, [family],
                       {"group_size": GROUP, "max_new_tokens": NEW, "beta": 0.0})
