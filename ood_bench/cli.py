@@ -340,7 +340,7 @@ def cmd_run(args) -> int:
               "dirty and `ood-bench leaderboard --check` refuses them (commit, then run again, or pass --allow-dirty)",
               file=sys.stderr, flush=True)
     opts = runner.RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples, cpus=suite.resources.cpus)
-    launch = runner.run_ray if args.launcher == "ray" else runner.run_local
+    launch = {"ray": runner.run_ray, "slurm": runner.run_slurm}.get(args.launcher, runner.run_local)
     launch(todo, by_name, suite, where, opts, estimates)
     from . import suite_board
 
@@ -538,8 +538,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a row for this installed algorithm and run only its runs, against the suite's "
                         "published bases at its matched budget")
     r.add_argument("--shard", metavar="I/N", help="run shard I of N (whole bases with their runs)")
-    r.add_argument("--launcher", choices=("local", "ray"), default="local",
-                   help="local: one run after another here; ray: each run a Ray task (RAY_ADDRESS joins a cluster)")
+    r.add_argument("--launcher", choices=("local", "ray", "slurm"), default="local",
+                   help="local: one run after another here; ray: each run a Ray task (RAY_ADDRESS joins a cluster); "
+                        "slurm: each run a Slurm job through submitit (resources.slurm: more job parameters)")
     r.add_argument("--dry-run", action="store_true",
                    help="print the grid, what runs and what is skipped, and an estimate of wall time")
     r.add_argument("--keep-samples", action="store_true", help="keep sample texts in the committed records")

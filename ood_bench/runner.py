@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -324,14 +325,10 @@ def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, 
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
-    task = ray.remote(_ray_task).options(num_cpus=suite.resources.cpus, num_gpus=suite.resources.gpus,
+    task = ray.remote(_remote_task).options(num_cpus=suite.resources.cpus, num_gpus=suite.resources.gpus,
                                          max_retries=0)
     remote_opts = dataclasses.replace(opts, progress=False)
-    # bases that are already done but whose checkpoint is not at hand are made ready here, once, rather than
-    # by several of their runs at the same time (the work and record folders must be shared with the cluster)
-    running = {s.name for s in todo}
-    for name in sorted({s.base for s in todo if s.kind == "post" and s.base not in running}):
-        base_checkpoint_for(specs[name], where, opts)
+    _ready_done_bases(todo, specs, where, opts)
     refs: dict[str, object] = {}
     for spec in todo:  # bases come first in the grid
         after = refs.get(spec.base)  # an ObjectRef argument: Ray waits for it
@@ -351,7 +348,65 @@ def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, 
     return done
 
 
-def _ray_task(spec, base, suite_name, where, opts, _after=None):
+def run_slurm(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, where: Places,
+              opts: RunOptions, estimates: dict[str, float], say=print, cluster: str | None = None) -> list[dict]:
+    """Each run a Slurm job through submitit, asking for the suite's ``resources`` (plus any submitit
+    parameters under ``resources.slurm``): the bases as one wave of jobs, then the runs that start from them.
+
+    ``cluster`` (or ``OOD_BENCH_SUBMITIT_CLUSTER``) is submitit's cluster: ``slurm`` by default; ``local`` runs
+    the jobs as processes of this machine, to try a suite before a cluster sees it. The work and record
+    folders must be on a file system the nodes share; job logs go to ``<work>/slurm/``."""
+    try:
+        import submitit
+        from submitit.helpers import as_completed
+    except ImportError:
+        raise OodBenchError("--launcher slurm needs submitit: pip install 'ood-bench[slurm]'") from None
+    cluster = cluster or os.environ.get("OOD_BENCH_SUBMITIT_CLUSTER") or "slurm"
+    res = suite.resources
+    try:
+        executor = submitit.AutoExecutor(folder=where.work / "slurm" / "%j", cluster=cluster)
+        executor.update_parameters(name=f"ood-bench-{suite.name}", nodes=1, tasks_per_node=1, cpus_per_task=res.cpus,
+                                   gpus_per_node=math.ceil(res.gpus), **res.slurm)
+    except (ValueError, TypeError, NameError, RuntimeError) as exc:  # no sbatch here, or a parameter it does not take
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OodBenchError(f"--launcher slurm (submitit cluster {cluster!r}, resources.slurm {res.slurm}): "
+                            f"{first}") from None
+    remote_opts = dataclasses.replace(opts, progress=False)
+    _ready_done_bases(todo, specs, where, opts)
+    done, start = [], time.perf_counter()
+    left = sum(estimates.values())
+    for wave in ([s for s in todo if s.kind == "base"], [s for s in todo if s.kind == "post"]):
+        jobs = {executor.submit(_remote_task, spec, specs.get(spec.base), suite.name, where, remote_opts): spec
+                for spec in wave}
+        if jobs:
+            say(f"submitted {len(jobs)} {'bases' if wave[0].kind == 'base' else 'runs'} to {cluster} "
+                f"(jobs {', '.join(str(j.job_id) for j in jobs)})", flush=True)
+        for job in as_completed(list(jobs)):
+            spec = jobs[job]
+            try:
+                record = job.result()
+            except Exception as exc:  # the job's own error, raised again here with its traceback
+                lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+                raise OodBenchError(f"{spec.name} failed on {cluster} ({lines[-1] if lines else type(exc).__name__});"
+                                    f" its log: {job.paths.stderr}") from None
+            left = max(0.0, left - estimates[spec.name])
+            done.append(record)
+            say(f"[{len(done)}/{len(todo)}] {record['name']} finished on {cluster} · elapsed "
+                f"{_clock(time.perf_counter() - start)} · estimated left (serial) {_clock(left)}", flush=True)
+            _say_reproduced(record, say)
+    return done
+
+
+def _ready_done_bases(todo: list[RunSpec], specs: dict[str, RunSpec], where: Places, opts: RunOptions) -> None:
+    """Bases that are done but whose checkpoint is not at hand are made ready here, in the driver, once, rather
+    than by several of their runs at the same time (the work and record folders must be shared with the cluster)."""
+    running = {s.name for s in todo}
+    for name in sorted({s.base for s in todo if s.kind == "post" and s.base not in running}):
+        base_checkpoint_for(specs[name], where, opts)
+
+
+def _remote_task(spec, base, suite_name, where, opts, _after=None):
+    """One run in a Ray worker or a Slurm job."""
     from .quiet import quiet_third_party
 
     quiet_third_party()

@@ -91,11 +91,13 @@ class SuiteEval:
 
 @dataclass
 class Resources:
-    """What one run asks of a machine; the Ray launcher schedules by it, and each run uses this many
-    CPU threads under either launcher (so a record does not depend on the launcher)."""
+    """What one run asks of a machine; the Ray and Slurm launchers schedule by it, and each run uses this many
+    CPU threads under every launcher (so a record does not depend on the launcher)."""
 
     cpus: int = 2
     gpus: float = 0.0
+    # --launcher slurm: more submitit parameters for each job, e.g. {slurm_partition: gpu, timeout_min: 240, mem_gb: 16}
+    slurm: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -499,3 +499,23 @@ def test_the_published_leaderboards_match_their_committed_records(suite, capsys)
         assert main(["leaderboard", suite, "--check"]) == 0, capsys.readouterr().err
     finally:
         os.chdir(cwd)
+
+
+def test_the_slurm_launcher_gives_the_same_records_as_the_local_one(tiny_board, tmp_path, monkeypatch):
+    """submitit's local cluster runs each job as a process of this machine, the way Slurm would run it on a
+    node: bases as one wave, then their runs; the records equal the local launcher's."""
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install 'ood-bench[slurm]')")
+    monkeypatch.setenv("OOD_BENCH_SUBMITIT_CLUSTER", "local")
+    assert run_tiny(tmp_path / "runs", tmp_path / "lb", "--launcher", "slurm") == 0
+    assert per_problem_hashes(tmp_path / "lb") == per_problem_hashes(tiny_board[1])
+    assert list((tmp_path / "runs" / "tiny" / "slurm").iterdir())  # each job's logs
+
+
+def test_the_slurm_launcher_says_in_one_line_what_it_cannot_do(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit", reason="submitit is not installed (pip install 'ood-bench[slurm]')")
+    monkeypatch.setenv("OOD_BENCH_SUBMITIT_CLUSTER", "local")
+    assert run_tiny(tmp_path / "runs", tmp_path / "lb", "--launcher", "slurm",
+                    "resources.slurm.no_such_parameter=1") == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if "warning: this checkout" not in ln]
+    assert len(errors) == 1 and "no_such_parameter" in errors[0] and "resources.slurm" in errors[0], errors
+    assert not (tmp_path / "lb" / "tiny" / "records").exists() or not any((tmp_path / "lb" / "tiny" / "records").iterdir())
