@@ -1,4 +1,4 @@
-"""Run a suite: every base and post run of its grid that has no record yet, locally or on Ray.
+"""Run a suite: every base and post run of its grid that has no record yet, locally, on Ray or on Slurm.
 
 Work (checkpoints, logs, full evaluations) goes to ``runs/<suite>/<run>/``; each
 finished run's compact record goes to ``leaderboards/<suite>/records/<run>/``,
@@ -326,7 +326,7 @@ def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, 
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
     task = ray.remote(_remote_task).options(num_cpus=suite.resources.cpus, num_gpus=suite.resources.gpus,
-                                         max_retries=0)
+                                            max_retries=0)
     remote_opts = dataclasses.replace(opts, progress=False)
     _ready_done_bases(todo, specs, where, opts)
     refs: dict[str, object] = {}
