@@ -53,9 +53,11 @@ def places(suite: SuiteConfig, work_root: str | Path = "runs", publish_root: str
 def status(spec: RunSpec, where: Places, reuse_published: bool) -> str:
     """'done' (finished here), 'published' (a committed record with this key, reused), or 'todo'."""
     local = read_record(where.work / spec.name)
-    if local and local["key"] == spec.key and (where.records / spec.name / RECORD).is_file():
-        return "done"
     published = read_record(where.records / spec.name)
+    # done: finished here, and this very record is the published one (a run killed between writing its
+    # record here and publishing it is run again, not counted done against an older published record)
+    if local and local["key"] == spec.key and published == local:
+        return "done"
     if reuse_published and published and published["key"] == spec.key:
         return "published"
     return "todo"
@@ -219,8 +221,8 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         (fresh / "curves.csv").write_text(training_curves(work))
     record = _record(spec, suite_name, counters, steps, timings, summary, work, record_src)
     atomic_write_json(fresh / RECORD, record)
+    atomic_write_json(work / RECORD, record)  # finished on this machine; `status` counts it done once published
     replace_folder(fresh, target)
-    atomic_write_json(work / RECORD, record)  # finished on this machine
     if previous.exists():
         record["reproduced"] = same_results(previous, target)
         shutil.rmtree(previous)

@@ -228,6 +228,26 @@ def test_a_killed_suite_resumes_and_finishes_with_the_same_records(tiny_board, t
     assert per_problem_hashes(tmp_path / "lb") == per_problem_hashes(tiny_board[1])
 
 
+def test_a_run_counts_as_done_only_once_its_own_record_is_published(tiny_board, tmp_path):
+    """A run killed after it wrote its record in its work folder but before it published it must run again,
+    even where an older record of the same key is published (the committed quick records, say)."""
+    from ood_bench import runner
+
+    work, lb = tmp_path / "runs", tmp_path / "lb"
+    shutil.copytree(tiny_board[0], work)
+    shutil.copytree(tiny_board[1], lb)
+    suite = load_suite(str(TINY_SUITE))
+    where = runner.Places(work / "tiny", lb / "tiny")
+    spec = next(s for s in expand(suite) if s.name == "sft-id-e0-s0")
+    assert runner.status(spec, where, reuse_published=False) == "done"
+    published = lb / "tiny" / "records" / spec.name / "record.json"
+    older = json.loads(published.read_text())
+    older["created"] = "2000-01-01T00:00:00+00:00"  # the same key, published by an earlier run
+    published.write_text(json.dumps(older))
+    assert runner.status(spec, where, reuse_published=False) == "todo"
+    assert runner.status(spec, where, reuse_published=True) == "published"
+
+
 def test_the_ray_launcher_gives_the_same_records_as_the_local_one(tiny_board, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ood-bench[ray]')")
     try:
