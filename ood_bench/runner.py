@@ -307,6 +307,13 @@ def _what(spec: RunSpec) -> str:
     return f"{spec.config['algorithm']} on {spec.split}, {spec.config['budget']['grad_steps']} steps, evaluate"
 
 
+def _say_finished(record: dict, count: int, total: int, on: str, start: float, left: float, say) -> None:
+    """The progress line of a launcher that learns of runs as they finish elsewhere (Ray, Slurm)."""
+    say(f"[{count}/{total}] {record['name']} finished on {on} · elapsed {_clock(time.perf_counter() - start)} · "
+        f"estimated left (serial) {_clock(left)}", flush=True)
+    _say_reproduced(record, say)
+
+
 def _say_reproduced(record: dict, say) -> None:
     if "replaced" in record:
         say(f"    {record['name']}: replaced a record of another config (key {record['replaced']})", flush=True)
@@ -344,9 +351,7 @@ def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, 
         record = ray.get(ready[0])
         left = max(0.0, left - estimates[names[ready[0]]])
         done.append(record)
-        say(f"[{len(done)}/{len(todo)}] {record['name']} finished on Ray · elapsed "
-            f"{_clock(time.perf_counter() - start)} · estimated left (serial) {_clock(left)}", flush=True)
-        _say_reproduced(record, say)
+        _say_finished(record, len(done), len(todo), "Ray", start, left, say)
     return done
 
 
@@ -393,9 +398,7 @@ def run_slurm(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig
                                     f" its log: {job.paths.stderr}") from None
             left = max(0.0, left - estimates[spec.name])
             done.append(record)
-            say(f"[{len(done)}/{len(todo)}] {record['name']} finished on {cluster} · elapsed "
-                f"{_clock(time.perf_counter() - start)} · estimated left (serial) {_clock(left)}", flush=True)
-            _say_reproduced(record, say)
+            _say_finished(record, len(done), len(todo), cluster, start, left, say)
     return done
 
 
