@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -188,6 +189,7 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
 
     A resumed run logs to a new ``logs/version_N`` rather than over the old one.
     """
+    warn_if_bf16_is_emulated(tc)
     return L.Trainer(
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
         precision=tc.precision, max_steps=max_steps, log_every_n_steps=log_every,
@@ -202,6 +204,17 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
         limit_val_batches=0, num_sanity_val_steps=0, **kwargs,
     )
+
+
+def warn_if_bf16_is_emulated(tc: TrainerConfig) -> None:
+    """bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) is emulated and slower than fp32: say so
+    once, since the config (and a run's key) asks for it, and leave the choice to the user."""
+    if not str(tc.precision).startswith("bf16") or torch.cuda.is_available() or tc.accelerator not in ("auto", "cpu"):
+        return
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print(f"ood-bench: warning: trainer.precision={tc.precision}, but this CPU has no native bf16 "
+              f"instructions: training will be slower than in fp32 (trainer.precision=32-true, a different "
+              f"run key)", file=sys.stderr, flush=True)
 
 
 def run_identity(config: dict, keep: tuple[str, ...], task_versions: dict[str, int]) -> dict:

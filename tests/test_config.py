@@ -64,3 +64,33 @@ def test_a_mapping_given_whole_replaces_the_one_it_overrides():
     assert cfg.mixture.families == {"string": 1.0}  # graph dropped, not merged back in
     cfg = load_config(PretrainConfig, "quick", ["mixture.exposure.depth=0.1"])
     assert cfg.mixture.exposure["depth"] == 0.1 and cfg.mixture.families == {"string": 0.45, "graph": 0.55}
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_named_as_slower(monkeypatch, capsys):
+    """The quick suite pretrains in bf16-mixed; where the CPU only emulates bf16 that is slower than fp32,
+    and the user is told so (one line) rather than left with a slow run."""
+    import torch
+
+    from ood_bench.training import TrainerConfig, warn_if_bf16_is_emulated
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    warn_if_bf16_is_emulated(TrainerConfig(precision="bf16-mixed"))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no native bf16" in err and "32-true" in err
+    warn_if_bf16_is_emulated(TrainerConfig(precision="32-true"))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    warn_if_bf16_is_emulated(TrainerConfig(precision="bf16-mixed"))
+    assert capsys.readouterr().err == ""
+
+
+def test_the_quick_suite_pretrains_in_bf16_and_the_standard_suite_in_fp32():
+    """Quick's bases take bf16 matmuls for speed; standard's published records were made in fp32, and a
+    precision is part of a run's key, so standard must stay fp32 or every one of its records goes stale."""
+    from ood_bench.suite import expand, load_suite
+
+    quick = [s for s in expand(load_suite("quick")) if s.kind == "base"]
+    standard = [s for s in expand(load_suite("standard")) if s.kind == "base"]
+    assert {s.config["trainer"]["precision"] for s in quick} == {"bf16-mixed"}
+    assert all(s.identity["precision"] == "bf16-mixed" for s in quick)
+    assert {str(s.config["trainer"]["precision"]) for s in standard} == {"32-true"}

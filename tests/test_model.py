@@ -153,6 +153,33 @@ def test_a_bfloat16_model_runs_forward_and_samples():
     assert r.tokens.shape == (2, 4)
 
 
+def test_under_cpu_autocast_the_linear_layers_run_in_bf16_and_attention_in_fp32(monkeypatch):
+    """trainer.precision=bf16-mixed (the quick suite's pretraining): the matmuls of the linear layers
+    take bf16, attention takes fp32 inputs (the CPU kernel's bf16 backward is slower than its fp32 one,
+    and the softmax stays exact), and gradients reach the fp32 weights."""
+    import torch.nn.functional as F
+
+    seen = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    m = tiny()
+    ids = torch.tensor([[1, 5, 6, 7, 8], [1, 9, 10, 11, 12]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = m(ids)
+    assert logits.dtype == torch.bfloat16  # autocast was on for the linear layers
+    assert seen and all(d == (torch.float32,) * 3 for d in seen)
+    logits.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in m.parameters() if p.requires_grad)
+    # and outside autocast nothing changes: fp32 through and through, equal to the plain causal attention
+    seen.clear()
+    assert m(ids).dtype == torch.float32 and seen == [(torch.float32,) * 3] * m.cfg.n_layer
+
+
 def _saved_bytes(fn) -> int:
     """Bytes of the tensors autograd keeps for the backward pass while ``fn`` runs its forward."""
     total = [0]
