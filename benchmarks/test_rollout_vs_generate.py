@@ -6,7 +6,12 @@ Two shapes, each run side by side in one process:
 - ``grpo``: GRPO's default rollout, 32 prompts x 8 samples, up to 128 new tokens, with a real stop
   rate (an <eos> bias giving about 1 in 20 per token in both models), so both pay for uneven lengths.
 The no-cache loop (re-encode the whole sequence every token) is kept as a floor at the fixed shape.
+Each shape is also run interleaved (engine, generate, engine, ...) for a ratio that the machine's drift
+over the run does not tilt.
 """
+
+import statistics
+import time
 
 import pytest
 import torch
@@ -72,13 +77,52 @@ def test_hf_generate(benchmark, models, shape):
             rounds=5, warmup_rounds=1)
     finally:
         hook.remove()
-    completion = out[:, ids.shape[1]:]
-    # tokens up to and including the first <eos>, as the engine counts them
-    ended = (completion == EOS).long().cumsum(1)
-    tokens = int(((ended == 0) | ((ended == 1) & (completion == EOS))).sum())
+    tokens = _generated_tokens(out, ids.shape[1])
     if shape == "fixed":
-        assert completion.shape[1] == new and tokens == completion.numel()
+        assert out.shape[1] - ids.shape[1] == new and tokens == out[:, ids.shape[1]:].numel()
     _record(benchmark, tokens, len(prompts) * n)
+
+
+def _generated_tokens(out: torch.Tensor, prompt_len: int) -> int:
+    """New tokens of ``generate``'s output up to and including each row's first <eos>, as the engine
+    counts them."""
+    completion = out[:, prompt_len:]
+    ended = (completion == EOS).long().cumsum(1)
+    return int(((ended == 0) | ((ended == 1) & (completion == EOS))).sum())
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.benchmark(group="rollout-interleaved")
+def test_engine_and_generate_interleaved(benchmark, models, shape):
+    """Both sides in alternation, one call of each per round, so a drift in the machine's speed over the
+    run (its clock, another process) falls on both alike: the ratio is the median of the rounds' ratios.
+    The separate benchmarks above give each side's own distribution."""
+    ours, hf, prompts, n, new, bias = _setup(shape, models)
+    ids = torch.tensor(prompts)
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    rates = {"engine": [], "generate": []}
+
+    def one_round():
+        t0 = time.perf_counter()
+        tokens = sample(ours, prompts, n=n, max_new_tokens=new, generator=gen).num_tokens()
+        rates["engine"].append(tokens / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        out = hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0,
+                          top_p=1.0, max_new_tokens=new, num_return_sequences=n, pad_token_id=PAD, eos_token_id=EOS)
+        rates["generate"].append(_generated_tokens(out, ids.shape[1]) / (time.perf_counter() - t0))
+
+    hooks = [eos_bias(ours.head, bias), eos_bias(hf.lm_head, bias)]
+    try:
+        benchmark.pedantic(one_round, rounds=6, warmup_rounds=1)
+    finally:
+        for h in hooks:
+            h.remove()
+    ours_rate, theirs_rate = rates["engine"][1:], rates["generate"][1:]  # the warm-up round left out
+    ratios = sorted(a / b for a, b in zip(ours_rate, theirs_rate))
+    benchmark.extra_info.update(engine_tokens_per_s=statistics.median(ours_rate),
+                                generate_tokens_per_s=statistics.median(theirs_rate),
+                                speed_up=statistics.median(ratios), speed_up_min=ratios[0], speed_up_max=ratios[-1])
 
 
 @torch.no_grad()
