@@ -141,7 +141,7 @@ def _bootstrap(diffs: np.ndarray, key: str) -> tuple[float, float]:
 def _paired(base: pd.DataFrame, post: pd.DataFrame, split: str) -> pd.DataFrame:
     merged = merge_records(base[base["split"] == split], post[post["split"] == split])
     return merged.assign(q_base=np.exp(merged["gold_logprob_base"]), q_post=np.exp(merged["gold_logprob_post"]),
-                         d_trace=(merged["trace_c_post"] - merged["trace_c_base"]) / merged["n"],
+                         d_trace=(merged["full_c_post"] - merged["full_c_base"]) / merged["n"],
                          d_answer=(merged["c_post"] - merged["c_base"]) / merged["n"])
 
 
@@ -151,8 +151,8 @@ def _cell(pairs: list[tuple[str, pd.DataFrame]], th: Thresholds, key: str) -> di
                  "d_answer": float(m["d_answer"].mean()), "outside": int((m["q_base"] < th.outside).sum()),
                  "expanded": int(((m["q_base"] < th.outside) & (m["q_post"] >= th.solved)).sum()),
                  "mass_base": float(m["q_base"].mean()), "mass_post": float(m["q_post"].mean()),
-                 "trace_base": float((m["trace_c_base"] / m["n"]).mean()),
-                 "trace_post": float((m["trace_c_post"] / m["n"]).mean()), "problems": len(m)} for _, m in pairs]
+                 "trace_base": float((m["full_c_base"] / m["n"]).mean()),
+                 "trace_post": float((m["full_c_post"] / m["n"]).mean()), "problems": len(m)} for _, m in pairs]
     out = {"seeds": len(pairs), "problems": sum(s["problems"] for s in per_seed),
            "outside": sum(s["outside"] for s in per_seed), "expanded": sum(s["expanded"] for s in per_seed),
            "mass_base": float(np.mean([s["mass_base"] for s in per_seed])),
@@ -415,20 +415,20 @@ def _plot_data(rec: Records, head: pd.DataFrame) -> dict[str, tuple[pd.DataFrame
 
 
 def _pass_at_k(rec: Records) -> pd.DataFrame:
-    """Unbiased trace pass@k (every step right) for k = 1, 2, 4, ..., n, per model and split, averaged over
-    seeds: each base and each post-trained model on the split it trained on and on ID."""
+    """Unbiased trace pass@k (every step and the answer right: ``full_c``) for k = 1, 2, 4, ..., n, per model
+    and split, averaged over seeds: each base and each post-trained model on the split it trained on and on ID."""
     from .metrics import pass_at_k_exact
 
     rows = []
     for name, r in rec.runs.items():
-        df = rec.counts[name]
+        df = rec.counts[name]  # load_counts fills full_c from trace_c for records older than it
         for split, g in df.groupby("split"):
             if r["kind"] == "post" and split not in (r["split"], "id"):
                 continue
             n = int(g["n"].iloc[0])
             k = 1
             while k <= n:
-                value = float(np.mean([pass_at_k_exact(int(nn), int(c), k) for nn, c in zip(g["n"], g["trace_c"])]))
+                value = float(np.mean([pass_at_k_exact(int(nn), int(c), k) for nn, c in zip(g["n"], g["full_c"])]))
                 rows.append({"model": "base" if r["kind"] == "base" else f"{r['row']} on {r['split']}",
                              "exposure": r["exposure"], "split": split, "k": k, "value": value})
                 k *= 2

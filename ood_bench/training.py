@@ -207,11 +207,16 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
 
 
 def warn_if_bf16_is_emulated(tc: TrainerConfig) -> None:
-    """bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) is emulated and slower than fp32: say so
-    once, since the config (and a run's key) asks for it, and leave the choice to the user."""
+    """bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) is emulated and slower than fp32: say so in
+    one line, since the config (and a run's key) asks for it, and leave the choice to the user. A build that
+    cannot tell says nothing."""
     if not str(tc.precision).startswith("bf16") or torch.cuda.is_available() or tc.accelerator not in ("auto", "cpu"):
         return
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN's query
+        return
+    if not native:
         print(f"ood-bench: warning: trainer.precision={tc.precision}, but this CPU has no native bf16 "
               f"instructions: training will be slower than in fp32 (trainer.precision=32-true, a different "
               f"run key)", file=sys.stderr, flush=True)

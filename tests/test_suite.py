@@ -539,3 +539,25 @@ def test_the_slurm_launcher_says_in_one_line_what_it_cannot_do(tmp_path, monkeyp
     errors = [ln for ln in capsys.readouterr().err.splitlines() if "warning: this checkout" not in ln]
     assert len(errors) == 1 and "no_such_parameter" in errors[0] and "resources.slurm" in errors[0], errors
     assert not (tmp_path / "lb" / "tiny" / "records").exists() or not any((tmp_path / "lb" / "tiny" / "records").iterdir())
+
+
+def test_the_board_counts_a_trace_right_only_when_its_answer_is_right_too():
+    """"Trace pass@1" on the boards is documented as every step *and* the answer right (``full_c``), the
+    sampled estimate of the exact trace mass. A sample whose steps match the gold ones but whose answer is
+    wrong or missing (``trace_c`` counts it) must not count: on graph ``ood_depth`` that alone put the base's
+    trace pass@1 at 0.143 against a trace mass of 0.041."""
+    import pandas as pd
+
+    from ood_bench import suite_board
+    from ood_bench.support import Thresholds
+
+    def counts(trace_c, full_c):
+        return pd.DataFrame({"family": "graph", "version": 4, "split": "ood_depth", "uid": ["a", "b"], "n": 4,
+                             "c": full_c, "trace_c": trace_c, "full_c": full_c, "gold_logprob": [-1.0, -2.0]})
+
+    base = counts([4, 2], [0, 0])  # every step right, no answer right
+    post = counts([4, 2], [4, 2])  # the same steps, now with their answers
+    paired = suite_board._paired(base, post, "ood_depth")
+    assert list(paired["d_trace"]) == [1.0, 0.5]
+    cell = suite_board._cell([("run", paired)], Thresholds(), "key")
+    assert cell["trace_base"] == 0.0 and cell["trace_post"] == 0.75
