@@ -48,6 +48,11 @@ def table(path: str) -> pd.DataFrame:
                          "ours": extra["engine_tokens_per_s"], "alternative": extra["generate_tokens_per_s"],
                          "speed-up": extra["speed_up"],
                          "range": f"{extra['speed_up_min']:.2f}-{extra['speed_up_max']:.2f}"})
+        if "overhead" in extra:
+            rows.append({"comparison": name + " (Lightning vs plain loop, interleaved)", "measure": "seconds_per_step",
+                         "ours": extra["lightning_seconds_per_step"], "alternative": extra["plain_seconds_per_step"],
+                         "speed-up": 1 / (1 + extra["overhead"]),
+                         "range": f"overhead {extra['overhead_min']:+.1%} to {extra['overhead_max']:+.1%}"})
     for name, extra in info.items():  # single measurements: MFU, evaluation throughput
         for key in ("mfu", "matmul_peak_gflops", "model_gflops"):
             if key in extra:

@@ -8,6 +8,7 @@ each is timed per step after two warm-up steps, data generation included.
 """
 
 import math
+import statistics
 import time
 
 import lightning as L
@@ -21,6 +22,7 @@ from ood_bench.data import IGNORE_INDEX
 from ood_bench.pretrain import PretrainConfig, PretrainModule, pretrain_loader
 
 STEPS, WARMUP = 30, 2  # 28 timed steps a side: a 12-step run moved the Lightning-vs-loop gap by several percent
+ROUNDS, ROUND_STEPS = 5, 12  # the interleaved comparison: 5 rounds of 10 timed steps a side
 
 
 def matmul_peak_gflops(n: int = 2048, seconds: float = 2.0, dtype=torch.float32) -> float:
@@ -68,22 +70,58 @@ class StepTimer(Callback):
 
 
 def _record(benchmark, marks, tokens, module, peak):
-    per_step = (marks[-1] - marks[WARMUP - 1]) / (len(marks) - WARMUP)
+    per_step = _per_step(marks)
     achieved = tokens * flops_per_token(module, module.cfg.train.pack_len) / per_step / 1e9
     benchmark.extra_info.update(seconds_per_step=per_step, tokens_per_step=tokens, model_gflops=achieved,
                                 matmul_peak_gflops=peak, mfu=achieved / peak)
 
 
-def _lightning(benchmark, config, peak, precision):
+def _lightning_steps(config, steps: int, precision: str = "32-true") -> tuple[list[float], int, PretrainModule]:
+    """``steps`` pretraining steps of a fresh module under Lightning's Trainer: the time at each step's end."""
     torch.manual_seed(0)
     module = PretrainModule(config.to_dict())
     timer = StepTimer()
-    trainer = L.Trainer(max_steps=STEPS, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
                         gradient_clip_val=config.train.grad_clip, precision=precision)
-    benchmark.pedantic(lambda: trainer.fit(module), rounds=1, iterations=1)
-    assert trainer.global_step == STEPS
-    _record(benchmark, timer.marks, timer.tokens, module, peak)
+    trainer.fit(module)
+    assert trainer.global_step == steps
+    return timer.marks, timer.tokens, module
+
+
+def _plain_steps(config, steps: int) -> tuple[list[float], int, PretrainModule]:
+    """The same steps driven by hand: the module's own data, model, optimizer and schedule."""
+    torch.manual_seed(0)
+    module = PretrainModule(config.to_dict())
+    model = module.model
+    loader = pretrain_loader(module.cfg)
+    opt_cfg = module.configure_optimizers()
+    opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
+    marks, tokens = [], 0
+    for i, batch in enumerate(loader):
+        logits = model(batch["x"], batch.get("positions"), batch.get("attn_mask"), doc_index=batch.get("doc_index"))
+        loss = F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE_INDEX)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        opt.step()
+        sched.step()
+        tokens = batch["x"].numel()
+        marks.append(time.perf_counter())
+        if i + 1 == steps:
+            break
+    assert len(marks) == steps and all(math.isfinite(float(p.sum())) for p in model.parameters())
+    return marks, tokens, module
+
+
+def _per_step(marks: list[float]) -> float:
+    return (marks[-1] - marks[WARMUP - 1]) / (len(marks) - WARMUP)
+
+
+def _lightning(benchmark, config, peak, precision):
+    out = {}
+    benchmark.pedantic(lambda: out.update(run=_lightning_steps(config, STEPS, precision)), rounds=1, iterations=1)
+    _record(benchmark, *out["run"], peak)
 
 
 @pytest.mark.benchmark(group="pretrain")
@@ -100,29 +138,28 @@ def test_pretrain_lightning_bf16(benchmark, config, peak_bf16):
 
 @pytest.mark.benchmark(group="pretrain")
 def test_pretrain_plain_loop(benchmark, config, peak):
-    torch.manual_seed(0)
-    module = PretrainModule(config.to_dict())
-    model = module.model
-    loader = pretrain_loader(module.cfg)  # the module's own data and optimizer, driven by hand
-    opt_cfg = module.configure_optimizers()
-    opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
-    marks, tokens = [], 0
+    out = {}
+    benchmark.pedantic(lambda: out.update(run=_plain_steps(config, STEPS)), rounds=1, iterations=1)
+    _record(benchmark, *out["run"], peak)
 
-    def run():
-        nonlocal tokens
-        for i, batch in enumerate(loader):
-            logits = model(batch["x"], batch.get("positions"), batch.get("attn_mask"), doc_index=batch.get("doc_index"))
-            loss = F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE_INDEX)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-            opt.step()
-            sched.step()
-            tokens = batch["x"].numel()
-            marks.append(time.perf_counter())
-            if i + 1 == STEPS:
-                break
 
-    benchmark.pedantic(run, rounds=1, iterations=1)
-    assert len(marks) == STEPS and all(math.isfinite(float(p.sum())) for p in model.parameters())
-    _record(benchmark, marks, tokens, module, peak)
+@pytest.mark.benchmark(group="pretrain-interleaved")
+def test_pretrain_lightning_and_plain_loop_interleaved(benchmark, config):
+    """Lightning and the plain loop in alternation, a short fresh run of each per round, so a drift in the
+    machine's speed falls on both alike (run one after the other, the gap moved between 1% and 5%):
+    Lightning's overhead is the median of the rounds' step-time ratios, minus one."""
+    ratios, light, plain = [], [], []
+
+    def one_round():
+        a = _per_step(_lightning_steps(config, ROUND_STEPS)[0])
+        b = _per_step(_plain_steps(config, ROUND_STEPS)[0])
+        light.append(a)
+        plain.append(b)
+        ratios.append(a / b)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    ordered = sorted(ratios)
+    benchmark.extra_info.update(lightning_seconds_per_step=statistics.median(light),
+                                plain_seconds_per_step=statistics.median(plain),
+                                overhead=statistics.median(ratios) - 1, overhead_min=ordered[0] - 1,
+                                overhead_max=ordered[-1] - 1)
