@@ -119,9 +119,8 @@ def _per_step(marks: list[float]) -> float:
 
 
 def _lightning(benchmark, config, peak, precision):
-    out = {}
-    benchmark.pedantic(lambda: out.update(run=_lightning_steps(config, STEPS, precision)), rounds=1, iterations=1)
-    _record(benchmark, *out["run"], peak)
+    _record(benchmark, *benchmark.pedantic(lambda: _lightning_steps(config, STEPS, precision), rounds=1,
+                                           iterations=1), peak)
 
 
 @pytest.mark.benchmark(group="pretrain")
@@ -138,9 +137,7 @@ def test_pretrain_lightning_bf16(benchmark, config, peak_bf16):
 
 @pytest.mark.benchmark(group="pretrain")
 def test_pretrain_plain_loop(benchmark, config, peak):
-    out = {}
-    benchmark.pedantic(lambda: out.update(run=_plain_steps(config, STEPS)), rounds=1, iterations=1)
-    _record(benchmark, *out["run"], peak)
+    _record(benchmark, *benchmark.pedantic(lambda: _plain_steps(config, STEPS), rounds=1, iterations=1), peak)
 
 
 @pytest.mark.benchmark(group="pretrain-interleaved")

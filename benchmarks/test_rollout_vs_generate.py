@@ -71,16 +71,19 @@ def test_hf_generate(benchmark, models, shape):
     hook = eos_bias(hf.lm_head, bias)
     try:
         torch.manual_seed(0)
-        out = benchmark.pedantic(lambda: hf.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-            max_new_tokens=new, num_return_sequences=n, pad_token_id=PAD, eos_token_id=EOS),
-            rounds=5, warmup_rounds=1)
+        out = benchmark.pedantic(lambda: _hf_generate(hf, ids, n, new), rounds=5, warmup_rounds=1)
     finally:
         hook.remove()
     tokens = _generated_tokens(out, ids.shape[1])
     if shape == "fixed":
         assert out.shape[1] - ids.shape[1] == new and tokens == out[:, ids.shape[1]:].numel()
     _record(benchmark, tokens, len(prompts) * n)
+
+
+def _hf_generate(hf, ids: torch.Tensor, n: int, new: int) -> torch.Tensor:
+    """``n`` samples per prompt from ``generate`` at temperature 1, no top-k or top-p, as the engine samples."""
+    return hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                       max_new_tokens=new, num_return_sequences=n, pad_token_id=PAD, eos_token_id=EOS)
 
 
 def _generated_tokens(out: torch.Tensor, prompt_len: int) -> int:
@@ -108,8 +111,7 @@ def test_engine_and_generate_interleaved(benchmark, models, shape):
         tokens = sample(ours, prompts, n=n, max_new_tokens=new, generator=gen).num_tokens()
         rates["engine"].append(tokens / (time.perf_counter() - t0))
         t0 = time.perf_counter()
-        out = hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0,
-                          top_p=1.0, max_new_tokens=new, num_return_sequences=n, pad_token_id=PAD, eos_token_id=EOS)
+        out = _hf_generate(hf, ids, n, new)
         rates["generate"].append(_generated_tokens(out, ids.shape[1]) / (time.perf_counter() - t0))
 
     hooks = [eos_bias(ours.head, bias), eos_bias(hf.lm_head, bias)]
