@@ -89,6 +89,20 @@ def same_results(a: Path, b: Path) -> bool:
 
 # ----------------------------------------------------------------------------- published base weights
 
+WEIGHTS_META = "ood_bench"  # the one safetensors metadata entry of published weights
+
+
+def portable_hparams(hparams):
+    """A checkpoint's hyper-parameters with its config's ``out_dir`` cut to the run's folder name: the
+    directory the run happened to write to is this machine's, not the run's, and left whole it made the
+    same weights publish as different bytes from every clone. Nothing read back from published weights
+    uses ``out_dir`` (a run's identity leaves it out too)."""
+    config = hparams.get("config") if isinstance(hparams, dict) else None
+    if not isinstance(config, dict) or not config.get("out_dir"):
+        return hparams
+    return {**hparams, "config": {**config, "out_dir": Path(str(config["out_dir"])).name}}
+
+
 def save_weights(ckpt_path: Path, target: Path) -> None:
     """A base checkpoint's weights and what rebuilds its checkpoint, as safetensors (no optimizer state)."""
     import torch
@@ -97,8 +111,11 @@ def save_weights(ckpt_path: Path, target: Path) -> None:
     from .checkpoints import CHECKSUM_KEY, read_checkpoint
 
     ckpt = read_checkpoint(ckpt_path)
-    meta = {"hyper_parameters": json.dumps(ckpt.get("hyper_parameters"), default=str),
-            "sha256": str(ckpt.get(CHECKSUM_KEY)), "global_step": str(ckpt.get("global_step", 0))}
+    # One metadata entry, its keys sorted: safetensors writes several entries in hash-map order, which
+    # changes from one save to the next, so the same weights would not give the same file.
+    meta = {WEIGHTS_META: json.dumps({"hyper_parameters": portable_hparams(ckpt.get("hyper_parameters")),
+                                      "sha256": str(ckpt.get(CHECKSUM_KEY)),
+                                      "global_step": int(ckpt.get("global_step", 0))}, sort_keys=True, default=str)}
     # tied tensors (the embedding and the output head) are stored once each: safetensors refuses shared memory
     state = {k: v.detach().clone().contiguous() for k, v in ckpt["state_dict"].items() if torch.is_tensor(v)}
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -118,12 +135,16 @@ def restore_checkpoint(weights: Path, target: Path) -> None:
         with safe_open(str(weights), "pt") as f:
             meta = f.metadata() or {}
         state = load_file(str(weights))
+        if WEIGHTS_META in meta:
+            meta = json.loads(meta[WEIGHTS_META])
+        else:  # weights published before the single entry: three entries, the hyper-parameters as JSON
+            meta = {**meta, "hyper_parameters": json.loads(meta["hyper_parameters"])}
     except Exception as exc:  # a truncated or foreign file
         raise OodBenchError(f"published weights {str(weights)!r} are unreadable ({type(exc).__name__})") from None
     if state_digest(state) != meta.get("sha256"):
         raise OodBenchError(f"published weights {str(weights)!r} do not match their sha256; delete them to "
                             f"pretrain that base again")
-    ckpt = {"state_dict": state, "hyper_parameters": json.loads(meta["hyper_parameters"]),
+    ckpt = {"state_dict": state, "hyper_parameters": meta["hyper_parameters"],
             "global_step": int(meta.get("global_step", 0)), CHECKSUM_KEY: meta["sha256"],
             "restored_from": str(weights)}
     atomic_torch_save(ckpt, target)

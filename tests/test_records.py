@@ -181,3 +181,47 @@ def test_a_binary_support_record_or_table_is_one_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", str(tmp_path / "suite"), "--check"]) == 2
     assert "stale leaderboard files" in capsys.readouterr().err
+
+
+def test_published_weights_are_the_same_bytes_whichever_directory_the_run_wrote_to(tmp_path):
+    # the config's out_dir named the machine's work directory, so every clone published other bytes
+    import torch
+
+    from ood_bench.checkpoints import CHECKSUM_KEY, atomic_torch_save, read_checkpoint, state_digest
+    from ood_bench.run_records import restore_checkpoint, save_weights
+
+    state = {"model.w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
+    published = []
+    for where in ("/home/alice/ood/runs/quick/base-e0-s0", "/tmp/clone/runs/quick/base-e0-s0"):
+        ckpt = {"state_dict": state, CHECKSUM_KEY: state_digest(state), "global_step": 7,
+                "hyper_parameters": {"config": {"seed": 0, "out_dir": where}, "identity": "abc"}}
+        src = tmp_path / f"{len(published)}.ckpt"
+        atomic_torch_save(ckpt, src)
+        target = tmp_path / f"{len(published)}.safetensors"
+        save_weights(src, target)
+        published.append(target.read_bytes())
+    assert published[0] == published[1]
+    assert b"alice" not in published[0] and b"/tmp/" not in published[0]
+    restore_checkpoint(tmp_path / "0.safetensors", tmp_path / "restored.ckpt")
+    restored = read_checkpoint(tmp_path / "restored.ckpt")
+    assert restored["hyper_parameters"] == {"config": {"seed": 0, "out_dir": "base-e0-s0"}, "identity": "abc"}
+    assert torch.equal(restored["state_dict"]["model.w"], state["model.w"]) and restored["global_step"] == 7
+
+
+def test_weights_published_with_three_metadata_entries_still_restore(tmp_path):
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from ood_bench.checkpoints import CHECKSUM_KEY, read_checkpoint, state_digest
+    from ood_bench.run_records import restore_checkpoint
+
+    state = {"model.w": torch.ones(2, 2)}
+    old = tmp_path / "old.safetensors"
+    save_file(state, str(old), metadata={"hyper_parameters": json.dumps({"config": {"seed": 1}}),
+                                         "sha256": state_digest(state), "global_step": "3"})
+    restore_checkpoint(old, tmp_path / "restored.ckpt")
+    ckpt = read_checkpoint(tmp_path / "restored.ckpt")
+    assert ckpt["hyper_parameters"] == {"config": {"seed": 1}} and ckpt["global_step"] == 3
+    assert ckpt[CHECKSUM_KEY] == state_digest(state)
