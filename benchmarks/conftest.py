@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="speed benchmarks measure only with --benchmark-enable: "
                                    "python -m pytest benchmarks --benchmark-enable")
     for item in items:
-        if "benchmark" in getattr(item, "fixturenames", ()) and HERE in Path(item.fspath).parents:
+        if "benchmark" in getattr(item, "fixturenames", ()) and HERE in item.path.parents:
             item.add_marker(skip)
 
 
