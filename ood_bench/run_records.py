@@ -26,6 +26,17 @@ CURVE_COLUMNS = {"step": "step", "diag/reward": "reward", "diag/kl_ref": "kl_ref
                  "diag/accuracy": "accuracy"}
 
 
+def train_wall_seconds(timings: dict) -> float:
+    """A run's training time from its record's timings: this invocation's and, for a run resumed or finished
+    in earlier invocations, theirs."""
+    return (timings.get("train") or 0.0) + (timings.get("train_earlier") or 0.0)
+
+
+def run_wall_seconds(timings: dict) -> float:
+    """A run's whole time, training (over all its sessions) and evaluation: the leaderboard's wall column."""
+    return train_wall_seconds(timings) + (timings.get("eval") or 0.0)
+
+
 def read_record(folder: Path) -> dict | None:
     """A run's ``record.json``, or None when there is none (an unreadable one is an error, not a skip)."""
     path = Path(folder) / RECORD

@@ -24,7 +24,7 @@ from .atomic import atomic_write_json
 from .errors import OodBenchError
 from .memory import release_memory
 from .run_records import (RECORD, compact_eval, read_record, restore_checkpoint, same_results, save_weights,
-                          training_curves)
+                          train_wall_seconds, training_curves)
 from .suite import RESULTS_VERSION, RunSpec, SuiteConfig
 
 # Seconds per unit on a 2-core CPU (measured: quick pretraining 2000 steps in ~400 s, GRPO ~1.7 s per step of
@@ -80,7 +80,7 @@ def _rates(where: Places) -> dict:
             if rec and t.get("train") and steps:
                 kind = "pretrain_step" if rec["kind"] == "base" else \
                     "sft_step" if rec.get("algorithm") == "sft" else "post_step"
-                per[kind].append(t["train"] / steps)
+                per[kind].append(train_wall_seconds(t) / steps)
     for kind, values in per.items():
         if values:
             rates[kind] = sum(values) / len(values)
@@ -176,10 +176,11 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     work = where.work / spec.name
     _claim_work_folder(work, spec.key)
     timings: dict[str, float] = {}
+    record_src = work / ("pretrain_record.json" if spec.kind == "base" else "posttrain_record.json")
+    trained_earlier = record_src.is_file()  # written when training ends: it ended in an earlier invocation
     t0 = time.perf_counter()
     if spec.kind == "base":
         ckpt = base_checkpoint_for(spec, where, opts, restore=False)
-        record_src = work / "pretrain_record.json"
         pre = json.loads(record_src.read_text()) if record_src.is_file() else {}
         steps = pre.get("global_step") or spec.config["train"]["max_steps"]
         counters = {"grad_steps": steps, "train_tokens": pre.get("tokens_seen"), "num_params": pre.get("num_params")}
@@ -191,13 +192,16 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         cfg = build(PostTrainConfig, {**spec.config, "base": str(base_ckpt), "out_dir": str(work)})
         cfg.validate()
         ckpt = posttrain(cfg, progress=opts.progress)
-        record_src = work / "posttrain_record.json"
         counters = (json.loads(record_src.read_text()).get("counters") or {}) if record_src.is_file() else {}
         steps = counters.get("grad_steps", 0)
     timings["train"] = round(time.perf_counter() - t0, 2)
     if record_src.is_file():  # a run resumed or skipped here: the training time its own record measured
-        session = json.loads(record_src.read_text()).get("wall_seconds_this_session")
-        timings["train_recorded"] = session
+        trained = json.loads(record_src.read_text())
+        timings["train_recorded"] = trained.get("wall_seconds_this_session")
+        # Training done by earlier invocations, which "train" (this invocation's) leaves out: all of it when
+        # the run had finished training before, else the sessions before this one's resume.
+        timings["train_earlier"] = (trained.get("train_seconds") or trained.get("wall_seconds_this_session") or 0.0) \
+            if trained_earlier else trained.get("train_seconds_earlier", 0.0)
     ecfg = _eval_config(spec)
     t1 = time.perf_counter()
     summary = evaluate_checkpoint(ckpt, ecfg, 0, work / "eval", opts.progress)

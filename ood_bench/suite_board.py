@@ -29,7 +29,7 @@ import pandas as pd
 
 from .atomic import atomic_write_bytes, atomic_write_text
 from .errors import OodBenchError
-from .run_records import RECORD, read_record
+from .run_records import RECORD, read_record, run_wall_seconds
 from .support import Thresholds, load_counts, logit_from_logprob, merge_records, support_table, wilson_interval
 from .tasks.base import AXES
 
@@ -206,8 +206,7 @@ def headline(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
         compute = {"rollouts": float(np.mean([rec.runs[n]["counters"].get("rollouts", 0) for n in names])),
                    "train_tokens": float(np.mean([rec.runs[n]["counters"].get("train_tokens", 0) for n in names])),
                    "grad_steps": float(np.mean([rec.runs[n]["counters"].get("grad_steps", 0) for n in names])),
-                   "wall_s": float(np.mean([sum(v for k, v in rec.runs[n]["timings"].items()
-                                                if k in ("train", "eval") and v) for n in names]))}
+                   "wall_s": float(np.mean([run_wall_seconds(rec.runs[n]["timings"]) for n in names]))}
         for split in _eval_splits(rec):
             pairs = [(n, _paired(rec.counts[rec.runs[n]["base"]], rec.counts[n], split)) for n in names]
             cell = _cell(pairs, th, f"{row}/{trained}/{exposure}/{split}")
@@ -341,7 +340,8 @@ def _readme(rec: Records, head: pd.DataFrame) -> str:
               "seed): the change sampling alone produces. (A post-trained model is sampled with the same "
               "per-problem random numbers as its base, which makes their difference less noisy than the null's, "
               "so the null errs on the wide side.) Compute is per run: rollouts generated, training tokens, wall "
-              "time; rows are matched in gradient steps, so their tokens differ (SFT trains on gold traces only; "
+              "time (training and evaluation; a run resumed after an interruption counts the training of every "
+              "session up to its last checkpoint); rows are matched in gradient steps, so their tokens differ (SFT trains on gold traces only; "
               "RL rows also generate). With dozens of intervals at 95% and no correction for multiplicity, a few "
               "will exclude 0 by chance.\n\n")
     out.write(_markdown_table(t["gain"]) + "\n\n")

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from .atomic import writable_folder
@@ -199,6 +199,9 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
             Throughput(),
             FiniteGuard(),
             GracefulStop(out / "checkpoints" / "last.ckpt"),
+            # No time limit: it only measures. Its elapsed time travels in every checkpoint, so a resumed
+            # run's record counts the training of every session, not just the last one (see train_seconds).
+            Timer(duration=None, verbose=False),
             *(callbacks or []),
         ] + ([StepProgressBar(label)] if progress else []),
         plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
@@ -321,5 +324,18 @@ def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_r
     trainer.save_checkpoint(final, weights_only=False)
     if trainer.is_global_zero:
         write_record(module, trainer, {"wall_seconds_this_session": round(time.time() - t0, 2),
-                                       "resumed_from": resume, "identity": identity})
+                                       **train_seconds(trainer), "resumed_from": resume, "identity": identity})
     return final
+
+
+def train_seconds(trainer: L.Trainer) -> dict:
+    """Seconds spent in the training loop, over every session of a resumed run (``train_seconds``) and in
+    the sessions before this one (``train_seconds_earlier``), from Lightning's ``Timer``, whose elapsed time
+    each checkpoint carries. An interrupted session counts up to its last checkpoint: steps after it were
+    lost and done again, so they are not part of the result's cost."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None or timer.start_time("train") is None:
+        return {}
+    total = timer.time_elapsed("train")
+    this_session = (timer.end_time("train") or time.monotonic()) - timer.start_time("train")
+    return {"train_seconds": round(total, 2), "train_seconds_earlier": round(max(0.0, total - this_session), 2)}

@@ -4,6 +4,7 @@ import copy
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -96,6 +97,31 @@ def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path):
     assert a["global_step"] == b["global_step"] == 4
     for k in a["state_dict"]:
         assert torch.allclose(a["state_dict"][k], b["state_dict"][k], atol=1e-6), k
+
+
+class Slow(Callback):
+    """Sleeps before each step: a session whose training takes a known least time."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def on_train_batch_start(self, *args):
+        time.sleep(self.seconds)
+
+
+def test_a_resumed_run_records_the_training_time_of_every_session(tmp_path):
+    """The first session spends at least 2 x 0.3 s on the two steps it checkpoints before it dies; the
+    resumed one sleeps not at all. The record must count the first session's time, not only the last's."""
+    from ood_bench.config import load_config
+    from ood_bench.pretrain import PretrainConfig, pretrain
+
+    cfg = load_config(PretrainConfig, "quick", [f"out_dir={tmp_path}", *TINY_OVERRIDES])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(cfg, progress=False, callbacks=[Slow(0.3), Crash(at_step=2)])
+    pretrain(cfg, progress=False)
+    record = json.loads((tmp_path / "pretrain_record.json").read_text())
+    assert record["train_seconds_earlier"] >= 0.6  # the first session, up to its checkpoint at step 2
+    assert record["train_seconds"] > record["train_seconds_earlier"]  # and this one's two steps on top
 
 
 def test_finished_run_is_skipped(tiny_run, capsys):

@@ -228,6 +228,23 @@ def test_a_killed_suite_resumes_and_finishes_with_the_same_records(tiny_board, t
     assert per_problem_hashes(tmp_path / "lb") == per_problem_hashes(tiny_board[1])
 
 
+def test_a_run_trained_by_an_earlier_invocation_counts_that_training_in_its_wall_time(tmp_path):
+    """Killed after its training finished but before its record was published, a run is evaluated again
+    and its training skipped: its record and the leaderboard's wall column must still count that training.
+    (Its own suite, not a copy of ``tiny_board``: a post run's work folder names its base by path.)"""
+    work, lb = tmp_path / "runs", tmp_path / "lb"
+    assert run_tiny(work, lb) == 0
+    name = "sft-id-e0-s0"
+    shutil.rmtree(lb / "tiny" / "records" / name)  # trained and evaluated, never published
+    trained = json.loads((work / "tiny" / name / "posttrain_record.json").read_text())["train_seconds"]
+    assert run_tiny(work, lb) == 0
+    timings = json.loads((lb / "tiny" / "records" / name / "record.json").read_text())["timings"]
+    assert timings["train_earlier"] == trained > 0
+    board = json.loads((lb / "tiny" / "leaderboard.json").read_text())
+    walls = [r["wall_s"] for r in board["headline"] if r["row"] == "sft" and r["exposure"] == "e0" and r["trained_on"] == "id"]
+    assert walls and all(w == pytest.approx(timings["train"] + trained + timings["eval"], abs=0.02) for w in walls)
+
+
 def test_a_run_counts_as_done_only_once_its_own_record_is_published(tiny_board, tmp_path):
     """A run killed after it wrote its record in its work folder but before it published it must run again,
     even where an older record of the same key is published (the committed quick records, say)."""
