@@ -32,7 +32,9 @@ Sampled view, at budget n (what a user with n samples per problem would see):
   NSCR = (E-S)/(P+E+S), each next to its **null**: the same comparison of the
   base's counts against a fresh re-sampling of the base, whose expectation is
   exact because Q_base is (a re-sample misses a problem with probability
-  ``(1 - Q_base)^n``);
+  ``(1 - Q_base)^n``); a null ratio whose denominator expects less than one
+  problem is NaN (a base that solves nothing: nothing to compare), and the
+  counts speak instead;
 - at the answer level (secondary: it counts lucky guesses), the pass@1 change
   with its paired standard error, and which problems **moved**: Fisher's exact
   test of ``c_post`` against ``c_base`` per problem, with the Benjamini-Hochberg
@@ -194,6 +196,15 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
+def _null_ratio(a: float, b: float) -> float:
+    """A ratio of the null's expected counts, or NaN when its denominator expects less than one problem.
+
+    Where the base solves (almost) nothing, a re-sample expects, say, 1e-16 problems gained and none kept
+    or lost, and E/(P+E+S) comes out 1.0: a ratio of rounding dust that would read as "re-sampling alone
+    gives full expansion". There the null has no ratio to offer; its counts (E_null against E) say it."""
+    return a / b if b >= 1.0 else float("nan")
+
+
 def sampled_null(c_base: np.ndarray, q_base: np.ndarray, n: np.ndarray) -> dict:
     """Expected P/E/S of the base's sampled trace counts against a fresh re-sampling of the base.
 
@@ -284,9 +295,9 @@ def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None) 
         "delta": float(diff.mean()), "delta_stderr": float(diff.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan"),
         "P": P, "E": E, "S": S, **null,
         "SRR": _ratio(P, P + S), "NDR": _ratio(E, P + E), "NSCR": _ratio(E - S, P + E + S),
-        "SRR_null": _ratio(null["P_null"], null["P_null"] + null["S_null"]),
-        "NDR_null": _ratio(null["E_null"], null["P_null"] + null["E_null"]),
-        "NSCR_null": _ratio(null["E_null"] - null["S_null"], null["P_null"] + null["E_null"] + null["S_null"]),
+        "SRR_null": _null_ratio(null["P_null"], null["P_null"] + null["S_null"]),
+        "NDR_null": _null_ratio(null["E_null"], null["P_null"] + null["E_null"]),
+        "NSCR_null": _null_ratio(null["E_null"] - null["S_null"], null["P_null"] + null["E_null"] + null["S_null"]),
         "moved_up": up, "moved_down": down,
     }
 
