@@ -168,8 +168,12 @@ class Plugins:
         try:
             return self.algorithms[name]
         except KeyError:
+            # A plugin that failed to load may be the one that registers it (the built-ins too, when the
+            # installed package points at a checkout that moved): say so, not just "unknown".
+            failed = ", ".join(repr(i.name) for i in self.info.values() if i.error)
             raise OodBenchError(
-                f"unknown algorithm {name!r} (available: {', '.join(sorted(self.algorithms)) or 'none'})"
+                f"unknown algorithm {name!r} (available: {', '.join(sorted(self.algorithms)) or 'none'}"
+                + (f"; plugin {failed} failed to load, as warned above)" if failed else ")")
             ) from None
 
     def algorithm_owner(self, name: str) -> str:

@@ -594,6 +594,22 @@ def test_a_family_whose_plugin_failed_is_not_called_unknown(monkeypatch, capsys)
     assert "plugin 'revlist' failed to load, as warned above" in err and err.count("\n") == 1
 
 
+def test_an_algorithm_whose_plugin_failed_is_not_called_unknown(monkeypatch, capsys):
+    """A stale install (the package pointing at a checkout that moved) fails to import the built-in
+    plugins: the error must name them, not print "unknown algorithm 'grpo' (available: none)" alone."""
+    import ood_bench.plugins as plugins_module
+
+    plugins = plugins_module.get_plugins()
+    monkeypatch.setattr(plugins, "algorithms", {k: v for k, v in plugins.algorithms.items() if k != "grpo"})
+    monkeypatch.setitem(plugins.info, "grpo", plugins_module.PluginInfo(
+        name="grpo", module="ood_bench_algorithms.grpo",
+        error="plugin 'grpo' failed to import: ModuleNotFoundError: No module named 'ood_bench_algorithms'"))
+    assert main(["posttrain", "--algo", "grpo", "--base", "missing.ckpt"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown algorithm 'grpo'" in err and "plugin 'grpo' failed to load, as warned above" in err
+    assert err.count("\n") == 1
+
+
 def test_evaluate_never_replaces_a_folder_that_is_not_an_evaluation(tiny_run, tmp_path, capsys, monkeypatch):
     """An evaluation replaces its output folder whole; a folder of other files was once deleted with it."""
     precious = tmp_path / "notes"
