@@ -177,7 +177,9 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     _claim_work_folder(work, spec.key)
     timings: dict[str, float] = {}
     record_src = work / ("pretrain_record.json" if spec.kind == "base" else "posttrain_record.json")
-    trained_earlier = record_src.is_file()  # written when training ends: it ended in an earlier invocation
+    # Written when training ends: if it is there and still the same afterwards, training ended in an earlier
+    # invocation (one that is there but rewritten is a stale record of a run trained again here).
+    record_before = record_src.read_bytes() if record_src.is_file() else None
     t0 = time.perf_counter()
     if spec.kind == "base":
         ckpt = base_checkpoint_for(spec, where, opts, restore=False)
@@ -196,6 +198,7 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         steps = counters.get("grad_steps", 0)
     timings["train"] = round(time.perf_counter() - t0, 2)
     if record_src.is_file():  # a run resumed or skipped here: the training time its own record measured
+        trained_earlier = record_src.read_bytes() == record_before
         trained = json.loads(record_src.read_text())
         timings["train_recorded"] = trained.get("wall_seconds_this_session")
         # Training done by earlier invocations, which "train" (this invocation's) leaves out: all of it when

@@ -32,9 +32,9 @@ Sampled view, at budget n (what a user with n samples per problem would see):
   NSCR = (E-S)/(P+E+S), each next to its **null**: the same comparison of the
   base's counts against a fresh re-sampling of the base, whose expectation is
   exact because Q_base is (a re-sample misses a problem with probability
-  ``(1 - Q_base)^n``); a null ratio whose denominator expects less than one
-  problem is NaN (a base that solves nothing: nothing to compare), and the
-  counts speak instead;
+  ``(1 - Q_base)^n``); where the base's samples solved no problem, the null's
+  ratios are NaN (a re-sample could only gain, so they would be 1 by
+  construction) and E against E_null speaks instead;
 - at the answer level (secondary: it counts lucky guesses), the pass@1 change
   with its paired standard error, and which problems **moved**: Fisher's exact
   test of ``c_post`` against ``c_base`` per problem, with the Benjamini-Hochberg
@@ -196,13 +196,18 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
 
-def _null_ratio(a: float, b: float) -> float:
-    """A ratio of the null's expected counts, or NaN when its denominator expects less than one problem.
+def null_ratios(null: dict, solved_by_base: int) -> dict:
+    """SRR, NDR and NSCR of the null's expected counts.
 
-    Where the base solves (almost) nothing, a re-sample expects, say, 1e-16 problems gained and none kept
-    or lost, and E/(P+E+S) comes out 1.0: a ratio of rounding dust that would read as "re-sampling alone
-    gives full expansion". There the null has no ratio to offer; its counts (E_null against E) say it."""
-    return a / b if b >= 1.0 else float("nan")
+    Where the base's own samples solved no problem, a re-sample can keep or lose nothing, only gain: its
+    NDR and NSCR are 1 by construction, however little it expects to gain (1e-16 problems, say, for a base
+    whose Q is ~0 everywhere), and printed beside a post-trained model's 1 they would read as "re-sampling
+    alone does as well". There the null has no ratio to offer (NaN); E against E_null tells the story.
+    """
+    P, E, S = null["P_null"], null["E_null"], null["S_null"]
+    if solved_by_base == 0:
+        return {"SRR_null": float("nan"), "NDR_null": float("nan"), "NSCR_null": float("nan")}
+    return {"SRR_null": _ratio(P, P + S), "NDR_null": _ratio(E, P + E), "NSCR_null": _ratio(E - S, P + E + S)}
 
 
 def sampled_null(c_base: np.ndarray, q_base: np.ndarray, n: np.ndarray) -> dict:
@@ -295,9 +300,7 @@ def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None) 
         "delta": float(diff.mean()), "delta_stderr": float(diff.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan"),
         "P": P, "E": E, "S": S, **null,
         "SRR": _ratio(P, P + S), "NDR": _ratio(E, P + E), "NSCR": _ratio(E - S, P + E + S),
-        "SRR_null": _null_ratio(null["P_null"], null["P_null"] + null["S_null"]),
-        "NDR_null": _null_ratio(null["E_null"], null["P_null"] + null["E_null"]),
-        "NSCR_null": _null_ratio(null["E_null"] - null["S_null"], null["P_null"] + null["E_null"] + null["S_null"]),
+        **null_ratios(null, solved_by_base=int(base_ok.sum())),
         "moved_up": up, "moved_down": down,
     }
 

@@ -305,8 +305,8 @@ def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_r
                 module = build_module()
                 module.on_load_checkpoint(done)
                 write_record(module, SimpleNamespace(global_step=done.get("global_step", 0), is_global_zero=True),
-                             {"wall_seconds_this_session": None, "resumed_from": None, "identity": identity,
-                              "record_rebuilt_from": str(final)})
+                             {"wall_seconds_this_session": None, **checkpoint_train_seconds(done),
+                              "resumed_from": None, "identity": identity, "record_rebuilt_from": str(final)})
             return final  # finished already with this exact config
         raise OodBenchError(f"{final} was trained with a different config; choose another out_dir or remove it")
     module = build_module()
@@ -332,10 +332,19 @@ def train_seconds(trainer: L.Trainer) -> dict:
     """Seconds spent in the training loop, over every session of a resumed run (``train_seconds``) and in
     the sessions before this one (``train_seconds_earlier``), from Lightning's ``Timer``, whose elapsed time
     each checkpoint carries. An interrupted session counts up to its last checkpoint: steps after it were
-    lost and done again, so they are not part of the result's cost."""
+    lost and done again, so they are not part of the result's cost. A resume from a checkpoint already at
+    the last step trains nothing (the Timer never starts): all of its time is earlier."""
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    if timer is None or timer.start_time("train") is None:
+    if timer is None:
         return {}
     total = timer.time_elapsed("train")
-    this_session = (timer.end_time("train") or time.monotonic()) - timer.start_time("train")
+    start = timer.start_time("train")
+    this_session = 0.0 if start is None else (timer.end_time("train") or time.monotonic()) - start
     return {"train_seconds": round(total, 2), "train_seconds_earlier": round(max(0.0, total - this_session), 2)}
+
+
+def checkpoint_train_seconds(ckpt: dict) -> dict:
+    """``train_seconds`` as the Timer state in a finished checkpoint gives it (for a record rebuilt from it)."""
+    state = (ckpt.get("callbacks") or {}).get(Timer.__qualname__) or {}
+    seconds = (state.get("time_elapsed") or {}).get("train")
+    return {} if seconds is None else {"train_seconds": round(seconds, 2), "train_seconds_earlier": round(seconds, 2)}

@@ -124,6 +124,32 @@ def test_a_resumed_run_records_the_training_time_of_every_session(tmp_path):
     assert record["train_seconds"] > record["train_seconds_earlier"]  # and this one's two steps on top
 
 
+class CrashAtEnd(Callback):
+    """Dies after the last step's checkpoint, before the final checkpoint is saved."""
+
+    def on_train_end(self, *args):
+        raise RuntimeError("simulated crash at the end")
+
+
+def test_training_time_survives_a_resume_that_trains_nothing_and_a_rebuilt_record(tmp_path):
+    """A run killed after its last step's checkpoint resumes with nothing left to train, and a finished run
+    whose record was lost gets it rebuilt from its checkpoint: both must keep the first session's time."""
+    from ood_bench.config import load_config
+    from ood_bench.pretrain import PretrainConfig, pretrain
+
+    cfg = load_config(PretrainConfig, "quick", [f"out_dir={tmp_path}", *TINY_OVERRIDES])
+    with pytest.raises(RuntimeError, match="simulated crash at the end"):
+        pretrain(cfg, progress=False, callbacks=[Slow(0.2), CrashAtEnd()])
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    pretrain(cfg, progress=False)
+    record = json.loads((tmp_path / "pretrain_record.json").read_text())
+    assert record["train_seconds"] == record["train_seconds_earlier"] >= 0.8  # 4 steps of 0.2 s, all earlier
+    (tmp_path / "pretrain_record.json").unlink()
+    pretrain(cfg, progress=False)
+    rebuilt = json.loads((tmp_path / "pretrain_record.json").read_text())
+    assert rebuilt["record_rebuilt_from"] and rebuilt["train_seconds"] == record["train_seconds"]
+
+
 def test_finished_run_is_skipped(tiny_run, capsys):
     before = (tiny_run / "base.ckpt").stat().st_mtime_ns
     assert main(["pretrain", "--no-progress", f"out_dir={tiny_run}", *TINY_OVERRIDES]) == 0

@@ -243,6 +243,13 @@ def test_a_run_trained_by_an_earlier_invocation_counts_that_training_in_its_wall
     board = json.loads((lb / "tiny" / "leaderboard.json").read_text())
     walls = [r["wall_s"] for r in board["headline"] if r["row"] == "sft" and r["exposure"] == "e0" and r["trained_on"] == "id"]
     assert walls and all(w == pytest.approx(timings["train"] + trained + timings["eval"], abs=0.02) for w in walls)
+    # its checkpoints gone too, the run trains again here, over the stale record: nothing of it is earlier
+    (work / "tiny" / name / "posttrained.ckpt").unlink()
+    shutil.rmtree(work / "tiny" / name / "checkpoints")
+    shutil.rmtree(lb / "tiny" / "records" / name)
+    assert run_tiny(work, lb) == 0
+    timings = json.loads((lb / "tiny" / "records" / name / "record.json").read_text())["timings"]
+    assert timings["train_earlier"] == 0.0
 
 
 def test_a_run_counts_as_done_only_once_its_own_record_is_published(tiny_board, tmp_path):

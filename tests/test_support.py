@@ -86,10 +86,10 @@ def test_sampled_sets_and_their_exact_null_by_hand():
     assert sampled_null(np.array([0]), np.array([0.0]), np.array([8]))["E_null"] == 0
 
 
-def test_a_null_that_expects_no_problem_gives_no_ratio_instead_of_rounding_dust():
+def test_a_null_that_can_only_gain_gives_no_ratio_instead_of_one_by_construction():
     """A base that solves nothing (Q_base ~ 1e-12) and a post that solves two problems: the observed NSCR is
-    1 (two gained, none kept or lost), and the null expects about 1e-11 problems gained. Its ratio
-    E_null / (P_null + E_null + S_null) is 1.0 in floating point, which would read as "re-sampling alone
+    1 (two gained, none kept or lost), and the null expects about 1e-11 problems gained. Its ratios
+    E_null / (P_null + E_null + S_null) would be 1.0 by construction, reading as "re-sampling alone
     expands as much": the null has no ratio there, only its counts."""
     q = [1e-12] * 4
     base = frame([0, 0, 0, 0], n=8, gold=logprob_of(q))
@@ -98,10 +98,12 @@ def test_a_null_that_expects_no_problem_gives_no_ratio_instead_of_rounding_dust(
     assert (row.P, row.E, row.S, row.NSCR) == (0, 2, 0, 1.0)
     assert 0 < row.E_null < 1e-9
     assert math.isnan(row.NSCR_null) and math.isnan(row.NDR_null) and math.isnan(row.SRR_null)
-    # with a base that keeps problems, the null's ratios are real numbers
-    kept = frame([8, 8, 0, 0], n=8, gold=logprob_of([0.99, 0.99, 1e-12, 1e-12]))
-    row = support_table(kept, post).iloc[0]
-    assert row.SRR_null == pytest.approx(1.0, abs=1e-6) and not math.isnan(row.NSCR_null)
+    # a base that solved one problem, at Q = 0.2: the null keeps it with probability 1 - 0.8^8 and gains
+    # almost nothing, so its NDR is ~0 (re-sampling does not expand), a number and not NaN
+    one = frame([2, 0, 0, 0], n=8, gold=logprob_of([0.2, 1e-12, 1e-12, 1e-12]))
+    row = support_table(one, post).iloc[0]
+    assert row.P_null == pytest.approx(1 - 0.8 ** 8) and row.NDR_null == pytest.approx(0.0, abs=1e-9)
+    assert row.SRR_null == pytest.approx(1 - 0.8 ** 8) and not math.isnan(row.NSCR_null)
 
 
 def test_answer_level_moves_need_a_significant_exact_test():
