@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from .algorithms import Algorithm, build_algorithm_config
 from .atomic import atomic_write_json
-from .checkpoints import CHECKSUM_KEY
+from .checkpoints import CHECKSUM_KEY, state_digest
 from .config import build, check, deep_merge, parse_overrides, read_yaml
 from .data import TEST_SET_SIZE, PromptStream, check_context_holds
 from .pretrain import load_base
@@ -221,8 +221,12 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     check_context_holds([plugins.tasks.get(n) for n in names], [cfg.rl_split], base_cfg.model.block_size,
                         TEST_SET_SIZE // 5, key=f"the base's model.block_size (for --rl-split {cfg.rl_split})")
     resolved = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}
-    identity = run_identity(resolved, tuple(k for k in resolved if k not in NOT_RESULTS),
-                            versions)
+    keep = tuple(k for k in resolved if k not in NOT_RESULTS)
+    # The base by what it is (its weights' sha256), not where it lies: a runs folder moved to another disk
+    # still resumes. Runs checkpointed before this named the base by its path; they are still accepted.
+    digest = base[2].get(CHECKSUM_KEY) or state_digest(base[2]["state_dict"])
+    identity = run_identity({**resolved, "base": f"sha256:{digest}"}, keep, versions)
+    by_path = run_identity(resolved, keep, versions)
 
     def build_module():
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -240,4 +244,4 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
             **run, **environment()})
 
     return fit_once(out, out / "posttrained.ckpt", identity, "post-trained", build_module, build_trainer,
-                    write_record, out / "posttrain_record.json")
+                    write_record, out / "posttrain_record.json", also_accept=(by_path,))

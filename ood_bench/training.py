@@ -245,17 +245,19 @@ def precision_identity(trainer: dict | None) -> dict:
 
 def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Callable[[], L.LightningModule],
              build_trainer: Callable[[], L.Trainer], write_record: Callable[[L.LightningModule, L.Trainer, dict], None],
-             record: Path | None = None) -> Path:
+             record: Path | None = None, also_accept: tuple[dict, ...] = ()) -> Path:
     """The one lifecycle of a training run, pretraining or post-training alike.
 
     Skip it if ``final`` exists with the same identity (refuse if another); resume from
     ``out/checkpoints/last.ckpt`` if that belongs to the same identity (refuse if not); fit;
     save ``final``; write the run's record. The identity is stored in the checkpoint's
-    hyperparameters as ``identity``. A finished run whose ``record`` file went missing gets
-    it back, rebuilt from ``final``.
+    hyperparameters as ``identity``; checkpoints whose identity is one of ``also_accept`` (the same
+    run as an older version identified it) count as the same run. A finished run whose ``record``
+    file went missing gets it back, rebuilt from ``final``.
     """
     with run_folder_lock(out):
-        return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record)
+        return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record,
+                           (identity, *also_accept))
 
 
 @contextlib.contextmanager
@@ -293,14 +295,14 @@ def run_folder_lock(out: Path):
         handle.close()
 
 
-def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record) -> Path:
+def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record, accepted) -> Path:
     from types import SimpleNamespace
 
     from .checkpoints import read_checkpoint
 
     if final.exists():
         done = read_checkpoint(final, f"{kind} checkpoint")
-        if (done.get("hyper_parameters") or {}).get("identity") == identity:
+        if (done.get("hyper_parameters") or {}).get("identity") in accepted:
             if record is not None and not record.is_file():  # finished, but its record was lost
                 module = build_module()
                 module.on_load_checkpoint(done)
@@ -315,7 +317,7 @@ def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_r
     resume = None
     if last.exists():
         prior = read_checkpoint(last, "resume checkpoint")
-        if (prior.get("hyper_parameters") or {}).get("identity") != identity:
+        if (prior.get("hyper_parameters") or {}).get("identity") not in accepted:
             raise OodBenchError(f"{last} belongs to a run with a different config; choose another out_dir")
         resume = str(last)
     trainer = build_trainer()

@@ -166,6 +166,38 @@ def test_interrupted_posttraining_resumes_to_the_same_weights(tiny_base, tmp_pat
         assert torch.allclose(a["state_dict"][k], b["state_dict"][k], atol=1e-6), k
 
 
+def test_a_posttraining_run_resumes_after_its_base_moved(tiny_base, tmp_path):
+    """A runs folder moved to another disk: the same base at another path is the same run, so an interrupted
+    post-training resumes (it was refused as "trained with a different config"), and a different base is
+    still refused."""
+    import shutil
+
+    from ood_bench.errors import OodBenchError
+    from ood_bench.posttrain import load_posttrain_config, posttrain
+
+    from .test_cli import Crash
+
+    def cfg(base, out):
+        return load_posttrain_config(None, [f"base={base}", f"out_dir={out}", "algorithm=grpo",
+                                            *tiny_post("budget.grad_steps=4")])
+
+    straight = posttrain(cfg(tiny_base, tmp_path / "straight"), progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        posttrain(cfg(tiny_base, tmp_path / "resumed"), progress=False, callbacks=[Crash(at_step=2)])
+    moved = tmp_path / "elsewhere" / "base.ckpt"
+    moved.parent.mkdir()
+    shutil.copy(tiny_base, moved)
+    resumed = posttrain(cfg(moved, tmp_path / "resumed"), progress=False)
+    record = json.loads((tmp_path / "resumed" / "posttrain_record.json").read_text())
+    assert record["resumed_from"].endswith("last.ckpt")
+    a, b = torch.load(straight, weights_only=False), torch.load(resumed, weights_only=False)
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    # another base (the straight run's output is a checkpoint of other weights) is another run
+    with pytest.raises(OodBenchError, match="different config"):
+        posttrain(cfg(straight, tmp_path / "resumed"), progress=False)
+
+
 @pytest.mark.parametrize("verify_trace", [False, True])
 def test_expert_iteration_trains_on_verified_samples_only(tiny_base, verify_trace):
     """Answer right but trace wrong is a lucky guess: kept by default, dropped with verify_trace."""
