@@ -120,8 +120,8 @@ def _markdown(results: pd.DataFrame, support: pd.DataFrame, root: Path) -> str:
                   "slope against logit Q_base with its s.e.; pure reweighting is one shift with slope 0). Sampled "
                   "traces at budget n: P kept, E gained, S lost, each next to its null (the base re-sampled "
                   "against itself; where the base's samples solved no problem, the null's ratios are NaN, since "
-                  "a re-sample could only gain). Answers (secondary): the pass@1 change with its paired standard error, and "
-                  "problems that moved by Fisher's exact test at FDR 0.05.\n\n"
+                  "a re-sample could only gain). Answers (secondary): the pass@1 change with its paired "
+                  "standard error, and problems that moved by Fisher's exact test at FDR 0.05.\n\n"
                   f"```\n{support.to_string(**fmt)}\n```\n")
     return out.getvalue()
 

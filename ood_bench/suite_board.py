@@ -341,8 +341,8 @@ def _readme(rec: Records, head: pd.DataFrame) -> str:
               "per-problem random numbers as its base, which makes their difference less noisy than the null's, "
               "so the null errs on the wide side.) Compute is per run: rollouts generated, training tokens, wall "
               "time (training and evaluation; a run resumed after an interruption counts the training of every "
-              "session up to its last checkpoint); rows are matched in gradient steps, so their tokens differ (SFT trains on gold traces only; "
-              "RL rows also generate). With dozens of intervals at 95% and no correction for multiplicity, a few "
+              "session up to its last checkpoint); rows are matched in gradient steps, so their tokens differ "
+              "(SFT trains on gold traces only; RL rows also generate). With dozens of intervals at 95% and no correction for multiplicity, a few "
               "will exclude 0 by chance.\n\n")
     out.write(_markdown_table(t["gain"]) + "\n\n")
     out.write("## Expansion beyond the base's support\n\n"
