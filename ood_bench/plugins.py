@@ -168,13 +168,15 @@ class Plugins:
         try:
             return self.algorithms[name]
         except KeyError:
-            # A plugin that failed to load may be the one that registers it (the built-ins too, when the
-            # installed package points at a checkout that moved): say so, not just "unknown".
-            failed = ", ".join(repr(i.name) for i in self.info.values() if i.error)
-            raise OodBenchError(
-                f"unknown algorithm {name!r} (available: {', '.join(sorted(self.algorithms)) or 'none'}"
-                + (f"; plugin {failed} failed to load, as warned above)" if failed else ")")
-            ) from None
+            raise OodBenchError(f"unknown algorithm {name!r} (available: "
+                                f"{', '.join(sorted(self.algorithms)) or 'none'}{self.load_failures_note()})") from None
+
+    def load_failures_note(self) -> str:
+        """``; plugin 'x' failed to load, as warned above`` when any did, else empty: for "unknown ..." errors,
+        since a plugin that failed to load may be the one that registers the name (the built-ins too, when the
+        installed package points at a checkout that moved)."""
+        failed = ", ".join(repr(i.name) for i in self.info.values() if i.error)
+        return f"; plugin {failed} failed to load, as warned above" if failed else ""
 
     def algorithm_owner(self, name: str) -> str:
         return self._owners[("algorithm", name)]
@@ -227,11 +229,9 @@ def find_family(name: str) -> TaskFamily:
     if _PLUGINS is None and name in core_tasks():
         return core_tasks().get(name)
     plugins = get_plugins()
-    failed = [info.name for info in plugins.info.values() if info.error]
-    if name not in plugins.tasks and failed:
-        broken = ", ".join(map(repr, failed))
-        raise OodBenchError(f"unknown task family {name!r} (available: {', '.join(plugins.tasks.names())}; "
-                            f"plugin {broken} failed to load, as warned above)")
+    note = plugins.load_failures_note()
+    if name not in plugins.tasks and note:
+        raise OodBenchError(f"unknown task family {name!r} (available: {', '.join(plugins.tasks.names())}{note})")
     return plugins.tasks.get(name)
 
 

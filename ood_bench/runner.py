@@ -183,9 +183,6 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     t0 = time.perf_counter()
     if spec.kind == "base":
         ckpt = base_checkpoint_for(spec, where, opts, restore=False)
-        pre = json.loads(record_src.read_text()) if record_src.is_file() else {}
-        steps = pre.get("global_step") or spec.config["train"]["max_steps"]
-        counters = {"grad_steps": steps, "train_tokens": pre.get("tokens_seen"), "num_params": pre.get("num_params")}
     else:
         from .config import build
         from .posttrain import PostTrainConfig, posttrain
@@ -194,17 +191,22 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         cfg = build(PostTrainConfig, {**spec.config, "base": str(base_ckpt), "out_dir": str(work)})
         cfg.validate()
         ckpt = posttrain(cfg, progress=opts.progress)
-        counters = (json.loads(record_src.read_text()).get("counters") or {}) if record_src.is_file() else {}
-        steps = counters.get("grad_steps", 0)
     timings["train"] = round(time.perf_counter() - t0, 2)
-    if record_src.is_file():  # a run resumed or skipped here: the training time its own record measured
-        trained_earlier = record_src.read_bytes() == record_before
-        trained = json.loads(record_src.read_text())
+    record_after = record_src.read_bytes() if record_src.is_file() else None
+    trained = json.loads(record_after) if record_after is not None else {}
+    if spec.kind == "base":
+        steps = trained.get("global_step") or spec.config["train"]["max_steps"]
+        counters = {"grad_steps": steps, "train_tokens": trained.get("tokens_seen"),
+                    "num_params": trained.get("num_params")}
+    else:
+        counters = trained.get("counters") or {}
+        steps = counters.get("grad_steps", 0)
+    if record_after is not None:  # a run resumed or skipped here: the training time its own record measured
         timings["train_recorded"] = trained.get("wall_seconds_this_session")
         # Training done by earlier invocations, which "train" (this invocation's) leaves out: all of it when
         # the run had finished training before, else the sessions before this one's resume.
         timings["train_earlier"] = (trained.get("train_seconds") or trained.get("wall_seconds_this_session") or 0.0) \
-            if trained_earlier else trained.get("train_seconds_earlier", 0.0)
+            if record_after == record_before else trained.get("train_seconds_earlier", 0.0)
     ecfg = _eval_config(spec)
     t1 = time.perf_counter()
     summary = evaluate_checkpoint(ckpt, ecfg, 0, work / "eval", opts.progress)
