@@ -19,6 +19,7 @@ import pandas as pd
 
 from .atomic import atomic_write_text
 from .errors import OodBenchError
+from .numeric_text import same_up_to_rounding
 from .results import TABLE_COLUMNS, read_eval_folder
 from .support import SUPPORT_COLUMNS, compare_evals
 
@@ -161,10 +162,11 @@ def write(root: Path) -> list[Path]:
 
 
 def stale(root: Path) -> list[Path]:
-    """Committed table files that differ from what the records regenerate (missing ones included)."""
+    """Committed table files that differ from what the records regenerate (missing ones included), beyond
+    the last-digit noise of floating point (``numeric_text``)."""
     out = []
     for name, text in render(root, results_table(root), support_leaderboard(root)).items():
         path = root / name
-        if not path.is_file() or path.read_bytes() != text.encode():
+        if not path.is_file() or not same_up_to_rounding(path.read_text(errors="replace"), text):
             out.append(path)
     return out

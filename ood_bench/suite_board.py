@@ -29,6 +29,7 @@ import pandas as pd
 
 from .atomic import atomic_write_bytes, atomic_write_text
 from .errors import OodBenchError
+from .numeric_text import same_up_to_rounding
 from .run_records import RECORD, read_record, run_wall_seconds
 from .support import Thresholds, load_counts, logit_from_logprob, merge_records, support_table, wilson_interval
 from .tasks.base import AXES
@@ -386,9 +387,11 @@ def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records) -> str:
 # ----------------------------------------------------------------------------- plots
 
 def _digest(*frames: pd.DataFrame) -> str:
+    """What a plot draws, to four significant digits: more than a plot can show, and few enough that the
+    last-bit noise of another machine's arithmetic (see ``numeric_text``) leaves it alone."""
     h = hashlib.sha256()
     for df in frames:
-        h.update(_csv(df.reset_index(drop=True)).encode())
+        h.update(df.reset_index(drop=True).to_csv(index=False, float_format="%.4g", lineterminator="\n").encode())
     return h.hexdigest()
 
 
@@ -649,13 +652,14 @@ def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
     root = Path(root)
     texts, extra = render(root, allow_dirty, expected)
     out = [root / name for name, text in texts.items()
-           if not (root / name).is_file() or (root / name).read_bytes() != text.encode()]
+           if not (root / name).is_file() or not same_up_to_rounding((root / name).read_text(errors="replace"), text)]
     for name, file in PLOTS.items():
         if png_digest(root / file) != _digest(*extra["data"][name]):
             out.append(root / file)
     page = root / HTML
     expected = _html(extra["rec"], extra["head"], {name: b"" for name in PLOTS}, extra["readme"])
-    if not page.is_file() or _without_images(page.read_text(errors="replace")) != _without_images(expected):
+    if not page.is_file() or not same_up_to_rounding(_without_images(page.read_text(errors="replace")),
+                                                     _without_images(expected)):
         out.append(page)
     return out
 
