@@ -166,18 +166,20 @@ def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None)
     except OodBenchError as exc:
         print(f"\n(no support comparison with {base_eval}: {exc})")
         return
-    _write_support(table, base_eval, out_dir)
+    _write_support(table, base_eval, out_dir, out_dir=out_dir)  # the evaluation's own new output folder
 
 
-def _write_support(table, base_eval: Path, out_dir: Path, thresholds=None) -> None:
+def _write_support(table, base_eval: Path, post_eval: Path, thresholds=None, out_dir: Path | None = None) -> None:
+    """Print the comparison; write ``support.json`` and ``support.png`` into ``out_dir`` when one is given."""
     from .support import Thresholds, format_support
     from .support_record import write_support_record
 
     th = thresholds or Thresholds()
     print(f"\nsupport against the base ({base_eval})")
     print(format_support(table, th))
-    record, plot = write_support_record(table, base_eval, out_dir, th)
-    print(f"\nsupport: {record}  plot: {plot}")
+    if out_dir is not None:
+        record, plot = write_support_record(table, base_eval, post_eval, th, out_dir)
+        print(f"\nsupport: {record}  plot: {plot}")
 
 
 def cmd_compare(args) -> int:
@@ -188,7 +190,8 @@ def cmd_compare(args) -> int:
     if args.json:
         print(json.dumps(table.to_dict(orient="records"), indent=2))
         return 0
-    _write_support(table, Path(args.base), Path(args.post), th)
+    # a comparison only reads its evaluations: it writes where --out says, never into a record folder
+    _write_support(table, Path(args.base), Path(args.post), th, Path(args.out) if args.out else None)
     return 0
 
 
@@ -517,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--fdr", type=float, default=Thresholds.fdr,
                     help="false discovery rate of the per-problem move test (default 0.05)")
     cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
+    cp.add_argument("--out", metavar="DIR", help="also write support.json and support.png into DIR (by default "
+                                                 "compare writes nothing: the evaluation folders stay as they are)")
     cp.set_defaults(func=cmd_compare)
 
     lb = sub.add_parser("leaderboard", help="regenerate a leaderboard (tables, plots, index.html) from its records")

@@ -14,8 +14,12 @@ Exact view (primary), per (family, split), with the thresholds of ``Thresholds``
 - support classes by ``Q_base``: *outside* the base's effective support
   (``Q_base < outside``), *inside* (``Q_base >= inside``) and the *fringe* between;
 - **expansion**: outside problems that the post-trained model solves at a
-  non-trivial exact rate (``Q_post >= solved``): the count, the rate over the
-  outside set and its Wilson 95% interval over problems;
+  non-trivial exact rate (``Q_post >= solved``) *and* that rose beyond what the
+  run's own tilt gives the problems inside the support (``expansion``: a
+  reweighting cannot produce it, however strong): the count, the rate over the
+  outside set and its Wilson 95% interval over problems; the fixed-threshold
+  count (outside, then solved, whatever the tilt) is kept as
+  ``expanded_threshold``, a secondary column;
 - the **tilt**: pure reweighting (an exponential tilt of the base by a verifier
   reward) moves every problem's log-odds by one constant, ``logit Q* = logit Q +
   1/beta``. On the problems whose log-odds are measurable (``outside <= Q_base
@@ -57,6 +61,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import OodBenchError
+from .expansion import Tilt, beyond_tilt, fit_tilt, threshold_expanded
 from .results import read_eval_folder
 
 Z95 = 1.959963984540054
@@ -77,9 +82,9 @@ class Thresholds:
     - ``inside`` (1e-2): one sample in a hundred is right, which an evaluation at
       n = 64-256 sees.
     - ``solved`` (1e-2): the post-trained rate that counts as solving.
-    A constant tilt needs more than 9.2 nats to lift a problem from below
-    ``outside`` to ``solved``, so reweighting at the sizes post-training produces
-    (a few nats) never reads as expansion.
+    A constant tilt of more than 9.2 nats lifts a problem from below ``outside``
+    to ``solved``, so these thresholds alone cannot tell expansion from a strong
+    reweighting: ``expansion`` holds each rise against the run's own tilt.
     """
 
     outside: float = 1e-6
@@ -262,21 +267,27 @@ def binned_shift(q_base: np.ndarray, shift: np.ndarray) -> list[dict]:
     return out
 
 
-def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None) -> dict:
-    """All support numbers of one (family, split): ``group`` holds merged base/post records."""
+def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None, tilt: Tilt | None = None) -> dict:
+    """All support numbers of one (family, split): ``group`` holds merged base/post records; ``tilt`` is the
+    run's tilt over all its problems (``expansion.fit_tilt``), fitted on this group alone when not given."""
     N = len(group)
     n = group["n"].to_numpy()
     lq_b, lq_p = group["gold_logprob_base"].to_numpy(float), group["gold_logprob_post"].to_numpy(float)
     q_b, q_p = np.exp(lq_b), np.exp(lq_p)
     outside = q_b < th.outside
     inside = q_b >= th.inside
-    expanded = outside & (q_p >= th.solved)
-    n_out, n_exp = int(outside.sum()), int(expanded.sum())
-    lo, hi = wilson_interval(n_exp, n_out)
+    n_out = int(outside.sum())
+    tilt = tilt or fit_tilt(lq_b, lq_p, th.outside, tested=n_out)
+    if tilt.fitted:
+        n_exp = int(beyond_tilt(lq_b, lq_p, tilt, th.outside, th.solved).sum())
+        lo, hi = wilson_interval(n_exp, n_out)
+    else:  # no tilt to hold the rises against: expansion cannot be told from reweighting
+        n_exp, lo, hi = float("nan"), float("nan"), float("nan")
+    n_threshold = int(threshold_expanded(lq_b, lq_p, th.outside, th.solved).sum())
 
     measurable = (q_b >= th.outside) & (q_b <= TILT_CEILING)
     lb, lp = logit_from_logprob(lq_b[measurable]), logit_from_logprob(lq_p[measurable])
-    tilt = tilt_fit(lb, lp)
+    shift = tilt_fit(lb, lp)
 
     # Sampled counts of fully correct samples (trace and answer: the event Q is the probability of),
     # next to their exact null
@@ -294,7 +305,8 @@ def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None) 
         "mass_base": float(q_b.mean()), "mass_post": float(q_p.mean()),
         "outside": n_out, "fringe": int((~outside & ~inside).sum()), "inside": int(inside.sum()),
         "expanded": n_exp, "expansion": _ratio(n_exp, n_out), "expansion_lo": lo, "expansion_hi": hi,
-        **tilt, "shift_predicted": (1.0 / beta) if beta else float("nan"),
+        "expanded_threshold": n_threshold, **tilt.as_dict(),
+        **shift, "shift_predicted": (1.0 / beta) if beta else float("nan"),
         # sampled view
         "pass@1_base": float((c_b / n).mean()), "pass@1_post": float((c_p / n).mean()),
         "delta": float(diff.mean()), "delta_stderr": float(diff.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan"),
@@ -318,15 +330,23 @@ def merge_records(base: pd.DataFrame, post: pd.DataFrame) -> pd.DataFrame:
     return merged.rename(columns={"n_base": "n"})
 
 
+def run_tilt(merged: pd.DataFrame, th: Thresholds) -> Tilt:
+    """The tilt of one comparison over every problem it shares with its base (all splits and families)."""
+    lq_b, lq_p = merged["gold_logprob_base"].to_numpy(float), merged["gold_logprob_post"].to_numpy(float)
+    return fit_tilt(lq_b, lq_p, th.outside, tested=int((np.exp(lq_b) < th.outside).sum()))
+
+
 def support_table(base: pd.DataFrame, post: pd.DataFrame, thresholds: Thresholds | None = None,
                   beta: float | None = None) -> pd.DataFrame:
     """One row per (family, split) present in both evaluations."""
     th = thresholds or Thresholds()
     th.validate()
     merged = merge_records(base, post)
+    tilt = run_tilt(merged, th)
     rows = []
     for (family, version, split), group in merged.groupby(["family", "version", "split"], sort=False):
-        rows.append({"family": family, "version": int(version), "split": split, **support_row(group, th, beta)})
+        rows.append({"family": family, "version": int(version), "split": split,
+                     **support_row(group, th, beta, tilt)})
     return pd.DataFrame(rows)
 
 
@@ -418,7 +438,8 @@ def compare_evals(base_dir: str | Path, post_dir: str | Path, thresholds: Thresh
 
 
 EXACT_COLUMNS = ["family", "split", "mass_base", "mass_post", "outside", "fringe", "inside", "expanded",
-                 "expansion", "expansion_lo", "expansion_hi", "shift_mean", "shift_sd", "shift_slope",
+                 "expansion", "expansion_lo", "expansion_hi", "expanded_threshold", "tilt_bound", "shift_mean",
+                 "shift_sd", "shift_slope",
                  "shift_slope_se", "shift_predicted"]
 SAMPLED_COLUMNS = ["family", "split", "n", "P", "P_null", "E", "E_null", "S", "S_null", "SRR", "SRR_null",
                    "NSCR", "NSCR_null"]
@@ -435,7 +456,10 @@ def format_support(df: pd.DataFrame, thresholds: Thresholds | None = None) -> st
     th = thresholds or Thresholds()
     blocks = [
         (f"exact trace mass Q (primary): outside Q_base < {th.outside:g}, inside Q_base >= {th.inside:g}; "
-         f"expanded = outside and Q_post >= {th.solved:g} (rate over the outside set, Wilson 95%); shift = "
+         f"expanded = outside, Q_post >= {th.solved:g} and risen beyond the run's own tilt (its log-odds shift "
+         f"above tilt_bound, fitted on the problems inside the support: a reweighting cannot do that; rate over the "
+         f"outside set, Wilson 95%); expanded_threshold (secondary) = outside and Q_post >= {th.solved:g} "
+         f"whatever the tilt; shift = "
          f"logit Q_post - logit Q_base where {th.outside:g} <= Q_base <= {TILT_CEILING:g} (pure reweighting: "
          f"one shift, slope 0; predicted = 1/beta)", EXACT_COLUMNS),
         ("fully correct samples at budget n: P kept, E gained, S lost, each next to its null (the base "

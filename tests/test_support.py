@@ -42,16 +42,17 @@ def logprob_of(q):
 def test_support_classes_and_expansion_by_hand():
     #   Q_base:  outside outside outside fringe  inside inside
     q_base = [1e-9, 1e-8, 1e-7, 1e-3, 0.3, 0.9]
-    q_post = [0.2, 1e-3, 0.05, 0.5, 0.6, 0.9]  # expanded: problems 0 and 2 (>= 1e-2); 1 reached only 1e-3
+    q_post = [0.2, 1e-3, 0.05, 0.5, 0.6, 0.9]  # past the thresholds: problems 0 and 2 (>= 1e-2); 1 reached 1e-3
     row = support_table(frame([0] * 6, gold=logprob_of(q_base)), frame([0] * 6, gold=logprob_of(q_post))).iloc[0]
-    assert (row.outside, row.fringe, row.inside, row.expanded) == (3, 1, 2, 2)
-    assert row.expansion == pytest.approx(2 / 3)
-    assert (row.expansion_lo, row.expansion_hi) == pytest.approx(wilson_interval(2, 3))
+    assert (row.outside, row.fringe, row.inside, row.expanded_threshold) == (3, 1, 2, 2)
+    # but three inside shifts of 6.9, 0.9 and 0 nats leave a tilt wide enough for rises of 13 and 19 nats
+    assert row.expanded == 0 and row.tilt_bound > 19.3
+    assert row.expansion == 0 and (row.expansion_lo, row.expansion_hi) == pytest.approx(wilson_interval(0, 3))
     assert row.mass_base == pytest.approx(np.mean(q_base)) and row.mass_post == pytest.approx(np.mean(q_post))
     # thresholds are knobs: with outside at 5e-9 only problem 0 is outside
     row = support_table(frame([0] * 6, gold=logprob_of(q_base)), frame([0] * 6, gold=logprob_of(q_post)),
                         Thresholds(outside=5e-9)).iloc[0]
-    assert (row.outside, row.expanded) == (1, 1)
+    assert (row.outside, row.expanded_threshold, row.expanded) == (1, 1, 0)
 
 
 def test_tilt_statistics_by_hand():
@@ -208,23 +209,32 @@ def test_binned_shift_sees_the_curved_pattern_a_linear_slope_misses():
 
 
 def test_compare_command_writes_support_json_and_plot(tmp_path, capsys):
-    for name, cs, gold, seed in (("base", [0, 2, 3], [-30.0, -1.0, -0.5], 0),
-                                 ("post", [1, 0, 3], [-1.0, -2.0, -0.4], 0),
-                                 ("base-seed1", [0, 2, 2], [-30.0, -1.0, -0.5], 1)):
+    for name, cs, gold, seed in (("base", [0, 2, 3, 1, 2], [-30.0, -1.0, -0.5, -2.0, -0.7], 0),
+                                 ("post", [1, 0, 3, 1, 2], [-1.0, -1.1, -0.4, -2.1, -0.6], 0),
+                                 ("base-seed1", [0, 2, 2, 1, 2], [-30.0, -1.0, -0.5, -2.0, -0.7], 1)):
         write_eval_folder(tmp_path / name, {"string__id": frame(cs, gold=gold).to_dict(orient="records")}, seed=seed)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--null",
                  str(tmp_path / "base-seed1")]) == 0
     out = capsys.readouterr().out
     assert "E_null" in out and "expanded" in out and "observed null" in out
+    # a comparison only reads: both evaluation folders are byte for byte what they were, nothing added
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--out", str(tmp_path / "cmp")]) == 0
+    capsys.readouterr()
 
     def strict(token):
         raise ValueError(f"{token} is not JSON")
 
-    saved = json.loads((tmp_path / "post" / "support.json").read_text(), parse_constant=strict)
+    saved = json.loads((tmp_path / "cmp" / "support.json").read_text(), parse_constant=strict)
     rec = saved["results"][0]
-    assert (rec["outside"], rec["expanded"]) == (1, 1)
+    # the outside problem rose 29 nats where the four inside ones moved by at most 0.2: beyond the tilt
+    assert (rec["outside"], rec["expanded"], rec["expanded_threshold"]) == (1, 1, 1)
     assert saved["thresholds"]["outside"] == 1e-6
-    assert (tmp_path / "post" / "support.png").stat().st_size > 10_000
+    assert (tmp_path / "cmp" / "support.png").stat().st_size > 10_000
+    assert {p: p.read_bytes() for p in (tmp_path / "post").rglob("*") if p.is_file()} == {
+        p: b for p, b in before.items() if (tmp_path / "post") in p.parents}
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2
     assert "holds no eval.json" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--outside", "2"]) == 2
