@@ -8,10 +8,12 @@ and exact log-probabilities, read through their manifests; nothing is copied fro
 a summary. Each plot carries a digest of the data it draws in its PNG metadata, so
 ``--check`` can tell a stale plot from a current one without comparing pixels.
 
-Intervals are 95%: over pretraining seeds (Student's t) when a cell has two or
-more (an expansion rate's never narrower than the Wilson interval of its pooled
-counts); otherwise a paired bootstrap over problems (2,000 resamples, a seed
-fixed per cell) for changes and Wilson's interval for expansion rates.
+Intervals are 95% and cover pretraining seeds, problems and sampling together
+(``board_stats``), with Benjamini-Hochberg q-values and minimum detectable effects;
+expansion is counted beyond each run's own tilt (``expansion``); each run says
+whether it trained (``did_train``), and the verdicts on the paper's claims are
+generated from these numbers (``verdicts``). An expansion rate's interval is over
+seeds (Student's t), never narrower than the Wilson interval of its pooled counts.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import verdicts
 from .atomic import atomic_write_bytes, atomic_write_text
+from .board_stats import Q_LEVEL, mean_change, q_values, rate_change
+from .did_train import run_trend
 from .errors import OodBenchError
+from .expansion import Tilt, beyond_tilt, fit_tilt, threshold_expanded
 from .numeric_text import same_up_to_rounding
 from .run_records import RECORD, read_record, run_wall_seconds
 from .support import Thresholds, load_counts, logit_from_logprob, merge_records, support_table, wilson_interval
@@ -37,7 +43,6 @@ from .tasks.base import AXES
 README, CSV, JSON, HTML = "README.md", "leaderboard.csv", "leaderboard.json", "index.html"
 PLOTS = {"gain": "gain_vs_exposure.png", "tilt": "q_post_vs_q_base.png", "passk": "pass_at_k.png",
          "curves": "training_curves.png"}
-BOOTSTRAP = 2000
 OOD_SPLITS = [f"ood_{a}" for a in AXES]
 DIGEST_KEY = "ood-bench-data-sha256"
 
@@ -64,6 +69,8 @@ class Records:
         self.null = {n: load_counts(self.root / "records" / n / "null") for n, r in self.runs.items()
                      if r["kind"] == "base"}
         self.suite = next(iter(self.runs.values())).get("suite", self.root.name)
+        self._tilts: dict = {}
+        self._trends: dict = {}
         self._check_consistent()
 
     def _check_consistent(self) -> None:
@@ -91,6 +98,25 @@ class Records:
                 raise OodBenchError(f"record {name!r} was trained from another {r['base']!r} than the one recorded "
                                     f"here (its base key differs): run the suite again to renew it")
 
+    def tilt(self, name: str, th: Thresholds) -> Tilt:
+        """A run's tilt over all its problems against its base (a base's: against its own re-sampling)."""
+        key = (name, th)
+        if key not in self._tilts:
+            r = self.runs[name]
+            base, post = (self.counts[r["base"]], self.counts[name]) if r["kind"] == "post" else \
+                (self.counts[name], self.null[name])
+            m = merge_records(base, post)
+            lq_b = m["gold_logprob_base"].to_numpy(float)
+            self._tilts[key] = fit_tilt(lq_b, m["gold_logprob_post"].to_numpy(float), th.outside,
+                                        tested=int((np.exp(lq_b) < th.outside).sum()))
+        return self._tilts[key]
+
+    def trend(self, name: str) -> dict:
+        """Whether a post-training run trained: its reward trend (``did_train``)."""
+        if name not in self._trends:
+            self._trends[name] = run_trend(self.root / "records" / name)
+        return self._trends[name]
+
     def posts(self) -> list[str]:
         return [n for n, r in self.runs.items() if r["kind"] == "post"]
 
@@ -114,76 +140,101 @@ class Records:
 
 # ----------------------------------------------------------------------------- statistics
 
-def _t95(k: int) -> float:
+def _seed_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and Student's t 95% interval over seeds (for expansion rates, which have no problem pairing)."""
     from scipy import stats
 
-    return float(stats.t.ppf(0.975, k - 1))
-
-
-def _seed_interval(values: list[float]) -> tuple[float, float, float]:
     v = np.asarray(values, float)
     m = float(v.mean())
     if len(v) < 2:
         return m, float("nan"), float("nan")
-    half = _t95(len(v)) * float(v.std(ddof=1)) / math.sqrt(len(v))
+    half = float(stats.t.ppf(0.975, len(v) - 1)) * float(v.std(ddof=1)) / math.sqrt(len(v))
     return m, m - half, m + half
 
 
-def _bootstrap(diffs: np.ndarray, key: str) -> tuple[float, float]:
-    """Percentile interval of the mean of paired per-problem differences; the resampling seed comes from
-    ``key`` so every cell is reproducible and independent of the others."""
-    if len(diffs) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16))
-    means = diffs[rng.integers(0, len(diffs), (BOOTSTRAP, len(diffs)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
-
-
-def _paired(base: pd.DataFrame, post: pd.DataFrame, split: str) -> pd.DataFrame:
+def _paired(base: pd.DataFrame, post: pd.DataFrame, split: str, tilt: Tilt | None = None,
+            th: Thresholds | None = None) -> pd.DataFrame:
+    """One split's problems, base and post side by side; ``tilt`` (the run's, over all its splits) marks the
+    problems that expanded beyond it."""
+    th = th or Thresholds()
     merged = merge_records(base[base["split"] == split], post[post["split"] == split])
-    return merged.assign(q_base=np.exp(merged["gold_logprob_base"]), q_post=np.exp(merged["gold_logprob_post"]),
+    lq_b, lq_p = merged["gold_logprob_base"].to_numpy(float), merged["gold_logprob_post"].to_numpy(float)
+    flagged = beyond_tilt(lq_b, lq_p, tilt, th.outside, th.solved) if tilt is not None and tilt.fitted else \
+        np.zeros(len(merged), bool)
+    return merged.assign(q_base=np.exp(lq_b), q_post=np.exp(lq_p),
                          d_trace=(merged["full_c_post"] - merged["full_c_base"]) / merged["n"],
-                         d_answer=(merged["c_post"] - merged["c_base"]) / merged["n"])
+                         d_answer=(merged["c_post"] - merged["c_base"]) / merged["n"],
+                         expanded=flagged, expanded_threshold=threshold_expanded(lq_b, lq_p, th.outside, th.solved))
 
 
-def _cell(pairs: list[tuple[str, pd.DataFrame]], th: Thresholds, key: str) -> dict:
-    """One (row, training split, exposure, evaluated split) cell over its seeds' paired problems."""
-    per_seed = [{"d_trace": float(m["d_trace"].mean()), "d_mass": float((m["q_post"] - m["q_base"]).mean()),
-                 "d_answer": float(m["d_answer"].mean()), "outside": int((m["q_base"] < th.outside).sum()),
-                 "expanded": int(((m["q_base"] < th.outside) & (m["q_post"] >= th.solved)).sum()),
+def _aligned(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The seeds' paired problems in one order (the problems every seed has): rows of a seeds x problems matrix."""
+    keys = ["family", "uid"]
+    common = frames[0][keys]
+    for f in frames[1:]:
+        common = common.merge(f[keys], on=keys)
+    common = common.sort_values(keys)
+    return [common.merge(f, on=keys, how="left") for f in frames]
+
+
+def _cell(pairs: list[tuple[str, pd.DataFrame, Tilt | None]], th: Thresholds, key: str = "") -> dict:
+    """One (row, training split, exposure, evaluated split) cell over its seeds' paired problems: each change
+    with an interval over seeds, problems and samples (``board_stats``), and the expansion beyond each run's
+    tilt."""
+    frames = _aligned([m for _, m, _ in pairs])
+    per_seed = [{"outside": int((m["q_base"] < th.outside).sum()), "expanded": int(m["expanded"].sum()),
+                 "expanded_threshold": int(m["expanded_threshold"].sum()),
                  "mass_base": float(m["q_base"].mean()), "mass_post": float(m["q_post"].mean()),
                  "trace_base": float((m["full_c_base"] / m["n"]).mean()),
-                 "trace_post": float((m["full_c_post"] / m["n"]).mean()), "problems": len(m)} for _, m in pairs]
-    out = {"seeds": len(pairs), "problems": sum(s["problems"] for s in per_seed),
+                 "trace_post": float((m["full_c_post"] / m["n"]).mean()), "problems": len(m)} for m in frames]
+    k, problems = len(frames), len(frames[0])
+    out = {"seeds": k, "problems": sum(s["problems"] for s in per_seed),
            "outside": sum(s["outside"] for s in per_seed), "expanded": sum(s["expanded"] for s in per_seed),
-           "mass_base": float(np.mean([s["mass_base"] for s in per_seed])),
-           "mass_post": float(np.mean([s["mass_post"] for s in per_seed])),
-           "trace_base": float(np.mean([s["trace_base"] for s in per_seed])),
-           "trace_post": float(np.mean([s["trace_post"] for s in per_seed]))}
-    for metric in ("d_trace", "d_mass", "d_answer"):
-        if len(pairs) >= 2:
-            m, lo, hi = _seed_interval([s[metric] for s in per_seed])
-        else:
-            m = per_seed[0][metric]
-            diffs = pairs[0][1]
-            values = (diffs["q_post"] - diffs["q_base"]).to_numpy() if metric == "d_mass" else diffs[metric].to_numpy()
-            lo, hi = _bootstrap(values.astype(float), f"{key}/{metric}")
-        out.update({metric: m, f"{metric}_lo": lo, f"{metric}_hi": hi})
+           "expanded_threshold": sum(s["expanded_threshold"] for s in per_seed),
+           **{m: float(np.mean([s[m] for s in per_seed])) for m in ("mass_base", "mass_post", "trace_base",
+                                                                    "trace_post")}}
+
+    def stack(column: str) -> np.ndarray:
+        return np.vstack([m[column].to_numpy(float) for m in frames])
+
+    n = stack("n")
+    trace = rate_change(stack("full_c_base"), stack("full_c_post"), n)
+    out.update(trace.as_dict("d_trace"))
+    out.update(rate_change(stack("c_base"), stack("c_post"), n).as_dict("d_answer"))
+    out.update(mean_change(stack("q_post") - stack("q_base")).as_dict("d_mass"))
+    if out["trace_base"] == 0 and out["trace_post"] == 0:
+        # a floor: not one of the k*P*n samples of either model had a right trace; the smallest per-sample rate
+        # that many samples rule out at 95% (the rule of three) is what this cell could have detected
+        out["d_trace_mde"] = 3.0 / float(n.sum())
+    if any(tilt is None or not tilt.fitted for _, _, tilt in pairs):
+        out["expanded"] = float("nan")  # a run with no tilt to hold rises against: no count to give
     rates = [s["expanded"] / s["outside"] for s in per_seed if s["outside"]]
-    if len(pairs) >= 2 and len(rates) >= 2:
+    if out["expanded"] != out["expanded"] or not out["outside"]:
+        out.update(expansion=float("nan"), expansion_lo=float("nan"), expansion_hi=float("nan"))
+    elif k >= 2 and len(rates) >= 2:
         # over seeds, and never narrower than the Wilson interval of the pooled counts: a rate that is 0 in
         # every seed still shows how large a rate that many problems could hide
         m, lo, hi = _seed_interval(rates)
         w_lo, w_hi = wilson_interval(out["expanded"], out["outside"])
         out.update(expansion=m, expansion_lo=max(0.0, min(lo, w_lo)), expansion_hi=min(1.0, max(hi, w_hi)))
-    elif out["outside"]:
+    else:
         lo, hi = wilson_interval(out["expanded"], out["outside"])
         out.update(expansion=out["expanded"] / out["outside"], expansion_lo=lo, expansion_hi=hi)
-    else:
-        out.update(expansion=float("nan"), expansion_lo=float("nan"), expansion_hi=float("nan"))
-    out["interval"] = ("t over pretraining seeds (expansion: at least the pooled Wilson interval)" if len(pairs) >= 2
-                       else "paired bootstrap over problems; Wilson for expansion")
+    out["interval"] = trace.method if problems >= 2 else "one problem: no interval"
     return out
+
+
+def _with_q_values(head: pd.DataFrame) -> pd.DataFrame:
+    """Benjamini-Hochberg q-values of the trace pass@1 changes: one family of tests for the post-trained
+    rows, one for the null rows (which calibrate, and claim nothing)."""
+    head = head.copy()
+    head["q"] = np.nan
+    for is_null in (False, True):
+        sel = (head["row"] == "null") == is_null
+        head.loc[sel, "q"] = q_values(head.loc[sel, "d_trace_p"].to_numpy(float))
+    head["mde"] = head["d_trace_mde"]
+    head["significant"] = head["q"] < Q_LEVEL
+    return head
 
 
 def _eval_splits(rec: Records) -> list[str]:
@@ -208,9 +259,12 @@ def headline(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
                    "train_tokens": float(np.mean([rec.runs[n]["counters"].get("train_tokens", 0) for n in names])),
                    "grad_steps": float(np.mean([rec.runs[n]["counters"].get("grad_steps", 0) for n in names])),
                    "wall_s": float(np.mean([run_wall_seconds(rec.runs[n]["timings"]) for n in names]))}
+        trends = [rec.trend(n)["trained"] for n in names]
+        compute.update(runs_checked=sum(t is not None for t in trends), runs_trained=sum(t is True for t in trends))
         for split in _eval_splits(rec):
-            pairs = [(n, _paired(rec.counts[rec.runs[n]["base"]], rec.counts[n], split)) for n in names]
-            cell = _cell(pairs, th, f"{row}/{trained}/{exposure}/{split}")
+            pairs = [(n, _paired(rec.counts[rec.runs[n]["base"]], rec.counts[n], split, rec.tilt(n, th), th),
+                      rec.tilt(n, th)) for n in names]
+            cell = _cell(pairs, th)
             rows.append({"row": row, "algorithm": algorithm, "trained_on": trained, "exposure": exposure,
                          "exposure_label": rec.exposure_label(names[0]), "split": split,
                          "exposure_frac": _axis_exposure(rec, names[0], split), **cell, **compute})
@@ -219,13 +273,15 @@ def headline(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
         by_exposure.setdefault(rec.runs[name]["exposure"], []).append(name)
     for exposure, names in sorted(by_exposure.items()):
         for split in _eval_splits(rec):
-            pairs = [(n, _paired(rec.counts[n], rec.null[n], split)) for n in names]
+            pairs = [(n, _paired(rec.counts[n], rec.null[n], split, rec.tilt(n, th), th), rec.tilt(n, th))
+                     for n in names]
             rows.append({"row": "null", "algorithm": "base re-sampled", "trained_on": "-", "exposure": exposure,
                          "exposure_label": rec.exposure_label(names[0]), "split": split,
                          "exposure_frac": _axis_exposure(rec, names[0], split),
-                         **_cell(pairs, th, f"null/{exposure}/{split}"),
-                         "rollouts": 0.0, "train_tokens": 0.0, "grad_steps": 0.0, "wall_s": 0.0})
-    return pd.DataFrame(rows)
+                         **_cell(pairs, th),
+                         "rollouts": 0.0, "train_tokens": 0.0, "grad_steps": 0.0, "wall_s": 0.0,
+                         "runs_checked": 0, "runs_trained": 0})
+    return _with_q_values(pd.DataFrame(rows))
 
 
 def _axis_exposure(rec: Records, name: str, split: str) -> float:
@@ -253,17 +309,31 @@ def _signed(v: float) -> str:
 
 
 def _delta_cell(r) -> str:
+    """The change with its interval and minimum detectable effect; bold where its q-value is under 0.05."""
     if r["trace_base"] == 0 and r["trace_post"] == 0:  # a floor, not a certainty: no interval to give
-        return "0 -> 0 (no trace right)"
+        return f"0 -> 0 (no trace right; mde {r['mde']:.3f})"
     if r["d_trace_lo"] != r["d_trace_lo"]:
-        return _signed(r["d_trace"])
-    return f"{_signed(r['d_trace'])} [{_signed(r['d_trace_lo'])}, {_signed(r['d_trace_hi'])}]"
+        why = "one problem" if r["problems"] < 2 * r["seeds"] else "every sample alike in both models"
+        return f"{_signed(r['d_trace'])} (no interval: {why})"
+    text = f"{_signed(r['d_trace'])} [{_signed(r['d_trace_lo'])}, {_signed(r['d_trace_hi'])}]"
+    return f"{'**' + text + '**' if r['q'] < Q_LEVEL else text} mde {r['mde']:.3f}"
+
+
+def _did_not_train(r) -> bool:
+    return r["runs_checked"] > 0 and r["runs_trained"] == 0
 
 
 def _expansion_cell(r) -> str:
     if not r["outside"]:
         return "- (none outside)"
-    return f"{r['expanded']} of {r['outside']}, rate {r['expansion']:.3f} [{r['expansion_lo']:.3f}, {r['expansion_hi']:.3f}]"
+    if _did_not_train(r):  # nothing moved because nothing trained: not evidence of "no expansion"
+        return f"did not train ({r['runs_trained']} of {r['runs_checked']} runs); {r['expanded_threshold']} past " \
+               f"the fixed thresholds"
+    threshold = f"; {r['expanded_threshold']} past the fixed thresholds"
+    if r["expanded"] != r["expanded"]:
+        return f"n/a of {r['outside']} (no tilt fitted: under 3 problems inside the support){threshold}"
+    return (f"{int(r['expanded'])} of {r['outside']}, rate {r['expansion']:.3f} [{r['expansion_lo']:.3f}, "
+            f"{r['expansion_hi']:.3f}]{threshold}")
 
 
 def _wide(df: pd.DataFrame, cell, splits: list[str], compute: bool) -> pd.DataFrame:
@@ -276,7 +346,9 @@ def _wide(df: pd.DataFrame, cell, splits: list[str], compute: bool) -> pd.DataFr
             line[split] = cell(hit.iloc[0]) if len(hit) else ""
         if compute:
             first = g.iloc[0]
-            line.update({"rollouts": f"{first['rollouts']:,.0f}", "train tokens": f"{first['train_tokens']:,.0f}",
+            line.update({"trained": (f"{first['runs_trained']} of {first['runs_checked']}" if first["runs_checked"]
+                                     else "-"),
+                         "rollouts": f"{first['rollouts']:,.0f}", "train tokens": f"{first['train_tokens']:,.0f}",
                          "wall": f"{first['wall_s'] / 60:.1f} min"})
         out.append(line)
     return pd.DataFrame(out)
@@ -317,7 +389,7 @@ def headline_text(root: Path, allow_dirty: bool = True, expected: dict[str, str]
             t["expansion"].to_string(index=False))
 
 
-def _readme(rec: Records, head: pd.DataFrame) -> str:
+def _readme(rec: Records, head: pd.DataFrame, verdict_block: str) -> str:
     t = tables(rec, head)
     info = _suite_text(rec)
     commits = sorted({r.get("git_commit", "?")[:10] for r in rec.runs.values()})
@@ -332,25 +404,31 @@ def _readme(rec: Records, head: pd.DataFrame) -> str:
               f"--check` fails when a table or plot here is stale. `index.html` shows the same on one page.\n\n")
     if rec.dirty:
         out.write(f"**{len(rec.dirty)} record(s) come from a checkout with uncommitted code changes.**\n\n")
+    out.write(verdict_block + "\n")
     out.write("## Change in trace pass@1 after post-training\n\n"
               "Each cell: the mean change over the evaluated split's problems of the sampled trace pass@1 (a "
               "sample counts when every step and the answer are right), post-trained model minus its own base, "
-              "with its 95% interval; both families are pooled (`leaderboard.json` has each family apart). "
-              "`0 -> 0` marks a split where no sample of either model had a right trace: a floor, with no interval "
-              "to give. The `null` rows compare each base with a second evaluation of itself (another sampling "
-              "seed): the change sampling alone produces. (A post-trained model is sampled with the same "
-              "per-problem random numbers as its base, which makes their difference less noisy than the null's, "
-              "so the null errs on the wide side.) Compute is per run: rollouts generated, training tokens, wall "
-              "time (training and evaluation; a run resumed after an interruption counts the training of every "
-              "session up to its last checkpoint); rows are matched in gradient steps, so their tokens differ "
-              "(SFT trains on gold traces only; RL rows also generate). With dozens of intervals at 95% and no correction for multiplicity, a few "
-              "will exclude 0 by chance.\n\n")
+              "over every pretraining seed, with its 95% interval and its minimum detectable effect (`mde`: the "
+              "change this cell would detect at 5% with 80% power, so a wide cell reads \"cannot tell\", not \"no "
+              "effect\"); both families are pooled (`leaderboard.json` has each family apart). **Bold**: the "
+              f"Benjamini-Hochberg q-value over the board's {int(head['q'][head['row'] != 'null'].notna().sum())} "
+              "tests is under 0.05 (`q` in the csv and json). `0 -> 0` marks a split where no sample of either "
+              "model had a right trace: a floor, with no interval; its mde is the rate that many samples rule out. "
+              "The `null` rows compare each base with a second evaluation of itself (another sampling seed): the "
+              "change sampling alone produces (their q-values form a family of their own). Compute is per run: "
+              "rollouts generated, training tokens, wall time (training and evaluation; a run resumed after an "
+              "interruption counts the training of every session up to its last checkpoint); rows are matched in "
+              "gradient steps, so their tokens differ (SFT trains on gold traces only; RL rows also generate).\n\n")
     out.write(_markdown_table(t["gain"]) + "\n\n")
     out.write("## Expansion beyond the base's support\n\n"
               "Problems outside the base's support (exact trace mass Q_base < 1e-6) that the post-trained model "
-              "solves (Q_post >= 1e-2): how many of how many outside (over all seeds), the rate (the mean over "
-              "seeds), and its 95% interval. Exact masses carry no sampling noise, so the base-vs-base null of "
-              "this number is 0 by construction.\n\n")
+              "solves (Q_post >= 1e-2) *and* whose log-odds rose beyond what the run's own tilt gave the problems "
+              "inside the support (a reweighting, however strong, cannot do that; the tilt is fitted per run over "
+              "all its splits, `tilts` in `leaderboard.json`): how many of how many outside (over all seeds), the "
+              "rate (the mean over seeds), and its 95% interval. After the `;`, the old fixed-threshold count "
+              "(outside, then solved, whatever the tilt), a secondary number that a strong tilt alone inflates. "
+              "Exact masses carry no sampling noise, so the base-vs-base null of these counts is 0 by "
+              "construction.\n\n")
     out.write(_markdown_table(t["expansion"]) + "\n\n")
     out.write("![OOD gain against exposure](gain_vs_exposure.png)\n\n"
               "*Change in trace pass@1 on each axis's OOD split against that axis's pretraining exposure, per "
@@ -358,11 +436,18 @@ def _readme(rec: Records, head: pd.DataFrame) -> str:
               "![Q_post against Q_base](q_post_vs_q_base.png) ![pass@k](pass_at_k.png) "
               "![training curves](training_curves.png)\n\n")
     interval = sorted(set(head["interval"]))
-    out.write(f"Intervals: {'; '.join(interval)}. Thresholds: outside 1e-6, solved 1e-2. "
-              "`leaderboard.csv` and `leaderboard.json` hold every number here with its interval bounds, the exact "
-              "trace mass change (`d_mass`) and the answer pass@1 change (`d_answer`); `leaderboard.json` adds "
-              "every support metric per run, family and split (tilt shift and slope, kept/gained/lost samples "
-              "next to their null, SRR, NSCR, moved problems).\n")
+    out.write(f"**How the intervals are made.** Each change is modelled as seed effect + problem effect + sampling "
+              f"noise (two-way crossed random effects over the same problems at every seed); the variance of its "
+              f"mean comes from the two-way ANOVA mean squares (the balanced two-way clustered variance of Cameron, "
+              f"Gelbach and Miller 2011, the clustering recommended for evals by Miller 2024, \"Adding Error Bars to "
+              f"Evals\"), never below the binomial sampling variance alone, with Student's t on seeds - 1 degrees "
+              f"of freedom; with one seed it covers problems and sampling only. q-values: Benjamini and Hochberg "
+              f"(1995). The method was checked on simulated boards with known truth and on each base re-sampled "
+              f"against itself (`tests/test_board_stats.py`). Intervals on this board: {'; '.join(interval)}. "
+              "Thresholds: outside 1e-6, solved 1e-2. `leaderboard.csv` and `leaderboard.json` hold every number "
+              "here with its interval bounds, standard error, degrees of freedom, p, q and mde, the exact trace "
+              "mass change (`d_mass`) and the answer pass@1 change (`d_answer`); `leaderboard.json` adds the "
+              "verdicts, each run's fitted tilt, and every support metric per run, family and split.\n")
     if info["left_out"]:
         out.write(f"\n**Left out of this suite, and why:** {info['left_out']}\n")
     return out.getvalue()
@@ -372,7 +457,7 @@ def _csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
-def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records) -> str:
+def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records, found: list, tilts: pd.DataFrame) -> str:
     def clean(df):
         return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
 
@@ -380,7 +465,8 @@ def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records) -> str:
                                          "counters", "timings", "git_commit", "git_dirty", "results_version")},
                 "record_sha256": record_digest(rec.root / "records" / n)}
             for n, r in sorted(rec.runs.items())}
-    return json.dumps({"suite": rec.suite, "headline": clean(head), "support": clean(support), "runs": runs},
+    return json.dumps({"suite": rec.suite, "headline": clean(head), "support": clean(support), "runs": runs,
+                       "verdicts": [v.as_dict() for v in found], "tilts": clean(tilts)},
                       indent=1, sort_keys=True) + "\n"
 
 
@@ -627,12 +713,16 @@ def render(root: Path, allow_dirty: bool = False, expected: dict[str, str] | Non
            ) -> tuple[dict[str, str], dict[str, tuple]]:
     """The text files (by name) and the plot data (by plot) of a suite folder's leaderboard."""
     rec = Records(root, allow_dirty, expected)
-    head = headline(rec)
-    support = support_rows(rec)
-    readme = _readme(rec, head)
+    th = Thresholds()
+    head = headline(rec, th)
+    support = support_rows(rec, th)
+    found = verdicts.verdicts(rec, head, th)
+    block = verdicts.markdown(rec.suite, found)
+    readme = _readme(rec, head, block)
     data = _plot_data(rec, head)
-    texts = {README: readme, CSV: _csv(head), JSON: _json(head, support, rec)}
-    return texts, {"rec": rec, "head": head, "data": data, "readme": readme}
+    texts = {README: readme, CSV: _csv(head),
+             JSON: _json(head, support, rec, found, verdicts.run_expansions(rec, th))}
+    return texts, {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block}
 
 
 def write(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> Path:
@@ -644,6 +734,10 @@ def write(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
     for name, text in texts.items():
         atomic_write_text(root / name, text)
     atomic_write_text(root / HTML, _html(extra["rec"], extra["head"], pngs, extra["readme"]))
+    quoting = _quoting_readme(root, extra["rec"].suite)
+    if quoting is not None:  # the project README quotes the block verbatim: renew the quote with the board
+        text = quoting.read_text()
+        atomic_write_text(quoting, text.replace(verdicts.block_in(text, extra["rec"].suite), extra["verdicts"]))
     return root / README
 
 
@@ -661,7 +755,19 @@ def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
     if not page.is_file() or not same_up_to_rounding(_without_images(page.read_text(errors="replace")),
                                                      _without_images(expected)):
         out.append(page)
+    quoting = _quoting_readme(root, rec_suite := extra["rec"].suite)
+    if quoting is not None and not same_up_to_rounding(verdicts.block_in(quoting.read_text(), rec_suite) or "",
+                                                       extra["verdicts"]):
+        out.append(quoting)
     return out
+
+
+def _quoting_readme(root: Path, suite: str) -> Path | None:
+    """The project README beside ``leaderboards/``, when it quotes this suite's verdict block."""
+    readme = Path(root).resolve().parent.parent / README
+    if readme.is_file() and verdicts.block_in(readme.read_text(errors="replace"), suite) is not None:
+        return readme
+    return None
 
 
 def _without_images(page: str) -> str:
