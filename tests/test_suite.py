@@ -334,9 +334,12 @@ def write_record(root: Path, name: str, kind: str, problems: dict, null: dict | 
     (folder / "record.json").write_text(json.dumps(record))
 
 
-def golden_records(root: Path) -> None:
+def golden_records(root: Path, lifts: dict | None = None) -> None:
     """Two exposure levels x three pretraining seeds; GRPO (a pure +1.5-nat tilt) and SFT (which also lifts
-    problems from outside the support) on ID and on ood_depth; every number drawn from a fixed seed."""
+    problems from outside the support) on ID and on ood_depth; every number drawn from a fixed seed.
+    ``lifts``: each row's extra log-odds on the outside problems of the split it trains on (default GRPO 0,
+    SFT 12)."""
+    lifts = {"grpo": 0.0, "sft": 12.0, **(lifts or {})}
     rng = np.random.default_rng(7)
     splits = ["id", "ood_depth"]
 
@@ -358,12 +361,15 @@ def golden_records(root: Path) -> None:
             config = {"mixture": {"exposure": {"depth": frac, "length": frac, "repr": frac, "comp": frac}}}
             write_record(root, base, "base", rows(base_lp, 10 * seed + 1), rows(base_lp, 10 * seed + 2),
                          exposure=exposure, seed=seed, config=config, base="", row="", split="")
-            for row, lift in (("grpo", 0.0), ("sft", 12.0)):
+            for row, lift in lifts.items():
                 for trained in splits:
                     post_lp = {}
                     for split in splits:
                         logit = base_lp[split] - np.log1p(-np.exp(np.minimum(base_lp[split], -1e-9)))
-                        shifted = logit + 1.5 + (lift if split == trained else 0.0)
+                        # the lift reaches the problems outside the base's support (Q < 1e-6) alone: new support,
+                        # where a reweighting would have moved every problem alike
+                        outside = base_lp[split] < np.log(1e-6)
+                        shifted = logit + 1.5 + (lift * outside if split == trained else 0.0)
                         post_lp[split] = -np.log1p(np.exp(-shifted))
                     name = f"{row}-{trained}-{exposure}-s{seed}"
                     write_record(root, name, "post", rows(post_lp, 10 * seed + 3), exposure=exposure, seed=seed,
@@ -385,7 +391,26 @@ def test_the_leaderboard_of_fixed_records_matches_its_golden_file(tmp_path):
     assert all(r["expanded"] > 0 and r["expansion"] > 0 for r in sft_depth)  # the control expands
     grpo = [r for r in head if r["row"] == "grpo" and r["outside"]]
     assert all(r["expanded"] == 0 and r["expansion_hi"] > 0 for r in grpo)  # a pure tilt never does; the bound shows
-    assert all(r["interval"].startswith("t over pretraining seeds") for r in head)
+    assert all(r["interval"].startswith(("seeds, problems and samples", "sampling noise")) for r in head)
+    # every headline row carries its q-value and minimum detectable effect, under fixed keys
+    assert all({"q", "mde", "d_trace_p", "d_trace_se"} <= set(r) for r in head)
+    assert all(r["mde"] is not None and r["mde"] > 0 for r in head)
+    assert all((r["q"] is None) == (r["d_trace_p"] is None) for r in head)
+
+
+@pytest.mark.parametrize("lifts, verdict", [
+    ({"sft": 0.0}, "inconclusive"),  # no effect anywhere: the detector shows no power, so nothing to say
+    ({}, "supported"),  # the control leaves the support, GRPO (a pure tilt) does not
+    ({"grpo": 12.0}, "contradicted"),  # planted: GRPO lifts outside problems beyond its tilt
+])
+def test_a_planted_effect_flips_the_generated_verdict(tmp_path, lifts, verdict):
+    from ood_bench import suite_board
+
+    golden_records(tmp_path, lifts)
+    found = json.loads(suite_board.render(tmp_path)[0]["leaderboard.json"])["verdicts"]
+    first = found[0]
+    assert first["claim"].startswith("GRPO is a conservative reweighting") and first["verdict"] == verdict
+    assert first["rule"] and first["numbers"]
 
 
 def test_check_catches_a_stale_table_and_a_stale_plot(tmp_path, capsys):
