@@ -610,3 +610,23 @@ def test_the_board_counts_a_trace_right_only_when_its_answer_is_right_too():
     assert list(paired["d_trace"]) == [1.0, 0.5]
     cell = suite_board._cell([("run", paired)], Thresholds(), "key")
     assert cell["trace_base"] == 0.0 and cell["trace_post"] == 0.75
+
+
+def test_a_readme_quoting_the_verdict_block_is_renewed_by_the_board_and_checked_for_drift(tmp_path, capsys):
+    from ood_bench import suite_board, verdicts
+
+    board = tmp_path / "leaderboards" / "golden"
+    golden_records(board)
+    project = tmp_path / "README.md"
+    project.write_text("# A project\n\nIntro.\n\n<!-- verdicts:golden:start -->\nold words\n<!-- verdicts:golden:end -->\n"
+                       "\nMore text.\n")
+    suite_board.write(board)
+    quoted = verdicts.block_in(project.read_text(), "golden")
+    assert quoted == verdicts.block_in((board / "README.md").read_text(), "golden")
+    assert project.read_text().startswith("# A project\n\nIntro.\n\n") and project.read_text().endswith("More text.\n")
+    assert main(["leaderboard", str(board), "--check"]) == 0
+    capsys.readouterr()
+    # a hand edit that makes a verdict read stronger than its rule gave is drift
+    project.write_text(project.read_text().replace(": supported.**", ": supported beyond doubt.**", 1))
+    assert main(["leaderboard", str(board), "--check"]) == 2
+    assert "README.md" in capsys.readouterr().err
