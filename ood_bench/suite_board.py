@@ -379,6 +379,61 @@ def _suite_text(rec: Records) -> dict:
     return {"description": data.get("description", ""), "left_out": data.get("left_out", "")}
 
 
+CALIBRATION = "calibration"
+
+
+def _calibration_counts(rec: Records) -> dict[str, dict[int, pd.DataFrame]]:
+    """Each base's evaluations by sampling seed: the records' 0 (``eval/``) and 1 (``null/``), and the extra
+    seeds of ``calibration/<base>/s<seed>/`` (``ood-bench calibrate``) where the suite folder has them."""
+    out = {}
+    for name in rec.bases():
+        seeds = {0: rec.counts[name], 1: rec.null[name]}
+        for folder in sorted((rec.root / CALIBRATION / name).glob("s*")):
+            if folder.name[1:].isdigit() and (folder / "eval.json").is_file():
+                seeds[int(folder.name[1:])] = load_counts(folder)
+        out[name] = seeds
+    return out
+
+
+def calibration(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
+    """The board's intervals on real nulls: each base against itself re-sampled, in disjoint pairs of sampling
+    seeds (0-1, 2-3, 4-5, ...), so the null boards are independent; one cell per (pair, exposure, split), over
+    the bases of that exposure, exactly as a headline cell is made. An interval that excludes 0 here is a
+    false positive."""
+    th = th or Thresholds()
+    counts = _calibration_counts(rec)
+    seeds = sorted(set.intersection(*(set(c) for c in counts.values()))) if counts else []
+    rows = []
+    for a, b in zip(seeds[0::2], seeds[1::2]):
+        by_exposure: dict[str, list[str]] = {}
+        for name in rec.bases():
+            by_exposure.setdefault(rec.runs[name]["exposure"], []).append(name)
+        for exposure, names in sorted(by_exposure.items()):
+            for split in _eval_splits(rec):
+                pairs = [(n, _paired(counts[n][a], counts[n][b], split, None, th), None) for n in names]
+                cell = _cell(pairs, th)
+                tested = cell["d_trace_lo"] == cell["d_trace_lo"]
+                rows.append({"seeds": f"{a}-{b}", "exposure": exposure, "split": split, "bases": len(names),
+                             "d_trace": cell["d_trace"], "d_trace_lo": cell["d_trace_lo"],
+                             "d_trace_hi": cell["d_trace_hi"], "p": cell["d_trace_p"], "tested": tested,
+                             "false_positive": bool(tested and (cell["d_trace_lo"] > 0 or cell["d_trace_hi"] < 0))})
+    return pd.DataFrame(rows)
+
+
+def _calibration_text(cal: pd.DataFrame) -> str:
+    if cal.empty or not cal["tested"].any():
+        return ("No calibration data in this suite folder: `ood-bench calibrate SUITE --sampling-seeds 2 3 4 5` "
+                "re-samples each published base, and this section then reports how often the intervals exclude 0 "
+                "on those nulls.\n")
+    tested, fp = int(cal["tested"].sum()), int(cal["false_positive"].sum())
+    lo, hi = wilson_interval(fp, tested)
+    pairs = ", ".join(sorted(set(cal["seeds"])))
+    return (f"Each base against itself re-sampled, in disjoint pairs of sampling seeds ({pairs}; seeds 2 and up "
+            f"from `calibration/`), scored exactly as a headline cell: **{fp} of {tested} null intervals exclude 0, "
+            f"a false-positive rate of {fp / tested:.3f} [{lo:.3f}, {hi:.3f}]** (Wilson 95%), against the nominal "
+            f"0.05. (Cells where no sample of either evaluation was right have no interval and are not counted.)\n")
+
+
 def headline_text(root: Path, allow_dirty: bool = True, expected: dict[str, str] | None = None) -> str:
     """The two headline tables as the terminal shows them after a run."""
     rec = Records(root, allow_dirty, expected)
@@ -389,7 +444,7 @@ def headline_text(root: Path, allow_dirty: bool = True, expected: dict[str, str]
             t["expansion"].to_string(index=False))
 
 
-def _readme(rec: Records, head: pd.DataFrame, verdict_block: str) -> str:
+def _readme(rec: Records, head: pd.DataFrame, verdict_block: str, cal: pd.DataFrame) -> str:
     t = tables(rec, head)
     info = _suite_text(rec)
     commits = sorted({r.get("git_commit", "?")[:10] for r in rec.runs.values()})
@@ -448,6 +503,7 @@ def _readme(rec: Records, head: pd.DataFrame, verdict_block: str) -> str:
               "here with its interval bounds, standard error, degrees of freedom, p, q and mde, the exact trace "
               "mass change (`d_mass`) and the answer pass@1 change (`d_answer`); `leaderboard.json` adds the "
               "verdicts, each run's fitted tilt, and every support metric per run, family and split.\n")
+    out.write("\n## Calibration on real nulls\n\n" + _calibration_text(cal))
     if info["left_out"]:
         out.write(f"\n**Left out of this suite, and why:** {info['left_out']}\n")
     return out.getvalue()
@@ -457,7 +513,8 @@ def _csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
-def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records, found: list, tilts: pd.DataFrame) -> str:
+def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records, found: list, tilts: pd.DataFrame,
+          cal: pd.DataFrame) -> str:
     def clean(df):
         return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
 
@@ -466,7 +523,8 @@ def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records, found: list, 
                 "record_sha256": record_digest(rec.root / "records" / n)}
             for n, r in sorted(rec.runs.items())}
     return json.dumps({"suite": rec.suite, "headline": clean(head), "support": clean(support), "runs": runs,
-                       "verdicts": [v.as_dict() for v in found], "tilts": clean(tilts)},
+                       "verdicts": [v.as_dict() for v in found], "tilts": clean(tilts),
+                       "calibration": clean(cal)},
                       indent=1, sort_keys=True) + "\n"
 
 
@@ -718,10 +776,11 @@ def render(root: Path, allow_dirty: bool = False, expected: dict[str, str] | Non
     support = support_rows(rec, th)
     found = verdicts.verdicts(rec, head, th)
     block = verdicts.markdown(rec.suite, found)
-    readme = _readme(rec, head, block)
+    cal = calibration(rec, th)
+    readme = _readme(rec, head, block, cal)
     data = _plot_data(rec, head)
     texts = {README: readme, CSV: _csv(head),
-             JSON: _json(head, support, rec, found, verdicts.run_expansions(rec, th))}
+             JSON: _json(head, support, rec, found, verdicts.run_expansions(rec, th), cal)}
     return texts, {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block}
 
 

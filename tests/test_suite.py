@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ood_bench.cli import main
@@ -630,3 +631,30 @@ def test_a_readme_quoting_the_verdict_block_is_renewed_by_the_board_and_checked_
     project.write_text(project.read_text().replace(": supported.**", ": supported beyond doubt.**", 1))
     assert main(["leaderboard", str(board), "--check"]) == 2
     assert "README.md" in capsys.readouterr().err
+
+
+def test_the_board_reports_its_false_positive_rate_on_real_nulls_from_calibration_data(tmp_path):
+    from ood_bench import suite_board
+    from ood_bench.results import manifest
+
+    golden_records(tmp_path)
+    for base in ("base-e0-s0", "base-e0-s1", "base-e0-s2", "base-e5-s0", "base-e5-s1", "base-e5-s2"):
+        for seed, source in ((2, "null"), (3, "eval")):
+            shutil.copytree(tmp_path / "records" / base / source, tmp_path / "calibration" / base / f"s{seed}")
+    cal = suite_board.calibration(suite_board.Records(tmp_path))
+    assert set(cal["seeds"]) == {"0-1", "2-3"} and cal["tested"].sum() >= 4
+    assert "null intervals exclude 0" in suite_board.render(tmp_path)[0]["README.md"]
+    honest = int(cal["false_positive"].sum())
+    # a re-sample that is not one (every count of seed 3 raised) is caught as the false positive it is
+    for base in ("base-e0-s0", "base-e0-s1", "base-e0-s2"):
+        folder = tmp_path / "calibration" / base / "s3"
+        path = folder / "samples" / "string__id.csv"
+        rows = pd.read_csv(path)
+        rows["full_c"] = np.minimum(rows["full_c"] + 3, rows["n"])
+        rows["c"] = rows["trace_c"] = rows["full_c"]
+        path.write_text(rows.to_csv(index=False))
+        record = json.loads((folder / "eval.json").read_text())
+        record["files"] = manifest(folder)
+        (folder / "eval.json").write_text(json.dumps(record))
+    cal = suite_board.calibration(suite_board.Records(tmp_path))
+    assert int(cal["false_positive"].sum()) > honest
