@@ -319,6 +319,7 @@ def cmd_run(args) -> int:
               f"{sum(s.kind == 'base' for s in grid)} bases, and a shard takes whole bases)", file=sys.stderr)
     if args.dry_run:
         print(f"suite {suite.name}: {suite.description}")
+        _say_auto_precision(suite)
         print(runner.format_plan(rows, seconds))
         print(runner.rates_source(where))
         return 0
@@ -333,6 +334,7 @@ def cmd_run(args) -> int:
     estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
     print(f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
           f"estimated {runner._clock(seconds)} on this machine", flush=True)
+    _say_auto_precision(suite)
     from .records import code_version
 
     if todo and code_version().endswith("-dirty"):
@@ -350,6 +352,17 @@ def cmd_run(args) -> int:
     print(suite_board.headline_text(where.published, expected=keys))
     print(f"\nleaderboard: {board}")
     return 0
+
+
+def _say_auto_precision(suite) -> None:
+    """The bases' precision when the suite leaves it to the CPU (auto): which one, and why, since it decides the
+    runs' keys (and so whether the committed records are this machine's to reproduce)."""
+    from .config import deep_merge, read_yaml
+    from .precision import AUTO, why_auto
+
+    recipe = deep_merge(read_yaml(suite.bases.config), suite.bases.overrides)
+    if str((recipe.get("trainer") or {}).get("precision")) == AUTO:
+        print(f"bases: {why_auto()}", flush=True)
 
 
 def cmd_plugins(args) -> int:
@@ -580,6 +593,10 @@ def _main(argv: list[str] | None) -> int:
     if extra:
         args.overrides = list(args.overrides or []) + extra
     try:
+        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run):
+            from .precision import env_precision
+
+            env_precision()  # a bad OOD_BENCH_PRECISION is one line before any compute, used by this config or not
         return args.func(args)
     except RunInterrupted as exc:
         print(f"ood-bench: interrupted by {exc}", file=sys.stderr)
