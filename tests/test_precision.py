@@ -123,25 +123,45 @@ def test_the_dry_run_says_what_auto_became_and_why(cpu, capsys):
 
 # ----------------------------------------------------------------------------- records and the reproduction line
 
-def run_one_base(work: Path, publish: Path) -> int:
-    return main(["run", str(TINY_SUITE), "--work-root", str(work), "--publish-root", str(publish), "--no-progress",
-                 "posttrain.rows=[]", "bases.exposures={e0: {}}", "bases.overrides.trainer.precision=auto"])
+@pytest.fixture
+def one_base_suite(tmp_path):
+    """The tiny suite with one base, no rows, and its bases' precision left to the CPU (auto)."""
+    import yaml
+
+    data = yaml.safe_load(TINY_SUITE.read_text())
+    data["bases"]["exposures"] = {"e0": {}}
+    data["bases"]["overrides"]["trainer"]["precision"] = "auto"
+    data["posttrain"]["rows"] = []
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return lambda *extra: main(["run", str(path), "--work-root", str(tmp_path / "runs"), "--publish-root",
+                                str(tmp_path / "lb"), "--no-progress", *extra])
 
 
-def test_a_record_names_its_precision_and_cpu_and_a_rerun_on_another_cpu_says_it_cannot_compare(cpu, tmp_path,
-                                                                                                 capsys):
+def test_a_record_names_its_precision_and_cpu_and_a_rerun_on_another_cpu_says_it_cannot_compare(
+        cpu, one_base_suite, tmp_path, capsys, monkeypatch):
     """The same suite, made on a bf16 CPU and then on an AVX2 one: each record says which precision auto chose
     and on what CPU, and the second run says the two cannot be compared bit for bit rather than that they
-    differ."""
+    differ. In between, --with on the AVX2 CPU adds its row against the published bf16 base, not a new one."""
     record = tmp_path / "lb" / "tiny" / "records" / "base-e0-s0" / "record.json"
     cpu(AVX512_BF16)
-    assert run_one_base(tmp_path / "runs", tmp_path / "lb") == 0
+    assert one_base_suite() == 0
     first = json.loads(record.read_text())
     assert first["precision"] == "bf16-mixed" and first["cpu"] == AVX512_BF16
     assert first["identity"]["precision"] == "bf16-mixed" and first["config"]["trainer"]["precision"] == "bf16-mixed"
     capsys.readouterr()
+
     cpu(AVX2)
-    assert run_one_base(tmp_path / "runs", tmp_path / "lb") == 0
+    assert one_base_suite("--with", "sft", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "bases: trainer.precision auto -> bf16-mixed, the published bases'" in out
+    assert f"base-e0-s0 base {first['key']} done" in " ".join(out.split())  # made here, so done, not published
+    monkeypatch.setenv(precision.ENV, "32-true")  # said outright, it wins: new fp32 bases
+    assert one_base_suite("--with", "sft", "--dry-run") == 0
+    assert "base-e0-s0 base" in (out := " ".join(capsys.readouterr().out.split())) and first["key"] not in out
+    monkeypatch.delenv(precision.ENV)
+
+    assert one_base_suite() == 0
     second = json.loads(record.read_text())
     assert second["precision"] == "32-true" and second["cpu"] == AVX2 and "precision" not in second["identity"]
     assert second["key"] != first["key"]
