@@ -78,7 +78,7 @@ def test_the_resolver_under_aten_cpu_capability_avx2_picks_fp32():
     out = subprocess.run([sys.executable, "-c", "from ood_bench.precision import cpu_info, resolve_precision; "
                           "print(resolve_precision('auto'), cpu_info()['capability'], cpu_info()['bf16_native'])"],
                          env=env, capture_output=True, text=True, timeout=120, check=True).stdout.split()
-    assert out[0] == "32-true" and out[1] in ("AVX2", "DEFAULT", "NO AVX") and out[2] == "False", out
+    assert out[0] == "32-true" and not out[1].startswith("AVX512") and out[2] == "False", out
 
 
 @pytest.mark.parametrize("value,info,want", [
