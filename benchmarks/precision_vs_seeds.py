@@ -2,12 +2,12 @@
 
     python benchmarks/precision_vs_seeds.py
 
-The quick suite pretrains its bases in bf16-mixed (for speed); the standard suite pretrains the same
-recipe, exposures and data in fp32 at seeds 0, 1 and 2, and its seed-0 bases see exactly the batches
-quick's do. So per exposure, family and split this prints the exact trace mass (a teacher-forced
-number, with no sampling noise) of the bf16 base, of the fp32 base of the same seed, and of the fp32
-bases of the other two seeds; then, pooled, how far bf16 moved the seed-0 base against how far a
-change of seed moves it. Reads only committed records.
+The quick suite's committed bases were pretrained in bf16-mixed (its precision is auto, which is bf16-mixed
+on a CPU with native bf16, for speed); the standard suite pretrains the same recipe, exposures and data in
+fp32 at seeds 0, 1 and 2, and its seed-0 bases see exactly the batches quick's do. So per exposure,
+family and split this prints the exact trace mass (a teacher-forced number, with no sampling noise) of the
+bf16 base, of the fp32 base of the same seed, and of the fp32 bases of the other two seeds; then, pooled,
+how far bf16 moved the seed-0 base against how far a change of seed moves it. Reads only committed records.
 """
 
 from __future__ import annotations

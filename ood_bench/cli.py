@@ -301,6 +301,9 @@ def cmd_run(args) -> int:
             raise OodBenchError(f"--with {args.with_algo}: the suite already has a row named {added[0].name!r}; give "
                                 f"algo.KEY=VALUE knobs to add a variant of it")
     suite = load_suite(args.suite, overrides, added)
+    precision_line = _auto_precision_line(suite)
+    if added and precision_line:
+        suite, precision_line = _with_published_precision(suite, args, added, precision_line)
     if args.print_config:
         return _print_config(suite.to_dict())
     grid = expand(suite)
@@ -322,6 +325,8 @@ def cmd_run(args) -> int:
               f"{sum(s.kind == 'base' for s in grid)} bases, and a shard takes whole bases)", file=sys.stderr)
     if args.dry_run:
         print(f"suite {suite.name}: {suite.description}")
+        if precision_line:
+            print(precision_line)
         print(runner.format_plan(rows, seconds))
         print(runner.rates_source(where))
         return 0
@@ -336,6 +341,8 @@ def cmd_run(args) -> int:
     estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
     print(f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
           f"estimated {runner._clock(seconds)} on this machine", flush=True)
+    if precision_line:
+        print(precision_line, flush=True)
     from .records import code_version
 
     if todo and code_version().endswith("-dirty"):
@@ -353,6 +360,41 @@ def cmd_run(args) -> int:
     print(suite_board.headline_text(where.published, expected=keys))
     print(f"\nleaderboard: {board}")
     return 0
+
+
+def _auto_precision_line(suite) -> str | None:
+    """The bases' precision when the suite leaves it to the CPU (auto): which one, and why, since it decides the
+    runs' keys (and so whether the committed records are this machine's to reproduce)."""
+    from .config import deep_merge, read_yaml
+    from .precision import AUTO, why_auto
+
+    recipe = deep_merge(read_yaml(suite.bases.config), suite.bases.overrides)
+    if str((recipe.get("trainer") or {}).get("precision")) == AUTO:
+        return f"bases: {why_auto()}"
+    return None
+
+
+def _with_published_precision(suite, args, added, line: str):
+    """--with adds a row against the published bases, so there ``auto`` means the precision they were made in
+    (unless OOD_BENCH_PRECISION says otherwise): on a CPU where auto would give another, the bases would get
+    other keys, be pretrained again, and the row would stand on other bases than the rows it is compared with."""
+    from . import runner
+    from .precision import AUTO, ENV, env_precision
+    from .run_records import read_record
+    from .suite import expand, load_suite
+
+    if env_precision() != AUTO:
+        return suite, line
+    where = runner.places(suite, args.work_root, args.publish_root)
+    bases = [s for s in expand(suite) if s.kind == "base"]
+    made = {runner.precision_of((read_record(where.records / s.name) or {}).get("config")) for s in bases}
+    ours = {s.config["trainer"]["precision"] for s in bases}
+    if len(made) != 1 or None in made or made == ours:
+        return suite, line
+    published = made.pop()
+    suite = load_suite(args.suite, [f"bases.overrides.trainer.precision={published}"], added)
+    return suite, (f"bases: trainer.precision auto -> {published}, the published bases' (--with adds its row "
+                   f"against them; {ENV}=32-true would pretrain new ones)")
 
 
 def cmd_plugins(args) -> int:
@@ -585,6 +627,10 @@ def _main(argv: list[str] | None) -> int:
     if extra:
         args.overrides = list(args.overrides or []) + extra
     try:
+        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run):
+            from .precision import env_precision
+
+            env_precision()  # a bad OOD_BENCH_PRECISION is one line before any compute, used by this config or not
         return args.func(args)
     except RunInterrupted as exc:
         print(f"ood-bench: interrupted by {exc}", file=sys.stderr)

@@ -36,10 +36,14 @@ def _version(name: str) -> str:
 
 
 def environment() -> dict:
+    from .precision import cpu_info
+
     return {
         "code_version": code_version(),
         "packages": {p: _version(p) for p in PACKAGES},
         "python": platform.python_version(),
         "machine": platform.machine(),
+        # which kernels made the numbers: bytes reproduce only on the same capability (docs/precision.md)
+        "cpu": dict(cpu_info()),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

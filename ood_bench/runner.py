@@ -228,7 +228,7 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         save_weights(ckpt, where.weights(spec.name))
     else:
         (fresh / "curves.csv").write_text(training_curves(work))
-    record = _record(spec, suite_name, counters, steps, timings, summary, work, record_src)
+    record = _record(spec, base, suite_name, counters, steps, timings, summary, work, record_src)
     atomic_write_json(fresh / RECORD, record)
     atomic_write_json(work / RECORD, record)  # finished on this machine; `status` counts it done once published
     replace_folder(fresh, target)
@@ -237,6 +237,8 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         shutil.rmtree(previous)
     elif earlier:
         record["replaced"] = earlier["key"]
+    if earlier:  # what the committed record was made with, for the message on whether this one reproduced it
+        record["committed"] = {k: earlier.get(k) for k in ("cpu", "precision", "base_precision", "config")}
     return record
 
 
@@ -261,8 +263,8 @@ def _fresh(target: Path) -> Path:
     return fresh
 
 
-def _record(spec: RunSpec, suite_name: str, counters: dict, steps: int, timings: dict, summary, work: Path,
-            record_src: Path) -> dict:
+def _record(spec: RunSpec, base: RunSpec | None, suite_name: str, counters: dict, steps: int, timings: dict,
+            summary, work: Path, record_src: Path) -> dict:
     from .plugins import get_plugins
     from .records import environment
 
@@ -279,6 +281,9 @@ def _record(spec: RunSpec, suite_name: str, counters: dict, steps: int, timings:
            "task_versions": spec.identity.get("task_versions"), "git_commit": commit.removesuffix("-dirty"),
            "git_dirty": commit.endswith("-dirty"), "steps": steps, "counters": counters, "timings": timings,
            "metrics": summary.to_dict(orient="records"),
+           # resolved (never auto), with the CPU from `env`: what a re-run must match to give the same bytes
+           "precision": precision_of(spec.config),
+           **({"base_precision": precision_of(base.config)} if base is not None else {}),
            "files": {"eval": "eval/", **({"null": "null/"} if spec.kind == "base" else {"curves": "curves.csv"})},
            **{k: v for k, v in env.items() if k != "code_version"}}
     if spec.kind == "post":
@@ -323,12 +328,54 @@ def _say_finished(record: dict, count: int, total: int, on: str, start: float, l
     _say_reproduced(record, say)
 
 
-def _say_reproduced(record: dict, say) -> None:
+def precision_of(config: dict | None) -> str | None:
+    """The training precision in a run's (or a record's) config."""
+    trainer = (config or {}).get("trainer")
+    return None if not isinstance(trainer, dict) else str(trainer.get("precision", "32-true"))
+
+
+def made_with(record: dict) -> dict:
+    """What a record's numbers were made with: the CPU capability (e.g. AVX512, with "bf16 emulated" where that
+    applies), the precision and, for a post run, its base's. None for what a record does not say (records made
+    before these were stamped name no CPU and no base precision)."""
+    cpu = record.get("cpu") if isinstance(record.get("cpu"), dict) else {}
+    precision = record.get("precision") or precision_of(record.get("config"))
+    cap = cpu.get("capability")
+    if cap and str(precision).startswith("bf16") and cpu.get("bf16_native") is False:
+        cap += " (bf16 emulated)"  # oneDNN's emulation rounds otherwise than the native instructions
+    return {"cpu": cap, "precision": precision, "base": record.get("base_precision")}
+
+
+def _label(made: dict) -> str:
+    base = f" on a {made['base']} base" if made["base"] else ""
+    return f"{made['cpu'] or 'an unrecorded CPU'}/{made['precision']}{base}"
+
+
+def reproduction_line(record: dict) -> str | None:
+    """Whether a re-run reproduced the committed record, claimed or denied only where it could: bytes reproduce
+    on the same kind of CPU (PyTorch's capability) and precision; across either, the line says so instead."""
+    if "committed" not in record:
+        return None
+    then, now = made_with(record["committed"]), made_with(record)
+    if any(then[k] and now[k] and then[k] != now[k] for k in then):
+        line = f"committed record made on {_label(then)}, this run {_label(now)}: not comparable bit for bit"
+        if "replaced" in record:
+            return f"{line}; this record replaced it (its key was {record['replaced']})"
+        return line + (" (yet every file came out the same)" if record.get("reproduced") else "")
     if "replaced" in record:
-        say(f"    {record['name']}: replaced a record of another config (key {record['replaced']})", flush=True)
-    if "reproduced" in record:
-        say(f"    {record['name']}: {'reproduced the committed record exactly' if record['reproduced'] else 'DIFFERS from the committed record (see git diff)'}",
-            flush=True)
+        return f"replaced a record of another config (key {record['replaced']})"
+    if record.get("reproduced"):
+        return "reproduced the committed record exactly"
+    if not then["cpu"]:  # an older record names no CPU, so the difference may be the CPU's alone
+        return ("DIFFERS from the committed record (see git diff); that record does not name the CPU that made "
+                "it, and bytes reproduce only on the same kind of CPU")
+    return "DIFFERS from the committed record (see git diff)"
+
+
+def _say_reproduced(record: dict, say) -> None:
+    line = reproduction_line(record)
+    if line:
+        say(f"    {record['name']}: {line}", flush=True)
 
 
 def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, where: Places,

@@ -30,10 +30,16 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: Any = "32-true"  # any precision Lightning accepts: 32-true, 16-mixed, bf16-mixed, 32, ...
+    # any precision Lightning accepts (32-true, 16-mixed, bf16-mixed, 32, ...), or auto: bf16-mixed where the CPU
+    # multiplies bf16 natively, else 32-true (ood_bench/precision.py), resolved by validate before any key is made
+    precision: Any = "32-true"
     logger: str = "csv"  # csv (always there), tensorboard or wandb (when installed); logs go to <out_dir>/logs
 
     def validate(self, prefix: str = "trainer") -> None:
+        from .precision import AUTO, resolve_precision
+
+        # once, here: the resolved precision is what a run's config, key and record hold
+        self.precision = resolve_precision(self.precision)
         check(self.num_nodes >= 1, f"{prefix}.num_nodes", self.num_nodes, "must be >= 1")
         check(self.logger in LOGGERS, f"{prefix}.logger", self.logger, f"choose from {', '.join(LOGGERS)}")
         needs = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(self.logger)
@@ -50,7 +56,7 @@ class TrainerConfig:
         precisions = sorted({str(p) for kind in (connector._PRECISION_INPUT_STR, connector._PRECISION_INPUT_STR_ALIAS,
                                                  connector._PRECISION_INPUT_INT) for p in get_args(kind)})
         check(str(self.precision) in precisions, f"{prefix}.precision", self.precision,
-              f"choose from {', '.join(precisions)}")
+              f"choose from {AUTO}, {', '.join(precisions)}")
         devices_ok = self.devices == "auto" or (isinstance(self.devices, int) and (self.devices >= 1 or
                                                                                    self.devices == -1)) \
             or (isinstance(self.devices, list) and len(self.devices) > 0)
@@ -189,10 +195,12 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
 
     A resumed run logs to a new ``logs/version_N`` rather than over the old one.
     """
+    from .precision import resolve_precision
+
     warn_if_bf16_is_emulated(tc)
     return L.Trainer(
         accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
-        precision=tc.precision, max_steps=max_steps, log_every_n_steps=log_every,
+        precision=resolve_precision(tc.precision), max_steps=max_steps, log_every_n_steps=log_every,
         logger=make_logger(tc.logger, out),
         callbacks=[
             ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=ckpt_every, save_last=True, save_top_k=0),
@@ -211,17 +219,15 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
 
 def warn_if_bf16_is_emulated(tc: TrainerConfig) -> None:
     """bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) is emulated and slower than fp32: say so in
-    one line, since the config (and a run's key) asks for it, and leave the choice to the user. A build that
-    cannot tell says nothing."""
+    one line, since the config (and a run's key) asks for it, and leave the choice to the user (``auto``
+    never chooses it there)."""
+    from .precision import cpu_info
+
     if not str(tc.precision).startswith("bf16") or torch.cuda.is_available() or tc.accelerator not in ("auto", "cpu"):
         return
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN's query
-        return
-    if not native:
+    if not cpu_info()["bf16_native"]:
         print(f"ood-bench: warning: trainer.precision={tc.precision}, but this CPU has no native bf16 "
-              f"instructions: training will be slower than in fp32 (trainer.precision=32-true, a different "
+              f"instructions: training will be slower than in fp32 (trainer.precision=32-true or auto, a different "
               f"run key)", file=sys.stderr, flush=True)
 
 
@@ -238,8 +244,11 @@ def run_identity(config: dict, keep: tuple[str, ...], task_versions: dict[str, i
 
 def precision_identity(trainer: dict | None) -> dict:
     """``trainer.precision`` as part of what identifies a run: it changes every number (the device
-    does not, beyond float rounding). Full fp32 adds nothing, so fp32 runs keep the keys they had."""
-    precision = str((trainer or {}).get("precision", "32-true"))
+    does not, beyond float rounding). Full fp32 adds nothing, so fp32 runs keep the keys they had. ``auto``
+    counts as what it resolves to here, so a bf16 run is never keyed like an fp32 one."""
+    from .precision import resolve_precision
+
+    precision = str(resolve_precision((trainer or {}).get("precision", "32-true")))
     return {} if precision in ("32-true", "32") else {"precision": precision}
 
 

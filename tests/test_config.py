@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from ood_bench.config import build, load_config, parse_overrides
@@ -67,30 +70,44 @@ def test_a_mapping_given_whole_replaces_the_one_it_overrides():
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_is_named_as_slower(monkeypatch, capsys):
-    """The quick suite pretrains in bf16-mixed; where the CPU only emulates bf16 that is slower than fp32,
-    and the user is told so (one line) rather than left with a slow run."""
+    """bf16-mixed asked for by name where the CPU only emulates bf16 is slower than fp32, and the user is told
+    so (one line) rather than left with a slow run."""
     import torch
 
+    import ood_bench.precision as precision
     from ood_bench.training import TrainerConfig, warn_if_bf16_is_emulated
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(precision, "cpu_info", lambda: {"capability": "AVX2", "bf16_native": False, "model": "x"})
     warn_if_bf16_is_emulated(TrainerConfig(precision="bf16-mixed"))
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no native bf16" in err and "32-true" in err
     warn_if_bf16_is_emulated(TrainerConfig(precision="32-true"))
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    monkeypatch.setattr(precision, "cpu_info", lambda: {"capability": "AVX512", "bf16_native": True, "model": "x"})
     warn_if_bf16_is_emulated(TrainerConfig(precision="bf16-mixed"))
     assert capsys.readouterr().err == ""
 
 
-def test_the_quick_suite_pretrains_in_bf16_and_the_standard_suite_in_fp32():
-    """Quick's bases take bf16 matmuls for speed; standard's published records were made in fp32, and a
-    precision is part of a run's key, so standard must stay fp32 or every one of its records goes stale."""
+@pytest.mark.parametrize("native", [True, False])
+def test_the_quick_suite_pretrains_as_the_cpu_does_best_and_the_standard_suite_in_fp32(native, monkeypatch):
+    """Quick's bases take bf16 matmuls where the CPU multiplies bf16 natively, fp32 elsewhere; standard's
+    published records were made in fp32, and a precision is part of a run's key, so standard must stay fp32
+    on every CPU or every one of its records goes stale."""
+    import ood_bench.precision as precision
     from ood_bench.suite import expand, load_suite
 
-    quick = [s for s in expand(load_suite("quick")) if s.kind == "base"]
+    monkeypatch.delenv(precision.ENV, raising=False)
+    monkeypatch.setattr(precision, "cpu_info", lambda: {"capability": "AVX512" if native else "AVX2",
+                                                        "bf16_native": native, "model": "x"})
+    grid = expand(load_suite("quick"))
+    quick = [s for s in grid if s.kind == "base"]
     standard = [s for s in expand(load_suite("standard")) if s.kind == "base"]
-    assert {s.config["trainer"]["precision"] for s in quick} == {"bf16-mixed"}
-    assert all(s.identity["precision"] == "bf16-mixed" for s in quick)
+    want = "bf16-mixed" if native else "32-true"
+    assert {s.config["trainer"]["precision"] for s in quick} == {want}
+    assert all(s.identity.get("precision", "32-true") == want for s in quick)
+    # the committed quick records were made in bf16-mixed: a bf16 CPU keeps their keys, any other gets others
+    records = Path(__file__).resolve().parent.parent / "leaderboards" / "quick" / "records"
+    committed = {p.parent.name: json.loads(p.read_text())["key"] for p in records.glob("*/record.json")}
+    same = {s.name for s in grid if committed.get(s.name) == s.key}
+    assert same == (set(committed) if native else set())
     assert {str(s.config["trainer"]["precision"]) for s in standard} == {"32-true"}
