@@ -1,0 +1,38 @@
+"""A run that did not train is said to have not trained: by the reward trend, on the board, in the verdicts."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from ood_bench import suite_board
+from ood_bench.did_train import reward_trend
+
+from .test_suite import golden_records
+
+
+def curve(rewards):
+    return pd.DataFrame({"step": np.arange(len(rewards)), "reward": rewards})
+
+
+def test_a_rising_reward_trained_a_flat_one_did_not_and_no_curve_cannot_tell():
+    rng = np.random.default_rng(0)
+    assert reward_trend(curve(0.3 + 0.01 * np.arange(20) + rng.normal(0, 0.02, 20)))["trained"] is True
+    assert reward_trend(curve(0.3 + rng.normal(0, 0.02, 20)))["trained"] is False
+    assert reward_trend(curve([0.5] * 20))["trained"] is False  # lr 1e-12: nothing moves
+    assert reward_trend(pd.DataFrame({"step": range(20)}))["trained"] is None  # SFT logs no reward
+    assert reward_trend(curve([0.1, 0.9]))["trained"] is None  # too few steps to tell
+
+
+def test_cells_of_runs_that_did_not_train_read_so_and_their_verdict_is_inconclusive(tmp_path):
+    golden_records(tmp_path, {"grpo": 12.0})  # GRPO "expands", yet its reward never moved (as with lr 1e-12)
+    for folder in (tmp_path / "records").glob("grpo-*"):
+        curve([0.4] * 10).assign(kl_ref=0.0).to_csv(folder / "curves.csv", index=False)
+    texts, _ = suite_board.render(tmp_path)
+    readme = texts["README.md"]
+    grpo_lines = [ln for ln in readme.splitlines() if ln.startswith("| grpo | ood_depth")]
+    assert grpo_lines and all("did not train (0 of 3 runs)" in ln for ln in grpo_lines[-2:])
+    first = json.loads(texts["leaderboard.json"])["verdicts"][0]
+    assert first["verdict"] == "inconclusive" and "grpo trained in 0 of 12 runs" in first["numbers"]
+    tilts = json.loads(texts["leaderboard.json"])["tilts"]
+    assert {t["trained"] for t in tilts if t["row"] == "grpo"} == {False}
