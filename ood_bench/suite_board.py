@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import verdicts
-from .atomic import atomic_write_bytes, atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .board_stats import Q_LEVEL, mean_change, q_values, rate_change
 from .did_train import run_trend
 from .errors import OodBenchError
@@ -797,12 +797,56 @@ def write(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
     if quoting is not None:  # the project README quotes the block verbatim: renew the quote with the board
         text = quoting.read_text()
         atomic_write_text(quoting, text.replace(verdicts.block_in(text, extra["rec"].suite), extra["verdicts"]))
+    atomic_write_json(root / RENDERED, {"inputs": _inputs_digest(root, allow_dirty, expected),
+                                        "outputs": _outputs_digest(root, extra["rec"].suite)})
     return root / README
 
 
+RENDERED = "rendered.json"  # what the board was last rendered from, and what that gave: --check's fast path
+
+
+def _inputs_digest(root: Path, allow_dirty: bool, expected: dict[str, str] | None) -> str:
+    """sha256 of everything a board is made from: every file under ``records/`` and ``calibration/``, the
+    code of this package (a change to how records are read re-renders), and the check's own arguments."""
+    h = hashlib.sha256(json.dumps([allow_dirty, sorted((expected or {}).items())]).encode())
+    for folder in (root / "records", root / CALIBRATION, Path(__file__).parent):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            h.update(f"{path.relative_to(folder).as_posix()}\0".encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _outputs_digest(root: Path, suite: str) -> dict[str, str | None]:
+    """sha256 of each published file of the board (and of the verdict block a README quotes)."""
+    out = {}
+    for name in (README, CSV, JSON, HTML, *PLOTS.values()):
+        path = root / name
+        out[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    quoting = _quoting_readme(root, suite)
+    if quoting is not None:
+        out["quoted verdicts"] = hashlib.sha256(verdicts.block_in(quoting.read_text(), suite).encode()).hexdigest()
+    return out
+
+
+def _unchanged_since_rendered(root: Path, allow_dirty: bool, expected: dict[str, str] | None) -> bool:
+    """True when the inputs are the ones the board was rendered from and no published file changed since:
+    then nothing can be stale, and the check needs no rendering."""
+    try:
+        made = json.loads((root / RENDERED).read_text())
+        suite = json.loads((root / JSON).read_text())["suite"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (made.get("inputs") == _inputs_digest(root, allow_dirty, expected)
+            and made.get("outputs") == _outputs_digest(root, suite))
+
+
 def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> list[Path]:
-    """Files of the leaderboard that differ from what the records give (missing ones included)."""
+    """Files of the leaderboard that differ from what the records give (missing ones included). Fast when
+    neither the inputs nor any published file changed since the board was rendered; else renders again and
+    compares, number by number at ``numeric_text``'s tolerance."""
     root = Path(root)
+    if _unchanged_since_rendered(root, allow_dirty, expected):
+        return []
     texts, extra = render(root, allow_dirty, expected)
     out = [root / name for name, text in texts.items()
            if not (root / name).is_file() or not same_up_to_rounding((root / name).read_text(errors="replace"), text)]

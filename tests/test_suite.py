@@ -658,3 +658,26 @@ def test_the_board_reports_its_false_positive_rate_on_real_nulls_from_calibratio
         (folder / "eval.json").write_text(json.dumps(record))
     cal = suite_board.calibration(suite_board.Records(tmp_path))
     assert int(cal["false_positive"].sum()) > honest
+
+
+def test_check_takes_a_fast_path_only_while_inputs_and_published_files_are_unchanged(tmp_path, monkeypatch):
+    from ood_bench import suite_board
+
+    golden_records(tmp_path)
+    suite_board.write(tmp_path)
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again")
+
+    with monkeypatch.context() as m:
+        m.setattr(suite_board, "render", no_render)
+        assert suite_board.stale(tmp_path) == []  # nothing changed: no rendering needed
+    readme = tmp_path / "README.md"
+    readme.write_text(readme.read_text().replace("+0.", "+0.9", 1))  # a published file edited by hand
+    assert suite_board.stale(tmp_path) == [readme]
+    suite_board.write(tmp_path)
+    (tmp_path / "records" / "grpo-id-e0-s1" / "curves.csv").write_text("step,reward\n0,0.1\n1,0.2\n2,0.3\n3,0.4\n")
+    with monkeypatch.context() as m:  # an input changed: the fast path must not answer
+        m.setattr(suite_board, "render", no_render)
+        with pytest.raises(AssertionError, match="rendered again"):
+            suite_board.stale(tmp_path)
