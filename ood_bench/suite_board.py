@@ -743,22 +743,34 @@ document.querySelectorAll("table.sortable th").forEach(function (th, col) {
 
 
 def _html(rec: Records, head: pd.DataFrame, pngs: dict[str, bytes], readme: str) -> str:
+    import re
+
     t = tables(rec, head)
     info = _suite_text(rec)
 
     def table(df: pd.DataFrame) -> str:
-        return df.to_html(index=False, classes="sortable", border=0, escape=True)
+        # the markdown tables' **bold** (q < 0.05) becomes a marked cell
+        return re.sub(r"\*\*(.+?)\*\*", r'<strong class="sig">\1</strong>',
+                      df.to_html(index=False, classes="sortable", border=0, escape=True))
+
+    block = verdicts.block_in(readme, rec.suite) or ""
+    bold = re.compile(r"[*][*](.+?)[*][*]")
+    items = "".join("<li>" + bold.sub(r"<strong>\1</strong>", html.escape(line[2:])) + "</li>"
+                    for line in block.splitlines() if line.startswith("- "))
 
     images = "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
                      f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(PLOTS[name])}</figcaption></figure>'
                      for name, data in pngs.items())
     style = ("body{font-family:sans-serif;margin:2em;max-width:110em}table{border-collapse:collapse;font-size:13px}"
              "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}th{cursor:pointer;background:#f4f4f4}"
-             "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}")
+             "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}"
+             "strong.sig{background:#fde9c4;font-weight:600}ul.verdicts li{margin:.4em 0;max-width:70em}")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ood-bench leaderboard: "
             f"{html.escape(rec.suite)}</title><style>{style}</style></head><body>\n"
             f"<h1>ood-bench leaderboard: {html.escape(rec.suite)}</h1>\n<p>{html.escape(info['description'])}</p>\n"
             f"<p>{len(rec.bases())} bases, {len(rec.posts())} post-training runs. Click a column to sort.</p>\n"
+            f"<h2>Verdicts on the paper's claims (generated)</h2>\n<p>{html.escape(verdicts.TRAINING_NOTE)}</p>\n"
+            f"<ul class=\"verdicts\">{items}</ul>\n"
             f"<h2>Change in trace pass@1 after post-training (95% interval; null = base re-sampled)</h2>\n"
             f"{table(t['gain'])}\n<h2>Expansion beyond the base's support (exact)</h2>\n{table(t['expansion'])}\n"
             f"<h2>Plots</h2>\n{images}\n"

@@ -486,16 +486,12 @@ def test_index_html_is_one_self_contained_sortable_page(tiny_board, tmp_path):
     import base64
 
     assert all(base64.b64decode(r.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n" for r in parsed.refs)
-    sync = pytest.importorskip("playwright.sync_api", reason="no headless browser (pip install playwright)")
-    try:
-        with sync.sync_playwright() as p:
-            browser = p.chromium.launch()
-            page_ = browser.new_page()
-            page_.goto((folder / "index.html").as_uri())
-            shot = page_.screenshot(full_page=True)
-            browser.close()
-    except Exception as exc:  # playwright without its browser download
-        pytest.skip(f"no headless browser: {type(exc).__name__}")
+    from .browser import chromium_page
+
+    with chromium_page() as (page_, errors):
+        page_.goto((folder / "index.html").as_uri())
+        shot = page_.screenshot(full_page=True)
+    assert not errors, errors
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 10_000
 
 
