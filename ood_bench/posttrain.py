@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .algorithms import Algorithm, build_algorithm_config
+from .api import API_VERSION
 from .atomic import atomic_write_json
 from .checkpoints import CHECKSUM_KEY, state_digest
 from .config import build, check, deep_merge, parse_overrides, read_yaml
@@ -239,7 +240,7 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     def write_record(module, trainer, run):
         atomic_write_json(out / "posttrain_record.json", {
             "kind": "posttrain", "algorithm": cfg.algorithm, "algorithm_config": dataclasses.asdict(algo_cfg),
-            "plugin": plugins.algorithm_owner(cfg.algorithm), "config": cfg.to_dict(),
+            "plugin": plugins.algorithm_owner(cfg.algorithm), "plugin_api": API_VERSION, "config": cfg.to_dict(),
             "base_config": base_cfg.to_dict(), "counters": module.counters, "task_versions": versions,
             **run, **environment()})
 

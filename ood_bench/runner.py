@@ -263,6 +263,7 @@ def _fresh(target: Path) -> Path:
 
 def _record(spec: RunSpec, suite_name: str, counters: dict, steps: int, timings: dict, summary, work: Path,
             record_src: Path) -> dict:
+    from .api import API_VERSION
     from .plugins import get_plugins
     from .records import environment
 
@@ -288,6 +289,8 @@ def _record(spec: RunSpec, suite_name: str, counters: dict, steps: int, timings:
         info = plugins.info.get(owner)
         out["plugin"] = {"name": owner, "version": getattr(info, "version", None),
                          "distribution": getattr(info, "distribution", None)}
+    # New records only (a field added, the key unchanged): which plugin API the run was made under.
+    out["plugin_api"] = API_VERSION
     return out
 
 

@@ -65,6 +65,9 @@ def test_grpo_logs_its_diagnostics(tiny_base, tmp_path):
     record = json.loads((out / "posttrain_record.json").read_text())
     assert record["counters"]["grad_steps"] == 2  # two inner iterations on the first batch
     assert record["counters"]["batches"] == 1
+    from ood_bench.api import API_VERSION
+
+    assert record["plugin_api"] == API_VERSION  # which plugin API the run was made under
 
 
 def test_ppo_logs_value_diagnostics(tiny_base, tmp_path):

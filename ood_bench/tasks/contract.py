@@ -31,7 +31,15 @@ VOCABULARY = frozenset(SYMBOLS)
 
 
 class ContractError(OodBenchError):
-    """A task family breaks the contract."""
+    """A task family breaks the contract; the message names the family, the split, the problem and the fix.
+
+    Example::
+
+        try:
+            check_family(MyFamily())
+        except ContractError as exc:
+            print(exc)
+    """
 
 
 def _problems(family: TaskFamily, split: str, n: int):
@@ -39,7 +47,15 @@ def _problems(family: TaskFamily, split: str, n: int):
 
 
 def check_family(family: TaskFamily, per_split: int = 3, others: list[TaskFamily] | None = None) -> None:
-    """Raise ``ContractError`` on the first broken rule (cheap enough to run at registration)."""
+    """Raise ``ContractError`` on the first broken rule (cheap enough to run at registration).
+
+    Checks ``per_split`` problems of every split; ``others`` are the families already registered
+    (their tags must differ). Returns None.
+
+    Example::
+
+        check_family(MyFamily(), per_split=20)  # in your family's own tests
+    """
     where = f"task family {family.name or type(family).__name__!r}"
     if not family.name:
         raise ContractError(f"{where} has no name")
