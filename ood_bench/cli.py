@@ -407,14 +407,17 @@ def cmd_posttrain(args) -> int:
                        ("out_dir", args.out), ("seed", args.seed)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    cfg = load_posttrain_config(args.config, overrides)
+    cfg = load_posttrain_config(args.config, overrides, need_base=not args.print_config)
     if args.print_config:
         from .algorithms import build_algorithm_config
         from .plugins import get_plugins
 
         algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
-        return _print_config({**cfg.to_dict(), "out_dir": cfg.out_dir or str(default_out_dir(cfg)),
-                              "algo": dataclasses.asdict(algo)})
+        # Every key, --base or not: the default out_dir lies beside the base, so without one it stays empty.
+        out_dir = cfg.out_dir or (str(default_out_dir(cfg)) if cfg.base else "")
+        if not cfg.base:
+            print("ood-bench: note: no --base given; a run needs one (base: is empty below)", file=sys.stderr)
+        return _print_config({**cfg.to_dict(), "out_dir": out_dir, "algo": dataclasses.asdict(algo)})
     path = posttrain(cfg, progress=not args.no_progress)
     steps = json.loads((path.parent / "posttrain_record.json").read_text()).get("counters", {}).get("grad_steps") \
         if (path.parent / "posttrain_record.json").is_file() else None

@@ -77,8 +77,8 @@ class PostTrainConfig:
     algo: dict = field(default_factory=dict)  # the algorithm's knobs, checked against its config_class
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
-    def validate(self) -> None:
-        check(bool(self.base), "base", self.base, "give the base checkpoint (--base)")
+    def validate(self, need_base: bool = True) -> None:
+        check(bool(self.base) or not need_base, "base", self.base, "give the base checkpoint (--base)")
         check(self.seed >= 0, "seed", self.seed, "must be a non-negative integer")
         check(self.rl_split in RL_SPLITS, "rl_split", self.rl_split, f"choose from {', '.join(RL_SPLITS)}")
         check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
@@ -90,13 +90,15 @@ class PostTrainConfig:
         return dataclasses.asdict(self)
 
 
-def load_posttrain_config(path: str | None, overrides: list[str]) -> PostTrainConfig:
+def load_posttrain_config(path: str | None, overrides: list[str], need_base: bool = True) -> PostTrainConfig:
+    """The config of a run from a YAML file and ``key=value`` overrides; ``need_base=False`` for
+    showing it (``--print-config``), which needs no checkpoint."""
     data = read_yaml(path) if path else {}
     if "posttrain" in data:  # a suite file keeps post-training settings in its own section
         data = data["posttrain"] or {}
     data = deep_merge(data, parse_overrides(overrides))
     cfg = build(PostTrainConfig, data)
-    cfg.validate()
+    cfg.validate(need_base)
     return cfg
 
 
