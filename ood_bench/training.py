@@ -97,6 +97,16 @@ class StepProgressBar(TQDMProgressBar):
         self.train_progress_bar.n = trainer.global_step
         self.train_progress_bar.set_description(self.label)
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # Lightning counts batches, but a post-training batch may take several optimizer steps (GRPO's
+        # inner_iterations) or none (a skipped batch), and a resumed run's batch_idx starts again at 0:
+        # the bar shows the optimizer steps, the unit of its total.
+        bar = self.train_progress_bar
+        if bar is not None and self._should_update(trainer.global_step, bar.total):
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()
+
 
 class Throughput(Callback):
     """Tokens per second of the training loop, logged with the other scalars."""
