@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import OodBenchError, RunInterrupted
+from .faults import PluginFault
 from .quiet import quiet_third_party as _quiet_third_party
 
 EXIT_USAGE = 2
@@ -587,6 +588,15 @@ def _main(argv: list[str] | None) -> int:
     except RunInterrupted as exc:
         print(f"ood-bench: interrupted by {exc}", file=sys.stderr)
         return exc.exit_code
+    except PluginFault as exc:
+        import os
+
+        if os.environ.get("OOD_BENCH_DEBUG", "") not in ("", "0"):
+            import traceback
+
+            traceback.print_exception(exc)  # the plugin's own frames, for its author
+        print(f"ood-bench: error: {exc} (OOD_BENCH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_USAGE
     except OodBenchError as exc:
         print(f"ood-bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .rollout import pack, sample, shared_prompt_logprobs, token_logprobs
-from .tasks.base import torch_seed
+from .tasks.base import checked_score, torch_seed
 from .tokenizer import EOS, TOKENIZER
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ class Context:
         completions, rewards, correct, trace_ok = [], [], [], []
         for row, text in enumerate(r.texts()):
             p = problems[int(r.prompt_index[row])]
-            s = self.families[p.family].score(p, text)
+            s = checked_score(self.families[p.family], p, text)
             rewards.append(float(s.answer) + cfg.trace_reward * float(s.trace))
             correct.append(s.answer)
             trace_ok.append(s.trace)

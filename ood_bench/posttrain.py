@@ -26,6 +26,7 @@ from .atomic import atomic_write_json
 from .checkpoints import CHECKSUM_KEY, state_digest
 from .config import build, check, deep_merge, parse_overrides, read_yaml
 from .data import TEST_SET_SIZE, PromptStream, check_context_holds
+from .faults import checked_diagnostics, plugin_call
 from .pretrain import load_base
 from .records import environment
 from .context import Context
@@ -144,8 +145,11 @@ class PostTrainModule(L.LightningModule):
         self.ctx = Context(self.model, self.reference, self.families, self.algo_config, optimizer=None,
                            seed=self.cfg.seed, draw=self.prompts.extra, backward=self.manual_backward,
                            clip=self._clip)
-        self.algorithm: Algorithm = algo_cls(self.algo_config, self.ctx)
-        self.extra = nn.ModuleDict(self.algorithm.extra_modules())
+        name = self.cfg.algorithm
+        with plugin_call("algorithm", name, "__init__"):
+            self.algorithm: Algorithm = algo_cls(self.algo_config, self.ctx)
+        with plugin_call("algorithm", name, "extra_modules"):
+            self.extra = nn.ModuleDict(self.algorithm.extra_modules())
         self.last_batch_tokens = 0
 
     @property
@@ -181,10 +185,12 @@ class PostTrainModule(L.LightningModule):
         before = c.rollout_tokens + c.train_tokens
         self.policy.train()
         self.ctx.begin_step()
-        diag = self.algorithm.step(problems)
+        with plugin_call("algorithm", self.cfg.algorithm, "step"):
+            diag = self.algorithm.step(problems)
+        diag = checked_diagnostics(self.cfg.algorithm, diag)
         standard = self.ctx.end_step()
         self.last_batch_tokens = c.rollout_tokens + c.train_tokens - before
-        logs = {f"algo/{k}": float(v) for k, v in diag.items()}
+        logs = {f"algo/{k}": v for k, v in diag.items()}
         logs.update({f"diag/{k}": v for k, v in standard.items()})
         logs.update({f"budget/{k}": float(v) for k, v in c.as_dict().items()})
         self.log_dict(logs, on_step=True, prog_bar=False)
@@ -193,12 +199,14 @@ class PostTrainModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["counters"] = self.ctx.counters.as_dict()
-        checkpoint["algorithm_state"] = self.algorithm.state_dict()
+        with plugin_call("algorithm", self.cfg.algorithm, "state_dict"):
+            checkpoint["algorithm_state"] = self.algorithm.state_dict()
 
     def on_load_checkpoint(self, checkpoint):
         self.ctx.counters.load(checkpoint.get("counters", {}))
         if checkpoint.get("algorithm_state"):
-            self.algorithm.load_state_dict(checkpoint["algorithm_state"])
+            with plugin_call("algorithm", self.cfg.algorithm, "load_state_dict"):
+                self.algorithm.load_state_dict(checkpoint["algorithm_state"])
 
 
 def default_out_dir(cfg: PostTrainConfig) -> Path:

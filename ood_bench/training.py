@@ -265,9 +265,30 @@ def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Ca
     run as an older version identified it) count as the same run. A finished run whose ``record``
     file went missing gets it back, rebuilt from ``final``.
     """
-    with run_folder_lock(out):
-        return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record,
-                           (identity, *also_accept))
+    before = set(out.iterdir()) if out.is_dir() else None
+    try:
+        with run_folder_lock(out):
+            return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record,
+                               (identity, *also_accept))
+    except BaseException:
+        _remove_what_a_failed_start_wrote(out, before)
+        raise
+
+
+def _remove_what_a_failed_start_wrote(out: Path, before: set[Path] | None) -> None:
+    """A run that failed before its first checkpoint (a plugin's fault, a bad base) leaves nothing to
+    resume from: remove what it created (the lock file, an empty log folder), the folder too if it made
+    it, so no half-written run is left looking like one in progress. A run with a checkpoint is kept."""
+    import shutil
+
+    if not out.is_dir() or any((out / "checkpoints").glob("*.ckpt")) or (before is not None and
+                                                                         out / "checkpoints" in before):
+        return
+    if before is None:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for path in set(out.iterdir()) - before:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..faults import fault, plugin_call
+
 AXES = ("depth", "length", "repr", "comp")
 OOD_SPLITS = tuple(f"ood_{axis}" for axis in AXES)
 SPLITS = ("id",) + OOD_SPLITS + ("edge",)
@@ -105,6 +107,16 @@ class Score:
     trace: bool
 
 
+def checked_score(family: "TaskFamily", problem: Problem, completion: str) -> Score:
+    """``family.score(problem, completion)``, a fault in it named (``PluginFault``), its result checked to be a
+    ``Score``: what the core calls, so a plugin's scorer failing mid-run is one line naming it."""
+    with plugin_call("task family", family.name, "score"):
+        score = family.score(problem, completion)
+    if not isinstance(score, Score):
+        raise fault("task family", family.name, "score", f"it returned {type(score).__name__}, not a Score")
+    return score
+
+
 def parse_completion(text: str) -> tuple[list[str], str | None]:
     """Split a model completion into its step lines and its answer (None if absent).
 
@@ -165,7 +177,8 @@ class TaskFamily(ABC):
                 f"unknown split {split!r} for family {self.name!r} (choose from {', '.join(self.splits)})"
             )
         rng = random.Random(derive_seed(self.name, self.version, split, seed, index))
-        prompt, steps, answer, meta = self._generate(split, rng)
+        with plugin_call("task family", self.name, "_generate"):
+            prompt, steps, answer, meta = self._generate(split, rng)
         return Problem(self.name, self.version, split, seed, index, prompt, tuple(steps), answer, meta)
 
     @abstractmethod
