@@ -20,6 +20,11 @@ from ood_bench.api import Algorithm, hookimpl
 class Bad(Algorithm):
     name = "bad"
 
+    def __init__(self, config, ctx):
+        super().__init__(config, ctx)
+        if os.environ["BAD_MODE"] == "init":
+            raise RuntimeError("no GPU for me")
+
     def step(self, problems):
         batch = self.ctx.rollout(problems, 2)
         lp = self.ctx.logprobs(self.ctx.policy, batch.ids, batch.cmask)
@@ -64,6 +69,7 @@ def bad_plugin(tmp_path, monkeypatch):
     ("nan", "failed in step: NonFiniteError: the algorithm's loss is nan at gradient step 0"),
     ("type", "failed in step: it returned int, not a dict of diagnostics (name -> number)"),
     ("text", "failed in step: a diagnostic it returned is not a number (could not convert string to float: 'low')"),
+    ("init", "failed in __init__: RuntimeError: no GPU for me"),
 ])
 def test_an_algorithm_fault_is_one_line_exit_2_and_leaves_no_run_folder(mode, says, bad_plugin, tiny_base, tmp_path,
                                                                         monkeypatch, capsys):
@@ -122,6 +128,21 @@ def test_a_scorer_fault_inside_an_algorithm_step_names_the_family_not_the_algori
     assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--out", str(out), "families=[string]",
                  "algo.group_size=2", *POST]) == 2
     assert "(task family 'string') failed in score: ValueError" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_generator_fault_names_the_family(tiny_base, tmp_path, monkeypatch, capsys):
+    family = plugins_mod.get_plugins().tasks.get("string")
+
+    def _generate(split, rng):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(family, "_generate", _generate)
+    out = tmp_path / "run"
+    assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--out", str(out), "families=[string]",
+                 *POST]) == 2
+    assert ("ood-bench: error: plugin 'ood_bench.tasks.builtin' (task family 'string') failed in _generate: "
+            "IndexError: list index out of range") in capsys.readouterr().err
     assert not out.exists()
 
 
