@@ -88,7 +88,8 @@ def cmd_tasks(args) -> int:
             others = [f for f in tasks if f.name != name]
             check_family_fully(fam, held_out_problems, per_split=args.check_problems, others=others)
             print(f"{name} v{fam.version}: keeps the task-family contract "
-                  f"({args.check_problems} problems per split, test splits disjoint from id)")
+                  f"({args.check_problems} problems per split: layout, scorer, meta, axes, held-out pairs, chance, "
+                  f"ood_repr symbols across families; test splits disjoint from id)")
         return 0
     out = []
     for name in names:

@@ -265,13 +265,17 @@ def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Ca
     run as an older version identified it) count as the same run. A finished run whose ``record``
     file went missing gets it back, rebuilt from ``final``.
     """
-    before = set(out.iterdir()) if out.is_dir() else None
+    try:
+        before = set(out.iterdir()) if out.is_dir() else None
+    except OSError:  # a name too long, a folder not readable: run_folder_lock says so in one line
+        before = ...  # and what is there is not known, so nothing is removed
     try:
         with run_folder_lock(out):
             return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record,
                                (identity, *also_accept))
     except BaseException:
-        _remove_what_a_failed_start_wrote(out, before)
+        if before is not ...:
+            _remove_what_a_failed_start_wrote(out, before)
         raise
 
 
@@ -281,14 +285,17 @@ def _remove_what_a_failed_start_wrote(out: Path, before: set[Path] | None) -> No
     it, so no half-written run is left looking like one in progress. A run with a checkpoint is kept."""
     import shutil
 
-    if not out.is_dir() or any((out / "checkpoints").glob("*.ckpt")) or (before is not None and
-                                                                         out / "checkpoints" in before):
-        return
-    if before is None:
-        shutil.rmtree(out, ignore_errors=True)
-        return
-    for path in set(out.iterdir()) - before:
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    try:
+        if not out.is_dir() or any((out / "checkpoints").glob("*.ckpt")) or (before is not None and
+                                                                             out / "checkpoints" in before):
+            return
+        if before is None:
+            shutil.rmtree(out, ignore_errors=True)
+            return
+        for path in set(out.iterdir()) - before:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    except OSError:  # tidying up must never hide the error that ended the run
+        pass
 
 
 @contextlib.contextmanager
