@@ -29,7 +29,22 @@ PostTrainContext = Context  # the name before API 1.0
 
 @dataclass
 class AlgorithmConfig:
-    """Knobs every algorithm has."""
+    """Knobs every algorithm has; subclass it (a dataclass) to add an algorithm's own.
+
+    Each field is an ``algo.*`` override on the command line; a trailing comment is its help line
+    (``ood-bench algorithms NAME``). Override ``validate(prefix)`` (call ``super().validate``) to
+    refuse bad values with ``check``.
+
+    Example::
+
+        @dataclass
+        class MyConfig(AlgorithmConfig):
+            beta: float = 0.0  # KL coefficient
+
+            def validate(self, prefix="algo"):
+                super().validate(prefix)
+                check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
+    """
 
     # (At 1e-4, 100 GRPO steps from the quick base moved ID pass@1 by less than its noise.)
     lr: float = 3e-4  # AdamW learning rate; the quick base ends pretraining at 3e-4 (its cosine floor)
@@ -56,7 +71,25 @@ class AlgorithmConfig:
 
 
 class Algorithm:
-    """Base class of every post-training algorithm plugin."""
+    """Base class of every post-training algorithm plugin.
+
+    Set ``name``, ``description`` and ``config_class``; implement ``step(problems)``, which trains
+    on one batch through ``self.ctx`` (a ``Context``) and returns a dict of float diagnostics.
+    ``self.cfg`` is the validated config.
+
+    Example::
+
+        class MyAlgo(Algorithm):
+            name, config_class = "mine", MyConfig
+
+            def step(self, problems):
+                batch = self.ctx.rollout(problems, self.cfg.group_size)
+                lp = self.ctx.logprobs(self.ctx.policy, batch.ids, batch.cmask)
+                adv, _ = group_advantages(batch.rewards, self.cfg.group_size)
+                loss = aggregate(-adv[:, None] * lp.logp, lp.mask, "token-mean")
+                self.ctx.optimize(loss, train_tokens=int(lp.mask.sum()))
+                return {"loss": float(loss)}
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -109,6 +142,11 @@ def knob_docs(config_class: type) -> dict[str, str]:
 
     Comments are the natural place researchers document a knob (``beta: float = 0.0  # KL
     coefficient``); reading them keeps one source of truth for the code and ``ood-bench algorithms``.
+    Returns a dict from field name to its one line.
+
+    Example::
+
+        knob_docs(MyConfig)["beta"]  # "KL coefficient"
     """
     import inspect
     import re
@@ -157,6 +195,11 @@ def standalone(algorithm_class: type[Algorithm], policy: nn.Module, families: li
 
     For unit tests and notebooks: ``algo = standalone(MyAlgo, model, [family]); algo.ctx.begin_step();
     algo.step(problems); algo.ctx.end_step()``. ``knobs`` are checked like ``algo.*`` overrides.
+    Returns the algorithm instance (its context is ``algo.ctx``).
+
+    Example::
+
+        algo = standalone(MyAlgo, GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16)), [family], {"group_size": 4})
     """
     import copy
 

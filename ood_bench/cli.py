@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import OodBenchError, RunInterrupted
+from .faults import PluginFault
 from .quiet import quiet_third_party as _quiet_third_party
 
 EXIT_USAGE = 2
@@ -87,7 +88,8 @@ def cmd_tasks(args) -> int:
             others = [f for f in tasks if f.name != name]
             check_family_fully(fam, held_out_problems, per_split=args.check_problems, others=others)
             print(f"{name} v{fam.version}: keeps the task-family contract "
-                  f"({args.check_problems} problems per split, test splits disjoint from id)")
+                  f"({args.check_problems} problems per split: layout, scorer, meta, axes, held-out pairs, chance, "
+                  f"ood_repr symbols across families; test splits disjoint from id)")
         return 0
     out = []
     for name in names:
@@ -452,14 +454,17 @@ def cmd_posttrain(args) -> int:
                        ("out_dir", args.out), ("seed", args.seed)):
         if value is not None:
             overrides.append(f"{key}={value}")
-    cfg = load_posttrain_config(args.config, overrides)
+    cfg = load_posttrain_config(args.config, overrides, need_base=not args.print_config)
     if args.print_config:
         from .algorithms import build_algorithm_config
         from .plugins import get_plugins
 
         algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
-        return _print_config({**cfg.to_dict(), "out_dir": cfg.out_dir or str(default_out_dir(cfg)),
-                              "algo": dataclasses.asdict(algo)})
+        # Every key, --base or not: the default out_dir lies beside the base, so without one it stays empty.
+        out_dir = cfg.out_dir or (str(default_out_dir(cfg)) if cfg.base else "")
+        if not cfg.base:
+            print("ood-bench: note: no --base given; a run needs one (base: is empty below)", file=sys.stderr)
+        return _print_config({**cfg.to_dict(), "out_dir": out_dir, "algo": dataclasses.asdict(algo)})
     path = posttrain(cfg, progress=not args.no_progress)
     steps = json.loads((path.parent / "posttrain_record.json").read_text()).get("counters", {}).get("grad_steps") \
         if (path.parent / "posttrain_record.json").is_file() else None
@@ -635,6 +640,15 @@ def _main(argv: list[str] | None) -> int:
     except RunInterrupted as exc:
         print(f"ood-bench: interrupted by {exc}", file=sys.stderr)
         return exc.exit_code
+    except PluginFault as exc:
+        import os
+
+        if os.environ.get("OOD_BENCH_DEBUG", "") not in ("", "0"):
+            import traceback
+
+            traceback.print_exception(exc)  # the plugin's own frames, for its author
+        print(f"ood-bench: error: {exc} (OOD_BENCH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_USAGE
     except OodBenchError as exc:
         print(f"ood-bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,7 +24,17 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 def check(cond: bool, key: str, value: Any, why: str) -> None:
-    """Raise the one-line ``ConfigError`` that names ``key=value`` and why it is wrong, unless ``cond``."""
+    """Raise the one-line ``ConfigError`` that names ``key=value`` and why it is wrong, unless ``cond``.
+
+    Returns None. Use it in a config's ``validate`` so a bad knob ends the run before any work,
+    as one line ``invalid config value algo.beta=-1: must be >= 0`` (exit 2).
+
+    Example::
+
+        def validate(self, prefix="algo"):
+            super().validate(prefix)
+            check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
+    """
     if not cond:
         raise ConfigError(f"invalid config value {key}={value!r}: {why}")
 

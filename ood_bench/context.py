@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .rollout import pack, sample, shared_prompt_logprobs, token_logprobs
-from .tasks.base import torch_seed
+from .tasks.base import checked_score, torch_seed
 from .tokenizer import EOS, TOKENIZER
 
 if TYPE_CHECKING:
@@ -32,7 +32,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class Counters:
-    """The run's budget counters, public and saved with every checkpoint."""
+    """The run's budget counters, public and saved with every checkpoint (``ctx.counters``).
+
+    The context counts for you (``rollout``, ``optimize``, ``draw_prompts``, ``end_step``);
+    ``as_dict()`` returns them as a dict of ints.
+
+    Example::
+
+        ctx.counters.grad_steps  # optimizer steps taken so far in the run
+    """
 
     prompts: int = 0  # training prompts used (rollouts, gold traces, extra draws)
     rollouts: int = 0  # sampled completions
@@ -58,6 +66,12 @@ class LogProbs(NamedTuple):
     ``logp`` (N, T-1): log-prob of each completion token at the algorithm's temperature, 0 elsewhere;
     ``mask`` (N, T-1): True where ``logp`` scores a completion token; ``logits`` (N, T-1, V);
     ``hidden`` (N, T-1, C): final hidden states when asked for (value heads), else None.
+    What ``Context.logprobs`` returns.
+
+    Example::
+
+        lp = ctx.logprobs(ctx.policy, batch.ids, batch.cmask)
+        seq_logp = lp.logp.sum(1)  # (N,): 0 outside the mask, so a plain sum is the completion's log-prob
     """
 
     logp: torch.Tensor
@@ -71,6 +85,12 @@ class RolloutBatch:
     """G samples for each prompt with their verifier rewards, ready for scoring.
 
     Rows are grouped by prompt: rows ``g*G .. g*G+G-1`` answer ``problems[g]``.
+    What ``Context.rollout`` returns; ``group_size`` is G.
+
+    Example::
+
+        batch = ctx.rollout(problems, n=8)
+        adv, _ = group_advantages(batch.rewards, batch.group_size)
     """
 
     problems: list["Problem"]
@@ -99,7 +119,18 @@ def _default_backward(loss: torch.Tensor) -> None:
 
 
 class Context:
-    """The services an algorithm uses; ``self.ctx`` inside an ``Algorithm``."""
+    """The services an algorithm uses; ``self.ctx`` inside an ``Algorithm``.
+
+    ``policy`` and ``reference`` (frozen) models, ``rollout`` (samples + verifier rewards),
+    ``logprobs`` (teacher-forced scores), ``gold_batch`` (supervised rows), ``draw_prompts``,
+    ``optimize`` (one counted gradient step) and ``counters``. ``PostTrainContext`` is its old name.
+
+    Example::
+
+        batch = self.ctx.rollout(problems, self.cfg.group_size)
+        lp = self.ctx.logprobs(self.ctx.policy, batch.ids, batch.cmask)
+        self.ctx.optimize(loss, train_tokens=int(lp.mask.sum()))
+    """
 
     def __init__(self, policy: "GPT", reference: "GPT", families: list["TaskFamily"], config,
                  optimizer: torch.optim.Optimizer | None, seed: int = 0,
@@ -136,7 +167,7 @@ class Context:
         completions, rewards, correct, trace_ok = [], [], [], []
         for row, text in enumerate(r.texts()):
             p = problems[int(r.prompt_index[row])]
-            s = self.families[p.family].score(p, text)
+            s = checked_score(self.families[p.family], p, text)
             rewards.append(float(s.answer) + cfg.trace_reward * float(s.trace))
             correct.append(s.answer)
             trace_ok.append(s.trace)

@@ -11,7 +11,14 @@ class OodBenchError(Exception):
 
 
 class ConfigError(OodBenchError):
-    """A configuration value is out of range or of the wrong type."""
+    """A configuration value is out of range or of the wrong type (raised by ``check``).
+
+    The CLI prints it as one line and exits 2.
+
+    Example::
+
+        raise ConfigError("invalid config value algo.mode='x': choose from a, b")
+    """
 
 
 class RunInterrupted(Exception):

@@ -22,7 +22,13 @@ def evaluate_checkpoint(ckpt_path: str | Path, ecfg, seed: int, out_dir: Path, p
     families = [tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))]
     out_dir = Path(out_dir)
     work = fresh_folder(out_dir)  # written whole, then swapped in: no stale or half-written files
-    df = evaluate(model, families, ecfg, seed=seed, out_dir=work, progress=progress)
+    try:
+        df = evaluate(model, families, ecfg, seed=seed, out_dir=work, progress=progress)
+    except Exception:  # a scorer's fault, a full disk: no partial folder is left beside the output
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     meta = {"kind": "evaluate", "checkpoint": str(ckpt_path), "eval_config": ecfg.__dict__, "seed": seed,
             "sampling": SAMPLING, "checkpoint_sha256": ckpt.get(CHECKSUM_KEY),
             "base_checkpoint_sha256": ckpt.get("hyper_parameters", {}).get("base_sha256"),

@@ -26,7 +26,7 @@ from .model import GPT
 from .rollout import sample, sequence_logprobs
 from .results import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
 from .support import Thresholds
-from .tasks.base import SPLITS, Problem, TaskFamily, torch_seed
+from .tasks.base import SPLITS, Problem, TaskFamily, checked_score, torch_seed
 from .tokenizer import TOKENIZER
 
 # Gold mass below this is outside a model's effective support (see support.Thresholds).
@@ -105,7 +105,7 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
         r = sample(model, [prompts[i] for i in chunk], n=1, temperature=0.0, max_new_tokens=ecfg.max_new_tokens)
         gen_tokens += r.num_tokens()
         for i, text in zip(chunk, r.texts()):
-            s = family.score(problems[i], text)
+            s = checked_score(family, problems[i], text)
             greedy_ok.append(s.answer)
             greedy_trace.append(s.trace)
         if bar is not None:
@@ -123,7 +123,7 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
         gen_tokens += r.num_tokens()
         for row, text in enumerate(r.texts()):
             i = chunk[int(r.prompt_index[row])]
-            s = family.score(problems[i], text)
+            s = checked_score(family, problems[i], text)
             correct[i] += s.answer
             trace_correct[i] += s.trace
             full_correct[i] += s.trace and s.answer

@@ -34,6 +34,13 @@ from .tokenizer import TOKENIZER
 
 @dataclass
 class ModelConfig:
+    """The shape of a ``GPT``: layers, heads, width, context and position encoding.
+
+    Example::
+
+        ModelConfig(n_layer=1, n_head=2, n_embd=16)  # a tiny model for a plugin's unit tests
+    """
+
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
@@ -360,6 +367,16 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    """The decoder-only transformer every policy, reference and base is (a ``torch.nn.Module``).
+
+    ``model(ids)`` returns logits (B, T, V); inside an algorithm, score rows with ``ctx.logprobs``
+    rather than calling it directly.
+
+    Example::
+
+        model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16))
+    """
+
     def __init__(self, cfg: ModelConfig, vocab_size: int = TOKENIZER.vocab_size) -> None:
         super().__init__()
         self.cfg = cfg

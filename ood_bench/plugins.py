@@ -21,6 +21,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import OodBenchError
+from .faults import note_owner
 from .tasks.base import TaskFamily
 from .tasks.registry import DuplicateRegistration, TaskRegistry
 
@@ -73,8 +74,8 @@ class Plugins:
         self._collect()
 
     # ----------------------------------------------------------------- loading
-    def _fail(self, name: str, what: str, exc: BaseException) -> None:
-        msg = f"plugin {name!r} failed to {what}: {type(exc).__name__}: {exc}"
+    def _fail(self, name: str, what: str, exc: BaseException, hint: str = "") -> None:
+        msg = f"plugin {name!r} failed to {what}: {type(exc).__name__}: {exc}{hint}"
         self.info[name].error = msg
         if self.strict:
             raise PluginError(msg) from exc
@@ -98,9 +99,14 @@ class Plugins:
             self.info[ep.name] = PluginInfo(
                 name=ep.name, module=ep.value, distribution=dist, version=_version(dist) if dist else None
             )
+            # An entry point naming a module or object that is not there is the commonest slip
+            hint = (f" (check the entry point in its pyproject.toml: [project.entry-points.ood_bench] "
+                    f"{ep.name} = \"{ep.value}\", then reinstall it)")
             try:
                 obj = ep.load()
                 self.pm.register(obj, name=ep.name)
+            except (ImportError, AttributeError) as exc:
+                self._fail(ep.name, "import", exc, hint)
             except Exception as exc:  # any import-time error of third-party code
                 self._fail(ep.name, "import", exc)
             except SystemExit as exc:  # a plugin must not end the program by importing it
@@ -129,6 +135,7 @@ class Plugins:
 
     def _note(self, plugin: str, kind: str, item: str) -> None:
         self.info[plugin].registered.setdefault(kind, []).append(item)
+        note_owner({"tasks": "task family", "algorithms": "algorithm"}.get(kind, kind), item, plugin)
 
     def _collect(self) -> None:
         def tasks_for(plugin):
@@ -217,7 +224,8 @@ def core_tasks() -> TaskRegistry:
         registry = TaskRegistry()
         for mod in CORE_PLUGINS:
             __import__(mod)
-            sys.modules[mod].register_tasks(register=lambda family, r=registry, m=mod: r.register(family, m))
+            sys.modules[mod].register_tasks(register=lambda family, r=registry, m=mod: (
+                r.register(family, m), note_owner("task family", family.name, m)))
         _CORE_TASKS = registry
     return _CORE_TASKS
 

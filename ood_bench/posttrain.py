@@ -21,10 +21,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .algorithms import Algorithm, build_algorithm_config
+from .api import API_VERSION
 from .atomic import atomic_write_json
 from .checkpoints import CHECKSUM_KEY, state_digest
 from .config import build, check, deep_merge, parse_overrides, read_yaml
 from .data import TEST_SET_SIZE, PromptStream, check_context_holds
+from .faults import checked_diagnostics, plugin_call
 from .pretrain import load_base
 from .records import environment
 from .context import Context
@@ -76,8 +78,8 @@ class PostTrainConfig:
     algo: dict = field(default_factory=dict)  # the algorithm's knobs, checked against its config_class
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
-    def validate(self) -> None:
-        check(bool(self.base), "base", self.base, "give the base checkpoint (--base)")
+    def validate(self, need_base: bool = True) -> None:
+        check(bool(self.base) or not need_base, "base", self.base, "give the base checkpoint (--base)")
         check(self.seed >= 0, "seed", self.seed, "must be a non-negative integer")
         check(self.rl_split in RL_SPLITS, "rl_split", self.rl_split, f"choose from {', '.join(RL_SPLITS)}")
         check(self.prompts_per_step >= 1, "prompts_per_step", self.prompts_per_step, "must be >= 1")
@@ -89,13 +91,15 @@ class PostTrainConfig:
         return dataclasses.asdict(self)
 
 
-def load_posttrain_config(path: str | None, overrides: list[str]) -> PostTrainConfig:
+def load_posttrain_config(path: str | None, overrides: list[str], need_base: bool = True) -> PostTrainConfig:
+    """The config of a run from a YAML file and ``key=value`` overrides; ``need_base=False`` for
+    showing it (``--print-config``), which needs no checkpoint."""
     data = read_yaml(path) if path else {}
     if "posttrain" in data:  # a suite file keeps post-training settings in its own section
         data = data["posttrain"] or {}
     data = deep_merge(data, parse_overrides(overrides))
     cfg = build(PostTrainConfig, data)
-    cfg.validate()
+    cfg.validate(need_base)
     return cfg
 
 
@@ -141,8 +145,11 @@ class PostTrainModule(L.LightningModule):
         self.ctx = Context(self.model, self.reference, self.families, self.algo_config, optimizer=None,
                            seed=self.cfg.seed, draw=self.prompts.extra, backward=self.manual_backward,
                            clip=self._clip)
-        self.algorithm: Algorithm = algo_cls(self.algo_config, self.ctx)
-        self.extra = nn.ModuleDict(self.algorithm.extra_modules())
+        name = self.cfg.algorithm
+        with plugin_call("algorithm", name, "__init__"):
+            self.algorithm: Algorithm = algo_cls(self.algo_config, self.ctx)
+        with plugin_call("algorithm", name, "extra_modules"):
+            self.extra = nn.ModuleDict(self.algorithm.extra_modules())
         self.last_batch_tokens = 0
 
     @property
@@ -178,10 +185,12 @@ class PostTrainModule(L.LightningModule):
         before = c.rollout_tokens + c.train_tokens
         self.policy.train()
         self.ctx.begin_step()
-        diag = self.algorithm.step(problems)
+        with plugin_call("algorithm", self.cfg.algorithm, "step"):
+            diag = self.algorithm.step(problems)
+        diag = checked_diagnostics(self.cfg.algorithm, diag)
         standard = self.ctx.end_step()
         self.last_batch_tokens = c.rollout_tokens + c.train_tokens - before
-        logs = {f"algo/{k}": float(v) for k, v in diag.items()}
+        logs = {f"algo/{k}": v for k, v in diag.items()}
         logs.update({f"diag/{k}": v for k, v in standard.items()})
         logs.update({f"budget/{k}": float(v) for k, v in c.as_dict().items()})
         self.log_dict(logs, on_step=True, prog_bar=False)
@@ -190,12 +199,14 @@ class PostTrainModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["counters"] = self.ctx.counters.as_dict()
-        checkpoint["algorithm_state"] = self.algorithm.state_dict()
+        with plugin_call("algorithm", self.cfg.algorithm, "state_dict"):
+            checkpoint["algorithm_state"] = self.algorithm.state_dict()
 
     def on_load_checkpoint(self, checkpoint):
         self.ctx.counters.load(checkpoint.get("counters", {}))
         if checkpoint.get("algorithm_state"):
-            self.algorithm.load_state_dict(checkpoint["algorithm_state"])
+            with plugin_call("algorithm", self.cfg.algorithm, "load_state_dict"):
+                self.algorithm.load_state_dict(checkpoint["algorithm_state"])
 
 
 def default_out_dir(cfg: PostTrainConfig) -> Path:
@@ -239,7 +250,7 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     def write_record(module, trainer, run):
         atomic_write_json(out / "posttrain_record.json", {
             "kind": "posttrain", "algorithm": cfg.algorithm, "algorithm_config": dataclasses.asdict(algo_cfg),
-            "plugin": plugins.algorithm_owner(cfg.algorithm), "config": cfg.to_dict(),
+            "plugin": plugins.algorithm_owner(cfg.algorithm), "plugin_api": API_VERSION, "config": cfg.to_dict(),
             "base_config": base_cfg.to_dict(), "counters": module.counters, "task_versions": versions,
             **run, **environment()})
 

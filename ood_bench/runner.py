@@ -265,6 +265,7 @@ def _fresh(target: Path) -> Path:
 
 def _record(spec: RunSpec, base: RunSpec | None, suite_name: str, counters: dict, steps: int, timings: dict,
             summary, work: Path, record_src: Path) -> dict:
+    from .api import API_VERSION
     from .plugins import get_plugins
     from .records import environment
 
@@ -293,6 +294,8 @@ def _record(spec: RunSpec, base: RunSpec | None, suite_name: str, counters: dict
         info = plugins.info.get(owner)
         out["plugin"] = {"name": owner, "version": getattr(info, "version", None),
                          "distribution": getattr(info, "distribution", None)}
+    # New records only (a field added, the key unchanged): which plugin API the run was made under.
+    out["plugin_api"] = API_VERSION
     return out
 
 

@@ -103,6 +103,16 @@ class StepProgressBar(TQDMProgressBar):
         self.train_progress_bar.n = trainer.global_step
         self.train_progress_bar.set_description(self.label)
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # Lightning counts batches, but a post-training batch may take several optimizer steps (GRPO's
+        # inner_iterations) or none (a skipped batch), and a resumed run's batch_idx starts again at 0:
+        # the bar shows the optimizer steps, the unit of its total.
+        bar = self.train_progress_bar
+        if bar is not None and self._should_update(trainer.global_step, bar.total):
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()
+
 
 class Throughput(Callback):
     """Tokens per second of the training loop, logged with the other scalars."""
@@ -264,9 +274,37 @@ def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Ca
     run as an older version identified it) count as the same run. A finished run whose ``record``
     file went missing gets it back, rebuilt from ``final``.
     """
-    with run_folder_lock(out):
-        return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record,
-                           (identity, *also_accept))
+    try:
+        before = set(out.iterdir()) if out.is_dir() else None
+    except OSError:  # a name too long, a folder not readable: run_folder_lock says so in one line
+        before = ...  # and what is there is not known, so nothing is removed
+    try:
+        with run_folder_lock(out):
+            return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record,
+                               (identity, *also_accept))
+    except BaseException:
+        if before is not ...:
+            _remove_what_a_failed_start_wrote(out, before)
+        raise
+
+
+def _remove_what_a_failed_start_wrote(out: Path, before: set[Path] | None) -> None:
+    """A run that failed before its first checkpoint (a plugin's fault, a bad base) leaves nothing to
+    resume from: remove what it created (the lock file, an empty log folder), the folder too if it made
+    it, so no half-written run is left looking like one in progress. A run with a checkpoint is kept."""
+    import shutil
+
+    try:
+        if not out.is_dir() or any((out / "checkpoints").glob("*.ckpt")) or (before is not None and
+                                                                             out / "checkpoints" in before):
+            return
+        if before is None:
+            shutil.rmtree(out, ignore_errors=True)
+            return
+        for path in set(out.iterdir()) - before:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    except OSError:  # tidying up must never hide the error that ended the run
+        pass
 
 
 @contextlib.contextmanager

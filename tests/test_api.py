@@ -116,3 +116,86 @@ def test_grpo_without_kl_never_scores_the_whole_batch_under_the_reference():
         diag = algo.ctx.end_step()
         assert sum(rows) == expected, beta
         assert diag["kl_ref"] >= 0 and diag["kl_ref"] == diag["kl_ref"]
+
+
+# ----------------------------------------------------------------------------- the API surface
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+EXPORTS = [
+    "AGGREGATIONS", "API_VERSION", "AXES", "Algorithm", "AlgorithmConfig", "AxisRanges", "BOS", "ConfigError",
+    "Context", "ContractError", "Counters", "EOS", "GPT", "KL_ESTIMATORS", "LogProbs", "ModelConfig", "OOD_SPLITS",
+    "PAD", "PostTrainContext", "Problem", "RolloutBatch", "SPLITS", "STANDARD_DIAGNOSTICS", "Score", "StepSpace",
+    "TOKENIZER", "TaskFamily", "aggregate", "approx_kl", "check", "check_family", "clipped_surrogate",
+    "entropy_from_logits", "explained_variance", "gae", "get_plugins", "group_advantages", "hookimpl",
+    "kl_estimate", "knob_docs", "leave_one_out_baseline", "load_base", "masked_mean", "parse_completion",
+    "standalone", "step_name",
+]
+
+
+def test_the_api_exports_exactly_this_list():
+    """Removing or renaming a name breaks plugins (a major version); adding one is a minor version: update both."""
+    import ood_bench.api as api
+
+    assert api.__all__ == EXPORTS
+    assert API_VERSION == "1.1"
+
+
+def test_every_export_is_documented_with_an_example():
+    import inspect
+
+    import ood_bench.api as api
+
+    for name in api.__all__:
+        obj = getattr(api, name)
+        if name in api.CONSTANT_DOCS:
+            continue
+        assert inspect.isclass(obj) or inspect.isfunction(obj), f"{name}: give it an entry in CONSTANT_DOCS"
+        doc = inspect.getdoc(obj) or ""
+        assert "Example" in doc, f"{name}: its docstring has no example"
+        if inspect.isfunction(obj):
+            assert "Return" in doc, f"{name}: its docstring does not say what it returns"
+    assert set(api.CONSTANT_DOCS) <= set(api.__all__)
+
+
+def _imports_of_ood_bench(path):
+    """Every ``ood_bench`` module a file imports, anywhere in it (relative imports are the plugin's own)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "ood_bench"]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "ood_bench":
+            found.append(node.module)
+    return found
+
+
+def test_shipped_plugins_import_only_the_api():
+    files = sorted((ROOT / "plugins").rglob("*.py"))
+    assert len(files) >= 8
+    wrong = {str(f.relative_to(ROOT)): m for f in files for m in _imports_of_ood_bench(f) if m != "ood_bench.api"}
+    assert not wrong, f"plugins must import only ood_bench.api: {wrong}"
+
+
+def test_the_import_scan_sees_every_form(tmp_path):
+    f = tmp_path / "p.py"
+    f.write_text("import ood_bench.rl\nfrom ood_bench import hookimpl\nfrom ood_bench.api import check\n"
+                 "from .sft import nll\ndef g():\n    from ood_bench.algorithms import Algorithm\n")
+    assert _imports_of_ood_bench(f) == ["ood_bench.rl", "ood_bench", "ood_bench.api", "ood_bench.algorithms"]
+
+
+def test_the_api_reference_page_is_up_to_date():
+    import runpy
+
+    render = runpy.run_path(str(ROOT / "docs" / "make_api.py"))["render"]
+    assert (ROOT / "docs" / "api.md").read_text() == render(), "docs/api.md is stale: run python docs/make_api.py"
+
+
+def test_group_advantages_returns_advantages_and_group_std_as_documented():
+    from ood_bench.api import group_advantages
+
+    adv, std = group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), group_size=2)
+    assert adv.shape == (4,) and std.shape == (2,)
+    assert torch.allclose(adv, torch.tensor([0.7071, -0.7071, 0.0, 0.0]), atol=1e-3)
+    assert torch.allclose(std, torch.tensor([0.7071, 0.0]), atol=1e-3)

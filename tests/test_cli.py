@@ -608,6 +608,19 @@ def test_overrides_may_follow_options(capsys):
     assert "unrecognized arguments: foo=1" in capsys.readouterr().err
 
 
+def test_posttrain_print_config_shows_every_key_without_a_base(capsys):
+    import yaml
+
+    assert main(["posttrain", "--algo", "dapo", "--print-config"]) == 0
+    captured = capsys.readouterr()
+    cfg = yaml.safe_load(captured.out)
+    assert cfg["algorithm"] == "dapo" and cfg["base"] == "" and cfg["out_dir"] == ""
+    assert {"eps_high", "lr", "group_size"} <= set(cfg["algo"]) and "grad_steps" in cfg["budget"]
+    assert "no --base given" in captured.err
+    assert main(["posttrain", "--algo", "dapo"]) == 2  # a run still needs one
+    assert "give the base checkpoint (--base)" in capsys.readouterr().err
+
+
 def test_a_family_whose_plugin_failed_is_not_called_unknown(monkeypatch, capsys):
     import ood_bench.plugins as plugins_module
 

@@ -217,7 +217,7 @@ def test_a_third_party_family_and_algorithm_run_pretrain_posttrain_evaluate(tmp_
         assert run.returncode == 0, run.stderr[-2000:]
         return run.stdout
 
-    assert "modsum v1: keeps the task-family contract" in cli("tasks", "--family", "modsum", "--check",
+    assert "modsum v2: keeps the task-family contract" in cli("tasks", "--family", "modsum", "--check",
                                                               "--check-problems", "50")
     from .conftest import TINY_OVERRIDES
 
@@ -231,7 +231,7 @@ def test_a_third_party_family_and_algorithm_run_pretrain_posttrain_evaluate(tmp_
               "--splits", "id", "ood_comp", "--n-test", "4", "--n", "2", "--no-progress")
     assert "modsum" in out and "ood_comp" in out
     record = json.loads((tmp_path / "rf" / "posttrain_record.json").read_text())
-    assert record["plugin"] == "reinforce" and record["task_versions"] == {"modsum": 1}
+    assert record["plugin"] == "reinforce" and record["task_versions"] == {"modsum": 2}
 
 
 def test_a_family_that_breaks_the_contract_is_reported_by_name(sandbox):

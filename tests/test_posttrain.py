@@ -65,6 +65,20 @@ def test_grpo_logs_its_diagnostics(tiny_base, tmp_path):
     record = json.loads((out / "posttrain_record.json").read_text())
     assert record["counters"]["grad_steps"] == 2  # two inner iterations on the first batch
     assert record["counters"]["batches"] == 1
+    from ood_bench.api import API_VERSION
+
+    assert record["plugin_api"] == API_VERSION  # which plugin API the run was made under
+
+
+def test_the_progress_bar_counts_gradient_steps_not_batches(tiny_base, tmp_path, capsys):
+    """Two inner iterations per rollout batch: 4 gradient steps in 2 batches end the bar at 4/4 (it stopped at 2/4)."""
+    out = tmp_path / "bar"
+    assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--out", str(out),
+                 *tiny_post("budget.grad_steps=4", "algo.inner_iterations=2")]) == 0
+    assert json.loads((out / "posttrain_record.json").read_text())["counters"]["batches"] == 2
+    captured = capsys.readouterr()
+    bars = [line for line in (captured.out + captured.err).replace("\r", "\n").splitlines() if "/4 " in line]
+    assert bars and "4/4" in bars[-1], bars
 
 
 def test_ppo_logs_value_diagnostics(tiny_base, tmp_path):

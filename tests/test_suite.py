@@ -198,7 +198,7 @@ def test_a_record_holds_what_a_reader_needs_and_no_sample_texts(tiny_board):
     records = publish / "tiny" / "records"
     post = json.loads((records / "grpo-ood_depth-e5-s0" / "record.json").read_text())
     for key in ("key", "identity", "config", "seed", "sampling_seeds", "task_versions", "git_commit", "git_dirty",
-                "packages", "plugin", "counters", "timings", "metrics", "results_version"):
+                "packages", "plugin", "plugin_api", "counters", "timings", "metrics", "results_version"):
         assert key in post, key
     assert post["plugin"]["name"] == "grpo" and post["counters"]["grad_steps"] == 2 and post["base"] == "base-e5-s0"
     header = (records / "grpo-ood_depth-e5-s0" / "eval" / "samples" / "string__ood_depth.csv").read_text().splitlines()[0]

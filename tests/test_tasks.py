@@ -152,7 +152,7 @@ def test_composition_holds_out_a_subset_whose_hops_each_occur_in_id_pairs(famili
             assert any(p[0] == a for p in id_pairs) and any(p[1] == b for p in id_pairs)
 
 
-def test_a_part_of_a_held_out_pair_never_gives_the_answer(families):
+def test_a_part_of_a_held_out_pair_never_gives_the_answer(families, tasks):
     """Chance on ood_comp: the pair in the other order, or one hop of it, never hits the gold answer."""
     from ood_bench.data import held_out_problems
     from ood_bench.tasks.chance import chance_rate, chance_share, lucky
@@ -162,7 +162,7 @@ def test_a_part_of_a_held_out_pair_never_gives_the_answer(families):
         assert chance_share(fam, problems) == 0.0, fam.name
         # and a familiar step in place of each held-out one is right at most 10% of the time
         assert chance_rate(fam, problems) <= 0.10, fam.name
-    string = next(f for f in families if f.name == "string")
+    string = tasks.get("string")  # built-in behaviour: the built-in family, by name
     assert chance_share(string, held_out_problems(string, "ood_comp", 300), broad=True) == 0.0
     # and the check itself can fire: a 3-symbol string makes rev+shl equal swp
     p = string.generate("ood_comp", 0, 0)
@@ -255,3 +255,95 @@ def test_the_contract_check_finds_an_ood_split_that_overlaps_id():
                                                  for d in fine[s]], 3)
     with pytest.raises(ContractError, match="ood_depth problems reach down to depth 3"):
         _check_axes_separate(family, problems({"id": [1, 2, 3], "ood_depth": [3, 6]}), 3)
+
+
+# ----------------------------------------------------------------------------- the contract
+
+# The tests above that take every installed family: the rules a family must keep (`tasks --check` checks each)
+FAMILY_RULES = [f for name, f in list(globals().items()) if name.startswith("test_")
+                and "families" in __import__("inspect").signature(f).parameters]
+
+
+def _example_family(**overrides):
+    """The shipped example family, as if pip-installed (the shared environment untouched); ``overrides``
+    replace its methods, to break one rule at a time."""
+    import importlib
+    import sys
+
+    path = str(Path(__file__).resolve().parents[1] / "plugins" / "example-family")
+    sys.path.insert(0, path)
+    try:
+        cls = importlib.import_module("ood_bench_modsum").ModSum
+    finally:
+        sys.path.remove(path)
+    return type("Broken", (cls,), overrides)() if overrides else cls()
+
+
+def test_the_family_rules_hold_with_the_example_family_installed(families, tasks):
+    import inspect
+
+    assert len(FAMILY_RULES) >= 10
+    with_example = families + [_example_family()]
+    for test in FAMILY_RULES:
+        params = inspect.signature(test).parameters
+        for split in SPLITS if "split" in params else [None]:
+            kwargs = {"families": with_example, "tasks": tasks, "split": split}
+            test(**{k: v for k, v in kwargs.items() if k in params})
+
+
+def test_every_installed_family_and_the_example_keep_the_full_contract(families):
+    from ood_bench.data import held_out_problems
+    from ood_bench.tasks.contract import check_family_fully
+
+    everyone = families + [_example_family()]
+    for fam in everyone:
+        assert check_family_fully(fam, held_out_problems, per_split=50, others=[f for f in everyone if f is not fam])["ok"]
+
+
+def _gold_scorer(self, p, c):
+    return type(self).__mro__[1].score(self, p, c)
+
+
+@pytest.mark.parametrize("score, message", [
+    (lambda self, p, c: _gold_scorer(self, p, c[0] + c[1:]),  # assumes a non-empty completion
+     r"score\(\) raised IndexError: string index out of range on an empty completion ''; fix: return a Score"),
+    (lambda self, p, c: 1.0, r"score\(\) returned 1.0 on the gold completion"),
+    (lambda self, p, c: _gold_scorer(self, p, c.split("#")[0] + "#" + p.answer),  # reads the answer from the problem
+     r"score\(\) calls a wrong answer .* right; fix: compare the text after the last '#'"),
+])
+def test_the_contract_catches_a_scorer_that_raises_or_lies(score, message):
+    from ood_bench.tasks.contract import ContractError, check_family
+
+    with pytest.raises(ContractError, match=r"^task family 'modsum', split 'id', problem 0: " + message):
+        check_family(_example_family(score=score))
+
+
+def test_the_contract_catches_a_family_missing_a_required_meta_key(families):
+    from ood_bench.data import held_out_problems
+    from ood_bench.tasks.contract import ContractError, check_family_fully
+
+    def _generate(self, split, rng):
+        prompt, steps, answer, meta = type(self).__mro__[1]._generate(self, split, rng)
+        return prompt, steps, answer, {k: v for k, v in meta.items() if k != "program"}
+
+    with pytest.raises(ContractError, match="^task family 'modsum', split 'id', problem 0: meta lacks program; fix: "
+                                            "return meta with depth, length, steps, program"):
+        check_family_fully(_example_family(_generate=_generate), held_out_problems, per_split=20, others=families)
+
+
+def test_the_contract_catches_ood_repr_symbols_another_family_answers_with(families):
+    """The example family before it was fixed wrote ood_repr digits as A-J, the string family's ID answers."""
+    from ood_bench.data import held_out_problems
+    from ood_bench.tasks.contract import ContractError, check_family_fully
+
+    def _generate(self, split, rng):
+        prompt, steps, answer, meta = type(self).__mro__[1]._generate(self, split, rng)
+        if split != "ood_repr":
+            return prompt, steps, answer, meta
+        table = str.maketrans("cehilnrstv", "ABCDEFGHIJ")
+        tag, _, rest = prompt.partition(":")
+        return tag + ":" + rest.translate(table), steps, answer.translate(table), meta
+
+    with pytest.raises(ContractError, match="split 'ood_repr', problem 0: answer symbol '.' is an ID answer symbol "
+                                            "of family 'string'"):
+        check_family_fully(_example_family(_generate=_generate), held_out_problems, per_split=20, others=families)

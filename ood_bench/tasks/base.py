@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..faults import fault, plugin_call
+
 AXES = ("depth", "length", "repr", "comp")
 OOD_SPLITS = tuple(f"ood_{axis}" for axis in AXES)
 SPLITS = ("id",) + OOD_SPLITS + ("edge",)
@@ -49,6 +51,19 @@ def torch_seed(*parts: Any) -> int:
 
 @dataclass(frozen=True)
 class Problem:
+    """One generated problem; a family's ``generate(split, seed, index)`` returns it.
+
+    ``prompt`` is ``"<tag>:<query>\\n"``, ``steps`` the gold trace lines, ``answer`` the gold answer;
+    ``completion`` is the gold completion text and ``uid`` its identity. ``meta`` must hold ``depth``,
+    ``length`` (ints), ``steps`` (the step names) and ``program`` (the steps as tuples of primitives,
+    what ``TaskFamily.run_program`` replays).
+
+    Example::
+
+        p = family.generate("id", seed=0, index=3)
+        family.score(p, p.completion)  # Score(answer=True, trace=True)
+    """
+
     family: str
     version: int
     split: str
@@ -80,12 +95,39 @@ class Problem:
 
 @dataclass(frozen=True)
 class Score:
+    """The verifier's verdict on one completion: ``answer`` (the final answer is right) and
+    ``trace`` (every step line is right). What ``TaskFamily.score`` must return.
+
+    Example::
+
+        Score(answer=True, trace=False)  # a right answer reached through a wrong trace
+    """
+
     answer: bool
     trace: bool
 
 
+def checked_score(family: "TaskFamily", problem: Problem, completion: str) -> Score:
+    """``family.score(problem, completion)``, a fault in it named (``PluginFault``), its result checked to be a
+    ``Score``: what the core calls, so a plugin's scorer failing mid-run is one line naming it."""
+    with plugin_call("task family", family.name, "score"):
+        score = family.score(problem, completion)
+    if not isinstance(score, Score):
+        raise fault("task family", family.name, "score", f"it returned {type(score).__name__}, not a Score")
+    return score
+
+
 def parse_completion(text: str) -> tuple[list[str], str | None]:
-    """Split a model completion into its step lines and its answer (None if absent)."""
+    """Split a model completion into its step lines and its answer (None if absent).
+
+    Returns ``(steps, answer)``: a list of the non-empty lines before the last ``#``, and the text
+    after it (None when the completion has no ``#``, e.g. truncated). Never raises.
+
+    Example::
+
+        parse_completion("a:B\\nc:D\\n#XY")  # (["a:B", "c:D"], "XY")
+        parse_completion("a:B\\n")         # (["a:B"], None)
+    """
     body, sep, answer = text.rpartition("#")
     if not sep:
         return [line for line in text.split("\n") if line], None
@@ -98,7 +140,21 @@ class TaskFamily(ABC):
 
     Subclasses set ``name``, ``version`` and ``tag`` and implement ``_generate``.
     Bump ``version`` whenever the generated items change: the golden-hash test
-    fails otherwise, and leaderboards are keyed by it.
+    fails otherwise, and leaderboards are keyed by it. Set ``ranges`` (an ``AxisRanges``)
+    and ``steps_space`` (a ``StepSpace``), and implement ``run_program``; ``ood-bench tasks
+    --check`` (``check_family``) says what else must hold.
+
+    Example::
+
+        class MyFamily(TaskFamily):
+            name, version, tag = "mine", 1, "M"
+            ranges, steps_space = RANGES, STEPS
+
+            def _generate(self, split, rng):
+                depth, length = self.ranges.draw(split, rng)
+                ...
+                return prompt, lines, answer, {"depth": depth, "length": length,
+                                               "steps": names, "program": program}
     """
 
     name: str = ""
@@ -106,8 +162,14 @@ class TaskFamily(ABC):
     tag: str = ""  # one-character prefix of every prompt, so the model knows the family
     description: str = ""
     splits: tuple[str, ...] = SPLITS
+    ranges = None  # an AxisRanges: the depth and length of ID, edge and OOD problems
+    steps_space = None  # a StepSpace: the primitives, the held-out and the excluded pairs
 
     def generate(self, split: str, seed: int, index: int) -> Problem:
+        """Problem ``index`` of ``split`` under ``seed``: the same arguments always give the same ``Problem``.
+
+        Calls ``_generate(split, rng)`` with an ``rng`` seeded from them; do not override it.
+        """
         if split not in self.splits:
             from ..errors import OodBenchError
 
@@ -115,7 +177,8 @@ class TaskFamily(ABC):
                 f"unknown split {split!r} for family {self.name!r} (choose from {', '.join(self.splits)})"
             )
         rng = random.Random(derive_seed(self.name, self.version, split, seed, index))
-        prompt, steps, answer, meta = self._generate(split, rng)
+        with plugin_call("task family", self.name, "_generate"):
+            prompt, steps, answer, meta = self._generate(split, rng)
         return Problem(self.name, self.version, split, seed, index, prompt, tuple(steps), answer, meta)
 
     @abstractmethod
@@ -123,7 +186,10 @@ class TaskFamily(ABC):
         """Return (prompt, step lines, answer, meta) for one problem of ``split``."""
 
     def score(self, problem: Problem, completion: str) -> Score:
-        """Exact verification: the answer, and separately every step of the trace.
+        """Exact verification: the answer, and separately every step of the trace. Returns a ``Score``.
+
+        ``completion`` is whatever the model wrote (possibly empty, truncated or garbled): return
+        a ``Score`` for any string, never raise.
 
         The families shipped here are deterministic (one correct trace), so a
         step is correct exactly when it equals the gold step; a family with
@@ -131,6 +197,18 @@ class TaskFamily(ABC):
         """
         steps, answer = parse_completion(completion)
         return Score(answer=answer == problem.answer, trace=tuple(steps) == problem.steps)
+
+    def run_program(self, problem: Problem, program: list[tuple[str, ...]]) -> str:
+        """The answer ``program`` (a list of steps, each a tuple of primitives) gives on ``problem``'s input.
+
+        Returns a str. The chance checks replay familiar wrong programs with it; on
+        ``problem.meta["program"]`` it must give ``problem.answer``.
+
+        Example::
+
+            family.run_program(p, p.meta["program"]) == p.answer  # True
+        """
+        raise NotImplementedError(f"task family {self.name!r} does not implement run_program")
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "description": self.description}

@@ -21,7 +21,9 @@ from .base import Problem, TaskFamily
 
 
 def _steps_space(family: TaskFamily):
-    module = __import__(type(family).__module__, fromlist=["STEPS"])
+    if family.steps_space is not None:
+        return family.steps_space
+    module = __import__(type(family).__module__, fromlist=["STEPS"])  # families written before API 1.1
     return getattr(module, "STEPS", None)
 
 

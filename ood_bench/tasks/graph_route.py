@@ -117,6 +117,7 @@ class GraphRoute(TaskFamily):
     # redrawn while a part of the pair stands in for it; ood_repr nodes are trained letters.
     version = 4
     tag = "G"
+    steps_space = STEPS
     description = "follow a route of forward (x, y) and inverse (-x, -y) hops, or fused pairs, through an edge list"
 
     def __init__(self, ranges: AxisRanges = RANGES) -> None:

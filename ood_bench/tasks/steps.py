@@ -20,7 +20,17 @@ from dataclasses import dataclass
 class StepSpace:
     """Programs of ``primitives`` and fused pairs. ``held_out_pairs`` appear only in ``ood_comp``;
     ``excluded_pairs`` never appear (a pair that is the identity, like ``rev+rev``, or that equals
-    another step, would let a problem be solved without composing anything new)."""
+    another step, would let a problem be solved without composing anything new).
+
+    Raises ``ValueError`` at construction if a pair is not made of primitives, is both held out and
+    excluded, or no pair is left for ID. ``sample(rng, depth, held_out)`` returns a list of steps (tuples).
+
+    Example::
+
+        STEPS = StepSpace(("add1", "rev"), held_out_pairs=frozenset({("add1", "add1")}),
+                          excluded_pairs=frozenset({("rev", "rev")}))  # rev+rev is the identity
+        STEPS.sample(rng, depth=3, held_out=0)  # e.g. [("rev",), ("add1", "rev"), ("add1",)]
+    """
 
     primitives: tuple[str, ...]
     held_out_pairs: frozenset[tuple[str, str]]
@@ -58,12 +68,29 @@ class StepSpace:
 
 
 def step_name(step: tuple[str, ...]) -> str:
+    """The written name of a step: its primitives joined by ``+``.
+
+    Returns a str.
+
+    Example::
+
+        step_name(("rev", "shl"))  # "rev+shl"
+    """
     return "+".join(step)
 
 
 @dataclass(frozen=True)
 class AxisRanges:
-    """Difficulty ranges of one family: ID, the edge just past it, and OOD."""
+    """Difficulty ranges of one family: ID, the edge just past it, and OOD.
+
+    Each range is ``(lo, hi)``, inclusive; an OOD range must start past the edge (ID's top + 1),
+    else ``ValueError``. ``draw(split, rng)`` returns ``(depth, length)`` for one problem of ``split``.
+
+    Example::
+
+        RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(3, 5), ood_length=(7, 9))
+        depth, length = RANGES.draw("ood_depth", rng)  # depth in 5..6, length in 3..5
+    """
 
     id_depth: tuple[int, int]
     ood_depth: tuple[int, int]

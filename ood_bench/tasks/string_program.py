@@ -62,6 +62,7 @@ class StringProgram(TaskFamily):
     # over trained lower-case letters.
     version = 2
     tag = "S"
+    steps_space = STEPS
     description = "apply a chain of rot/rev/shl/swp (or fused pairs like rev+shl) to a string of distinct symbols"
 
     def __init__(self, ranges: AxisRanges = RANGES) -> None:

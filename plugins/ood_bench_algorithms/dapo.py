@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ood_bench.api import PAD, Algorithm, AlgorithmConfig, check, hookimpl
-from ood_bench.rl import aggregate, clipped_surrogate, group_advantages, masked_mean
+from ood_bench.api import (
+    Algorithm, AlgorithmConfig, PAD, aggregate, check, clipped_surrogate, group_advantages, hookimpl,
+    masked_mean)
 
 
 @dataclass

@@ -9,10 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-from ood_bench import hookimpl
-from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.api import check
-from ood_bench.rl import entropy_from_logits
+from ood_bench.api import Algorithm, AlgorithmConfig, check, entropy_from_logits, hookimpl
 
 from .sft import nll_loss
 

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ood_bench import hookimpl
-from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.api import check
-from ood_bench.rl import AGGREGATIONS, KL_ESTIMATORS, aggregate, clipped_surrogate, entropy_from_logits, \
-    group_advantages, kl_estimate, masked_mean
+from ood_bench.api import (
+    AGGREGATIONS, Algorithm, AlgorithmConfig, KL_ESTIMATORS, aggregate, check, clipped_surrogate,
+    entropy_from_logits, group_advantages, hookimpl, kl_estimate, masked_mean)
 
 
 @dataclass

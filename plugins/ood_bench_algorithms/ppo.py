@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ood_bench import hookimpl
-from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.api import check
-from ood_bench.rl import approx_kl, clipped_surrogate, entropy_from_logits, explained_variance, gae, kl_estimate, masked_mean
+from ood_bench.api import (
+    Algorithm, AlgorithmConfig, approx_kl, check, clipped_surrogate, entropy_from_logits, explained_variance,
+    gae, hookimpl, kl_estimate, masked_mean)
 
 
 @dataclass

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ood_bench import hookimpl
-from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.api import check
-from ood_bench.rl import entropy_from_logits, kl_estimate, leave_one_out_baseline, masked_mean
+from ood_bench.api import (
+    Algorithm, AlgorithmConfig, check, entropy_from_logits, hookimpl, kl_estimate, leave_one_out_baseline,
+    masked_mean)
 
 
 @dataclass

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ood_bench import hookimpl
-from ood_bench.algorithms import Algorithm, AlgorithmConfig
-from ood_bench.rl import aggregate, entropy_from_logits
+from ood_bench.api import Algorithm, AlgorithmConfig, aggregate, entropy_from_logits, hookimpl
 
 
 @dataclass

@@ -1,20 +1,25 @@
-"""An example third-party task family: digit strings, each step adds k to every digit, mod 10.
+"""An example third-party task family: strings of distinct digits, changed step by step.
 
-Prompt ``M:0123456789|3071|add3,rev\\n`` (the tag, the digit order, the start
-string, the program); trace ``add3:6304`` ``rev:4036``; answer ``#4036``.
+Prompt ``M:0123456789|3071|inc,rev\\n`` (the tag, the digit order, the start
+string, the program); trace ``inc:4182`` ``rev:2814``; answer ``#2814``.
+
+Steps: ``inc`` adds 1 to every digit and ``tri`` multiplies it by 3 (both mod 10,
+in the order the prompt states), ``rev`` reverses the string and ``shl`` rotates it
+left by one. All four are one-to-one and the digits of a string are distinct, so two
+different programs cannot give the same answer by a coincidence of digits.
 
 The four axes, as every family must give them:
 
 - depth: ID programs have 1-3 steps, ``ood_depth`` 5-6, ``edge`` 4;
 - length: ID strings have 3-5 digits, ``ood_length`` 7-9, ``edge`` 6;
-- representation: ``ood_repr`` writes the digits as the letters ``A``-``J``, in
-  the order the prompt states (trained symbols, other role);
-- compositionality: a step is a primitive (``add1``, ``add2``, ``add3``, ``rev``) or a
-  fused pair done in one line (``add2+rev``); ``ood_comp`` puts a held-out pair in
-  every problem.
+- representation: ``ood_repr`` writes the digits as the letters of the step names
+  (trained symbols, which no ID answer uses), in the order the prompt states;
+- compositionality: a step is a primitive or a fused pair done in one line
+  (``inc+rev``); ``ood_comp`` puts a held-out pair in every problem.
 
-Bump ``version`` whenever the items change, and keep a golden hash of them in your own
-tests, as ood-bench does for its families (``tests/test_tasks.py``).
+``ood-bench tasks --family modsum --check`` checks every rule; bump ``version`` whenever
+the items change, and keep a golden hash of them in your own tests, as ood-bench does
+for its families (``tests/test_tasks.py``).
 """
 
 from __future__ import annotations
@@ -24,25 +29,38 @@ import random
 from ood_bench.api import AxisRanges, StepSpace, TaskFamily, hookimpl, step_name
 
 DIGITS = "0123456789"
-REPR_DIGITS = "ABCDEFGHIJ"
+REPR_DIGITS = "cehilnrstv"  # the letters of inc, tri, rev and shl: trained, and never an ID answer
 
 
-def _add(k: int):
-    return lambda s, order: "".join(order[(order.index(c) + k) % 10] for c in s)
+def _map(f):
+    return lambda s, order: "".join(order[f(order.index(c)) % 10] for c in s)
 
 
-PRIMITIVES = {"add1": _add(1), "add2": _add(2), "add3": _add(3), "rev": lambda s, order: s[::-1]}
-# "addk then rev" and "rev then addk" give the same string, so hold out pairs of additions
-# (new sums) and keep every primitive in ID pairs.
-STEPS = StepSpace(primitives=tuple(PRIMITIVES), held_out_pairs=frozenset({("add1", "add3"), ("add3", "add2")}))
+PRIMITIVES = {"inc": _map(lambda d: d + 1), "tri": _map(lambda d: 3 * d),
+              "rev": lambda s, order: s[::-1], "shl": lambda s, order: s[1:] + s[:1]}
+# Held out: pairs that do not commute, so neither the pair in the other order nor one hop of
+# it gives the answer. Excluded: rev+rev (the identity) and a move then a digit map, which is
+# the same function as the map then the move (an ID pair already); see StepSpace.
+STEPS = StepSpace(
+    primitives=tuple(PRIMITIVES),
+    held_out_pairs=frozenset({("inc", "tri"), ("shl", "rev")}),
+    excluded_pairs=frozenset({("rev", "rev"), ("rev", "inc"), ("rev", "tri"), ("shl", "inc"), ("shl", "tri")}),
+)
 RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(3, 5), ood_length=(7, 9))
+
+
+def apply_step(step: tuple[str, ...], s: str, order: str) -> str:
+    for op in step:
+        s = PRIMITIVES[op](s, order)
+    return s
 
 
 class ModSum(TaskFamily):
     name = "modsum"
-    version = 1
+    version = 2  # v2: distinct digits, inc/tri/rev/shl, excluded pairs, ood_repr over trained letters
     tag = "M"
-    description = "add k to every digit (mod 10) or reverse, step by step"
+    description = "add 1 or multiply by 3 (mod 10) every digit, reverse or rotate, step by step"
+    steps_space = STEPS
 
     def __init__(self, ranges: AxisRanges = RANGES) -> None:
         self.ranges = ranges
@@ -50,16 +68,21 @@ class ModSum(TaskFamily):
     def _generate(self, split: str, rng: random.Random):
         depth, length = self.ranges.draw(split, rng)
         order = REPR_DIGITS if split == "ood_repr" else DIGITS
-        state = "".join(rng.choice(order) for _ in range(length))
+        state = "".join(rng.sample(order, length))
         program = STEPS.sample(rng, depth, held_out=1 if split == "ood_comp" else 0)
         names = [step_name(s) for s in program]
         prompt = f"{self.tag}:{order}|{state}|{','.join(names)}\n"
         lines = []
         for step, name in zip(program, names):
-            for op in step:
-                state = PRIMITIVES[op](state, order)
+            state = apply_step(step, state, order)
             lines.append(f"{name}:{state}")
-        return prompt, lines, state, {"depth": depth, "length": length, "steps": names}
+        return prompt, lines, state, {"depth": depth, "length": length, "steps": names, "program": program}
+
+    def run_program(self, problem, program):
+        order, state = problem.prompt[2:].split("|")[:2]
+        for step in program:
+            state = apply_step(tuple(step), state, order)
+        return state
 
 
 @hookimpl
