@@ -154,11 +154,12 @@ def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None)
     """After evaluating a post-trained checkpoint, compare it with its base's evaluation:
     ``--base-eval`` if given, else the ``eval/`` folder beside the base checkpoint, when the
     base was evaluated on the same problems at the same n."""
+    from .checkpoints import home_folder
     from .support import compare_evals
 
     if base_eval is None:
         base = (ckpt.get("hyper_parameters", {}).get("posttrain") or {}).get("base")
-        base_eval = Path(base).parent / "eval" if base else None
+        base_eval = home_folder(base) / "eval" if base else None
         if base_eval is None or not (base_eval / "samples").is_dir():
             return
     try:
@@ -273,7 +274,9 @@ def cmd_evaluate(args) -> int:
     tasks = _plugins().tasks
     check_context_holds([tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))], ecfg.splits,
                         cfg.model.block_size, ecfg.n_test, key="the checkpoint's model.block_size")
-    out_dir = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    from .checkpoints import home_folder
+
+    out_dir = Path(args.out) if args.out else home_folder(args.checkpoint) / "eval"
     _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress, loaded)
     _compare_with_base(loaded[2], out_dir, Path(args.base_eval) if args.base_eval else None)
     return 0
@@ -464,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_pretrain)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on the held-out test splits")
-    ev.add_argument("--checkpoint", required=True, help="a base.ckpt (or any ood-bench checkpoint)")
+    ev.add_argument("--checkpoint", required=True, help="a base.ckpt (or any ood-bench checkpoint), or a suite's "
+                    "published base weights, leaderboards/<suite>/bases/<base>.safetensors")
     ev.add_argument("--splits", nargs="+", help="splits to evaluate (default: the checkpoint config's)")
     ev.add_argument("--families", nargs="+", help="families to evaluate (default: those of its mixture)")
     ev.add_argument("--n", type=int, help="samples per problem for pass@k")
@@ -472,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-test", type=int, help="test problems per split")
     ev.add_argument("--temperature", type=float, help="sampling temperature (greedy is always reported)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed")
-    ev.add_argument("--out", help="output folder (default: <checkpoint folder>/eval)")
+    ev.add_argument("--out", help="output folder (default: <checkpoint folder>/eval; for published weights "
+                    "runs/<suite>/<base>/eval)")
     ev.add_argument("--base-eval", metavar="DIR", help="for a post-trained checkpoint: the base's evaluation to "
                     "compare with (default: the eval/ folder beside the base checkpoint, when it matches)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -491,7 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     po = sub.add_parser("posttrain", help="post-train a base checkpoint with a registered algorithm")
     po.add_argument("--algo", help="algorithm name (see `ood-bench algorithms`)")
-    po.add_argument("--base", help="base checkpoint to start from")
+    po.add_argument("--base", help="base checkpoint to start from: a base.ckpt or published weights "
+                    "(leaderboards/<suite>/bases/<base>.safetensors)")
     po.add_argument("--rl-split", help="split the training prompts come from: id, ood_*, or edge")
     po.add_argument("--config", help="YAML with post-training settings (a suite file's posttrain: section works)")
     po.add_argument("--out", help="output folder (default: <base folder>/posttrain/<algo>-<split>-s<seed>)")
