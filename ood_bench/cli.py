@@ -355,6 +355,20 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from .calibrate import calibrate
+    from .runner import places
+    from .suite import load_suite
+
+    _plugins()
+    suite = load_suite(args.suite)
+    written = calibrate(suite, args.sampling_seeds, places(suite, args.work_root, args.publish_root),
+                        progress=not args.no_progress)
+    print(f"{len(written)} evaluations written; calibration data: "
+          f"{Path(args.publish_root) / suite.name / 'calibration'}/")
+    return 0
+
+
 def cmd_plugins(args) -> int:
     from .api import API_VERSION
 
@@ -556,6 +570,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--print-config", action="store_true", help="print the resolved suite as YAML and exit")
     r.set_defaults(func=cmd_run)
+
+    ca = sub.add_parser("calibrate", help="evaluate each published base of a suite again at more sampling seeds "
+                                          "(more base-vs-base nulls, to calibrate the intervals): no training")
+    ca.add_argument("suite", help="suite YAML file or embedded suite name (quick, standard, paper)")
+    ca.add_argument("--sampling-seeds", nargs="+", type=int, required=True, metavar="SEED",
+                    help="sampling seeds to evaluate at, other than 0 (eval/) and the suite's null_seed (null/)")
+    ca.add_argument("--work-root", default="runs", help="where the full evaluations go for a while (default: runs)")
+    ca.add_argument("--publish-root", default="leaderboards",
+                    help="where the suite's bases are and <suite>/calibration/ goes (default: leaderboards)")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bars (a line per evaluation stays)")
+    ca.set_defaults(func=cmd_calibrate)
     return p
 
 
