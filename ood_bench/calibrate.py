@@ -94,13 +94,16 @@ def is_done(folder: Path, base: Base, seed: int) -> bool:
         (seed, base.sha256, _eval_config(base.spec).__dict__)
 
 
-def evaluate_at(base: Base, seed: int, suite: SuiteConfig, where: Places, progress: bool) -> Path:
-    """One evaluation, as the runner's null: into the base's work folder, then compacted into its seed folder."""
+def evaluate_at(base: Base, seed: int, suite: SuiteConfig, where: Places, progress: bool,
+                cpus: int | None = None) -> Path:
+    """One evaluation, as the runner's null: into the base's work folder, then compacted into its seed folder.
+    ``cpus``: threads, the suite's by default like the runner's (the results do not depend on them: the quick
+    base gives the same bytes at 1 and 2; on a shared machine one thread wastes far less time waiting)."""
     from .eval_run import evaluate_checkpoint
     from .results import fresh_folder, replace_folder
     from .run_records import compact_eval
 
-    _set_threads(suite.resources.cpus)  # the runner's threads: the same arithmetic, the same samples
+    _set_threads(cpus or suite.resources.cpus)
     work = where.work / base.spec.name / FOLDER / f"s{seed}"
     evaluate_checkpoint(base.weights, _eval_config(base.spec), seed, work, progress, base.loaded)
     out = target(where, base.spec.name, seed)
@@ -111,12 +114,15 @@ def evaluate_at(base: Base, seed: int, suite: SuiteConfig, where: Places, progre
     return out
 
 
-def calibrate(suite: SuiteConfig, seeds: list[int], where: Places, progress: bool = False, say=print) -> list[Path]:
+def calibrate(suite: SuiteConfig, seeds: list[int], where: Places, progress: bool = False, cpus: int | None = None,
+              say=print) -> list[Path]:
     """Evaluate every published base at every seed not yet done; a line per evaluation. Checks everything
     (seeds, bases, weights, the folder) before the first evaluation."""
     from .atomic import writable_folder
 
     check_seeds(seeds, suite)
+    if cpus is not None and cpus < 1:
+        raise OodBenchError(f"invalid value --cpus={cpus}: must be >= 1")
     bases = published_bases(suite, where)
     writable_folder(where.published / FOLDER, "calibration folder", create=False)
     jobs = [(b, s) for b in bases for s in seeds]
@@ -126,7 +132,7 @@ def calibrate(suite: SuiteConfig, seeds: list[int], where: Places, progress: boo
     written, start = [], time.perf_counter()
     for i, (base, seed) in enumerate(todo, 1):
         t0 = time.perf_counter()
-        written.append(evaluate_at(base, seed, suite, where, progress))
+        written.append(evaluate_at(base, seed, suite, where, progress, cpus))
         write_readme(suite, where)
         say(f"[{i}/{len(todo)}] {base.spec.name} s{seed}: {time.perf_counter() - t0:.1f} s "
             f"(elapsed {time.perf_counter() - start:.0f} s) -> {written[-1]}", flush=True)

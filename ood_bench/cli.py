@@ -363,7 +363,7 @@ def cmd_calibrate(args) -> int:
     _plugins()
     suite = load_suite(args.suite)
     written = calibrate(suite, args.sampling_seeds, places(suite, args.work_root, args.publish_root),
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, cpus=args.cpus)
     print(f"{len(written)} evaluations written; calibration data: "
           f"{Path(args.publish_root) / suite.name / 'calibration'}/")
     return 0
@@ -579,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--work-root", default="runs", help="where the full evaluations go for a while (default: runs)")
     ca.add_argument("--publish-root", default="leaderboards",
                     help="where the suite's bases are and <suite>/calibration/ goes (default: leaderboards)")
+    ca.add_argument("--cpus", type=int, help="threads (default: the suite's resources.cpus, as its runs used; the "
+                    "results do not depend on it)")
     ca.add_argument("--no-progress", action="store_true", help="no progress bars (a line per evaluation stays)")
     ca.set_defaults(func=cmd_calibrate)
     return p

@@ -598,7 +598,7 @@ def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, t
     publish = tmp_path / "lb"
     shutil.copytree(tiny_board[1], publish)
     argv = ["calibrate", str(TINY_SUITE), "--work-root", str(tmp_path / "runs"), "--publish-root", str(publish),
-            "--no-progress", "--sampling-seeds", "3", "2"]
+            "--no-progress", "--cpus", "1", "--sampling-seeds", "3", "2"]
     assert main(argv) == 0
     assert "[4/4]" in capsys.readouterr().out
     cal = publish / "tiny" / "calibration"
@@ -632,7 +632,8 @@ def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, t
 
 @pytest.mark.parametrize("seeds, message", [(["0"], "sampling seed of every record's eval/"),
                                             (["1"], "null_seed"), (["2", "2"], "given twice"),
-                                            (["-3"], "must be >= 0"), (["x"], "invalid int value")])
+                                            (["-3"], "must be >= 0"), (["x"], "invalid int value"),
+                                            (["2", "--cpus", "0"], "--cpus=0")])
 def test_calibrate_refuses_bad_seeds_with_one_line(seeds, message, capsys):
     try:
         rc = main(["calibrate", str(TINY_SUITE), "--sampling-seeds", *seeds])
