@@ -169,8 +169,11 @@ Regenerate (resumable; a seed folder already there is skipped):
 
     ood-bench calibrate {suite.name} --sampling-seeds {' '.join(map(str, seeds))}
 
-The exact log-probabilities do not depend on the seed; the counts do. Counts made on another CPU may
-differ in a few problems (floating point).
+On one machine the exact log-probabilities (`gold_logprob`) do not depend on the seed; the counts do.
+These folders may come from another CPU than the records (each `eval.json` names its code, packages and
+date), so compare log-probabilities with the records' to float rounding, not bit for bit: the quick
+suite's base-e0-s0, evaluated again at seed 0 on an Intel Xeon, gave every count and greedy verdict of its
+record (made on an AMD EPYC), its log-probabilities within 6e-5 (345 of 1200 bit for bit).
 
 | base | sampling seeds |
 |---|---|
