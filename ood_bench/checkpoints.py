@@ -79,6 +79,10 @@ def read_checkpoint(path: str | Path, kind: str = "checkpoint") -> dict:
         raise OodBenchError(f"{kind} {str(path)!r} does not exist")
     if not path.is_file():
         raise OodBenchError(f"{kind} {str(path)!r} is not a file")
+    if path.suffix == ".safetensors":  # a suite's published base (leaderboards/<suite>/bases/<base>.safetensors)
+        from .run_records import read_weights
+
+        return read_weights(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
@@ -87,3 +91,15 @@ def read_checkpoint(path: str | Path, kind: str = "checkpoint") -> dict:
         raise OodBenchError(f"{kind} {str(path)!r} is not an ood-bench checkpoint (no state_dict)")
     verify_checksum(ckpt, path, kind)
     return ckpt
+
+
+def home_folder(path: str | Path) -> Path:
+    """Where a checkpoint's evaluation and post-training runs go by default: the checkpoint's own folder,
+    except for published weights, whose folder is committed (``leaderboards/<suite>/bases/``): theirs is
+    the suite runner's work folder of that base, ``runs/<suite>/<base>``."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return path.parent
+    if path.parent.name == "bases":
+        return Path("runs") / path.parent.parent.name / path.stem
+    return path.with_suffix("")

@@ -156,11 +156,12 @@ def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None)
     """After evaluating a post-trained checkpoint, compare it with its base's evaluation:
     ``--base-eval`` if given, else the ``eval/`` folder beside the base checkpoint, when the
     base was evaluated on the same problems at the same n."""
+    from .checkpoints import home_folder
     from .support import compare_evals
 
     if base_eval is None:
         base = (ckpt.get("hyper_parameters", {}).get("posttrain") or {}).get("base")
-        base_eval = Path(base).parent / "eval" if base else None
+        base_eval = home_folder(base) / "eval" if base else None
         if base_eval is None or not (base_eval / "samples").is_dir():
             return
     try:
@@ -278,7 +279,9 @@ def cmd_evaluate(args) -> int:
     tasks = _plugins().tasks
     check_context_holds([tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))], ecfg.splits,
                         cfg.model.block_size, ecfg.n_test, key="the checkpoint's model.block_size")
-    out_dir = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
+    from .checkpoints import home_folder
+
+    out_dir = Path(args.out) if args.out else home_folder(args.checkpoint) / "eval"
     _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress, loaded)
     _compare_with_base(loaded[2], out_dir, Path(args.base_eval) if args.base_eval else None)
     return 0
@@ -399,6 +402,20 @@ def _with_published_precision(suite, args, added, line: str):
                    f"against them; {ENV}=32-true would pretrain new ones)")
 
 
+def cmd_calibrate(args) -> int:
+    from .calibrate import calibrate
+    from .runner import places
+    from .suite import load_suite
+
+    _plugins()
+    suite = load_suite(args.suite)
+    written = calibrate(suite, args.sampling_seeds, places(suite, args.work_root, args.publish_root),
+                        progress=not args.no_progress, cpus=args.cpus)
+    print(f"{len(written)} evaluations written; calibration data: "
+          f"{Path(args.publish_root) / suite.name / 'calibration'}/")
+    return 0
+
+
 def cmd_plugins(args) -> int:
     from .api import API_VERSION
 
@@ -514,7 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_pretrain)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on the held-out test splits")
-    ev.add_argument("--checkpoint", required=True, help="a base.ckpt (or any ood-bench checkpoint)")
+    ev.add_argument("--checkpoint", required=True, help="a base.ckpt (or any ood-bench checkpoint), or a suite's "
+                    "published base weights, leaderboards/<suite>/bases/<base>.safetensors")
     ev.add_argument("--splits", nargs="+", help="splits to evaluate (default: the checkpoint config's)")
     ev.add_argument("--families", nargs="+", help="families to evaluate (default: those of its mixture)")
     ev.add_argument("--n", type=int, help="samples per problem for pass@k")
@@ -522,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-test", type=int, help="test problems per split")
     ev.add_argument("--temperature", type=float, help="sampling temperature (greedy is always reported)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed")
-    ev.add_argument("--out", help="output folder (default: <checkpoint folder>/eval)")
+    ev.add_argument("--out", help="output folder (default: <checkpoint folder>/eval; for published weights "
+                    "runs/<suite>/<base>/eval)")
     ev.add_argument("--base-eval", metavar="DIR", help="for a post-trained checkpoint: the base's evaluation to "
                     "compare with (default: the eval/ folder beside the base checkpoint, when it matches)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -541,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     po = sub.add_parser("posttrain", help="post-train a base checkpoint with a registered algorithm")
     po.add_argument("--algo", help="algorithm name (see `ood-bench algorithms`)")
-    po.add_argument("--base", help="base checkpoint to start from")
+    po.add_argument("--base", help="base checkpoint to start from: a base.ckpt or published weights "
+                    "(leaderboards/<suite>/bases/<base>.safetensors)")
     po.add_argument("--rl-split", help="split the training prompts come from: id, ood_*, or edge")
     po.add_argument("--config", help="YAML with post-training settings (a suite file's posttrain: section works)")
     po.add_argument("--out", help="output folder (default: <base folder>/posttrain/<algo>-<split>-s<seed>)")
@@ -602,6 +622,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--print-config", action="store_true", help="print the resolved suite as YAML and exit")
     r.set_defaults(func=cmd_run)
+
+    ca = sub.add_parser("calibrate", help="evaluate each published base of a suite again at more sampling seeds "
+                                          "(more base-vs-base nulls, to calibrate the intervals): no training")
+    ca.add_argument("suite", help="suite YAML file or embedded suite name (quick, standard, paper)")
+    ca.add_argument("--sampling-seeds", nargs="+", type=int, required=True, metavar="SEED",
+                    help="sampling seeds to evaluate at, other than 0 (eval/) and the suite's null_seed (null/)")
+    ca.add_argument("--work-root", default="runs", help="where the full evaluations go for a while (default: runs)")
+    ca.add_argument("--publish-root", default="leaderboards",
+                    help="where the suite's bases are and <suite>/calibration/ goes (default: leaderboards)")
+    ca.add_argument("--cpus", type=int, help="threads (default: the suite's resources.cpus, as its runs used; the "
+                    "results do not depend on it)")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bars (a line per evaluation stays)")
+    ca.set_defaults(func=cmd_calibrate)
     return p
 
 

@@ -211,7 +211,9 @@ class PostTrainModule(L.LightningModule):
 
 def default_out_dir(cfg: PostTrainConfig) -> Path:
     """``<base folder>/posttrain/<algo>-<split>-s<seed>``: one base per folder, so two bases never share it."""
-    return Path(cfg.base).parent / "posttrain" / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}"
+    from .checkpoints import home_folder
+
+    return home_folder(cfg.base) / "posttrain" / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}"
 
 
 def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:

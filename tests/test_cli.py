@@ -724,3 +724,58 @@ def test_sigterm_during_an_evaluation_is_one_line_and_exit_143(tiny_run, tmp_pat
     assert proc.returncode == 143, err[-800:]
     assert err.strip() == "ood-bench: interrupted by SIGTERM; run the same command again to resume"
     assert not out.exists()  # nothing half-written in place
+
+
+def _published(tiny_run, folder):
+    """The tiny base published as a suite publishes its bases: ``<suite>/bases/<base>.safetensors``."""
+    from ood_bench.run_records import save_weights
+
+    weights = folder / "tiny" / "bases" / "base-e0-s0.safetensors"
+    save_weights(tiny_run / "base.ckpt", weights)
+    return weights
+
+
+def test_published_weights_evaluate_like_their_checkpoint(tiny_run, tmp_path, monkeypatch):
+    weights = _published(tiny_run, tmp_path)
+    args = ["--splits", "id", "--n", "3", "--n-test", "4", "--no-progress"]
+    assert main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--out", str(tmp_path / "ckpt"), *args]) == 0
+    monkeypatch.chdir(tmp_path)  # the default folder of published weights is the suite's work folder of the base
+    assert main(["evaluate", "--checkpoint", str(weights), *args]) == 0
+    out = tmp_path / "runs" / "tiny" / "base-e0-s0" / "eval"
+    for name in ("string__id.jsonl", "graph__id.jsonl"):
+        assert (out / "samples" / name).read_text() == (tmp_path / "ckpt" / "samples" / name).read_text()
+    a, b = (json.loads((f / "eval.json").read_text()) for f in (out, tmp_path / "ckpt"))
+    assert a["checkpoint_sha256"] == b["checkpoint_sha256"] is not None
+    assert not (weights.parent / "eval").exists()  # nothing written into the committed folder
+
+
+def test_published_weights_that_do_not_match_their_sha256_or_are_cut_short_are_one_line(tiny_run, tmp_path,
+                                                                                          capsys):
+    weights = _published(tiny_run, tmp_path)
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # one bit of the last tensor flipped: the file still reads, its weights changed
+    weights.write_bytes(bytes(data))
+    cut = weights.with_name("cut.safetensors")
+    cut.write_bytes(bytes(data[:1000]))
+    for path, message in ((weights, "do not match their sha256"), (cut, "are unreadable")):
+        for argv in (["evaluate", "--checkpoint", str(path), "--out", str(tmp_path / "ev")],
+                     ["posttrain", "--algo", "sft", "--base", str(path), "--out", str(tmp_path / "po")]):
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert message in err and err.count("\n") == 1, err
+            assert not (tmp_path / "ev").exists() and not (tmp_path / "po").exists()  # refused before any work
+
+
+def test_posttraining_starts_from_published_weights(tiny_run, tmp_path, capsys):
+    import yaml
+
+    weights = _published(tiny_run, tmp_path)
+    assert main(["posttrain", "--print-config", "--algo", "sft", "--base", str(weights)]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["out_dir"] == "runs/tiny/base-e0-s0/posttrain/sft-id-s0"
+    post = ["--algo", "sft", "--no-progress", "prompts_per_step=2", "budget.grad_steps=1",
+            "trainer.accelerator=cpu", "trainer.devices=1"]
+    assert main(["posttrain", "--base", str(weights), "--out", str(tmp_path / "a"), *post]) == 0
+    assert main(["posttrain", "--base", str(tiny_run / "base.ckpt"), "--out", str(tmp_path / "b"), *post]) == 0
+    a, b = (torch.load(tmp_path / d / "posttrained.ckpt", weights_only=False) for d in ("a", "b"))
+    assert a["hyper_parameters"]["base_sha256"] == b["hyper_parameters"]["base_sha256"] is not None
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in b["state_dict"])

@@ -605,7 +605,7 @@ def test_the_board_counts_a_trace_right_only_when_its_answer_is_right_too():
     post = counts([4, 2], [4, 2])  # the same steps, now with their answers
     paired = suite_board._paired(base, post, "ood_depth")
     assert list(paired["d_trace"]) == [1.0, 0.5]
-    cell = suite_board._cell([("run", paired)], Thresholds(), "key")
+    cell = suite_board._cell([("run", paired, None)], Thresholds())
     assert cell["trace_base"] == 0.0 and cell["trace_post"] == 0.75
 
 
@@ -677,3 +677,69 @@ def test_check_takes_a_fast_path_only_while_inputs_and_published_files_are_uncha
         m.setattr(suite_board, "render", no_render)
         with pytest.raises(AssertionError, match="rendered again"):
             suite_board.stale(tmp_path)
+
+
+# ----------------------------------------------------------------------------- calibration data
+
+def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, tmp_path, capsys, monkeypatch):
+    import ood_bench.eval_run
+    from ood_bench.calibrate import evaluate_at, published_bases
+    from ood_bench.runner import places
+    from ood_bench.support import load_counts
+
+    publish = tmp_path / "lb"
+    shutil.copytree(tiny_board[1], publish)
+    argv = ["calibrate", str(TINY_SUITE), "--work-root", str(tmp_path / "runs"), "--publish-root", str(publish),
+            "--no-progress", "--cpus", "1", "--sampling-seeds", "3", "2"]
+    assert main(argv) == 0
+    assert "[4/4]" in capsys.readouterr().out
+    cal = publish / "tiny" / "calibration"
+    assert sorted(p.relative_to(cal).as_posix() for p in cal.glob("*/s*")) == \
+        ["base-e0-s0/s2", "base-e0-s0/s3", "base-e5-s0/s2", "base-e5-s0/s3"]
+    null = load_counts(publish / "tiny" / "records" / "base-e0-s0" / "null")
+    for seed in (2, 3):
+        counts = load_counts(cal / "base-e0-s0" / f"s{seed}")
+        assert list(counts["uid"]) == list(null["uid"])  # the same problems; the exact masses do not depend
+        assert np.allclose(counts["gold_logprob"], null["gold_logprob"])  # on the seed, the counts do
+        assert json.loads((cal / "base-e0-s0" / f"s{seed}" / "eval.json").read_text())["seed"] == seed
+    readme = (cal / "README.md").read_text()
+    assert "ood-bench calibrate tiny --sampling-seeds 2 3" in readme and "| base-e5-s0 | 2 3 |" in readme
+    assert not (tmp_path / "runs" / "tiny" / "base-e0-s0" / "calibration" / "s2").exists()  # the full copy is gone
+
+    # the same code path as the null: at the null's seed, the very files the record holds
+    where = places(load_suite(str(TINY_SUITE)), tmp_path / "runs", publish)
+    base = published_bases(load_suite(str(TINY_SUITE)), where)[0]
+    folder = evaluate_at(base, 1, load_suite(str(TINY_SUITE)), where, progress=False)
+    files = lambda f: json.loads((f / "eval.json").read_text())["files"]  # noqa: E731
+    assert files(folder) == files(publish / "tiny" / "records" / base.spec.name / "null")
+
+    # resumable: what is done is skipped, a new seed is added
+    def refuse(*a, **k):
+        raise AssertionError("evaluated again")
+
+    monkeypatch.setattr(ood_bench.eval_run, "evaluate_checkpoint", refuse)
+    assert main(argv) == 0
+    assert "4 already done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seeds, message", [(["0"], "sampling seed of every record's eval/"),
+                                            (["1"], "null_seed"), (["2", "2"], "given twice"),
+                                            (["-3"], "must be >= 0"), (["x"], "invalid int value"),
+                                            (["2", "--cpus", "0"], "--cpus=0")])
+def test_calibrate_refuses_bad_seeds_with_one_line(seeds, message, capsys):
+    try:
+        rc = main(["calibrate", str(TINY_SUITE), "--sampling-seeds", *seeds])
+    except SystemExit as exc:  # argparse's own errors (not an integer) exit from the parser
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_calibrate_refuses_an_unknown_suite_or_one_without_published_bases(tmp_path, capsys):
+    assert main(["calibrate", "nosuch", "--sampling-seeds", "2"]) == 2
+    assert "no suite 'nosuch'" in capsys.readouterr().err
+    assert main(["calibrate", str(TINY_SUITE), "--sampling-seeds", "2", "--publish-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "has no published bases" in err and err.count("\n") == 1
+    assert not (tmp_path / "tiny").exists()
