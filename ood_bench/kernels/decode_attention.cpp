@@ -47,18 +47,86 @@ inline float exp_nonpositive(float x) {
     return p * scale;
 }
 
+// What every (row, head) pair reads and writes; see decode_attention below.
+struct Problem {
+    const float *q, *k, *v, *s_pre;
+    const bool *prompt_mask, *key_mask;  // key_mask may be null: every own key is real
+    float *w_pre, *y;
+    int64_t H, hd, t, n, Tp;
+    int64_t qs0, qs1, ks0, ks1, ks2, vs0, vs1, vs2;
+    float scale;
+};
+
+// Pairs [begin, end) of the N*H (row, head) pairs. ``HD`` is the head size when it is one of the
+// common ones, so the loops over it have a fixed trip count the compiler unrolls and keeps in
+// registers; 0 reads it from ``pr.hd``.
+template <int HD>
+void attend_pairs(const Problem& pr, int64_t begin, int64_t end) {
+    const int64_t hd = HD > 0 ? HD : pr.hd, H = pr.H, t = pr.t, n = pr.n, Tp = pr.Tp;
+    const float scale = pr.scale;
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    std::vector<float> s(Tp + t), acc(hd);  // the pair's scores, then its unnormalised weights; its output
+    float* sv = s.data();
+    float* ya = acc.data();
+    for (int64_t i = begin; i < end; ++i) {
+        const int64_t r = i / H, h = i % H, p = r / n, j = r % n;
+        const float* qv = pr.q + r * pr.qs0 + h * pr.qs1;
+        const float* kb = pr.k + r * pr.ks0 + h * pr.ks1;
+        const float* vb = pr.v + r * pr.vs0 + h * pr.vs1;
+        const float* pre = pr.s_pre + ((p * H + h) * n + j) * Tp;
+        const bool* pm = pr.prompt_mask + p * Tp;
+        const bool* km = pr.key_mask ? pr.key_mask + r * t : nullptr;
+
+        for (int64_t a = 0; a < Tp; ++a) sv[a] = pm[a] ? pre[a] * scale : neg_inf;
+        for (int64_t b = 0; b < t; ++b) {
+            const float* kv = kb + b * pr.ks2;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t d = 0; d < hd; ++d) dot += qv[d] * kv[d];
+            sv[Tp + b] = (km == nullptr || km[b]) ? dot * scale : neg_inf;
+        }
+
+        float m = neg_inf;
+#pragma omp simd reduction(max : m)
+        for (int64_t a = 0; a < Tp + t; ++a) m = sv[a] > m ? sv[a] : m;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t a = 0; a < Tp + t; ++a) {
+            // a masked key (-inf) weighs exactly 0, as in eager's softmax
+            const float e = sv[a] == neg_inf ? 0.0f : exp_nonpositive(sv[a] - m);
+            sv[a] = e;
+            sum += e;
+        }
+        const float inv = 1.0f / sum;
+
+        float* wo = pr.w_pre + ((p * H + h) * n + j) * Tp;
+#pragma omp simd
+        for (int64_t a = 0; a < Tp; ++a) wo[a] = sv[a] * inv;
+
+        for (int64_t d = 0; d < hd; ++d) ya[d] = 0.0f;
+        for (int64_t b = 0; b < t; ++b) {
+            const float w = sv[Tp + b] * inv;
+            const float* vv = vb + b * pr.vs2;
+#pragma omp simd
+            for (int64_t d = 0; d < hd; ++d) ya[d] += w * vv[d];
+        }
+        float* yo = pr.y + (r * H + h) * hd;
+        for (int64_t d = 0; d < hd; ++d) yo[d] = ya[d];
+    }
+}
+
 }  // namespace
 
 std::vector<at::Tensor> decode_attention(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
-                                         const at::Tensor& s_pre_in, const at::Tensor& prompt_mask_in, double scale_d,
+                                         const at::Tensor& s_pre_in, const at::Tensor& prompt_mask_in, double scale,
                                          const c10::optional<at::Tensor>& key_mask_in) {
     TORCH_CHECK(q_in.scalar_type() == at::kFloat && k_in.scalar_type() == at::kFloat &&
                 v_in.scalar_type() == at::kFloat && s_pre_in.scalar_type() == at::kFloat,
                 "decode_attention: float32 only");
     TORCH_CHECK(q_in.dim() == 3 && k_in.dim() == 4 && v_in.dim() == 4 && s_pre_in.dim() == 4,
                 "decode_attention: q (N,H,hd), k and v (N,H,t,hd), s_pre (P,H,n,Tp)");
-    // The cache slices are strided along rows and keys but dense along hd; the loops below read any
-    // row, head and key stride and need only the innermost one to be 1.
+    // The cache slices are strided along rows and keys but dense along hd; the loops read any row, head
+    // and key stride and need only the innermost one to be 1.
     auto dense_last = [](const at::Tensor& x) { return x.stride(-1) == 1 ? x : x.contiguous(); };
     const at::Tensor q = dense_last(q_in), k = dense_last(k_in), v = dense_last(v_in);
     const at::Tensor s_pre = s_pre_in.contiguous();
@@ -76,70 +144,22 @@ std::vector<at::Tensor> decode_attention(const at::Tensor& q_in, const at::Tenso
         TORCH_CHECK(key_mask.dim() == 2 && key_mask.size(0) == N && key_mask.size(1) == t,
                     "decode_attention: key_mask must be (N,t)");
     }
-    const float scale = static_cast<float>(scale_d);
-    const float neg_inf = -std::numeric_limits<float>::infinity();
-
     at::Tensor w_pre = at::empty({P, H, n, Tp}, q.options());
     at::Tensor y = at::empty({N, H, hd}, q.options());
 
-    const float* qp = q.data_ptr<float>();
-    const float* kp = k.data_ptr<float>();
-    const float* vp = v.data_ptr<float>();
-    const float* sp = s_pre.data_ptr<float>();
-    const bool* pm = prompt_mask.data_ptr<bool>();
-    const bool* km = key_mask.defined() ? key_mask.data_ptr<bool>() : nullptr;
-    float* wp = w_pre.data_ptr<float>();
-    float* yp = y.data_ptr<float>();
-    const int64_t qs0 = q.stride(0), qs1 = q.stride(1);
-    const int64_t ks0 = k.stride(0), ks1 = k.stride(1), ks2 = k.stride(2);
-    const int64_t vs0 = v.stride(0), vs1 = v.stride(1), vs2 = v.stride(2);
-
-    // One task per (row, head); a few dozen per chunk keep the threads' scheduling cost small next to
-    // the work (each pair is ~(Tp + 2t) hd flops).
+    const Problem pr{q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), s_pre.data_ptr<float>(),
+                     prompt_mask.data_ptr<bool>(), key_mask.defined() ? key_mask.data_ptr<bool>() : nullptr,
+                     w_pre.data_ptr<float>(), y.data_ptr<float>(), H, hd, t, n, Tp,
+                     q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
+                     v.stride(0), v.stride(1), v.stride(2), static_cast<float>(scale)};
+    // A few dozen pairs per chunk keep the threads' scheduling cost small next to the work (each pair
+    // is ~(Tp + 4t) hd flops).
     at::parallel_for(0, N * H, 32, [&](int64_t begin, int64_t end) {
-        std::vector<float> s(Tp + t);  // the row's scores, then its unnormalised weights
-        for (int64_t i = begin; i < end; ++i) {
-            const int64_t r = i / H, h = i % H, p = r / n, j = r % n;
-            const float* qv = qp + r * qs0 + h * qs1;
-            const float* kb = kp + r * ks0 + h * ks1;
-            const float* vb = vp + r * vs0 + h * vs1;
-            const float* pre = sp + ((p * H + h) * n + j) * Tp;
-            const bool* pmr = pm + p * Tp;
-            float* sv = s.data();
-
-            for (int64_t a = 0; a < Tp; ++a) sv[a] = pmr[a] ? pre[a] * scale : neg_inf;
-            for (int64_t b = 0; b < t; ++b) {
-                const float* kv = kb + b * ks2;
-                float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                for (int64_t d = 0; d < hd; ++d) dot += qv[d] * kv[d];
-                sv[Tp + b] = (km == nullptr || km[r * t + b]) ? dot * scale : neg_inf;
-            }
-
-            float m = neg_inf;
-            for (int64_t a = 0; a < Tp + t; ++a) m = sv[a] > m ? sv[a] : m;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t a = 0; a < Tp + t; ++a) {
-                // a masked key (-inf) weighs exactly 0, as in eager's softmax
-                float e = sv[a] == neg_inf ? 0.0f : exp_nonpositive(sv[a] - m);
-                sv[a] = e;
-                sum += e;
-            }
-            const float inv = 1.0f / sum;
-
-            float* wo = wp + ((p * H + h) * n + j) * Tp;
-#pragma omp simd
-            for (int64_t a = 0; a < Tp; ++a) wo[a] = sv[a] * inv;
-
-            float* yo = yp + (r * H + h) * hd;
-            for (int64_t d = 0; d < hd; ++d) yo[d] = 0.0f;
-            for (int64_t b = 0; b < t; ++b) {
-                const float w = sv[Tp + b] * inv;
-                const float* vv = vb + b * vs2;
-#pragma omp simd
-                for (int64_t d = 0; d < hd; ++d) yo[d] += w * vv[d];
-            }
+        switch (hd) {
+            case 16: attend_pairs<16>(pr, begin, end); break;
+            case 32: attend_pairs<32>(pr, begin, end); break;
+            case 64: attend_pairs<64>(pr, begin, end); break;
+            default: attend_pairs<0>(pr, begin, end);
         }
     });
     return {w_pre, y};
