@@ -347,10 +347,10 @@ def made_with(record: dict) -> dict:
     return {"cpu": cap, "precision": precision, "base": record.get("base_precision"), "engine": record.get("engine")}
 
 
-def _label(made: dict) -> str:
+def _label(made: dict, engine: bool = False) -> str:
     base = f" on a {made['base']} base" if made["base"] else ""
-    engine = f" ({made['engine']} decoding)" if made.get("engine") else ""
-    return f"{made['cpu'] or 'an unrecorded CPU'}/{made['precision']}{base}{engine}"
+    decoding = f" ({made['engine']} decoding)" if engine else ""  # named only where the two records' differ
+    return f"{made['cpu'] or 'an unrecorded CPU'}/{made['precision']}{base}{decoding}"
 
 
 def reproduction_line(record: dict) -> str | None:
@@ -360,7 +360,9 @@ def reproduction_line(record: dict) -> str | None:
         return None
     then, now = made_with(record["committed"]), made_with(record)
     if any(then[k] and now[k] and then[k] != now[k] for k in then):
-        line = f"committed record made on {_label(then)}, this run {_label(now)}: not comparable bit for bit"
+        engine = bool(then["engine"] and now["engine"] and then["engine"] != now["engine"])
+        line = (f"committed record made on {_label(then, engine)}, this run {_label(now, engine)}: not comparable "
+                f"bit for bit")
         if "replaced" in record:
             return f"{line}; this record replaced it (its key was {record['replaced']})"
         return line + (" (yet every file came out the same)" if record.get("reproduced") else "")
