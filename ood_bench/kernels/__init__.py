@@ -62,13 +62,21 @@ def build():
                     extra_cflags=["-O3", "-march=native", "-fopenmp-simd"], verbose=False)
 
 
+def _reason(exc: Exception) -> str:
+    """A failed build in a few words: the compiler's first error line where there is one (a build error's
+    message is the whole compiler command and output), else the message's last line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [""]
+    found = next((line for line in lines if "error:" in line), lines[-1])
+    return f"{type(exc).__name__}: {' '.join(found.split())}"[:200]
+
+
 def _try_build():
     if "module" not in _loaded:
         try:
             _loaded["module"] = build()
         except Exception as exc:  # noqa: BLE001 - a compiler's or linker's failure comes as anything
             _loaded["module"] = None
-            _loaded["error"] = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            _loaded["error"] = _reason(exc)
     return _loaded["module"]
 
 
