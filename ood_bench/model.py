@@ -256,8 +256,8 @@ class SelfAttention(nn.Module):
             if T == 1 and attn_mask is not None:
                 kernel = _kernel_for(q)
                 if kernel is not None:  # every row and head in one call (see ood_bench/kernels)
-                    none = q.new_empty(B, self.n_head, 1, 0)  # no shared prompt: the cache holds every key
-                    _, y = kernel.decode_attention(q.squeeze(2), k, v, none, attn_mask.new_ones(B, 0),
+                    no_prompt = q.new_empty(B, self.n_head, 1, 0)  # no shared prompt: the cache holds every key
+                    _, y = kernel.decode_attention(q.squeeze(2), k, v, no_prompt, attn_mask.new_ones(B, 0),
                                                    q.shape[-1] ** -0.5, attn_mask.expand(B, 1, 1, -1).reshape(B, -1))
                     return self.proj(y.reshape(B, T, C))
                 # One new token against the cache: plain batched matmuls read the strided cache
