@@ -187,3 +187,15 @@ def test_a_rerun_with_the_other_engine_says_it_cannot_compare_bit_for_bit():
     older = {"cpu": cpu, "precision": "32-true"}  # made before records named their engine: compared as before
     assert reproduction_line({**committed, "reproduced": True, "committed": older}) == \
         "reproduced the committed record exactly"
+
+
+def test_the_engine_is_no_part_of_any_run_key(monkeypatch, unbuildable):
+    """Records name their engine, but a run's key hashes only what decides its numbers under results version 1:
+    the committed (eager) records stay valid whatever OOD_BENCH_ENGINE says."""
+    from ood_bench.suite import expand, load_suite
+
+    keys = {}
+    for mode in ("eager", "auto"):
+        monkeypatch.setenv(kernels.ENV, mode)
+        keys[mode] = [spec.key for spec in expand(load_suite("quick"))]
+    assert keys["eager"] == keys["auto"] and len(keys["eager"]) > 5
