@@ -48,6 +48,16 @@ def table(path: str) -> pd.DataFrame:
                          "ours": extra["engine_tokens_per_s"], "alternative": extra["generate_tokens_per_s"],
                          "speed-up": extra["speed_up"],
                          "range": f"{extra['speed_up_min']:.2f}-{extra['speed_up_max']:.2f}"})
+        if "kernel_vs_eager" in extra:  # test_decode_kernel: the kernel against the eager engine (and generate)
+            rows.append({"comparison": name + " (kernel vs eager engine, interleaved)", "measure": "tokens_per_s",
+                         "ours": extra["kernel_tokens_per_s"], "alternative": extra["eager_tokens_per_s"],
+                         "speed-up": extra["kernel_vs_eager"],
+                         "range": f"{extra['kernel_vs_eager_min']:.2f}-{extra['kernel_vs_eager_max']:.2f}"})
+            if "kernel_vs_generate" in extra:
+                rows.append({"comparison": name + " (kernel vs generate, interleaved)", "measure": "tokens_per_s",
+                             "ours": extra["kernel_tokens_per_s"], "alternative": extra["generate_tokens_per_s"],
+                             "speed-up": extra["kernel_vs_generate"],
+                             "range": f"{extra['kernel_vs_generate_min']:.2f}-{extra['kernel_vs_generate_max']:.2f}"})
         if "overhead" in extra:
             rows.append({"comparison": name + " (Lightning vs plain loop, interleaved)", "measure": "seconds_per_step",
                          "ours": extra["lightning_seconds_per_step"], "alternative": extra["plain_seconds_per_step"],

@@ -669,6 +669,11 @@ def _main(argv: list[str] | None) -> int:
             from .precision import env_precision
 
             env_precision()  # a bad OOD_BENCH_PRECISION is one line before any compute, used by this config or not
+        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_evaluate):
+            from .kernels import decode_kernel, env_engine
+
+            if env_engine() == "kernel":  # also a bad value: one line, before any compute
+                decode_kernel()  # built (or found built) now, so a machine that cannot build it fails here
         return args.func(args)
     except RunInterrupted as exc:
         print(f"ood-bench: interrupted by {exc}", file=sys.stderr)

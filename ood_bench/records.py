@@ -36,6 +36,7 @@ def _version(name: str) -> str:
 
 
 def environment() -> dict:
+    from .kernels import engine
     from .precision import cpu_info
 
     return {
@@ -45,5 +46,8 @@ def environment() -> dict:
         "machine": platform.machine(),
         # which kernels made the numbers: bytes reproduce only on the same capability (docs/precision.md)
         "cpu": dict(cpu_info()),
+        # which decode path sampled (OOD_BENCH_ENGINE): the kernel sums in another order than eager, so a
+        # sampled token can differ between them; not part of any run key (docs/performance.md)
+        "engine": engine(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -238,7 +238,8 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     elif earlier:
         record["replaced"] = earlier["key"]
     if earlier:  # what the committed record was made with, for the message on whether this one reproduced it
-        record["committed"] = {k: earlier.get(k) for k in ("cpu", "precision", "base_precision", "config")}
+        record["committed"] = {k: earlier.get(k) for k in ("cpu", "precision", "base_precision", "engine",
+                                                             "config")}
     return record
 
 
@@ -339,19 +340,20 @@ def precision_of(config: dict | None) -> str | None:
 
 def made_with(record: dict) -> dict:
     """What a record's numbers were made with: the CPU capability (e.g. AVX512, with "bf16 emulated" where that
-    applies), the precision and, for a post run, its base's. None for what a record does not say (records made
-    before these were stamped name no CPU and no base precision)."""
+    applies), the precision and, for a post run, its base's, and the decode engine (eager or kernel). None for
+    what a record does not say (records made before these were stamped name no CPU, base precision or engine)."""
     cpu = record.get("cpu") if isinstance(record.get("cpu"), dict) else {}
     precision = record.get("precision") or precision_of(record.get("config"))
     cap = cpu.get("capability")
     if cap and str(precision).startswith("bf16") and cpu.get("bf16_native") is False:
         cap += " (bf16 emulated)"  # oneDNN's emulation rounds otherwise than the native instructions
-    return {"cpu": cap, "precision": precision, "base": record.get("base_precision")}
+    return {"cpu": cap, "precision": precision, "base": record.get("base_precision"), "engine": record.get("engine")}
 
 
-def _label(made: dict) -> str:
+def _label(made: dict, engine: bool = False) -> str:
     base = f" on a {made['base']} base" if made["base"] else ""
-    return f"{made['cpu'] or 'an unrecorded CPU'}/{made['precision']}{base}"
+    decoding = f" ({made['engine']} decoding)" if engine else ""  # named only where the two records' differ
+    return f"{made['cpu'] or 'an unrecorded CPU'}/{made['precision']}{base}{decoding}"
 
 
 def reproduction_line(record: dict) -> str | None:
@@ -361,7 +363,9 @@ def reproduction_line(record: dict) -> str | None:
         return None
     then, now = made_with(record["committed"]), made_with(record)
     if any(then[k] and now[k] and then[k] != now[k] for k in then):
-        line = f"committed record made on {_label(then)}, this run {_label(now)}: not comparable bit for bit"
+        engine = bool(then["engine"] and now["engine"] and then["engine"] != now["engine"])
+        line = (f"committed record made on {_label(then, engine)}, this run {_label(now, engine)}: not comparable "
+                f"bit for bit")
         if "replaced" in record:
             return f"{line}; this record replaced it (its key was {record['replaced']})"
         return line + (" (yet every file came out the same)" if record.get("reproduced") else "")

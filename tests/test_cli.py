@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ood_bench.cli import main
+from ood_bench.kernels import engine
 from ood_bench.plugins import get_tasks
 
 from .conftest import TINY_OVERRIDES, TINY_SUITE
@@ -52,6 +53,7 @@ def test_evaluate_prints_a_table_and_writes_counts(tiny_run, capsys):
     rows = {(r["family"], r["split"]) for r in res["results"]}
     assert rows == {(f, s) for f in ("string", "graph") for s in ("id", "ood_repr")}
     assert res["task_versions"] == {f: get_tasks().get(f).version for f in ("string", "graph")}
+    assert res["engine"] == engine()  # which decode path sampled: eager unless OOD_BENCH_ENGINE says otherwise
     lines = (out / "samples" / "graph__ood_repr.jsonl").read_text().splitlines()
     assert len(lines) == 5
     rec = json.loads(lines[0])
