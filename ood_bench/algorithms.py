@@ -46,7 +46,6 @@ class AlgorithmConfig:
                 check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
     """
 
-    # (At 1e-4, 100 GRPO steps from the quick base moved ID pass@1 by less than its noise.)
     lr: float = 3e-4  # AdamW learning rate; the quick base ends pretraining at 3e-4 (its cosine floor)
     weight_decay: float = 0.0  # AdamW weight decay of the policy (and of extra modules)
     grad_clip: float = 1.0  # clip the gradient norm to this before each step (0: no clipping)

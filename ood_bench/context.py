@@ -4,7 +4,7 @@ It owns the policy, the frozen reference, the one rollout engine with verifier
 rewards, the optimizer step and the budget counters, so every algorithm is
 measured the same way. It knows nothing of Lightning: the post-training module
 builds one with Lightning's backward and gradient clipping, and a test can build
-one around a plain model and optimizer (``Context.standalone``) to run an
+one around a plain model and optimizer (``algorithms.standalone``) to run an
 algorithm's ``step`` directly.
 
 Alignment, once for every method: for rows ``ids`` (N, T) of prompt+completion
@@ -13,6 +13,8 @@ tokens with ``cmask`` (N, T) True on completion tokens, per-token tensors are
 """
 
 from __future__ import annotations
+
+from .errors import NonFiniteError
 
 import dataclasses
 from dataclasses import dataclass
@@ -230,7 +232,6 @@ class Context:
         A non-finite loss stops the run with one line (``NonFiniteError``) before it touches the weights.
         """
         if not torch.isfinite(loss.detach()).all():
-            from .training import NonFiniteError
 
             raise NonFiniteError(f"the algorithm's loss is {float(loss.detach())} at gradient step "
                                  f"{self.counters.grad_steps}: post-training stopped before it reached the weights")

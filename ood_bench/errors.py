@@ -21,6 +21,10 @@ class ConfigError(OodBenchError):
     """
 
 
+class NonFiniteError(OodBenchError):
+    """Training produced a NaN or an infinity: the run stops before anything non-finite is saved."""
+
+
 class RunInterrupted(Exception):
     """SIGINT or SIGTERM arrived during training; a resumable checkpoint was saved first."""
 

@@ -183,9 +183,9 @@ def attend(q, k, v, attn_mask: torch.Tensor | None, dropout: float = 0.0) -> tor
     """Attention of q over k, v (B, H, T, hd): causal without a mask, else as ``attn_mask`` allows.
 
     Under CPU autocast (``trainer.precision=bf16-mixed``) the matmuls of the linear layers run in bf16
-    but attention runs in fp32: PyTorch's CPU attention kernel is about 2x slower backwards in bf16
-    than in fp32 at the quick shape (20 ms against 9 per layer), and the softmax stays exact. On a GPU
-    autocast chooses as usual."""
+    but attention runs in fp32: PyTorch's CPU attention backward is slower in bf16 than in fp32 at the
+    quick shape (``benchmarks/test_precision_speed.py`` measures it), and the softmax stays exact. On a
+    GPU autocast chooses as usual."""
     if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         with torch.autocast("cpu", enabled=False):
             return attend(q.float(), k.float(), v.float(), attn_mask, dropout).to(q.dtype)
@@ -268,7 +268,7 @@ class SelfAttention(nn.Module):
                                                    q.shape[-1] ** -0.5, attn_mask.expand(B, 1, 1, -1).reshape(B, -1))
                     return self.proj(y.reshape(B, T, C))
                 # One new token against the cache: plain batched matmuls read the strided cache
-                # slices directly (SDPA's CPU kernels are 2-3x slower on this shape).
+                # slices directly (SDPA's CPU kernels are slower on this shape: benchmarks/ measures it).
                 scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
                 scores = scores.masked_fill(~attn_mask, float("-inf"))
                 y = torch.matmul(scores.softmax(-1), v)

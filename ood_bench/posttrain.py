@@ -71,8 +71,7 @@ class PostTrainConfig:
     prompts_per_step: int = 32
     ckpt_every: int = 20
     # Recompute each block's activations in the backward pass rather than keep them: the same gradients
-    # bit for bit, a third less peak memory at the quick suite's GRPO shape, a GRPO step 5-15%
-    # slower. Like most ``trainer`` settings it decides no result, so it is not part of a run's key.
+    # bit for bit, less peak memory, a somewhat slower step (docs/performance.md has the figures). Like most ``trainer`` settings it decides no result, so it is not part of a run's key.
     activation_checkpointing: bool = True
     budget: Budget = field(default_factory=Budget)
     algo: dict = field(default_factory=dict)  # the algorithm's knobs, checked against its config_class

@@ -1,8 +1,8 @@
 """``trainer.precision: auto``: the numeric precision this CPU trains fastest in, chosen by a fixed rule.
 
-bf16-mixed is 1.3-1.7x faster than fp32 on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX) and
-many times slower where oneDNN has to emulate it (35x for one matmul on a 2-core AVX2 EPYC), so a fixed
-choice is wrong somewhere. The rule reads what PyTorch and the CPU report rather than timing anything: a
+bf16-mixed can be faster than fp32 on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX) and is
+many times slower where oneDNN has to emulate it (docs/precision.md and benchmarks/test_precision_speed.py
+have the figures), so a fixed choice is wrong somewhere. The rule reads what PyTorch and the CPU report rather than timing anything: a
 timing would flip under load, and the precision is part of a run's key, so the same machine must always
 choose the same. ``OOD_BENCH_PRECISION`` (32-true, bf16-mixed or auto) overrides what ``auto`` becomes,
 e.g. to reproduce bf16 records on a CPU without bf16 (slowly) or to get fp32 on one with it.

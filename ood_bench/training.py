@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from .atomic import writable_folder
 from .checkpoints import AtomicCheckpointIO
 from .config import check
-from .errors import ConfigError, OodBenchError, RunInterrupted
+from .errors import ConfigError, NonFiniteError, OodBenchError, RunInterrupted
 
 
 @dataclass
@@ -124,10 +124,6 @@ class Throughput(Callback):
         tokens = getattr(pl_module, "last_batch_tokens", 0)
         if tokens:
             pl_module.log("train/tokens_per_s", tokens / max(time.perf_counter() - self._t0, 1e-9))
-
-
-class NonFiniteError(OodBenchError):
-    """Training produced a NaN or an infinity: the run stops before anything non-finite is saved."""
 
 
 class FiniteGuard(Callback):

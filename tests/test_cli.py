@@ -339,7 +339,7 @@ def test_a_plugin_whose_loss_turns_nan_never_reaches_the_weights(tiny_run):
     from ood_bench.api import standalone
     from ood_bench.data import PromptStream
     from ood_bench.pretrain import load_base
-    from ood_bench.training import NonFiniteError
+    from ood_bench.errors import NonFiniteError
 
     model, cfg, _ = load_base(tiny_run / "base.ckpt")
     fams = [get_tasks().get("string")]
