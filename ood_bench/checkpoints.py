@@ -9,6 +9,7 @@ next resume would choke on. Loading turns every way a file can be bad into one
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -80,8 +81,6 @@ def read_checkpoint(path: str | Path, kind: str = "checkpoint") -> dict:
     if not path.is_file():
         raise OodBenchError(f"{kind} {str(path)!r} is not a file")
     if path.suffix == ".safetensors":  # a suite's published base (leaderboards/<suite>/bases/<base>.safetensors)
-        from .run_records import read_weights
-
         return read_weights(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -103,3 +102,52 @@ def home_folder(path: str | Path) -> Path:
     if path.parent.name == "bases":
         return Path("runs") / path.parent.parent.name / path.stem
     return path.with_suffix("")
+
+
+WEIGHTS_META = "ood_bench"  # the one safetensors metadata entry of published weights
+
+
+def read_weights(weights: Path) -> dict:
+    """Published weights as the checkpoint they were saved from (what ``read_checkpoint`` gives for a
+    ``.ckpt``): the state, and the hyper-parameters, step and sha256 of their metadata. The state must hash
+    to that sha256, so a damaged or edited file is refused before anything is computed from it."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(weights), "pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(weights))
+        if WEIGHTS_META in meta:
+            meta = json.loads(meta[WEIGHTS_META])
+        else:  # weights published before the single entry: three entries, the hyper-parameters as JSON
+            meta = {**meta, "hyper_parameters": json.loads(meta["hyper_parameters"])}
+    except Exception as exc:  # a truncated or foreign file
+        raise OodBenchError(f"published weights {str(weights)!r} are unreadable ({type(exc).__name__})") from None
+    if state_digest(state) != meta.get("sha256"):
+        raise OodBenchError(f"published weights {str(weights)!r} do not match their sha256 (a damaged or edited "
+                            f"file): restore the committed file, or delete it for a suite run to pretrain that "
+                            f"base again")
+    return {"state_dict": state, "hyper_parameters": _family_order(meta.get("hyper_parameters")),
+            "global_step": int(meta.get("global_step", 0)), CHECKSUM_KEY: meta["sha256"],
+            "restored_from": str(weights)}
+
+
+def _family_order(hparams):
+    """The mixture's families back in their pretraining order. The metadata's JSON sorts its keys (so the
+    same weights give the same bytes), but post-training draws its prompts' families in the mixture's order:
+    a run from published weights drew other prompts than the same run from the checkpoint. The order
+    survives in ``eval.families``, a list, which a base's config fills from its mixture."""
+    config = hparams.get("config") if isinstance(hparams, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get("mixture"), dict) \
+            or not isinstance(config.get("eval"), dict):
+        return hparams
+    mixture = config["mixture"]
+    families, order = mixture.get("families"), config["eval"].get("families")
+    if not isinstance(families, dict) or not isinstance(order, list):
+        return hparams
+    trained = [f for f, share in families.items() if isinstance(share, (int, float)) and share > 0]
+    if sorted(order) != sorted(trained):  # eval.families set by hand: it says nothing of the mixture's order
+        return hparams
+    families = {**{f: families[f] for f in order}, **families}  # zero shares (never drawn) after them
+    return {**hparams, "config": {**config, "mixture": {**mixture, "families": families}}}

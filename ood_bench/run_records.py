@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from .atomic import atomic_write_json
+from .checkpoints import WEIGHTS_META
 from .errors import OodBenchError
 
 RECORD = "record.json"
@@ -100,7 +101,6 @@ def same_results(a: Path, b: Path) -> bool:
 
 # ----------------------------------------------------------------------------- published base weights
 
-WEIGHTS_META = "ood_bench"  # the one safetensors metadata entry of published weights
 
 
 def portable_hparams(hparams):
@@ -135,56 +135,8 @@ def save_weights(ckpt_path: Path, target: Path) -> None:
     tmp.replace(target)
 
 
-def read_weights(weights: Path) -> dict:
-    """Published weights as the checkpoint they were saved from (what ``read_checkpoint`` gives for a
-    ``.ckpt``): the state, and the hyper-parameters, step and sha256 of their metadata. The state must hash
-    to that sha256, so a damaged or edited file is refused before anything is computed from it."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from .checkpoints import CHECKSUM_KEY, state_digest
-
-    try:
-        with safe_open(str(weights), "pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(weights))
-        if WEIGHTS_META in meta:
-            meta = json.loads(meta[WEIGHTS_META])
-        else:  # weights published before the single entry: three entries, the hyper-parameters as JSON
-            meta = {**meta, "hyper_parameters": json.loads(meta["hyper_parameters"])}
-    except Exception as exc:  # a truncated or foreign file
-        raise OodBenchError(f"published weights {str(weights)!r} are unreadable ({type(exc).__name__})") from None
-    if state_digest(state) != meta.get("sha256"):
-        raise OodBenchError(f"published weights {str(weights)!r} do not match their sha256 (a damaged or edited "
-                            f"file): restore the committed file, or delete it for a suite run to pretrain that "
-                            f"base again")
-    return {"state_dict": state, "hyper_parameters": _family_order(meta.get("hyper_parameters")),
-            "global_step": int(meta.get("global_step", 0)), CHECKSUM_KEY: meta["sha256"],
-            "restored_from": str(weights)}
-
-
-def _family_order(hparams):
-    """The mixture's families back in their pretraining order. The metadata's JSON sorts its keys (so the
-    same weights give the same bytes), but post-training draws its prompts' families in the mixture's order:
-    a run from published weights drew other prompts than the same run from the checkpoint. The order
-    survives in ``eval.families``, a list, which a base's config fills from its mixture."""
-    config = hparams.get("config") if isinstance(hparams, dict) else None
-    if not isinstance(config, dict) or not isinstance(config.get("mixture"), dict) \
-            or not isinstance(config.get("eval"), dict):
-        return hparams
-    mixture = config["mixture"]
-    families, order = mixture.get("families"), config["eval"].get("families")
-    if not isinstance(families, dict) or not isinstance(order, list):
-        return hparams
-    trained = [f for f, share in families.items() if isinstance(share, (int, float)) and share > 0]
-    if sorted(order) != sorted(trained):  # eval.families set by hand: it says nothing of the mixture's order
-        return hparams
-    families = {**{f: families[f] for f in order}, **families}  # zero shares (never drawn) after them
-    return {**hparams, "config": {**config, "mixture": {**mixture, "families": families}}}
-
-
 def restore_checkpoint(weights: Path, target: Path) -> None:
     """Rebuild a loadable base checkpoint from published weights; its sha256 must be the one saved."""
-    from .checkpoints import atomic_torch_save
+    from .checkpoints import atomic_torch_save, read_weights
 
     atomic_torch_save(read_weights(weights), target)
