@@ -27,8 +27,9 @@ def pytest_collection_modifyitems(config, items):
     once with no timing, so a benchmark has no measurement to report: skipped, it says so instead."""
     if not (config.getoption("benchmark_disable") and not config.getoption("benchmark_enable")):
         return
-    skip = pytest.mark.skip(reason="speed benchmarks measure only with --benchmark-enable: "
-                                   "python -m pytest benchmarks --benchmark-enable")
+    skip = pytest.mark.skip(
+        reason="speed benchmarks measure only with --benchmark-enable: python -m pytest benchmarks --benchmark-enable"
+    )
     for item in items:
         if "benchmark" in getattr(item, "fixturenames", ()) and HERE in item.path.parents:
             item.add_marker(skip)
@@ -43,18 +44,30 @@ def gpt2_twin(model: GPT):
     """A Hugging Face GPT-2 with the same width, depth, heads, vocabulary and context as ``model``."""
     transformers = pytest.importorskip("transformers", reason="the bench extra: pip install -e '.[bench]'")
     cfg = model.cfg
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=V, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head,
-        bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, attn_implementation="sdpa"))
+    hf = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(
+            vocab_size=V,
+            n_positions=cfg.block_size,
+            n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            bos_token_id=BOS,
+            eos_token_id=EOS,
+            pad_token_id=PAD,
+            attn_implementation="sdpa",
+        )
+    )
     return hf.eval()
 
 
 def eos_bias(head: torch.nn.Module, bias: float):
     """Add ``bias`` to the <eos> logit of every forward through ``head`` (a forward hook): a large
     negative one suppresses <eos> (fixed-length decoding); a positive one sets a real stop rate."""
+
     def hook(_module, _inputs, out):
         out[..., EOS] += bias
         return out
+
     return head.register_forward_hook(hook)
 
 

@@ -42,8 +42,20 @@ def table() -> pd.DataFrame:
     t["bf16 - fp32 (s0)"] = t["bf16 s0"] - t["fp32 s0"]
     t["seed 1 - seed 0"] = t["fp32 s1"] - t["fp32 s0"]
     t["seed 2 - seed 0"] = t["fp32 s2"] - t["fp32 s0"]
-    return t[["exposure", "family", "split", "fp32 s0", "bf16 s0", "fp32 s1", "fp32 s2", "bf16 - fp32 (s0)",
-              "seed 1 - seed 0", "seed 2 - seed 0"]]
+    return t[
+        [
+            "exposure",
+            "family",
+            "split",
+            "fp32 s0",
+            "bf16 s0",
+            "fp32 s1",
+            "fp32 s2",
+            "bf16 - fp32 (s0)",
+            "seed 1 - seed 0",
+            "seed 2 - seed 0",
+        ]
+    ]
 
 
 def main() -> int:
@@ -51,9 +63,11 @@ def main() -> int:
     print(t.to_string(index=False, float_format=lambda v: f"{v:+.3f}" if abs(v) < 1 else f"{v:.3f}"))
     by_precision = t["bf16 - fp32 (s0)"].abs()
     by_seed = pd.concat([t["seed 1 - seed 0"], t["seed 2 - seed 0"]]).abs()
-    print(f"\nmean |change| of the exact trace mass over {len(t)} family x split x exposure cells:"
-          f"\n  bf16-mixed instead of fp32, same seed:  {by_precision.mean():.4f} (largest {by_precision.max():.4f})"
-          f"\n  another pretraining seed, both fp32:    {by_seed.mean():.4f} (largest {by_seed.max():.4f})")
+    print(
+        f"\nmean |change| of the exact trace mass over {len(t)} family x split x exposure cells:"
+        f"\n  bf16-mixed instead of fp32, same seed:  {by_precision.mean():.4f} (largest {by_precision.max():.4f})"
+        f"\n  another pretraining seed, both fp32:    {by_seed.mean():.4f} (largest {by_seed.max():.4f})"
+    )
     return 0
 
 

@@ -45,9 +45,15 @@ def row(width: int, rows: int, new: int) -> dict:
 
     train = timed(train_pass, 2)
     hook.remove()
-    return {"width": width, "params": f"{model.num_params() / 1e6:.1f}M", "rows": rows, "new tokens": new,
-            "decode tokens/s": f"{rows * new / decode:,.0f}", "decode s": f"{decode:.2f}",
-            "train pass s": f"{train:.2f}"}
+    return {
+        "width": width,
+        "params": f"{model.num_params() / 1e6:.1f}M",
+        "rows": rows,
+        "new tokens": new,
+        "decode tokens/s": f"{rows * new / decode:,.0f}",
+        "decode s": f"{decode:.2f}",
+        "train pass s": f"{train:.2f}",
+    }
 
 
 def main() -> int:
@@ -62,6 +68,7 @@ def main() -> int:
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
+
         return True
     except ImportError:
         return False

@@ -38,8 +38,18 @@ def kernel():
 
 
 def _generate(hf, ids, n, new):
-    return hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                       max_new_tokens=new, num_return_sequences=n, pad_token_id=PAD, eos_token_id=EOS)
+    return hf.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=new,
+        num_return_sequences=n,
+        pad_token_id=PAD,
+        eos_token_id=EOS,
+    )
 
 
 def _generated(out, prompt_len):
@@ -102,10 +112,12 @@ def test_kernel_eager_and_generate_interleaved(benchmark, kernel, monkeypatch, s
     info.update({f"{side}_tokens_per_s_range": [min(r), max(r)] for side, r in rates.items()})
     info["kernel_vs_eager"], info["kernel_vs_eager_min"], info["kernel_vs_eager_max"] = ratio("kernel", "eager")
     if hf is not None:
-        info["kernel_vs_generate"], info["kernel_vs_generate_min"], info["kernel_vs_generate_max"] = \
-            ratio("kernel", "generate")
+        info["kernel_vs_generate"], info["kernel_vs_generate_min"], info["kernel_vs_generate_max"] = ratio(
+            "kernel", "generate"
+        )
         info["eager_vs_generate"] = ratio("eager", "generate")[0]
-    info.update(rounds=len(rates["kernel"]), threads=torch.get_num_threads(),
-                load_average=[load_before, os.getloadavg()[0]])
+    info.update(
+        rounds=len(rates["kernel"]), threads=torch.get_num_threads(), load_average=[load_before, os.getloadavg()[0]]
+    )
     benchmark.extra_info.update(info)
     print(f"\n{shape}: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)  # seen under -s as it goes

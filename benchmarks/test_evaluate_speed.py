@@ -35,8 +35,9 @@ def test_evaluate_split_ours(benchmark, family):
     cfg = EvalConfig(n_test=N_TEST, n_samples=N, max_new_tokens=NEW)
     result = benchmark.pedantic(lambda: evaluate_split(model, family, "id", cfg), rounds=2, warmup_rounds=0)
     hook.remove()
-    benchmark.extra_info.update(problems_per_s=N_TEST / benchmark.stats.stats.mean,
-                                gen_tokens=result.summary["gen_tokens"])
+    benchmark.extra_info.update(
+        problems_per_s=N_TEST / benchmark.stats.stats.mean, gen_tokens=result.summary["gen_tokens"]
+    )
 
 
 @torch.no_grad()
@@ -47,9 +48,18 @@ def hf_evaluate(hf, family, problems):
     counts = []
     for p in problems:
         ids = torch.tensor([TOKENIZER.encode(p.prompt, bos=True)])
-        out = hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0,
-                          max_new_tokens=NEW, num_return_sequences=N, pad_token_id=PAD, eos_token_id=EOS)
-        counts.append(sum(family.score(p, TOKENIZER.decode(row[ids.shape[1]:].tolist())).answer for row in out))
+        out = hf.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            max_new_tokens=NEW,
+            num_return_sequences=N,
+            pad_token_id=PAD,
+            eos_token_id=EOS,
+        )
+        counts.append(sum(family.score(p, TOKENIZER.decode(row[ids.shape[1] :].tolist())).answer for row in out))
         gold = torch.tensor([TOKENIZER.encode(p.prompt, bos=True) + TOKENIZER.encode(p.completion, eos=True)])
         hf(gold)  # the gold trace's exact log-probability: one teacher-forced pass
     return counts

@@ -47,8 +47,9 @@ def _grpo_steps(benchmark, task, recompute: bool):
     model = our_model().train()
     model.recompute = recompute
     hook = eos_bias(model.head, -30.0)
-    algo = standalone(get_plugins().algorithm("grpo"), model, [family],
-                      {"group_size": GROUP, "max_new_tokens": NEW, "beta": 0.0})
+    algo = standalone(
+        get_plugins().algorithm("grpo"), model, [family], {"group_size": GROUP, "max_new_tokens": NEW, "beta": 0.0}
+    )
     marks = []
 
     def run():
@@ -62,8 +63,7 @@ def _grpo_steps(benchmark, task, recompute: bool):
     benchmark.pedantic(run, rounds=1, iterations=1)
     hook.remove()
     per_step = (marks[-1] - marks[0]) / (STEPS - 1)
-    benchmark.extra_info.update(seconds_per_step=per_step, first_step=marks[0] - t0,
-                                rollouts_per_step=PROMPTS * GROUP)
+    benchmark.extra_info.update(seconds_per_step=per_step, first_step=marks[0] - t0, rollouts_per_step=PROMPTS * GROUP)
 
 
 def char_tokenizer():
@@ -76,8 +76,9 @@ def char_tokenizer():
     tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tk.decoder = decoders.Fuse()
     tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", BOS)])
-    hf = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
-                                 padding_side="left")
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", padding_side="left"
+    )
     assert hf("A:b\n")["input_ids"] == [BOS] + TOKENIZER.encode("A:b\n")
     return hf
 
@@ -105,19 +106,38 @@ def test_grpo_step_trl(benchmark, task, tmp_path):
     model = gpt2_twin(our_model()).train()
     hook = eos_bias(model.lm_head, -30.0)
     args = trl.GRPOConfig(
-        output_dir=str(tmp_path), use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
-        per_device_train_batch_size=PROMPTS * GROUP, num_generations=GROUP, gradient_accumulation_steps=1,
-        max_completion_length=NEW, temperature=1.0, beta=0.0, max_steps=STEPS, learning_rate=3e-4,
-        dataloader_num_workers=0, seed=0,
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        per_device_train_batch_size=PROMPTS * GROUP,
+        num_generations=GROUP,
+        gradient_accumulation_steps=1,
+        max_completion_length=NEW,
+        temperature=1.0,
+        beta=0.0,
+        max_steps=STEPS,
+        learning_rate=3e-4,
+        dataloader_num_workers=0,
+        seed=0,
     )
     timer = StepTimes()
-    trainer = trl.GRPOTrainer(model=model, reward_funcs=verifier, args=args, processing_class=char_tokenizer(),
-                              train_dataset=Dataset.from_dict({"prompt": [p.prompt for p in problems] * STEPS}),
-                              callbacks=[timer])
+    trainer = trl.GRPOTrainer(
+        model=model,
+        reward_funcs=verifier,
+        args=args,
+        processing_class=char_tokenizer(),
+        train_dataset=Dataset.from_dict({"prompt": [p.prompt for p in problems] * STEPS}),
+        callbacks=[timer],
+    )
     t0 = time.perf_counter()
     benchmark.pedantic(trainer.train, rounds=1, iterations=1)
     hook.remove()
     marks = timer.marks
     assert len(marks) == STEPS
-    benchmark.extra_info.update(seconds_per_step=(marks[-1] - marks[0]) / (STEPS - 1), first_step=marks[0] - t0,
-                                rollouts_per_step=PROMPTS * GROUP)
+    benchmark.extra_info.update(
+        seconds_per_step=(marks[-1] - marks[0]) / (STEPS - 1),
+        first_step=marks[0] - t0,
+        rollouts_per_step=PROMPTS * GROUP,
+    )

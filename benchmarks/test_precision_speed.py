@@ -28,9 +28,13 @@ MATMUL_REPS = 5
 
 
 def _machine(benchmark, bf16_s: float, fp32_s: float, unit: str) -> None:
-    benchmark.extra_info.update(cpu=dict(cpu_info()), auto_resolves_to=resolve_precision("auto"),
-                                threads=torch.get_num_threads(), **{f"bf16_{unit}": bf16_s, f"fp32_{unit}": fp32_s},
-                                bf16_over_fp32=bf16_s / fp32_s)
+    benchmark.extra_info.update(
+        cpu=dict(cpu_info()),
+        auto_resolves_to=resolve_precision("auto"),
+        threads=torch.get_num_threads(),
+        **{f"bf16_{unit}": bf16_s, f"fp32_{unit}": fp32_s},
+        bf16_over_fp32=bf16_s / fp32_s,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def matmul_peak_gflops(n: int = 2048, seconds: float = 2.0, dtype=torch.float32)
     while time.perf_counter() - t0 < seconds:
         a @ b
         reps += 1
-    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
 def flops_per_token(module: PretrainModule, row: int) -> float:
@@ -46,8 +46,11 @@ def flops_per_token(module: PretrainModule, row: int) -> float:
 
 @pytest.fixture(scope="module")
 def config():
-    return load_config(PretrainConfig, "quick", ["trainer.accelerator=cpu", "trainer.devices=1",
-                                                 f"train.max_steps={STEPS}", "train.warmup_steps=2"])
+    return load_config(
+        PretrainConfig,
+        "quick",
+        ["trainer.accelerator=cpu", "trainer.devices=1", f"train.max_steps={STEPS}", "train.warmup_steps=2"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +75,13 @@ class StepTimer(Callback):
 def _record(benchmark, marks, tokens, module, peak):
     per_step = _per_step(marks)
     achieved = tokens * flops_per_token(module, module.cfg.train.pack_len) / per_step / 1e9
-    benchmark.extra_info.update(seconds_per_step=per_step, tokens_per_step=tokens, model_gflops=achieved,
-                                matmul_peak_gflops=peak, mfu=achieved / peak)
+    benchmark.extra_info.update(
+        seconds_per_step=per_step,
+        tokens_per_step=tokens,
+        model_gflops=achieved,
+        matmul_peak_gflops=peak,
+        mfu=achieved / peak,
+    )
 
 
 def _lightning_steps(config, steps: int, precision: str = "32-true") -> tuple[list[float], int, PretrainModule]:
@@ -81,9 +89,18 @@ def _lightning_steps(config, steps: int, precision: str = "32-true") -> tuple[li
     torch.manual_seed(0)
     module = PretrainModule(config.to_dict())
     timer = StepTimer()
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
-                        gradient_clip_val=config.train.grad_clip, precision=precision)
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        gradient_clip_val=config.train.grad_clip,
+        precision=precision,
+    )
     trainer.fit(module)
     assert trainer.global_step == steps
     return timer.marks, timer.tokens, module
@@ -119,8 +136,9 @@ def _per_step(marks: list[float]) -> float:
 
 
 def _lightning(benchmark, config, peak, precision):
-    _record(benchmark, *benchmark.pedantic(lambda: _lightning_steps(config, STEPS, precision), rounds=1,
-                                           iterations=1), peak)
+    _record(
+        benchmark, *benchmark.pedantic(lambda: _lightning_steps(config, STEPS, precision), rounds=1, iterations=1), peak
+    )
 
 
 @pytest.mark.benchmark(group="pretrain")
@@ -156,7 +174,10 @@ def test_pretrain_lightning_and_plain_loop_interleaved(benchmark, config):
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
     ordered = sorted(ratios)
-    benchmark.extra_info.update(lightning_seconds_per_step=statistics.median(light),
-                                plain_seconds_per_step=statistics.median(plain),
-                                overhead=statistics.median(ratios) - 1, overhead_min=ordered[0] - 1,
-                                overhead_max=ordered[-1] - 1)
+    benchmark.extra_info.update(
+        lightning_seconds_per_step=statistics.median(light),
+        plain_seconds_per_step=statistics.median(plain),
+        overhead=statistics.median(ratios) - 1,
+        overhead_min=ordered[0] - 1,
+        overhead_max=ordered[-1] - 1,
+    )

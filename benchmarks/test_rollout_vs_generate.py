@@ -43,8 +43,7 @@ def _setup(shape, models):
 
 
 def _record(benchmark, tokens: int, rows: int):
-    benchmark.extra_info.update(new_tokens=tokens, rows=rows,
-                                tokens_per_s=tokens / benchmark.stats.stats.mean)
+    benchmark.extra_info.update(new_tokens=tokens, rows=rows, tokens_per_s=tokens / benchmark.stats.stats.mean)
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
@@ -54,8 +53,9 @@ def test_engine(benchmark, models, shape):
     hook = eos_bias(ours.head, bias)
     try:
         gen = torch.Generator().manual_seed(0)
-        out = benchmark.pedantic(lambda: sample(ours, prompts, n=n, max_new_tokens=new, generator=gen),
-                                 rounds=5, warmup_rounds=1)
+        out = benchmark.pedantic(
+            lambda: sample(ours, prompts, n=n, max_new_tokens=new, generator=gen), rounds=5, warmup_rounds=1
+        )
     finally:
         hook.remove()
     if shape == "fixed":
@@ -76,14 +76,24 @@ def test_hf_generate(benchmark, models, shape):
         hook.remove()
     tokens = _generated_tokens(out, ids.shape[1])
     if shape == "fixed":
-        assert out.shape[1] - ids.shape[1] == new and tokens == out[:, ids.shape[1]:].numel()
+        assert out.shape[1] - ids.shape[1] == new and tokens == out[:, ids.shape[1] :].numel()
     _record(benchmark, tokens, len(prompts) * n)
 
 
 def _hf_generate(hf, ids: torch.Tensor, n: int, new: int) -> torch.Tensor:
     """``n`` samples per prompt from ``generate`` at temperature 1, no top-k or top-p, as the engine samples."""
-    return hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                       max_new_tokens=new, num_return_sequences=n, pad_token_id=PAD, eos_token_id=EOS)
+    return hf.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=new,
+        num_return_sequences=n,
+        pad_token_id=PAD,
+        eos_token_id=EOS,
+    )
 
 
 def _generated_tokens(out: torch.Tensor, prompt_len: int) -> int:
@@ -122,9 +132,13 @@ def test_engine_and_generate_interleaved(benchmark, models, shape):
             h.remove()
     ours_rate, theirs_rate = rates["engine"][1:], rates["generate"][1:]  # the warm-up round left out
     ratios = sorted(a / b for a, b in zip(ours_rate, theirs_rate))
-    benchmark.extra_info.update(engine_tokens_per_s=statistics.median(ours_rate),
-                                generate_tokens_per_s=statistics.median(theirs_rate),
-                                speed_up=statistics.median(ratios), speed_up_min=ratios[0], speed_up_max=ratios[-1])
+    benchmark.extra_info.update(
+        engine_tokens_per_s=statistics.median(ours_rate),
+        generate_tokens_per_s=statistics.median(theirs_rate),
+        speed_up=statistics.median(ratios),
+        speed_up_min=ratios[0],
+        speed_up_max=ratios[-1],
+    )
 
 
 @torch.no_grad()

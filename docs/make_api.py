@@ -41,12 +41,17 @@ def _methods(cls) -> list[str]:
 def render() -> str:
     import ood_bench.api as api
 
-    lines = [f"# Plugin API reference (`ood_bench.api` {api.API_VERSION})", "",
-             "Generated from the docstrings by `python docs/make_api.py`; do not edit by hand.",
-             "A plugin imports only these names, from `ood_bench.api`.", "",
-             "When a plugin's hook raises (a NaN loss included) or returns the wrong type during a run, the run",
-             "ends with one line naming the plugin, the hook and the error, exit status 2, and removes what it",
-             "wrote before its first checkpoint; `OOD_BENCH_DEBUG=1` shows the traceback.", ""]
+    lines = [
+        f"# Plugin API reference (`ood_bench.api` {api.API_VERSION})",
+        "",
+        "Generated from the docstrings by `python docs/make_api.py`; do not edit by hand.",
+        "A plugin imports only these names, from `ood_bench.api`.",
+        "",
+        "When a plugin's hook raises (a NaN loss included) or returns the wrong type during a run, the run",
+        "ends with one line naming the plugin, the hook and the error, exit status 2, and removes what it",
+        "wrote before its first checkpoint; `OOD_BENCH_DEBUG=1` shows the traceback.",
+        "",
+    ]
     for name in api.__all__:
         obj = getattr(api, name)
         lines.append(f"## `{name}`")

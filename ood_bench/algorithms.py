@@ -61,8 +61,12 @@ class AlgorithmConfig:
         check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
         check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
         check(self.group_size >= 1, f"{prefix}.group_size", self.group_size, "must be >= 1")
-        check(math.isfinite(self.temperature) and self.temperature > 0, f"{prefix}.temperature", self.temperature,
-              "must be a positive number")
+        check(
+            math.isfinite(self.temperature) and self.temperature > 0,
+            f"{prefix}.temperature",
+            self.temperature,
+            "must be a positive number",
+        )
         check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
         check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
         check(self.trace_reward >= 0, f"{prefix}.trace_reward", self.trace_reward, "must be >= 0")
@@ -107,7 +111,7 @@ class Algorithm:
         """Trainable modules besides the policy (PPO's value head); saved and optimised with it."""
         return {}
 
-    def step(self, problems: list["Problem"]) -> dict[str, float]:
+    def step(self, problems: list[Problem]) -> dict[str, float]:
         """Train on one batch of prompts; return the diagnostics to log."""
         raise NotImplementedError
 
@@ -182,14 +186,24 @@ def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmCo
     cfg = build(algo_cls.config_class, data, prefix="algo")
     cfg.validate("algo")
     if algo_cls.uses_sample_logprobs:
-        check(cfg.top_p == 1.0, "algo.top_p", cfg.top_p,
-               f"{algo_cls.name} scores samples with the full softmax, so it samples from it too (top_p=1); "
-               "a truncated sampler would make its ratios and KL inconsistent")
+        check(
+            cfg.top_p == 1.0,
+            "algo.top_p",
+            cfg.top_p,
+            f"{algo_cls.name} scores samples with the full softmax, so it samples from it too (top_p=1); "
+            "a truncated sampler would make its ratios and KL inconsistent",
+        )
     return cfg
 
 
-def standalone(algorithm_class: type[Algorithm], policy: nn.Module, families: list, knobs: dict | None = None,
-               seed: int = 0, draw=None) -> Algorithm:
+def standalone(
+    algorithm_class: type[Algorithm],
+    policy: nn.Module,
+    families: list,
+    knobs: dict | None = None,
+    seed: int = 0,
+    draw=None,
+) -> Algorithm:
     """An algorithm wired to a ``Context`` around a plain model and AdamW, with no Lightning.
 
     For unit tests and notebooks: ``algo = standalone(MyAlgo, model, [family]); algo.ctx.begin_step();
@@ -207,9 +221,22 @@ def standalone(algorithm_class: type[Algorithm], policy: nn.Module, families: li
     ctx = Context(policy, reference, families, config, optimizer=None, seed=seed, draw=draw)
     algo = algorithm_class(config, ctx)
     params = list(policy.parameters()) + [p for m in algo.extra_modules().values() for p in m.parameters()]
-    ctx.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, config.adam_beta2))
+    ctx.optimizer = torch.optim.AdamW(
+        params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, config.adam_beta2)
+    )
     return algo
 
 
-__all__ = ["Algorithm", "AlgorithmConfig", "Context", "Counters", "LogProbs", "RolloutBatch", "PostTrainContext",
-           "build_algorithm_config", "knob_docs", "standalone", "ConfigError"]
+__all__ = [
+    "Algorithm",
+    "AlgorithmConfig",
+    "Context",
+    "Counters",
+    "LogProbs",
+    "RolloutBatch",
+    "PostTrainContext",
+    "build_algorithm_config",
+    "knob_docs",
+    "standalone",
+    "ConfigError",
+]

@@ -15,8 +15,20 @@ from .config import ConfigError, check
 from .context import STANDARD_DIAGNOSTICS, Context, Counters, LogProbs, RolloutBatch
 from .hookspecs import hookimpl
 from .model import GPT, ModelConfig
-from .rl import (AGGREGATIONS, KL_ESTIMATORS, aggregate, approx_kl, clipped_surrogate, entropy_from_logits,
-                 explained_variance, gae, group_advantages, kl_estimate, leave_one_out_baseline, masked_mean)
+from .rl import (
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    aggregate,
+    approx_kl,
+    clipped_surrogate,
+    entropy_from_logits,
+    explained_variance,
+    gae,
+    group_advantages,
+    kl_estimate,
+    leave_one_out_baseline,
+    masked_mean,
+)
 from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily, parse_completion
 from .tasks.contract import ContractError, check_family
 from .tasks.steps import AxisRanges, StepSpace, step_name
@@ -25,43 +37,83 @@ from .tokenizer import BOS, EOS, PAD, TOKENIZER
 # 1.1: the RL math, parse_completion, TaskFamily.run_program / steps_space; API_VERSION in run records
 API_VERSION = "1.1"
 
-__all__ = sorted([
-    # versions and plugin wiring
-    "API_VERSION", "hookimpl", "get_plugins",
-    # algorithms
-    "Algorithm", "AlgorithmConfig", "ConfigError", "check", "knob_docs", "standalone",
-    "Context", "PostTrainContext", "Counters", "LogProbs", "RolloutBatch", "STANDARD_DIAGNOSTICS",
-    # RL math
-    "AGGREGATIONS", "KL_ESTIMATORS", "aggregate", "approx_kl", "clipped_surrogate", "entropy_from_logits",
-    "explained_variance", "gae", "group_advantages", "kl_estimate", "leave_one_out_baseline", "masked_mean",
-    # task families
-    "AXES", "OOD_SPLITS", "SPLITS", "Problem", "Score", "TaskFamily", "parse_completion",
-    "ContractError", "check_family", "AxisRanges", "StepSpace", "step_name",
-    # model and tokens
-    "GPT", "ModelConfig", "load_base", "BOS", "EOS", "PAD", "TOKENIZER",
-])
+__all__ = sorted(
+    [
+        # versions and plugin wiring
+        "API_VERSION",
+        "hookimpl",
+        "get_plugins",
+        # algorithms
+        "Algorithm",
+        "AlgorithmConfig",
+        "ConfigError",
+        "check",
+        "knob_docs",
+        "standalone",
+        "Context",
+        "PostTrainContext",
+        "Counters",
+        "LogProbs",
+        "RolloutBatch",
+        "STANDARD_DIAGNOSTICS",
+        # RL math
+        "AGGREGATIONS",
+        "KL_ESTIMATORS",
+        "aggregate",
+        "approx_kl",
+        "clipped_surrogate",
+        "entropy_from_logits",
+        "explained_variance",
+        "gae",
+        "group_advantages",
+        "kl_estimate",
+        "leave_one_out_baseline",
+        "masked_mean",
+        # task families
+        "AXES",
+        "OOD_SPLITS",
+        "SPLITS",
+        "Problem",
+        "Score",
+        "TaskFamily",
+        "parse_completion",
+        "ContractError",
+        "check_family",
+        "AxisRanges",
+        "StepSpace",
+        "step_name",
+        # model and tokens
+        "GPT",
+        "ModelConfig",
+        "load_base",
+        "BOS",
+        "EOS",
+        "PAD",
+        "TOKENIZER",
+    ]
+)
 
 # What is not a function or a class carries no docstring of its own: its entry in docs/api.md is this.
 CONSTANT_DOCS = {
-    "API_VERSION": "The plugin API's version, ``\"MAJOR.MINOR\"`` (str). Example: ``assert API_VERSION.startswith(\"1.\")``.",
+    "API_VERSION": 'The plugin API\'s version, ``"MAJOR.MINOR"`` (str). Example: ``assert API_VERSION.startswith("1.")``.',
     "hookimpl": "Decorator marking a plugin's hook implementations: ``register_algorithms(register)``, "
-                "``register_tasks(register)``, ``register_metrics(register)``. Example::\n\n"
-                "    @hookimpl\n    def register_algorithms(register):\n        register(MyAlgo)",
+    "``register_tasks(register)``, ``register_metrics(register)``. Example::\n\n"
+    "    @hookimpl\n    def register_algorithms(register):\n        register(MyAlgo)",
     "AGGREGATIONS": "The ``mode`` names ``aggregate`` accepts (tuple of str): "
-                    "``seq-mean-token-mean``, ``token-mean``, ``seq-mean-token-sum-norm``. "
-                    "Example: ``check(cfg.mode in AGGREGATIONS, ...)``.",
+    "``seq-mean-token-mean``, ``token-mean``, ``seq-mean-token-sum-norm``. "
+    "Example: ``check(cfg.mode in AGGREGATIONS, ...)``.",
     "KL_ESTIMATORS": "The ``estimator`` names ``kl_estimate`` accepts (tuple of str): ``k1``, ``k3``.",
     "STANDARD_DIAGNOSTICS": "The diagnostics the core logs for every algorithm (tuple of str): reward, accuracy, "
-                            "response_length, kl_ref, entropy; ``ctx.end_step()`` returns them.",
+    "response_length, kl_ref, entropy; ``ctx.end_step()`` returns them.",
     "AXES": "The four out-of-distribution axes (tuple of str): depth, length, repr, comp.",
     "OOD_SPLITS": "``ood_<axis>`` for each axis (tuple of str).",
     "SPLITS": "Every split a family must generate, in order (tuple of str): id, the four ood_*, edge. "
-              "Example: ``for split in SPLITS: family.generate(split, 0, 0)``.",
+    "Example: ``for split in SPLITS: family.generate(split, 0, 0)``.",
     "BOS": "Id of the begin-of-sequence token (int).",
     "EOS": "Id of the end-of-sequence token (int).",
     "PAD": "Id of the padding token (int); rows from ``ctx.rollout`` are right-padded with it.",
     "TOKENIZER": "The shared character tokenizer: ``encode(text, bos=False, eos=False) -> list[int]``, "
-                 "``decode(ids) -> str``, ``vocab_size``. Example: ``TOKENIZER.decode(TOKENIZER.encode(\"S:AB\"))``.",
+    '``decode(ids) -> str``, ``vocab_size``. Example: ``TOKENIZER.decode(TOKENIZER.encode("S:AB"))``.',
 }
 
 

@@ -53,8 +53,15 @@ class Estimate:
     method: str
 
     def as_dict(self, prefix: str) -> dict:
-        return {prefix: self.mean, f"{prefix}_lo": self.lo, f"{prefix}_hi": self.hi, f"{prefix}_se": self.se,
-                f"{prefix}_df": self.df, f"{prefix}_p": self.p, f"{prefix}_mde": self.mde}
+        return {
+            prefix: self.mean,
+            f"{prefix}_lo": self.lo,
+            f"{prefix}_hi": self.hi,
+            f"{prefix}_se": self.se,
+            f"{prefix}_df": self.df,
+            f"{prefix}_p": self.p,
+            f"{prefix}_mde": self.mde,
+        }
 
 
 def _t(q: float, df: float) -> float:

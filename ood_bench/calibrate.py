@@ -65,9 +65,11 @@ def published_bases(suite: SuiteConfig, where: Places) -> list[Base]:
             continue
         record = read_record(where.records / spec.name)
         if not record or record["key"] != spec.key:
-            raise OodBenchError(f"{weights} has no record of this suite's config beside it ({where.records / spec.name}"
-                                f" {'holds another key' if record else 'is missing'}): run `ood-bench run "
-                                f"{suite.name}` first")
+            raise OodBenchError(
+                f"{weights} has no record of this suite's config beside it ({where.records / spec.name}"
+                f" {'holds another key' if record else 'is missing'}): run `ood-bench run "
+                f"{suite.name}` first"
+            )
         loaded = load_base(weights)  # its sha256 checked here, once
         sha = loaded[2][CHECKSUM_KEY]
         null = where.records / spec.name / "null" / EVAL_RECORD
@@ -75,8 +77,10 @@ def published_bases(suite: SuiteConfig, where: Places) -> list[Base]:
             raise OodBenchError(f"{weights} are not the weights its record's null/ evaluated; publish the suite again")
         out.append(Base(spec, weights, loaded, sha))
     if not out:
-        raise OodBenchError(f"suite {suite.name!r} has no published bases ({where.published / 'bases'}/*.safetensors): "
-                            f"run `ood-bench run {suite.name}` first")
+        raise OodBenchError(
+            f"suite {suite.name!r} has no published bases ({where.published / 'bases'}/*.safetensors): "
+            f"run `ood-bench run {suite.name}` first"
+        )
     return out
 
 
@@ -90,12 +94,16 @@ def is_done(folder: Path, base: Base, seed: int) -> bool:
         done = json.loads((folder / EVAL_RECORD).read_text())
     except (OSError, ValueError):
         return False
-    return (done.get("seed"), done.get("checkpoint_sha256"), done.get("eval_config")) == \
-        (seed, base.sha256, _eval_config(base.spec).__dict__)
+    return (done.get("seed"), done.get("checkpoint_sha256"), done.get("eval_config")) == (
+        seed,
+        base.sha256,
+        _eval_config(base.spec).__dict__,
+    )
 
 
-def evaluate_at(base: Base, seed: int, suite: SuiteConfig, where: Places, progress: bool,
-                cpus: int | None = None) -> Path:
+def evaluate_at(
+    base: Base, seed: int, suite: SuiteConfig, where: Places, progress: bool, cpus: int | None = None
+) -> Path:
     """One evaluation, as the runner's null: into the base's work folder, then compacted into its seed folder.
     ``cpus``: threads, the suite's by default like the runner's (the results do not depend on them: the quick
     base gives the same bytes at 1 and 2; on a shared machine one thread wastes far less time waiting)."""
@@ -114,8 +122,9 @@ def evaluate_at(base: Base, seed: int, suite: SuiteConfig, where: Places, progre
     return out
 
 
-def calibrate(suite: SuiteConfig, seeds: list[int], where: Places, progress: bool = False, cpus: int | None = None,
-              say=print) -> list[Path]:
+def calibrate(
+    suite: SuiteConfig, seeds: list[int], where: Places, progress: bool = False, cpus: int | None = None, say=print
+) -> list[Path]:
     """Evaluate every published base at every seed not yet done; a line per evaluation. Checks everything
     (seeds, bases, weights, the folder) before the first evaluation."""
     from .atomic import writable_folder
@@ -127,15 +136,21 @@ def calibrate(suite: SuiteConfig, seeds: list[int], where: Places, progress: boo
     writable_folder(where.published / FOLDER, "calibration folder", create=False)
     jobs = [(b, s) for b in bases for s in seeds]
     todo = [(b, s) for b, s in jobs if not is_done(target(where, b.spec.name, s), b, s)]
-    say(f"suite {suite.name}: {len(bases)} published bases x {len(seeds)} seeds = {len(jobs)} evaluations, "
-        f"{len(jobs) - len(todo)} already done", flush=True)
+    say(
+        f"suite {suite.name}: {len(bases)} published bases x {len(seeds)} seeds = {len(jobs)} evaluations, "
+        f"{len(jobs) - len(todo)} already done",
+        flush=True,
+    )
     written, start = [], time.perf_counter()
     for i, (base, seed) in enumerate(todo, 1):
         t0 = time.perf_counter()
         written.append(evaluate_at(base, seed, suite, where, progress, cpus))
         write_readme(suite, where)
-        say(f"[{i}/{len(todo)}] {base.spec.name} s{seed}: {time.perf_counter() - t0:.1f} s "
-            f"(elapsed {time.perf_counter() - start:.0f} s) -> {written[-1]}", flush=True)
+        say(
+            f"[{i}/{len(todo)}] {base.spec.name} s{seed}: {time.perf_counter() - t0:.1f} s "
+            f"(elapsed {time.perf_counter() - start:.0f} s) -> {written[-1]}",
+            flush=True,
+        )
         from .memory import release_memory
 
         release_memory()
@@ -148,9 +163,15 @@ def write_readme(suite: SuiteConfig, where: Places) -> Path:
     from .atomic import atomic_write_text
 
     root = where.published / FOLDER
-    held = {b.name: sorted(int(s.name[1:]) for s in b.iterdir() if s.name[:1] == "s" and s.name[1:].isdigit()
-                           and (s / EVAL_RECORD).is_file())
-            for b in sorted(root.iterdir()) if b.is_dir() and not b.name.startswith(".")}
+    held = {
+        b.name: sorted(
+            int(s.name[1:])
+            for s in b.iterdir()
+            if s.name[:1] == "s" and s.name[1:].isdigit() and (s / EVAL_RECORD).is_file()
+        )
+        for b in sorted(root.iterdir())
+        if b.is_dir() and not b.name.startswith(".")
+    }
     seeds = sorted({s for v in held.values() for s in v})
     rows = "\n".join(f"| {name} | {' '.join(map(str, v))} |" for name, v in held.items())
     text = f"""# Calibration data of the {suite.name} suite
@@ -167,7 +188,7 @@ seeds 0 (`eval/`) and {suite.eval.null_seed} (`null/`) of the same bases.
 
 Regenerate (resumable; a seed folder already there is skipped):
 
-    ood-bench calibrate {suite.name} --sampling-seeds {' '.join(map(str, seeds))}
+    ood-bench calibrate {suite.name} --sampling-seeds {" ".join(map(str, seeds))}
 
 On one machine the exact log-probabilities (`gold_logprob`) do not depend on the seed; the counts do.
 These folders may come from another CPU than the records (each `eval.json` names its code, packages and

@@ -57,8 +57,10 @@ def verify_checksum(ckpt: dict, path, kind: str = "checkpoint") -> None:
     """A checkpoint written with a checksum must still match it; one without (older) passes."""
     expected = ckpt.get(CHECKSUM_KEY)
     if expected is not None and state_digest(ckpt["state_dict"]) != expected:
-        raise OodBenchError(f"{kind} {str(path)!r} is corrupt: its weights do not match the checksum saved with "
-                            f"them; delete it (a run resumes from its last good checkpoint) or restore a copy")
+        raise OodBenchError(
+            f"{kind} {str(path)!r} is corrupt: its weights do not match the checksum saved with "
+            f"them; delete it (a run resumes from its last good checkpoint) or restore a copy"
+        )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -125,12 +127,18 @@ def read_weights(weights: Path) -> dict:
     except Exception as exc:  # a truncated or foreign file
         raise OodBenchError(f"published weights {str(weights)!r} are unreadable ({type(exc).__name__})") from None
     if state_digest(state) != meta.get("sha256"):
-        raise OodBenchError(f"published weights {str(weights)!r} do not match their sha256 (a damaged or edited "
-                            f"file): restore the committed file, or delete it for a suite run to pretrain that "
-                            f"base again")
-    return {"state_dict": state, "hyper_parameters": _family_order(meta.get("hyper_parameters")),
-            "global_step": int(meta.get("global_step", 0)), CHECKSUM_KEY: meta["sha256"],
-            "restored_from": str(weights)}
+        raise OodBenchError(
+            f"published weights {str(weights)!r} do not match their sha256 (a damaged or edited "
+            f"file): restore the committed file, or delete it for a suite run to pretrain that "
+            f"base again"
+        )
+    return {
+        "state_dict": state,
+        "hyper_parameters": _family_order(meta.get("hyper_parameters")),
+        "global_step": int(meta.get("global_step", 0)),
+        CHECKSUM_KEY: meta["sha256"],
+        "restored_from": str(weights),
+    }
 
 
 def _family_order(hparams):
@@ -139,8 +147,11 @@ def _family_order(hparams):
     a run from published weights drew other prompts than the same run from the checkpoint. The order
     survives in ``eval.families``, a list, which a base's config fills from its mixture."""
     config = hparams.get("config") if isinstance(hparams, dict) else None
-    if not isinstance(config, dict) or not isinstance(config.get("mixture"), dict) \
-            or not isinstance(config.get("eval"), dict):
+    if (
+        not isinstance(config, dict)
+        or not isinstance(config.get("mixture"), dict)
+        or not isinstance(config.get("eval"), dict)
+    ):
         return hparams
     mixture = config["mixture"]
     families, order = mixture.get("families"), config["eval"].get("families")

@@ -69,6 +69,7 @@ def _one_line_plugin_warnings() -> None:
 
 # ----------------------------------------------------------------------------- commands
 
+
 def cmd_tasks(args) -> int:
     from .plugins import find_family
 
@@ -87,16 +88,24 @@ def cmd_tasks(args) -> int:
             fam = tasks.get(name)
             others = [f for f in tasks if f.name != name]
             check_family_fully(fam, held_out_problems, per_split=args.check_problems, others=others)
-            print(f"{name} v{fam.version}: keeps the task-family contract "
-                  f"({args.check_problems} problems per split: layout, scorer, meta, axes, held-out pairs, chance, "
-                  f"ood_repr symbols across families; test splits disjoint from id)")
+            print(
+                f"{name} v{fam.version}: keeps the task-family contract "
+                f"({args.check_problems} problems per split: layout, scorer, meta, axes, held-out pairs, chance, "
+                f"ood_repr symbols across families; test splits disjoint from id)"
+            )
         return 0
     out = []
     for name in names:
         fam = tasks.get(name)
         examples = {s: fam.generate(s, 0, 0) for s in fam.splits}
-        out.append({**fam.describe(), "owner": tasks.owner(name), "splits": list(fam.splits),
-                    "examples": {s: {"prompt": p.prompt, "completion": p.completion} for s, p in examples.items()}})
+        out.append(
+            {
+                **fam.describe(),
+                "owner": tasks.owner(name),
+                "splits": list(fam.splits),
+                "examples": {s: {"prompt": p.prompt, "completion": p.completion} for s, p in examples.items()},
+            }
+        )
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -212,13 +221,17 @@ def cmd_leaderboard(args) -> int:
         if args.check:
             changed = suite_board.changed_records(root)
             if changed:
-                raise OodBenchError(f"run records changed after the leaderboard was made: {', '.join(changed[:4])}"
-                                    f"{', ...' if len(changed) > 4 else ''} (an edit, or a run made again: see "
-                                    f"`git diff {root / 'records'}`); regenerate with `ood-bench leaderboard {name}`")
+                raise OodBenchError(
+                    f"run records changed after the leaderboard was made: {', '.join(changed[:4])}"
+                    f"{', ...' if len(changed) > 4 else ''} (an edit, or a run made again: see "
+                    f"`git diff {root / 'records'}`); regenerate with `ood-bench leaderboard {name}`"
+                )
             stale = suite_board.stale(root, args.allow_dirty, expected)
             if stale:
-                raise OodBenchError(f"stale leaderboard files: {', '.join(str(p) for p in stale)}; "
-                                    f"regenerate with `ood-bench leaderboard {args.records}`")
+                raise OodBenchError(
+                    f"stale leaderboard files: {', '.join(str(p) for p in stale)}; "
+                    f"regenerate with `ood-bench leaderboard {args.records}`"
+                )
             print(f"{root}: leaderboard tables and plots match their records")
             return 0
         print(suite_board.headline_text(root, args.allow_dirty, expected))
@@ -228,8 +241,9 @@ def cmd_leaderboard(args) -> int:
         stale = leaderboard.stale(root)
         if stale:
             names = ", ".join(str(p) for p in stale)
-            raise OodBenchError(f"stale leaderboard files: {names}; "
-                                f"regenerate with `ood-bench leaderboard {args.records}`")
+            raise OodBenchError(
+                f"stale leaderboard files: {names}; regenerate with `ood-bench leaderboard {args.records}`"
+            )
         print(f"{root}: leaderboard tables match their records")
         return 0
     for path in leaderboard.write(root):
@@ -255,10 +269,17 @@ def cmd_evaluate(args) -> int:
     given = parse_overrides(overrides)  # eval.top_p=0.9 eval.batch_size=128 ...
     extra = set(given) - {"eval"}
     if extra or not isinstance(given.get("eval", {}), dict):
-        raise OodBenchError(f"evaluate takes only eval.KEY=VALUE overrides, not {', '.join(sorted(extra)) or 'eval=...'}")
+        raise OodBenchError(
+            f"evaluate takes only eval.KEY=VALUE overrides, not {', '.join(sorted(extra)) or 'eval=...'}"
+        )
     data = deep_merge(data, given.get("eval", {}))
-    for key, value in (("splits", args.splits), ("families", args.families), ("n_samples", args.n),
-                       ("n_test", args.n_test), ("temperature", args.temperature)):
+    for key, value in (
+        ("splits", args.splits),
+        ("families", args.families),
+        ("n_samples", args.n),
+        ("n_test", args.n_test),
+        ("temperature", args.temperature),
+    ):
         if value is not None:
             data[key] = value
     if args.base_eval is not None and not (Path(args.base_eval) / "eval.json").is_file():
@@ -277,8 +298,13 @@ def cmd_evaluate(args) -> int:
     from .data import check_context_holds
 
     tasks = _plugins().tasks
-    check_context_holds([tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))], ecfg.splits,
-                        cfg.model.block_size, ecfg.n_test, key="the checkpoint's model.block_size")
+    check_context_holds(
+        [tasks.get(f) for f in (ecfg.families or list(cfg.mixture.families))],
+        ecfg.splits,
+        cfg.model.block_size,
+        ecfg.n_test,
+        key="the checkpoint's model.block_size",
+    )
     from .checkpoints import home_folder
 
     out_dir = Path(args.out) if args.out else home_folder(args.checkpoint) / "eval"
@@ -297,14 +323,18 @@ def cmd_run(args) -> int:
         knobs = [o for o in overrides if o.startswith("algo.")]
         overrides = [o for o in overrides if not o.startswith("algo.")]
         if overrides:  # the added row must run at the suite's published budget, from its published bases
-            raise OodBenchError(f"with --with, give only algo.KEY=VALUE knobs: {' '.join(overrides)} would change the "
-                                f"suite the row is compared in (its bases, budget or evaluation)")
+            raise OodBenchError(
+                f"with --with, give only algo.KEY=VALUE knobs: {' '.join(overrides)} would change the "
+                f"suite the row is compared in (its bases, budget or evaluation)"
+            )
         _plugins()
         added = [with_row(args.with_algo, knobs)]
         taken = [r.name for r in load_suite(args.suite).posttrain.rows]
         if added[0].name in taken:
-            raise OodBenchError(f"--with {args.with_algo}: the suite already has a row named {added[0].name!r}; give "
-                                f"algo.KEY=VALUE knobs to add a variant of it")
+            raise OodBenchError(
+                f"--with {args.with_algo}: the suite already has a row named {added[0].name!r}; give "
+                f"algo.KEY=VALUE knobs to add a variant of it"
+            )
     suite = load_suite(args.suite, overrides, added)
     precision_line = _auto_precision_line(suite)
     if added and precision_line:
@@ -322,12 +352,17 @@ def cmd_run(args) -> int:
     reuse = suite.reuse_published or bool(added)
     rows, seconds = runner.plan(specs, where, reuse)
     if added:  # only the new rows run: a published base is shared, not run again
-        rows = [(s, "published" if s.kind == "base" and st == "todo" and runner.has_published(s, where) else st)
-                for s, st in rows]
+        rows = [
+            (s, "published" if s.kind == "base" and st == "todo" and runner.has_published(s, where) else st)
+            for s, st in rows
+        ]
         seconds = runner.plan_seconds(rows, where)
     if which and not specs:
-        print(f"ood-bench: warning: shard {args.shard} holds no run (the suite has "
-              f"{sum(s.kind == 'base' for s in grid)} bases, and a shard takes whole bases)", file=sys.stderr)
+        print(
+            f"ood-bench: warning: shard {args.shard} holds no run (the suite has "
+            f"{sum(s.kind == 'base' for s in grid)} bases, and a shard takes whole bases)",
+            file=sys.stderr,
+        )
     if args.dry_run:
         print(f"suite {suite.name}: {suite.description}")
         if precision_line:
@@ -344,16 +379,22 @@ def cmd_run(args) -> int:
     by_name = {s.name: s for s in grid}
     rates = runner._rates(where)
     estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
-    print(f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
-          f"estimated {runner._clock(seconds)} on this machine", flush=True)
+    print(
+        f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
+        f"estimated {runner._clock(seconds)} on this machine",
+        flush=True,
+    )
     if precision_line:
         print(precision_line, flush=True)
     from .records import code_version
 
     if todo and code_version().endswith("-dirty"):
-        print("ood-bench: warning: this checkout has uncommitted changes to its code, so these records are marked "
-              "dirty and `ood-bench leaderboard --check` refuses them (commit, then run again, or pass --allow-dirty)",
-              file=sys.stderr, flush=True)
+        print(
+            "ood-bench: warning: this checkout has uncommitted changes to its code, so these records are marked "
+            "dirty and `ood-bench leaderboard --check` refuses them (commit, then run again, or pass --allow-dirty)",
+            file=sys.stderr,
+            flush=True,
+        )
     opts = runner.RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples, cpus=suite.resources.cpus)
     launch = {"ray": runner.run_ray, "slurm": runner.run_slurm}.get(args.launcher, runner.run_local)
     launch(todo, by_name, suite, where, opts, estimates)
@@ -398,8 +439,10 @@ def _with_published_precision(suite, args, added, line: str):
         return suite, line
     published = made.pop()
     suite = load_suite(args.suite, [f"bases.overrides.trainer.precision={published}"], added)
-    return suite, (f"bases: trainer.precision auto -> {published}, the published bases' (--with adds its row "
-                   f"against them; {ENV}=32-true would pretrain new ones)")
+    return suite, (
+        f"bases: trainer.precision auto -> {published}, the published bases' (--with adds its row "
+        f"against them; {ENV}=32-true would pretrain new ones)"
+    )
 
 
 def cmd_calibrate(args) -> int:
@@ -409,10 +452,16 @@ def cmd_calibrate(args) -> int:
 
     _plugins()
     suite = load_suite(args.suite)
-    written = calibrate(suite, args.sampling_seeds, places(suite, args.work_root, args.publish_root),
-                        progress=not args.no_progress, cpus=args.cpus)
-    print(f"{len(written)} evaluations written; calibration data: "
-          f"{Path(args.publish_root) / suite.name / 'calibration'}/")
+    written = calibrate(
+        suite,
+        args.sampling_seeds,
+        places(suite, args.work_root, args.publish_root),
+        progress=not args.no_progress,
+        cpus=args.cpus,
+    )
+    print(
+        f"{len(written)} evaluations written; calibration data: {Path(args.publish_root) / suite.name / 'calibration'}/"
+    )
     return 0
 
 
@@ -422,8 +471,16 @@ def cmd_plugins(args) -> int:
     plugins = _plugins()
     rows = []
     for info in plugins.info.values():
-        rows.append({"name": info.name, "version": info.version, "distribution": info.distribution,
-                     "module": info.module, "registers": info.registered, "error": info.error})
+        rows.append(
+            {
+                "name": info.name,
+                "version": info.version,
+                "distribution": info.distribution,
+                "module": info.module,
+                "registers": info.registered,
+                "error": info.error,
+            }
+        )
     if args.json:
         print(json.dumps({"ood_bench": __version__, "plugin_api": API_VERSION, "plugins": rows}, indent=2))
         return 0
@@ -445,9 +502,14 @@ def cmd_algorithms(args) -> int:
     for name in names:
         cls = plugins.algorithm(name)
         docs = cls.knob_docs()
-        out.append({"name": name, "plugin": plugins.algorithm_owner(name), "description": cls.description,
-                    "config": [{"name": n, "type": t, "default": d, "doc": docs.get(n, "")}
-                               for n, t, d in cls.fields()]})
+        out.append(
+            {
+                "name": name,
+                "plugin": plugins.algorithm_owner(name),
+                "description": cls.description,
+                "config": [{"name": n, "type": t, "default": d, "doc": docs.get(n, "")} for n, t, d in cls.fields()],
+            }
+        )
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -467,8 +529,13 @@ def cmd_posttrain(args) -> int:
 
     _plugins()
     overrides = list(args.overrides)
-    for key, value in (("algorithm", args.algo), ("base", args.base), ("rl_split", args.rl_split),
-                       ("out_dir", args.out), ("seed", args.seed)):
+    for key, value in (
+        ("algorithm", args.algo),
+        ("base", args.base),
+        ("rl_split", args.rl_split),
+        ("out_dir", args.out),
+        ("seed", args.seed),
+    ):
         if value is not None:
             overrides.append(f"{key}={value}")
     cfg = load_posttrain_config(args.config, overrides, need_base=not args.print_config)
@@ -483,17 +550,23 @@ def cmd_posttrain(args) -> int:
             print("ood-bench: note: no --base given; a run needs one (base: is empty below)", file=sys.stderr)
         return _print_config({**cfg.to_dict(), "out_dir": out_dir, "algo": dataclasses.asdict(algo)})
     path = posttrain(cfg, progress=not args.no_progress)
-    steps = json.loads((path.parent / "posttrain_record.json").read_text()).get("counters", {}).get("grad_steps") \
-        if (path.parent / "posttrain_record.json").is_file() else None
+    steps = (
+        json.loads((path.parent / "posttrain_record.json").read_text()).get("counters", {}).get("grad_steps")
+        if (path.parent / "posttrain_record.json").is_file()
+        else None
+    )
     if steps == 0:
-        print(f"post-trained checkpoint: {path} (but no gradient step was taken: every batch was skipped, so it "
-              f"equals its base)")
+        print(
+            f"post-trained checkpoint: {path} (but no gradient step was taken: every batch was skipped, so it "
+            f"equals its base)"
+        )
     else:
         print(f"post-trained checkpoint: {path}")
     return 0
 
 
 # ----------------------------------------------------------------------------- parser
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, with a usage error as one line like every other bad input (``--help`` still shows usage)."""
@@ -509,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="ood-bench",
         description="Does post-training take a model beyond its pretraining support? "
-                    "Pretrain small transformers on controlled task mixtures, post-train, and measure.",
+        "Pretrain small transformers on controlled task mixtures, post-train, and measure.",
     )
     p.add_argument("--version", action="version", version=f"ood-bench {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -517,22 +590,35 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tasks", help="list task families, their versions, splits and an example of each split")
     t.add_argument("--family", action="append", help="show only this family (repeatable)")
     t.add_argument("--json", action="store_true", help="machine-readable output")
-    t.add_argument("--check", action="store_true",
-                   help="check each family against the task-family contract (exit 2 with one line if broken)")
+    t.add_argument(
+        "--check",
+        action="store_true",
+        help="check each family against the task-family contract (exit 2 with one line if broken)",
+    )
     t.add_argument("--check-problems", type=int, default=200, help="problems per split --check generates")
     t.set_defaults(func=cmd_tasks)
 
     pr = sub.add_parser("pretrain", help="pretrain a base model from scratch on a task mixture")
-    pr.add_argument("--config", default="quick", help="YAML config file, or the name of an embedded one (default: quick)")
-    pr.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                    help="dotted overrides, e.g. train.max_steps=100 mixture.exposure.depth=0.1")
+    pr.add_argument(
+        "--config", default="quick", help="YAML config file, or the name of an embedded one (default: quick)"
+    )
+    pr.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides, e.g. train.max_steps=100 mixture.exposure.depth=0.1",
+    )
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
     pr.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     pr.set_defaults(func=cmd_pretrain)
 
     ev = sub.add_parser("evaluate", help="evaluate a checkpoint on the held-out test splits")
-    ev.add_argument("--checkpoint", required=True, help="a base.ckpt (or any ood-bench checkpoint), or a suite's "
-                    "published base weights, leaderboards/<suite>/bases/<base>.safetensors")
+    ev.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a base.ckpt (or any ood-bench checkpoint), or a suite's "
+        "published base weights, leaderboards/<suite>/bases/<base>.safetensors",
+    )
     ev.add_argument("--splits", nargs="+", help="splits to evaluate (default: the checkpoint config's)")
     ev.add_argument("--families", nargs="+", help="families to evaluate (default: those of its mixture)")
     ev.add_argument("--n", type=int, help="samples per problem for pass@k")
@@ -540,13 +626,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-test", type=int, help="test problems per split")
     ev.add_argument("--temperature", type=float, help="sampling temperature (greedy is always reported)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed")
-    ev.add_argument("--out", help="output folder (default: <checkpoint folder>/eval; for published weights "
-                    "runs/<suite>/<base>/eval)")
-    ev.add_argument("--base-eval", metavar="DIR", help="for a post-trained checkpoint: the base's evaluation to "
-                    "compare with (default: the eval/ folder beside the base checkpoint, when it matches)")
+    ev.add_argument(
+        "--out",
+        help="output folder (default: <checkpoint folder>/eval; for published weights runs/<suite>/<base>/eval)",
+    )
+    ev.add_argument(
+        "--base-eval",
+        metavar="DIR",
+        help="for a post-trained checkpoint: the base's evaluation to "
+        "compare with (default: the eval/ folder beside the base checkpoint, when it matches)",
+    )
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ev.add_argument("overrides", nargs="*", help="eval.KEY=VALUE, e.g. eval.top_p=0.9 eval.batch_size=128 "
-                    "(see `ood-bench pretrain --print-config` for the eval keys)")
+    ev.add_argument(
+        "overrides",
+        nargs="*",
+        help="eval.KEY=VALUE, e.g. eval.top_p=0.9 eval.batch_size=128 "
+        "(see `ood-bench pretrain --print-config` for the eval keys)",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
     pl = sub.add_parser("plugins", help="list loaded plugins: version, distribution, what each registers")
@@ -560,79 +656,156 @@ def build_parser() -> argparse.ArgumentParser:
 
     po = sub.add_parser("posttrain", help="post-train a base checkpoint with a registered algorithm")
     po.add_argument("--algo", help="algorithm name (see `ood-bench algorithms`)")
-    po.add_argument("--base", help="base checkpoint to start from: a base.ckpt or published weights "
-                    "(leaderboards/<suite>/bases/<base>.safetensors)")
+    po.add_argument(
+        "--base",
+        help="base checkpoint to start from: a base.ckpt or published weights "
+        "(leaderboards/<suite>/bases/<base>.safetensors)",
+    )
     po.add_argument("--rl-split", help="split the training prompts come from: id, ood_*, or edge")
     po.add_argument("--config", help="YAML with post-training settings (a suite file's posttrain: section works)")
     po.add_argument("--out", help="output folder (default: <base folder>/posttrain/<algo>-<split>-s<seed>)")
     po.add_argument("--seed", type=int, help="seed of prompts and rollouts")
-    po.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                    help="dotted overrides: algo.beta=0.04 budget.grad_steps=50 prompts_per_step=16 ...")
+    po.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides: algo.beta=0.04 budget.grad_steps=50 prompts_per_step=16 ...",
+    )
     po.add_argument("--no-progress", action="store_true", help="no progress bar")
     po.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     po.set_defaults(func=cmd_posttrain)
 
-    cp = sub.add_parser("compare", help="support of a post-trained model against its base: expansion, tilt, "
-                                        "kept / gained / lost next to their null")
+    cp = sub.add_parser(
+        "compare",
+        help="support of a post-trained model against its base: expansion, tilt, "
+        "kept / gained / lost next to their null",
+    )
     cp.add_argument("base", help="evaluation folder of the base (holds samples/*.jsonl)")
     cp.add_argument("post", help="evaluation folder of the post-trained model, same problems and n")
-    cp.add_argument("--null", metavar="DIR",
-                    help="a second evaluation of the base (another --seed): report the observed base-vs-base null too")
-    cp.add_argument("--outside", type=float, default=Thresholds.outside,
-                    help="exact trace mass below which a problem is outside the base's support (default 1e-6)")
-    cp.add_argument("--inside", type=float, default=Thresholds.inside,
-                    help="exact trace mass from which a problem is inside the base's support (default 1e-2)")
-    cp.add_argument("--solved", type=float, default=Thresholds.solved,
-                    help="exact trace mass from which the post-trained model solves a problem (default 1e-2)")
-    cp.add_argument("--fdr", type=float, default=Thresholds.fdr,
-                    help="false discovery rate of the per-problem move test (default 0.05)")
+    cp.add_argument(
+        "--null",
+        metavar="DIR",
+        help="a second evaluation of the base (another --seed): report the observed base-vs-base null too",
+    )
+    cp.add_argument(
+        "--outside",
+        type=float,
+        default=Thresholds.outside,
+        help="exact trace mass below which a problem is outside the base's support (default 1e-6)",
+    )
+    cp.add_argument(
+        "--inside",
+        type=float,
+        default=Thresholds.inside,
+        help="exact trace mass from which a problem is inside the base's support (default 1e-2)",
+    )
+    cp.add_argument(
+        "--solved",
+        type=float,
+        default=Thresholds.solved,
+        help="exact trace mass from which the post-trained model solves a problem (default 1e-2)",
+    )
+    cp.add_argument(
+        "--fdr",
+        type=float,
+        default=Thresholds.fdr,
+        help="false discovery rate of the per-problem move test (default 0.05)",
+    )
     cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
-    cp.add_argument("--out", metavar="DIR", help="also write support.json and support.png into DIR (by default "
-                                                 "compare writes nothing: the evaluation folders stay as they are)")
+    cp.add_argument(
+        "--out",
+        metavar="DIR",
+        help="also write support.json and support.png into DIR (by default "
+        "compare writes nothing: the evaluation folders stay as they are)",
+    )
     cp.set_defaults(func=cmd_compare)
 
     lb = sub.add_parser("leaderboard", help="regenerate a leaderboard (tables, plots, index.html) from its records")
-    lb.add_argument("records", help="a suite's folder or its name under leaderboards/ (quick, standard), or an "
-                                    "older folder of evaluation records (records)")
-    lb.add_argument("--check", action="store_true",
-                    help="write nothing; fail if the committed tables or plots differ from what the records give")
-    lb.add_argument("--allow-dirty", action="store_true",
-                    help="accept run records made from a modified checkout (refused by default)")
+    lb.add_argument(
+        "records",
+        help="a suite's folder or its name under leaderboards/ (quick, standard), or an "
+        "older folder of evaluation records (records)",
+    )
+    lb.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail if the committed tables or plots differ from what the records give",
+    )
+    lb.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="accept run records made from a modified checkout (refused by default)",
+    )
     lb.set_defaults(func=cmd_leaderboard)
 
     r = sub.add_parser("run", help="run a suite (resumable): bases, post-training rows, evaluations, leaderboard")
-    r.add_argument("suite", nargs="?", default="quick",
-                   help="suite YAML file or embedded suite name: quick, standard, paper (default: quick)")
-    r.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="dotted overrides of the suite, e.g. posttrain.budget.grad_steps=50 bases.seeds=[0,1]; "
-                        "with --with, algo.KEY=VALUE set the added algorithm's knobs")
-    r.add_argument("--with", dest="with_algo", metavar="ALGO",
-                   help="add a row for this installed algorithm and run only its runs, against the suite's "
-                        "published bases at its matched budget")
+    r.add_argument(
+        "suite",
+        nargs="?",
+        default="quick",
+        help="suite YAML file or embedded suite name: quick, standard, paper (default: quick)",
+    )
+    r.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides of the suite, e.g. posttrain.budget.grad_steps=50 bases.seeds=[0,1]; "
+        "with --with, algo.KEY=VALUE set the added algorithm's knobs",
+    )
+    r.add_argument(
+        "--with",
+        dest="with_algo",
+        metavar="ALGO",
+        help="add a row for this installed algorithm and run only its runs, against the suite's "
+        "published bases at its matched budget",
+    )
     r.add_argument("--shard", metavar="I/N", help="run shard I of N (whole bases with their runs)")
-    r.add_argument("--launcher", choices=("local", "ray", "slurm"), default="local",
-                   help="local: one run after another here; ray: each run a Ray task (RAY_ADDRESS joins a cluster); "
-                        "slurm: each run a Slurm job through submitit (resources.slurm: more job parameters)")
-    r.add_argument("--dry-run", action="store_true",
-                   help="print the grid, what runs and what is skipped, and an estimate of wall time")
+    r.add_argument(
+        "--launcher",
+        choices=("local", "ray", "slurm"),
+        default="local",
+        help="local: one run after another here; ray: each run a Ray task (RAY_ADDRESS joins a cluster); "
+        "slurm: each run a Slurm job through submitit (resources.slurm: more job parameters)",
+    )
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the grid, what runs and what is skipped, and an estimate of wall time",
+    )
     r.add_argument("--keep-samples", action="store_true", help="keep sample texts in the committed records")
     r.add_argument("--work-root", default="runs", help="where checkpoints and logs go (default: runs)")
-    r.add_argument("--publish-root", default="leaderboards",
-                   help="where records and the leaderboard go (default: leaderboards)")
+    r.add_argument(
+        "--publish-root", default="leaderboards", help="where records and the leaderboard go (default: leaderboards)"
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--print-config", action="store_true", help="print the resolved suite as YAML and exit")
     r.set_defaults(func=cmd_run)
 
-    ca = sub.add_parser("calibrate", help="evaluate each published base of a suite again at more sampling seeds "
-                                          "(more base-vs-base nulls, to calibrate the intervals): no training")
+    ca = sub.add_parser(
+        "calibrate",
+        help="evaluate each published base of a suite again at more sampling seeds "
+        "(more base-vs-base nulls, to calibrate the intervals): no training",
+    )
     ca.add_argument("suite", help="suite YAML file or embedded suite name (quick, standard, paper)")
-    ca.add_argument("--sampling-seeds", nargs="+", type=int, required=True, metavar="SEED",
-                    help="sampling seeds to evaluate at, other than 0 (eval/) and the suite's null_seed (null/)")
+    ca.add_argument(
+        "--sampling-seeds",
+        nargs="+",
+        type=int,
+        required=True,
+        metavar="SEED",
+        help="sampling seeds to evaluate at, other than 0 (eval/) and the suite's null_seed (null/)",
+    )
     ca.add_argument("--work-root", default="runs", help="where the full evaluations go for a while (default: runs)")
-    ca.add_argument("--publish-root", default="leaderboards",
-                    help="where the suite's bases are and <suite>/calibration/ goes (default: leaderboards)")
-    ca.add_argument("--cpus", type=int, help="threads (default: the suite's resources.cpus, as its runs used; the "
-                    "results do not depend on it)")
+    ca.add_argument(
+        "--publish-root",
+        default="leaderboards",
+        help="where the suite's bases are and <suite>/calibration/ goes (default: leaderboards)",
+    )
+    ca.add_argument(
+        "--cpus",
+        type=int,
+        help="threads (default: the suite's resources.cpus, as its runs used; the results do not depend on it)",
+    )
     ca.add_argument("--no-progress", action="store_true", help="no progress bars (a line per evaluation stays)")
     ca.set_defaults(func=cmd_calibrate)
     return p
@@ -706,8 +879,11 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_USAGE
     except OSError as exc:  # a write that failed mid-run (a full disk): what was written before is intact
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"ood-bench: error: {exc.strerror or exc}{where} (nothing already written was changed; free the "
-              f"space or fix the folder and run the same command again)", file=sys.stderr)
+        print(
+            f"ood-bench: error: {exc.strerror or exc}{where} (nothing already written was changed; free the "
+            f"space or fix the folder and run the same command again)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -44,6 +44,7 @@ _check = check  # the name plugins used before 1.0
 
 # --------------------------------------------------------------------------- loading
 
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against a dataclass field type; ints are accepted for floats."""
     origin = typing.get_origin(tp)
@@ -140,8 +141,9 @@ def deep_merge(base: dict, extra: dict) -> dict:
         if isinstance(v, dict) and not isinstance(v, Whole) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         elif isinstance(v, dict) and not isinstance(v, Whole) and k in out and out[k] is not None:
-            raise ConfigError(f"config key {k!r} is {out[k]!r}, not a section, so {k}.{next(iter(v), '')} "
-                              f"cannot be set")
+            raise ConfigError(
+                f"config key {k!r} is {out[k]!r}, not a section, so {k}.{next(iter(v), '')} cannot be set"
+            )
         else:
             out[k] = v
     return out

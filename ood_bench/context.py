@@ -14,15 +14,15 @@ tokens with ``cmask`` (N, T) True on completion tokens, per-token tensors are
 
 from __future__ import annotations
 
-from .errors import NonFiniteError
-
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
 
+from .errors import NonFiniteError
 from .rollout import pack, sample, shared_prompt_logprobs, token_logprobs
 from .tasks.base import checked_score, torch_seed
 from .tokenizer import EOS, TOKENIZER
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .model import GPT
     from .rollout import Rollout
     from .tasks.base import Problem, TaskFamily
+
 
 @dataclass
 class Counters:
@@ -95,8 +96,8 @@ class RolloutBatch:
         adv, _ = group_advantages(batch.rewards, batch.group_size)
     """
 
-    problems: list["Problem"]
-    rollout: "Rollout"  # the raw samples: tokens, mask, sampler log-probs (N, L), lengths
+    problems: list[Problem]
+    rollout: Rollout  # the raw samples: tokens, mask, sampler log-probs (N, L), lengths
     rewards: torch.Tensor  # (N,) answer reward (+ ``trace_reward`` x trace verdict)
     answer_correct: torch.Tensor  # (N,) bool
     ids: torch.Tensor  # (N, T) right-padded prompt+completion rows, for ``Context.logprobs``
@@ -112,8 +113,11 @@ def _shares_prompts(b: RolloutBatch) -> bool:
     """Rows come ``group_size`` to a prompt, prompt by prompt (as ``Context.rollout`` makes them)."""
     n = b.group_size
     idx = b.rollout.prompt_index
-    return n > 1 and len(b.rollout.prompts) * n == len(idx) and \
-        torch.equal(idx.cpu(), torch.arange(len(b.rollout.prompts)).repeat_interleave(n))
+    return (
+        n > 1
+        and len(b.rollout.prompts) * n == len(idx)
+        and torch.equal(idx.cpu(), torch.arange(len(b.rollout.prompts)).repeat_interleave(n))
+    )
 
 
 def _default_backward(loss: torch.Tensor) -> None:
@@ -134,11 +138,19 @@ class Context:
         self.ctx.optimize(loss, train_tokens=int(lp.mask.sum()))
     """
 
-    def __init__(self, policy: "GPT", reference: "GPT", families: list["TaskFamily"], config,
-                 optimizer: torch.optim.Optimizer | None, seed: int = 0,
-                 draw: Callable[[int, int], list["Problem"]] | None = None,
-                 backward: Callable[[torch.Tensor], None] = _default_backward,
-                 clip: Callable[[float], None] | None = None, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        policy: GPT,
+        reference: GPT,
+        families: list[TaskFamily],
+        config,
+        optimizer: torch.optim.Optimizer | None,
+        seed: int = 0,
+        draw: Callable[[int, int], list[Problem]] | None = None,
+        backward: Callable[[torch.Tensor], None] = _default_backward,
+        clip: Callable[[float], None] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.policy = policy
         self.reference = reference
         self.families = {f.name: f for f in families}
@@ -149,8 +161,11 @@ class Context:
         self.device = torch.device(device)
         self._draw = draw
         self._backward = backward
-        self._clip = clip or (lambda max_norm: nn.utils.clip_grad_norm_(
-            [p for g in self.optimizer.param_groups for p in g["params"]], max_norm))
+        self._clip = clip or (
+            lambda max_norm: nn.utils.clip_grad_norm_(
+                [p for g in self.optimizer.param_groups for p in g["params"]], max_norm
+            )
+        )
         self._stepped = False
         # The first scores of the step's first rollout batch, per model (detached): the standard
         # diagnostics reuse them instead of running the model again.
@@ -158,14 +173,22 @@ class Context:
         self.last_rollout: RolloutBatch | None = None
 
     # ------------------------------------------------------------------ data
-    def rollout(self, problems: list["Problem"], n: int) -> RolloutBatch:
+    def rollout(self, problems: list[Problem], n: int) -> RolloutBatch:
         """Sample ``n`` completions per problem from the policy and score them with the verifier."""
         cfg = self.config
         prompts = [TOKENIZER.encode(p.prompt, bos=True) for p in problems]
         gen = torch.Generator(device=self.device).manual_seed(
-            torch_seed("rollout", self.seed, self.counters.batches, self.counters.rollouts))
-        r = sample(self.policy, prompts, n=n, temperature=cfg.temperature, top_p=cfg.top_p,
-                   max_new_tokens=cfg.max_new_tokens, generator=gen)
+            torch_seed("rollout", self.seed, self.counters.batches, self.counters.rollouts)
+        )
+        r = sample(
+            self.policy,
+            prompts,
+            n=n,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            generator=gen,
+        )
         completions, rewards, correct, trace_ok = [], [], [], []
         for row, text in enumerate(r.texts()):
             p = problems[int(r.prompt_index[row])]
@@ -178,14 +201,20 @@ class Context:
         self.counters.prompts += len(problems)
         self.counters.rollouts += len(completions)
         self.counters.rollout_tokens += r.num_tokens()
-        batch = RolloutBatch(problems, r, torch.tensor(rewards, device=self.device),
-                             torch.tensor(correct, device=self.device), ids, cmask,
-                             torch.tensor(trace_ok, device=self.device))
+        batch = RolloutBatch(
+            problems,
+            r,
+            torch.tensor(rewards, device=self.device),
+            torch.tensor(correct, device=self.device),
+            ids,
+            cmask,
+            torch.tensor(trace_ok, device=self.device),
+        )
         if self.last_rollout is None:
             self.last_rollout = batch
         return batch
 
-    def draw_prompts(self, k: int) -> list["Problem"]:
+    def draw_prompts(self, k: int) -> list[Problem]:
         """``k`` more training prompts from this run's split, beyond the step's batch (dynamic sampling).
 
         Deterministic and resumable: the i-th extra prompt of a run is always the same problem.
@@ -196,7 +225,7 @@ class Context:
         self.counters.extra_prompts += k
         return out
 
-    def gold_batch(self, problems: list["Problem"]) -> tuple[torch.Tensor, torch.Tensor]:
+    def gold_batch(self, problems: list[Problem]) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows of prompt + gold completion (+ <eos>) and their completion mask (for supervised methods)."""
         prompts = [TOKENIZER.encode(p.prompt, bos=True) for p in problems]
         comps = [TOKENIZER.encode(p.completion) + [EOS] for p in problems]
@@ -204,20 +233,31 @@ class Context:
         return pack(prompts, comps, self.device)
 
     # ------------------------------------------------------------------ scoring
-    def logprobs(self, model: nn.Module, ids: torch.Tensor, cmask: torch.Tensor, grad: bool = True,
-                 hidden: bool = False) -> LogProbs:
+    def logprobs(
+        self, model: nn.Module, ids: torch.Tensor, cmask: torch.Tensor, grad: bool = True, hidden: bool = False
+    ) -> LogProbs:
         """Teacher-forced scores of ``ids`` under ``model`` at the algorithm's temperature."""
         b = self.last_rollout
         is_rollout = b is not None and ids.shape == b.ids.shape and torch.equal(ids, b.ids)
         with torch.set_grad_enabled(grad):
-            shared = is_rollout and not hidden and hasattr(model, "forward_shared") and _shares_prompts(b) \
-                and not (model.training and getattr(model.cfg, "dropout", 0.0))  # that path has no dropout
+            shared = (
+                is_rollout
+                and not hidden
+                and hasattr(model, "forward_shared")
+                and _shares_prompts(b)
+                and not (model.training and getattr(model.cfg, "dropout", 0.0))
+            )  # that path has no dropout
             if shared:
                 # the step's rollout batch, n samples per prompt: each prompt is computed once
                 r = b.rollout
-                out = shared_prompt_logprobs(model, r.prompts, b.group_size,
-                                             [row[m].tolist() for row, m in zip(r.tokens, r.mask)], ids.shape[1],
-                                             temperature=self.config.temperature)
+                out = shared_prompt_logprobs(
+                    model,
+                    r.prompts,
+                    b.group_size,
+                    [row[m].tolist() for row, m in zip(r.tokens, r.mask)],
+                    ids.shape[1],
+                    temperature=self.config.temperature,
+                )
             else:
                 out = token_logprobs(model, ids, cmask, temperature=self.config.temperature, return_hidden=hidden)
         lp = LogProbs(*out) if hidden else LogProbs(*out, None)
@@ -232,9 +272,10 @@ class Context:
         A non-finite loss stops the run with one line (``NonFiniteError``) before it touches the weights.
         """
         if not torch.isfinite(loss.detach()).all():
-
-            raise NonFiniteError(f"the algorithm's loss is {float(loss.detach())} at gradient step "
-                                 f"{self.counters.grad_steps}: post-training stopped before it reached the weights")
+            raise NonFiniteError(
+                f"the algorithm's loss is {float(loss.detach())} at gradient step "
+                f"{self.counters.grad_steps}: post-training stopped before it reached the weights"
+            )
         self.optimizer.zero_grad()
         self._backward(loss)
         if self.config.grad_clip:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch.utils.data import IterableDataset
@@ -42,14 +42,22 @@ class MixtureConfig:
         check(bool(self.families), f"{prefix}.families", self.families, "name at least one family")
         for name, share in self.families.items():
             find_family(name)
-            check(isinstance(share, (int, float)) and share >= 0, f"{prefix}.families.{name}", share,
-                   "share must be a non-negative number")
+            check(
+                isinstance(share, (int, float)) and share >= 0,
+                f"{prefix}.families.{name}",
+                share,
+                "share must be a non-negative number",
+            )
         total = sum(self.families.values())
         check(abs(total - 1.0) < 1e-6, f"{prefix}.families", self.families, f"shares sum to {total:g}, not 1")
         for axis, frac in self.exposure.items():
             check(axis in AXES, f"{prefix}.exposure.{axis}", frac, f"unknown axis (choose from {', '.join(AXES)})")
-            check(isinstance(frac, (int, float)) and 0.0 <= frac <= 1.0, f"{prefix}.exposure.{axis}", frac,
-                   "exposure must be in [0, 1]")
+            check(
+                isinstance(frac, (int, float)) and 0.0 <= frac <= 1.0,
+                f"{prefix}.exposure.{axis}",
+                frac,
+                "exposure must be in [0, 1]",
+            )
         total_exp = sum(self.exposure.values())
         check(total_exp <= 1.0, f"{prefix}.exposure", self.exposure, f"exposures sum to {total_exp:g} > 1")
 
@@ -61,7 +69,7 @@ def held_out_problems(family: TaskFamily, split: str, n: int) -> list[Problem]:
     return list(_test_set(family, split)[:n])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _test_set(family: TaskFamily, split: str) -> tuple[Problem, ...]:
     seen, out, index = set(), [], 0
     while len(out) < TEST_SET_SIZE:
@@ -76,22 +84,29 @@ def _test_set(family: TaskFamily, split: str) -> tuple[Problem, ...]:
 def longest_test_problem(family: TaskFamily, split: str, n: int) -> int:
     """Tokens of the longest of the first ``n`` test problems of a split, prompt and gold completion
     together (with ``<bos>`` and ``<eos>``): what the model's context must hold to score it."""
-    return max(len(TOKENIZER.encode(p.prompt, bos=True)) + len(TOKENIZER.encode(p.completion, eos=True))
-               for p in held_out_problems(family, split, n))
+    return max(
+        len(TOKENIZER.encode(p.prompt, bos=True)) + len(TOKENIZER.encode(p.completion, eos=True))
+        for p in held_out_problems(family, split, n)
+    )
 
 
-def check_context_holds(families: list[TaskFamily], splits: list[str], block_size: int, n: int,
-                        key: str = "model.block_size") -> None:
+def check_context_holds(
+    families: list[TaskFamily], splits: list[str], block_size: int, n: int, key: str = "model.block_size"
+) -> None:
     """A model whose context cannot hold a split's test problems would fail minutes later, or
     score garbage: refuse it now, with one line naming the split and the length it needs."""
     for family in families:
         for split in splits:
             need = longest_test_problem(family, split, n)
-            check(need <= block_size, key, block_size,
-                  f"too small: {family.name} {split} test problems need up to {need} tokens (prompt and gold trace)")
+            check(
+                need <= block_size,
+                key,
+                block_size,
+                f"too small: {family.name} {split} test problems need up to {need} tokens (prompt and gold trace)",
+            )
 
 
-@lru_cache(maxsize=None)
+@cache
 def reserved_uids(family: TaskFamily) -> frozenset[str]:
     """Every test problem of the family, all splits: never to be trained on."""
     return frozenset(p.uid for split in family.splits for p in _test_set(family, split))
@@ -146,8 +161,15 @@ class PromptStream(IterableDataset):
     are excluded the same way.
     """
 
-    def __init__(self, families: list[TaskFamily], split: str, seed: int, per_step: int, start_step: int = 0,
-                 shares: list[float] | None = None) -> None:
+    def __init__(
+        self,
+        families: list[TaskFamily],
+        split: str,
+        seed: int,
+        per_step: int,
+        start_step: int = 0,
+        shares: list[float] | None = None,
+    ) -> None:
         self.families, self.split, self.seed = families, split, seed
         self.per_step, self.start_step = per_step, start_step
         self.shares = shares or [1.0] * len(families)
@@ -260,13 +282,13 @@ def collate_packed(examples: list[Example], row_len: int, loss_on_prompt: bool =
             e = examples[i]
             ids = torch.tensor(e.ids, dtype=torch.long)
             n = len(e.ids) - 1
-            x[r, at: at + n] = ids[:-1]
-            y[r, at: at + n] = ids[1:]
+            x[r, at : at + n] = ids[:-1]
+            y[r, at : at + n] = ids[1:]
             if not loss_on_prompt:
-                y[r, at: at + e.prompt_len - 1] = IGNORE_INDEX
-            index[r, at: at + n] = torch.arange(n)
-            pos[r, at: at + n] = torch.arange(n) if e.positions is None else torch.tensor(e.positions)
-            doc[r, at: at + n] = i
+                y[r, at : at + e.prompt_len - 1] = IGNORE_INDEX
+            index[r, at : at + n] = torch.arange(n)
+            pos[r, at : at + n] = torch.arange(n) if e.positions is None else torch.tensor(e.positions)
+            doc[r, at : at + n] = i
             at += n
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     same = (doc[:, :, None] == doc[:, None, :]) & (doc[:, :, None] >= 0)
@@ -286,8 +308,16 @@ class PretrainStream(IterableDataset):
     ID accuracy after a fixed budget fell from 0.19 to 0.05 in a trial run.)
     """
 
-    def __init__(self, mixture: Mixture, batch_size: int, block_size: int,
-                 start_step: int = 0, rank: int = 0, world_size: int = 1, position_skip: int = 0) -> None:
+    def __init__(
+        self,
+        mixture: Mixture,
+        batch_size: int,
+        block_size: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        position_skip: int = 0,
+    ) -> None:
         self.mixture = mixture
         self.position_skip = position_skip
         self.batch_size = batch_size
@@ -310,6 +340,17 @@ class PretrainStream(IterableDataset):
 
 
 __all__ = [
-    "TEST_SEED", "TEST_SET_SIZE", "IGNORE_INDEX", "Mixture", "PretrainStream", "Example",
-    "encode_problem", "collate", "held_out_problems", "reserved_uids", "PAD", "BOS", "EOS",
+    "TEST_SEED",
+    "TEST_SET_SIZE",
+    "IGNORE_INDEX",
+    "Mixture",
+    "PretrainStream",
+    "Example",
+    "encode_problem",
+    "collate",
+    "held_out_problems",
+    "reserved_uids",
+    "PAD",
+    "BOS",
+    "EOS",
 ]

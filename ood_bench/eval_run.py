@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 
-def evaluate_checkpoint(ckpt_path: str | Path, ecfg, seed: int, out_dir: Path, progress: bool,
-                        loaded=None) -> pd.DataFrame:
+def evaluate_checkpoint(
+    ckpt_path: str | Path, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None
+) -> pd.DataFrame:
     from .checkpoints import CHECKSUM_KEY
     from .evaluate import SAMPLING, evaluate
     from .plugins import get_plugins
@@ -29,11 +30,19 @@ def evaluate_checkpoint(ckpt_path: str | Path, ecfg, seed: int, out_dir: Path, p
 
         shutil.rmtree(work, ignore_errors=True)
         raise
-    meta = {"kind": "evaluate", "checkpoint": str(ckpt_path), "eval_config": ecfg.__dict__, "seed": seed,
-            "sampling": SAMPLING, "checkpoint_sha256": ckpt.get(CHECKSUM_KEY),
-            "base_checkpoint_sha256": ckpt.get("hyper_parameters", {}).get("base_sha256"),
-            "task_versions": {f.name: f.version for f in families}, "model_config": cfg.model.__dict__,
-            "mixture": cfg.mixture.__dict__, **environment()}
+    meta = {
+        "kind": "evaluate",
+        "checkpoint": str(ckpt_path),
+        "eval_config": ecfg.__dict__,
+        "seed": seed,
+        "sampling": SAMPLING,
+        "checkpoint_sha256": ckpt.get(CHECKSUM_KEY),
+        "base_checkpoint_sha256": ckpt.get("hyper_parameters", {}).get("base_sha256"),
+        "task_versions": {f.name: f.version for f in families},
+        "model_config": cfg.model.__dict__,
+        "mixture": cfg.mixture.__dict__,
+        **environment(),
+    }
     write_eval_record(work, df, meta)
     replace_folder(work, out_dir)
     return df

@@ -23,8 +23,8 @@ from .config import check
 from .data import TEST_SET_SIZE, held_out_problems
 from .metrics import MeanWithStderr, PassAtK, default_ks
 from .model import GPT
-from .rollout import sample, sequence_logprobs
 from .results import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
+from .rollout import sample, sequence_logprobs
 from .support import Thresholds
 from .tasks.base import SPLITS, Problem, TaskFamily, checked_score, torch_seed
 from .tokenizer import TOKENIZER
@@ -52,11 +52,19 @@ class EvalConfig:
         check(bool(self.splits), f"{prefix}.splits", self.splits, "name at least one split")
         for split in self.splits:
             check(split in SPLITS, f"{prefix}.splits", split, f"unknown split (choose from {', '.join(SPLITS)})")
-        check(0 < self.n_test <= TEST_SET_SIZE, f"{prefix}.n_test", self.n_test,
-               f"must be in 1..{TEST_SET_SIZE}, the size of the reserved test stream")
+        check(
+            0 < self.n_test <= TEST_SET_SIZE,
+            f"{prefix}.n_test",
+            self.n_test,
+            f"must be in 1..{TEST_SET_SIZE}, the size of the reserved test stream",
+        )
         check(self.n_samples >= 1, f"{prefix}.n_samples", self.n_samples, "must be >= 1")
-        check(math.isfinite(self.temperature) and self.temperature > 0, f"{prefix}.temperature", self.temperature,
-              "must be a positive number (greedy is always reported too)")
+        check(
+            math.isfinite(self.temperature) and self.temperature > 0,
+            f"{prefix}.temperature",
+            self.temperature,
+            "must be a positive number (greedy is always reported too)",
+        )
         check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
         check(self.batch_size >= 1, f"{prefix}.batch_size", self.batch_size, "must be >= 1")
         check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", self.max_new_tokens, "must be >= 1")
@@ -70,7 +78,7 @@ class SplitResult:
 
 def _chunks(seq: list, size: int):
     for i in range(0, len(seq), size):
-        yield i // size, seq[i: i + size]
+        yield i // size, seq[i : i + size]
 
 
 SAMPLING = "per-problem-v1"  # how evaluation draws its samples; recorded in eval.json
@@ -92,8 +100,9 @@ def sample_uniforms(problems: list[Problem], n: int, seed: int, length: int) -> 
     return torch.stack(rows)
 
 
-def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig, seed: int = 0,
-                   bar: tqdm | None = None) -> SplitResult:
+def evaluate_split(
+    model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig, seed: int = 0, bar: tqdm | None = None
+) -> SplitResult:
     problems: list[Problem] = held_out_problems(family, split, ecfg.n_test)
     prompts = [TOKENIZER.encode(p.prompt, bos=True) for p in problems]
     n = ecfg.n_samples
@@ -116,10 +125,17 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
     full_correct = [0] * len(problems)  # trace and answer both right: what the exact mass Q measures
     example = [""] * len(problems)
     per_batch = max(1, ecfg.batch_size // n)
-    for ci, chunk in _chunks(list(range(len(problems))), per_batch):
+    for _, chunk in _chunks(list(range(len(problems))), per_batch):
         u = sample_uniforms([problems[i] for i in chunk], n, seed, ecfg.max_new_tokens)
-        r = sample(model, [prompts[i] for i in chunk], n=n, temperature=ecfg.temperature, top_p=ecfg.top_p,
-                   max_new_tokens=ecfg.max_new_tokens, uniforms=u)
+        r = sample(
+            model,
+            [prompts[i] for i in chunk],
+            n=n,
+            temperature=ecfg.temperature,
+            top_p=ecfg.top_p,
+            max_new_tokens=ecfg.max_new_tokens,
+            uniforms=u,
+        )
         gen_tokens += r.num_tokens()
         for row, text in enumerate(r.texts()):
             i = chunk[int(r.prompt_index[row])]
@@ -138,11 +154,24 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
 
     records = [
         {
-            "family": family.name, "version": family.version, "split": split, "index": p.index, "uid": p.uid,
-            "n": n, "c": correct[i], "trace_c": trace_correct[i], "full_c": full_correct[i], "greedy_correct": bool(greedy_ok[i]),
-            "greedy_trace_correct": bool(greedy_trace[i]), "gold_logprob": float(gold[i]),
-            "gold_tokens": len(golds[i]), "depth": p.meta.get("depth"), "length": p.meta.get("length"),
-            "prompt": p.prompt, "gold": p.completion, "sample": example[i],
+            "family": family.name,
+            "version": family.version,
+            "split": split,
+            "index": p.index,
+            "uid": p.uid,
+            "n": n,
+            "c": correct[i],
+            "trace_c": trace_correct[i],
+            "full_c": full_correct[i],
+            "greedy_correct": bool(greedy_ok[i]),
+            "greedy_trace_correct": bool(greedy_trace[i]),
+            "gold_logprob": float(gold[i]),
+            "gold_tokens": len(golds[i]),
+            "depth": p.meta.get("depth"),
+            "length": p.meta.get("length"),
+            "prompt": p.prompt,
+            "gold": p.completion,
+            "sample": example[i],
         }
         for i, p in enumerate(problems)
     ]
@@ -159,14 +188,22 @@ def evaluate_split(model: GPT, family: TaskFamily, split: str, ecfg: EvalConfig,
     g, g_se = greedy.compute()
     lp, lp_se = gold_mean.compute()
     summary = {
-        "family": family.name, "version": family.version, "split": split, "problems": len(problems), "n": n,
-        "greedy": g, "greedy_stderr": g_se, **passk.compute(),
+        "family": family.name,
+        "version": family.version,
+        "split": split,
+        "problems": len(problems),
+        "n": n,
+        "greedy": g,
+        "greedy_stderr": g_se,
+        **passk.compute(),
         "trace_pass@1": trace.compute()["pass@1"],
         "trace_mass": float(gold.double().exp().mean()),
-        "gold_logprob": lp, "gold_logprob_stderr": lp_se,
+        "gold_logprob": lp,
+        "gold_logprob_stderr": lp_se,
         "gold_logprob_per_token": float(gold.double().sum() / sum(len(g) for g in golds)),
         "outside_support_frac": float((gold < OUTSIDE_LOGPROB).double().mean()),
-        "gen_tokens": gen_tokens, "seconds": round(seconds, 2),
+        "gen_tokens": gen_tokens,
+        "seconds": round(seconds, 2),
     }
     summary.update(plugin_metrics(records))
     return SplitResult(summary, records)
@@ -188,8 +225,14 @@ def plugin_metrics(records: list[dict]) -> dict:
     return out
 
 
-def evaluate(model: GPT, families: list[TaskFamily], ecfg: EvalConfig, seed: int = 0,
-             out_dir: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+def evaluate(
+    model: GPT,
+    families: list[TaskFamily],
+    ecfg: EvalConfig,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Evaluate every (family, split); write ``samples/<family>__<split>.jsonl`` under ``out_dir``."""
     pairs = [(f, s) for f in families for s in ecfg.splits]
     total = len(pairs) * ecfg.n_test * 2  # greedy pass + sampled pass per problem

@@ -62,8 +62,13 @@ class Tilt:
 
     def as_dict(self) -> dict:
         """The columns a support table carries: the run's tilt, and the bound its expansions exceeded."""
-        return {"run_tilt_problems": self.problems, "run_tilt_saturated": self.saturated,
-                "run_tilt_mean": self.mean, "run_tilt_sd": self.sd, "tilt_bound": self.bound}
+        return {
+            "run_tilt_problems": self.problems,
+            "run_tilt_saturated": self.saturated,
+            "run_tilt_mean": self.mean,
+            "run_tilt_sd": self.sd,
+            "tilt_bound": self.bound,
+        }
 
 
 def fit_tilt(lq_base: np.ndarray, lq_post: np.ndarray, outside: float = 1e-6, tested: int = 1) -> Tilt:
@@ -90,16 +95,18 @@ def fit_tilt(lq_base: np.ndarray, lq_post: np.ndarray, outside: float = 1e-6, te
     return Tilt(m, int(saturated.sum()), mean, sd, bound)
 
 
-def beyond_tilt(lq_base: np.ndarray, lq_post: np.ndarray, tilt: Tilt, outside: float = 1e-6,
-                solved: float = 1e-2) -> np.ndarray:
+def beyond_tilt(
+    lq_base: np.ndarray, lq_post: np.ndarray, tilt: Tilt, outside: float = 1e-6, solved: float = 1e-2
+) -> np.ndarray:
     """Which problems expanded: outside the base's support, solved after, and risen beyond the tilt."""
     lq_base, lq_post = np.asarray(lq_base, float), np.asarray(lq_post, float)
     candidates = (np.exp(lq_base) < outside) & (np.exp(lq_post) >= solved)
     return candidates & (logit(lq_post) - logit(lq_base) > tilt.bound)
 
 
-def threshold_expanded(lq_base: np.ndarray, lq_post: np.ndarray, outside: float = 1e-6,
-                       solved: float = 1e-2) -> np.ndarray:
+def threshold_expanded(
+    lq_base: np.ndarray, lq_post: np.ndarray, outside: float = 1e-6, solved: float = 1e-2
+) -> np.ndarray:
     """The old fixed-threshold count (secondary): outside before, solved after, whatever the tilt."""
     return (np.exp(np.asarray(lq_base, float)) < outside) & (np.exp(np.asarray(lq_post, float)) >= solved)
 

@@ -52,8 +52,9 @@ class plugin_call:
 def checked_diagnostics(name: str, diag) -> dict[str, float]:
     """What an algorithm's ``step`` returned, as the floats the logger takes: a dict of numbers (or 0-dim tensors)."""
     if not isinstance(diag, dict):
-        raise fault("algorithm", name, "step", f"it returned {type(diag).__name__}, not a dict of diagnostics "
-                                               f"(name -> number)")
+        raise fault(
+            "algorithm", name, "step", f"it returned {type(diag).__name__}, not a dict of diagnostics (name -> number)"
+        )
     try:
         return {str(k): float(v) for k, v in diag.items()}
     except (TypeError, ValueError, RuntimeError) as exc:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import functools
+import gc
 
 
 @functools.lru_cache(maxsize=1)

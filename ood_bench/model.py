@@ -61,8 +61,12 @@ class ModelConfig:
             check(getattr(self, k) > 0, f"{prefix}.{k}", getattr(self, k), "must be positive")
         check(self.n_embd % self.n_head == 0, f"{prefix}.n_embd", self.n_embd, "must be divisible by n_head")
         check((self.n_embd // self.n_head) % 2 == 0, f"{prefix}.n_embd", self.n_embd, "head size must be even")
-        check(self.pos_encoding in ("rope", "learned"), f"{prefix}.pos_encoding", self.pos_encoding,
-               "choose rope or learned")
+        check(
+            self.pos_encoding in ("rope", "learned"),
+            f"{prefix}.pos_encoding",
+            self.pos_encoding,
+            "choose rope or learned",
+        )
         check(0 <= self.conv_kernel <= 16, f"{prefix}.conv_kernel", self.conv_kernel, "must be in 0..16")
         check(0.0 < self.rope_fraction <= 1.0, f"{prefix}.rope_fraction", self.rope_fraction, "must be in (0, 1]")
         check(0.0 <= self.dropout < 1.0, f"{prefix}.dropout", self.dropout, "must be in [0, 1)")
@@ -103,7 +107,7 @@ class KVCache:
     prefix: SharedPrefix | None = None
 
     @classmethod
-    def empty(cls, cfg: ModelConfig, batch: int, max_len: int, device, dtype) -> "KVCache":
+    def empty(cls, cfg: ModelConfig, batch: int, max_len: int, device, dtype) -> KVCache:
         hd = cfg.n_embd // cfg.n_head
         shape = (cfg.n_layer, batch, cfg.n_head, max_len, hd)
         return cls(  # keys and values past ``length`` are never read, so they need no zeroing
@@ -111,7 +115,8 @@ class KVCache:
             v=torch.empty(shape, device=device, dtype=dtype),
             key_mask=torch.zeros(batch, max_len, device=device, dtype=torch.bool),
             conv=torch.zeros((cfg.n_layer, batch, cfg.conv_kernel - 1, cfg.n_embd), device=device, dtype=dtype)
-            if cfg.conv_kernel > 1 else None,
+            if cfg.conv_kernel > 1
+            else None,
         )
 
     @property
@@ -123,8 +128,9 @@ class KVCache:
         """After the prompts' prefill: keep their keys once as a ``SharedPrefix`` for ``n`` rows each,
         and make room for ``new_tokens`` decoded tokens per row."""
         L, P, H, _, hd = self.k.shape
-        self.prefix = SharedPrefix(self.k[:, :, :, : self.length], self.v[:, :, :, : self.length],
-                                   self.key_mask[:, : self.length], n)
+        self.prefix = SharedPrefix(
+            self.k[:, :, :, : self.length], self.v[:, :, :, : self.length], self.key_mask[:, : self.length], n
+        )
         self.k = self.k.new_empty((L, P * n, H, new_tokens, hd))
         self.v = self.v.new_empty((L, P * n, H, new_tokens, hd))
         self.key_mask = self.key_mask.new_zeros((P * n, new_tokens))
@@ -145,9 +151,9 @@ class KVCache:
             prompt = torch.div(rows, pre.n, rounding_mode="floor")
             k[:, :, :, :Tp], v[:, :, :, :Tp] = pre.k[:, prompt], pre.v[:, prompt]
             mask[:, :Tp] = pre.mask[prompt]
-        k[:, :, :, Tp: Tp + self.length] = self.k[:, rows, :, : self.length]
-        v[:, :, :, Tp: Tp + self.length] = self.v[:, rows, :, : self.length]
-        mask[:, Tp: Tp + self.length] = self.key_mask[rows, : self.length]
+        k[:, :, :, Tp : Tp + self.length] = self.k[:, rows, :, : self.length]
+        v[:, :, :, Tp : Tp + self.length] = self.v[:, rows, :, : self.length]
+        mask[:, Tp : Tp + self.length] = self.key_mask[rows, : self.length]
         self.k, self.v, self.key_mask, self.prefix = k, v, mask, None
         self.length += Tp
         if self.conv is not None:
@@ -234,7 +240,7 @@ class SelfAttention(nn.Module):
         q_c, k_c, v_c = self._heads(x_c, rope_c)
         P, H, Tp, hd = k_p.shape
         N, _, Tc, _ = q_c.shape
-        scale = hd ** -0.5
+        scale = hd**-0.5
         grouped = q_c.reshape(P, n, H, Tc, hd).transpose(1, 2).reshape(P, H, n * Tc, hd)
         s_pre = torch.matmul(grouped, k_p.transpose(-1, -2)) * scale  # (P, H, n*Tc, Tp)
         s_pre = s_pre.masked_fill(~prompt_valid[:, None, None, :], float("-inf"))
@@ -264,8 +270,15 @@ class SelfAttention(nn.Module):
                 kernel = _kernel_for(q)
                 if kernel is not None:  # every row and head in one call (see ood_bench/kernels)
                     no_prompt = q.new_empty(B, self.n_head, 1, 0)  # no shared prompt: the cache holds every key
-                    _, y = kernel.decode_attention(q.squeeze(2), k, v, no_prompt, attn_mask.new_ones(B, 0),
-                                                   q.shape[-1] ** -0.5, attn_mask.expand(B, 1, 1, -1).reshape(B, -1))
+                    _, y = kernel.decode_attention(
+                        q.squeeze(2),
+                        k,
+                        v,
+                        no_prompt,
+                        attn_mask.new_ones(B, 0),
+                        q.shape[-1] ** -0.5,
+                        attn_mask.expand(B, 1, 1, -1).reshape(B, -1),
+                    )
                     return self.proj(y.reshape(B, T, C))
                 # One new token against the cache: plain batched matmuls read the strided cache
                 # slices directly (SDPA's CPU kernels are slower on this shape: benchmarks/ measures it).
@@ -285,14 +298,15 @@ class SelfAttention(nn.Module):
         P, n = prefix.k.shape[1], prefix.n
         pk, pv = prefix.k[self.layer], prefix.v[self.layer]  # (P, H, Tp, hd)
         qg = q.view(P, n, H, hd).transpose(1, 2)  # (P, H, n, hd)
-        scale = hd ** -0.5
+        scale = hd**-0.5
         kernel = _kernel_for(q)
         if kernel is not None:
             # The prompt scores stay one batched matmul per prompt (efficient as it is); the kernel does
             # the N*H one-row products over each row's own keys and the softmax, which eager spends most
             # of its time dispatching, and hands back the prompt weights for the second batched matmul.
-            w_pre, y_own = kernel.decode_attention(q.view(N, H, hd), k, v, torch.matmul(qg, pk.transpose(-1, -2)),
-                                                   prefix.mask, scale)
+            w_pre, y_own = kernel.decode_attention(
+                q.view(N, H, hd), k, v, torch.matmul(qg, pk.transpose(-1, -2)), prefix.mask, scale
+            )
             y = torch.matmul(w_pre, pv).transpose(1, 2).reshape(N, H, 1, hd)
             return y + y_own.view(N, H, 1, hd)
         s_pre = torch.matmul(qg, pk.transpose(-1, -2)) * scale  # (P, H, n, Tp)
@@ -351,9 +365,9 @@ class CausalConv(nn.Module):
         full = torch.cat((past, x), dim=1)  # (B, kernel-1+T, C)
         out = x * self.weight[0]
         for j in range(1, self.kernel):
-            shifted = full[:, self.kernel - 1 - j: self.kernel - 1 - j + T]  # x_{t-j}
+            shifted = full[:, self.kernel - 1 - j : self.kernel - 1 - j + T]  # x_{t-j}
             out = out + shifted * self.weight[j] * (index >= j).unsqueeze(-1)
-        return x + out, full[:, -(self.kernel - 1):]
+        return x + out, full[:, -(self.kernel - 1) :]
 
     def _decode_one(self, x, index, cache: KVCache):
         """One new token per row: the kernel-1 cached inputs weighted at once, not lag by lag."""
@@ -438,7 +452,9 @@ class GPT(nn.Module):
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
             return self.drop(x + self.pos_emb(positions)), None
-        return self.drop(x), torch.complex(self.rope_cos[positions].float(), self.rope_sin[positions].float()).unsqueeze(1)
+        return self.drop(x), torch.complex(
+            self.rope_cos[positions].float(), self.rope_sin[positions].float()
+        ).unsqueeze(1)
 
     def _run_block(self, fn, *args):
         """One block, its activations recomputed in the backward pass when ``recompute`` is on (never while
@@ -447,8 +463,9 @@ class GPT(nn.Module):
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
 
-    def forward_shared(self, prompts: torch.Tensor, prompt_valid: torch.Tensor, continuations: torch.Tensor,
-                       n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_shared(
+        self, prompts: torch.Tensor, prompt_valid: torch.Tensor, continuations: torch.Tensor, n: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of ``n`` continuations of each prompt, the prompts computed once (training too).
 
         ``prompts`` (P, Tp) left-padded (``prompt_valid`` marks real tokens); ``continuations``
@@ -469,13 +486,20 @@ class GPT(nn.Module):
         x_p, rope_p = self._embed(prompts, pos_p)
         x_c, rope_c = self._embed(continuations, pos_c)
         for block in self.blocks:
-            x_p, x_c = self._run_block(block.forward_shared, x_p, x_c, pos_p, pos_c, rope_p, rope_c, attn_p,
-                                       prompt_valid, n)
+            x_p, x_c = self._run_block(
+                block.forward_shared, x_p, x_c, pos_p, pos_c, rope_p, rope_c, attn_p, prompt_valid, n
+            )
         return self.head(self.ln_f(x_p[:, -1])), self.head(self.ln_f(x_c))
 
-    def forward(self, idx: torch.Tensor, positions: torch.Tensor | None = None,
-                attn_mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                return_hidden: bool = False, doc_index: torch.Tensor | None = None):
+    def forward(
+        self,
+        idx: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        return_hidden: bool = False,
+        doc_index: torch.Tensor | None = None,
+    ):
         """idx (B, T) -> logits (B, T, vocab).
 
         ``positions`` (B, T) default to 0..T-1; ``attn_mask`` (B, 1, T, S) is a

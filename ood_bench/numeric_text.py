@@ -53,4 +53,3 @@ def same_up_to_rounding(committed: str, regenerated: str) -> bool:
     if NUMBER.sub("#", committed) != NUMBER.sub("#", regenerated):
         return False
     return all(numbers_close(a, b) for a, b in zip(NUMBER.findall(committed), NUMBER.findall(regenerated)))
-

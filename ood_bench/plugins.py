@@ -14,8 +14,9 @@ import importlib.metadata as md
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -100,8 +101,10 @@ class Plugins:
                 name=ep.name, module=ep.value, distribution=dist, version=_version(dist) if dist else None
             )
             # An entry point naming a module or object that is not there is the commonest slip
-            hint = (f" (check the entry point in its pyproject.toml: [project.entry-points.ood_bench] "
-                    f"{ep.name} = \"{ep.value}\", then reinstall it)")
+            hint = (
+                f" (check the entry point in its pyproject.toml: [project.entry-points.ood_bench] "
+                f'{ep.name} = "{ep.value}", then reinstall it)'
+            )
             try:
                 obj = ep.load()
                 self.pm.register(obj, name=ep.name)
@@ -113,8 +116,12 @@ class Plugins:
                 self._fail(ep.name, "import", RuntimeError(f"it called sys.exit({exc.code!r}) at import"))
         for var, names in (("OOD_BENCH_LOAD_PLUGINS", allow or set()), ("OOD_BENCH_DISABLE_PLUGINS", block)):
             for name in sorted(names - seen):
-                warnings.warn(f"{var} names {name!r}, which matches no installed plugin "
-                              f"(installed: {', '.join(sorted(seen)) or 'none'})", PluginWarning, stacklevel=2)
+                warnings.warn(
+                    f"{var} names {name!r}, which matches no installed plugin "
+                    f"(installed: {', '.join(sorted(seen)) or 'none'})",
+                    PluginWarning,
+                    stacklevel=2,
+                )
 
     def _each_impl(self, hook_name: str, register_for: Callable[[str], Callable[..., None]]) -> None:
         """Call one hook plugin by plugin, so each registration knows its owner
@@ -142,6 +149,7 @@ class Plugins:
             def register(family):
                 self.tasks.register(family, owner=f"plugin {plugin!r}")
                 self._note(plugin, "tasks", family.name)
+
             return register
 
         def algorithms_for(plugin):
@@ -150,11 +158,13 @@ class Plugins:
                 if not name:
                     raise OodBenchError(f"algorithm {algo_cls!r} has no name")
                 self._add(self.algorithms, "algorithm", name, algo_cls, plugin)
+
             return register
 
         def metrics_for(plugin):
             def register(name, factory):
                 self._add(self.metrics, "metric", name, factory, plugin)
+
             return register
 
         self._each_impl("register_tasks", tasks_for)
@@ -175,8 +185,10 @@ class Plugins:
         try:
             return self.algorithms[name]
         except KeyError:
-            raise OodBenchError(f"unknown algorithm {name!r} (available: "
-                                f"{', '.join(sorted(self.algorithms)) or 'none'}{self.load_failures_note()})") from None
+            raise OodBenchError(
+                f"unknown algorithm {name!r} (available: "
+                f"{', '.join(sorted(self.algorithms)) or 'none'}{self.load_failures_note()})"
+            ) from None
 
     def load_failures_note(self) -> str:
         """``; plugin 'x' failed to load, as warned above`` when any did, else empty: for "unknown ..." errors,
@@ -224,8 +236,12 @@ def core_tasks() -> TaskRegistry:
         registry = TaskRegistry()
         for mod in CORE_PLUGINS:
             __import__(mod)
-            sys.modules[mod].register_tasks(register=lambda family, r=registry, m=mod: (
-                r.register(family, m), note_owner("task family", family.name, m)))
+            sys.modules[mod].register_tasks(
+                register=lambda family, r=registry, m=mod: (
+                    r.register(family, m),
+                    note_owner("task family", family.name, m),
+                )
+            )
         _CORE_TASKS = registry
     return _CORE_TASKS
 
@@ -252,5 +268,4 @@ def family_source(name: str) -> dict:
         return {}
     plugin = tasks.plugin_name(name)
     info = get_plugins().info.get(plugin)
-    return {"version": tasks.get(name).version, "plugin": plugin,
-            "distribution": info.distribution if info else None}
+    return {"version": tasks.get(name).version, "plugin": plugin, "distribution": info.distribution if info else None}

@@ -25,11 +25,11 @@ from .api import API_VERSION
 from .atomic import atomic_write_json
 from .checkpoints import CHECKSUM_KEY, state_digest
 from .config import build, check, deep_merge, parse_overrides, read_yaml
+from .context import Context
 from .data import TEST_SET_SIZE, PromptStream, check_context_holds
 from .faults import checked_diagnostics, plugin_call
 from .pretrain import load_base
 from .records import environment
-from .context import Context
 from .tasks.base import SPLITS
 from .training import TrainerConfig, fit_once, make_trainer, run_identity
 
@@ -108,9 +108,12 @@ class BudgetStop(Callback):
 
     def on_train_batch_end(self, trainer, module, *args):
         c, b = module.ctx.counters, self.budget
-        if (b.prompts and c.prompts >= b.prompts) or (b.rollouts and c.rollouts >= b.rollouts) or \
-                (b.tokens and c.rollout_tokens + c.train_tokens >= b.tokens) or \
-                c.batches >= (b.batches or 10 * b.grad_steps):
+        if (
+            (b.prompts and c.prompts >= b.prompts)
+            or (b.rollouts and c.rollouts >= b.rollouts)
+            or (b.tokens and c.rollout_tokens + c.train_tokens >= b.tokens)
+            or c.batches >= (b.batches or 10 * b.grad_steps)
+        ):
             trainer.should_stop = True
 
 
@@ -130,9 +133,15 @@ class PostTrainModule(L.LightningModule):
         self.model, base_cfg, base_ckpt = base_model if base_model is not None else load_base(self.cfg.base)
         # task_sources: a post-trained checkpoint, like a base one, names the plugins its families need;
         # base_sha256: which base it came from, so its evaluation is compared with that base's only
-        self.save_hyperparameters({"config": base_config, "posttrain": config, "algorithm": algorithm,
-                                   "task_sources": task_sources(base_config["mixture"]["families"]),
-                                   "base_sha256": base_ckpt.get(CHECKSUM_KEY)})
+        self.save_hyperparameters(
+            {
+                "config": base_config,
+                "posttrain": config,
+                "algorithm": algorithm,
+                "task_sources": task_sources(base_config["mixture"]["families"]),
+                "base_sha256": base_ckpt.get(CHECKSUM_KEY),
+            }
+        )
         self.reference = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.model.recompute = self.cfg.activation_checkpointing
         algo_cls = plugins.algorithm(self.cfg.algorithm)
@@ -141,9 +150,17 @@ class PostTrainModule(L.LightningModule):
         self.families = [plugins.tasks.get(n) for n in names]
         self.prompts = PromptStream(self.families, self.cfg.rl_split, self.cfg.seed, self.cfg.prompts_per_step)
         # The optimizer arrives in on_train_start (Lightning makes it after the modules exist).
-        self.ctx = Context(self.model, self.reference, self.families, self.algo_config, optimizer=None,
-                           seed=self.cfg.seed, draw=self.prompts.extra, backward=self.manual_backward,
-                           clip=self._clip)
+        self.ctx = Context(
+            self.model,
+            self.reference,
+            self.families,
+            self.algo_config,
+            optimizer=None,
+            seed=self.cfg.seed,
+            draw=self.prompts.extra,
+            backward=self.manual_backward,
+            clip=self._clip,
+        )
         name = self.cfg.algorithm
         with plugin_call("algorithm", name, "__init__"):
             self.algorithm: Algorithm = algo_cls(self.algo_config, self.ctx)
@@ -227,11 +244,20 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     pretrained = [f for f, s in base_cfg.mixture.families.items() if s > 0]
     names = cfg.families or pretrained
     for name in names:
-        check(name in pretrained, "families", cfg.families,
-              f"the base was pretrained on {', '.join(pretrained)} only, not on {name!r}")
+        check(
+            name in pretrained,
+            "families",
+            cfg.families,
+            f"the base was pretrained on {', '.join(pretrained)} only, not on {name!r}",
+        )
     versions = {n: plugins.tasks.get(n).version for n in names}
-    check_context_holds([plugins.tasks.get(n) for n in names], [cfg.rl_split], base_cfg.model.block_size,
-                        TEST_SET_SIZE // 5, key=f"the base's model.block_size (for --rl-split {cfg.rl_split})")
+    check_context_holds(
+        [plugins.tasks.get(n) for n in names],
+        [cfg.rl_split],
+        base_cfg.model.block_size,
+        TEST_SET_SIZE // 5,
+        key=f"the base's model.block_size (for --rl-split {cfg.rl_split})",
+    )
     resolved = {**cfg.to_dict(), "algo": dataclasses.asdict(algo_cfg)}
     keep = tuple(k for k in resolved if k not in NOT_RESULTS)
     # The base by what it is (its weights' sha256), not where it lies: a runs folder moved to another disk
@@ -245,15 +271,43 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
         return PostTrainModule(cfg.to_dict(), base_cfg.to_dict(), dataclasses.asdict(algo_cfg), base_model=base)
 
     def build_trainer():
-        return make_trainer(cfg.trainer, out, cfg.budget.grad_steps, cfg.ckpt_every, 1, progress,
-                            cfg.algorithm, [BudgetStop(cfg.budget), *(callbacks or [])])
+        return make_trainer(
+            cfg.trainer,
+            out,
+            cfg.budget.grad_steps,
+            cfg.ckpt_every,
+            1,
+            progress,
+            cfg.algorithm,
+            [BudgetStop(cfg.budget), *(callbacks or [])],
+        )
 
     def write_record(module, trainer, run):
-        atomic_write_json(out / "posttrain_record.json", {
-            "kind": "posttrain", "algorithm": cfg.algorithm, "algorithm_config": dataclasses.asdict(algo_cfg),
-            "plugin": plugins.algorithm_owner(cfg.algorithm), "plugin_api": API_VERSION, "config": cfg.to_dict(),
-            "base_config": base_cfg.to_dict(), "counters": module.counters, "task_versions": versions,
-            **run, **environment()})
+        atomic_write_json(
+            out / "posttrain_record.json",
+            {
+                "kind": "posttrain",
+                "algorithm": cfg.algorithm,
+                "algorithm_config": dataclasses.asdict(algo_cfg),
+                "plugin": plugins.algorithm_owner(cfg.algorithm),
+                "plugin_api": API_VERSION,
+                "config": cfg.to_dict(),
+                "base_config": base_cfg.to_dict(),
+                "counters": module.counters,
+                "task_versions": versions,
+                **run,
+                **environment(),
+            },
+        )
 
-    return fit_once(out, out / "posttrained.ckpt", identity, "post-trained", build_module, build_trainer,
-                    write_record, out / "posttrain_record.json", also_accept=(by_path,))
+    return fit_once(
+        out,
+        out / "posttrained.ckpt",
+        identity,
+        "post-trained",
+        build_module,
+        build_trainer,
+        write_record,
+        out / "posttrain_record.json",
+        also_accept=(by_path,),
+    )

@@ -64,8 +64,11 @@ def cpu_info() -> dict:
     # Native bf16 needs all three: the instructions (a CPU flag), PyTorch's AVX-512 kernels, and oneDNN
     # allowed to use them. A CPU whose flags cannot be read is taken to emulate bf16 (fp32 is never slow).
     native = cap.startswith("AVX512") and bool(flags & set(BF16_FLAGS)) and _onednn_bf16()
-    return {"capability": cap, "bf16_native": native,
-            "model": info.get("model name") or platform.processor() or platform.machine()}
+    return {
+        "capability": cap,
+        "bf16_native": native,
+        "model": info.get("model name") or platform.processor() or platform.machine(),
+    }
 
 
 def env_precision() -> str:
@@ -94,4 +97,6 @@ def why_auto() -> str:
         return f"trainer.precision auto -> {chosen} ({ENV}={chosen})"
     cpu = cpu_info()
     why = "native bf16" if cpu["bf16_native"] else "no native bf16"
-    return f"trainer.precision auto -> {chosen} (this CPU: {cpu['model']}, PyTorch capability {cpu['capability']}, {why})"
+    return (
+        f"trainer.precision auto -> {chosen} (this CPU: {cpu['model']}, PyTorch capability {cpu['capability']}, {why})"
+    )

@@ -22,7 +22,16 @@ from torch.utils.data import DataLoader
 from .atomic import atomic_write_json
 from .checkpoints import read_checkpoint
 from .config import build, check
-from .data import IGNORE_INDEX, PAD, Mixture, MixtureConfig, PretrainStream, collate, collate_packed, check_context_holds
+from .data import (
+    IGNORE_INDEX,
+    PAD,
+    Mixture,
+    MixtureConfig,
+    PretrainStream,
+    check_context_holds,
+    collate,
+    collate_packed,
+)
 from .errors import OodBenchError
 from .evaluate import EvalConfig
 from .model import GPT, ModelConfig
@@ -90,8 +99,9 @@ class PretrainConfig:
         """A model whose context cannot hold a test problem would train for minutes, then fail to score it."""
         from .plugins import find_family
 
-        check_context_holds([find_family(n) for n in self.eval.families], self.eval.splits, self.model.block_size,
-                            self.eval.n_test)
+        check_context_holds(
+            [find_family(n) for n in self.eval.families], self.eval.splits, self.model.block_size, self.eval.n_test
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -108,8 +118,9 @@ class PretrainModule(L.LightningModule):
         self.last_batch_tokens = 0
 
     def training_step(self, batch, batch_idx):
-        logits = self.model(batch["x"], batch.get("positions"), batch.get("attn_mask"),
-                            doc_index=batch.get("doc_index"))
+        logits = self.model(
+            batch["x"], batch.get("positions"), batch.get("attn_mask"), doc_index=batch.get("doc_index")
+        )
         loss = F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), ignore_index=IGNORE_INDEX)
         n_tokens = int((batch["x"] != PAD).sum())
         self.tokens_seen += n_tokens
@@ -125,7 +136,8 @@ class PretrainModule(L.LightningModule):
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
         opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=tc.lr, betas=(0.9, tc.adam_beta2),
+            lr=tc.lr,
+            betas=(0.9, tc.adam_beta2),
         )
 
         def schedule(step: int) -> float:  # linear warmup, then cosine to min_lr_ratio
@@ -152,8 +164,15 @@ class PretrainModule(L.LightningModule):
 def pretrain_loader(cfg: PretrainConfig, start_step: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
     """The pretraining batches from ``start_step`` on: the mixture's stream, packed (or padded)."""
     tc = cfg.train
-    stream = PretrainStream(Mixture(cfg.mixture, cfg.seed), tc.batch_size, cfg.model.block_size,
-                            start_step=start_step, rank=rank, world_size=world_size, position_skip=tc.position_skip)
+    stream = PretrainStream(
+        Mixture(cfg.mixture, cfg.seed),
+        tc.batch_size,
+        cfg.model.block_size,
+        start_step=start_step,
+        rank=rank,
+        world_size=world_size,
+        position_skip=tc.position_skip,
+    )
     if tc.pack_len:
         row = min(tc.pack_len, cfg.model.block_size)
         collate_fn = lambda ex: collate_packed(ex, row, tc.loss_on_prompt)  # noqa: E731
@@ -179,17 +198,43 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
         return PretrainModule(cfg.to_dict())
 
     def build_trainer():
-        return make_trainer(cfg.trainer, out, cfg.train.max_steps, cfg.train.ckpt_every, cfg.train.log_every,
-                            progress, "pretrain", callbacks, gradient_clip_val=cfg.train.grad_clip or None)
+        return make_trainer(
+            cfg.trainer,
+            out,
+            cfg.train.max_steps,
+            cfg.train.ckpt_every,
+            cfg.train.log_every,
+            progress,
+            "pretrain",
+            callbacks,
+            gradient_clip_val=cfg.train.grad_clip or None,
+        )
 
     def write_record(module, trainer, run):
-        atomic_write_json(out / "pretrain_record.json", {
-            "kind": "pretrain", "config": cfg.to_dict(), "global_step": trainer.global_step,
-            "tokens_seen": module.tokens_seen, "num_params": module.model.num_params(),
-            "task_versions": versions, **run, **environment()})
+        atomic_write_json(
+            out / "pretrain_record.json",
+            {
+                "kind": "pretrain",
+                "config": cfg.to_dict(),
+                "global_step": trainer.global_step,
+                "tokens_seen": module.tokens_seen,
+                "num_params": module.model.num_params(),
+                "task_versions": versions,
+                **run,
+                **environment(),
+            },
+        )
 
-    return fit_once(out, base_checkpoint(out), identity, "base", build_module, build_trainer, write_record,
-                    out / "pretrain_record.json")
+    return fit_once(
+        out,
+        base_checkpoint(out),
+        identity,
+        "base",
+        build_module,
+        build_trainer,
+        write_record,
+        out / "pretrain_record.json",
+    )
 
 
 def task_sources(families: dict[str, float]) -> dict[str, dict]:
@@ -199,7 +244,7 @@ def task_sources(families: dict[str, float]) -> dict[str, dict]:
     return {name: src for name in families if (src := family_source(name))}
 
 
-def check_tasks_available(path: str | Path, cfg: "PretrainConfig", sources: dict) -> None:
+def check_tasks_available(path: str | Path, cfg: PretrainConfig, sources: dict) -> None:
     """A checkpoint whose families are not all installed names what it needs and where it came from."""
     from .plugins import find_family
 
@@ -210,10 +255,15 @@ def check_tasks_available(path: str | Path, cfg: "PretrainConfig", sources: dict
             find_family(name)
         except OodBenchError:
             src = sources.get(name) or {}
-            where = f" (v{src.get('version')}, from the distribution {src.get('distribution')!r}: install it)" \
-                if src.get("distribution") else " (install the plugin that provides it)"
-            raise OodBenchError(f"checkpoint {str(path)!r} was pretrained on task family {name!r}, which no "
-                                f"installed plugin provides{where}") from None
+            where = (
+                f" (v{src.get('version')}, from the distribution {src.get('distribution')!r}: install it)"
+                if src.get("distribution")
+                else " (install the plugin that provides it)"
+            )
+            raise OodBenchError(
+                f"checkpoint {str(path)!r} was pretrained on task family {name!r}, which no "
+                f"installed plugin provides{where}"
+            ) from None
 
 
 def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
@@ -235,6 +285,8 @@ def load_base(path: str | Path) -> tuple[GPT, PretrainConfig, dict]:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise OodBenchError(f"checkpoint {str(path)!r} does not match its model config: {str(exc).splitlines()[0]}") from None
+        raise OodBenchError(
+            f"checkpoint {str(path)!r} does not match its model config: {str(exc).splitlines()[0]}"
+        ) from None
     model.eval()
     return model, cfg, ckpt

@@ -15,13 +15,18 @@ def code_version() -> str:
     """The git commit of the checkout (with ``-dirty`` if modified), else the package version."""
     root = Path(__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
         if sha:
             # results are not code: records a suite writes into leaderboards/ do not make the next run "dirty"
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                    ":(exclude)leaderboards"], cwd=root, capture_output=True, text=True,
-                                   timeout=5).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)leaderboards"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
             return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass

@@ -25,8 +25,14 @@ TABLE_COLUMNS = ["family", "split", "greedy", "pass@1", "pass@1_stderr", "trace_
 
 def format_table(df: pd.DataFrame) -> str:
     """The summary table ``run`` and ``evaluate`` print: the columns above and pass@n."""
-    cols = TABLE_COLUMNS + [c for c in df.columns if c.startswith("pass@") and not c.endswith("stderr")
-                            and c not in TABLE_COLUMNS and c != "pass@1"][-1:]
+    cols = (
+        TABLE_COLUMNS
+        + [
+            c
+            for c in df.columns
+            if c.startswith("pass@") and not c.endswith("stderr") and c not in TABLE_COLUMNS and c != "pass@1"
+        ][-1:]
+    )
     return df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
@@ -68,8 +74,9 @@ def read_eval_folder(folder: str | Path) -> tuple[dict, list[Path]]:
     folder = Path(folder)
     path = folder / EVAL_RECORD
     if not path.is_file():
-        raise OodBenchError(f"{str(folder)!r} holds no {EVAL_RECORD}: not an evaluation folder "
-                            f"(run `ood-bench evaluate`)")
+        raise OodBenchError(
+            f"{str(folder)!r} holds no {EVAL_RECORD}: not an evaluation folder (run `ood-bench evaluate`)"
+        )
     try:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -78,23 +85,30 @@ def read_eval_folder(folder: str | Path) -> tuple[dict, list[Path]]:
         raise OodBenchError(f"evaluation record {str(path)!r} has no list of results")
     files = record.get("files")
     if not isinstance(files, dict):
-        raise OodBenchError(f"evaluation record {str(path)!r} has no manifest of its per-problem files "
-                            f"(written by an older ood-bench): evaluate the checkpoint again")
+        raise OodBenchError(
+            f"evaluation record {str(path)!r} has no manifest of its per-problem files "
+            f"(written by an older ood-bench): evaluate the checkpoint again"
+        )
     for name, entry in files.items():
         f = folder / name
         if not f.is_file():
             raise OodBenchError(f"{str(f)!r} is listed in {str(path)!r} but missing")
         found = _fingerprint(f)
         if not isinstance(entry, dict) or found["sha256"] != entry.get("sha256"):
-            raise OodBenchError(f"{str(f)!r} was changed after {str(path)!r} was written (its sha256 differs "
-                                f"from the manifest's): evaluate again")
+            raise OodBenchError(
+                f"{str(f)!r} was changed after {str(path)!r} was written (its sha256 differs "
+                f"from the manifest's): evaluate again"
+            )
         if entry.get("rows") != found["rows"]:
-            raise OodBenchError(f"the manifest of {str(path)!r} gives {name} {entry.get('rows')!r} rows, "
-                                f"but it holds {found['rows']}")
+            raise OodBenchError(
+                f"the manifest of {str(path)!r} gives {name} {entry.get('rows')!r} rows, but it holds {found['rows']}"
+            )
     for f in per_problem_files(folder):
         if f.relative_to(folder).as_posix() not in files:
-            raise OodBenchError(f"{str(f)!r} is not in the manifest of {str(path)!r}: it belongs to another "
-                                f"evaluation; remove it or evaluate again")
+            raise OodBenchError(
+                f"{str(f)!r} is not in the manifest of {str(path)!r}: it belongs to another "
+                f"evaluation; remove it or evaluate again"
+            )
     for row in record["results"]:
         if not isinstance(row, dict):
             raise OodBenchError(f"{str(path)!r}: a result row is not an object: {row!r:.60}")
@@ -139,14 +153,17 @@ def check_output_folder(target: Path) -> None:
     except OSError as exc:
         raise OodBenchError(f"cannot write to output folder {str(target)!r}: {exc.strerror or exc}") from None
     if not target.resolve().name or target.resolve() == Path.cwd().resolve():
-        raise OodBenchError(f"output folder {str(target)!r} would replace this directory or the root; "
-                            f"give a folder of its own")
+        raise OodBenchError(
+            f"output folder {str(target)!r} would replace this directory or the root; give a folder of its own"
+        )
     writable_folder(target.parent, "output folder")
     if target.exists() and not target.is_dir():
         raise OodBenchError(f"output folder {str(target)!r} is a file")
     if target.is_dir() and any(target.iterdir()) and not (target / EVAL_RECORD).is_file():
-        raise OodBenchError(f"output folder {str(target)!r} holds other files and no {EVAL_RECORD}; an evaluation "
-                            f"replaces its folder whole, so give a new or empty folder (or an earlier evaluation's)")
+        raise OodBenchError(
+            f"output folder {str(target)!r} holds other files and no {EVAL_RECORD}; an evaluation "
+            f"replaces its folder whole, so give a new or empty folder (or an earlier evaluation's)"
+        )
 
 
 def fresh_folder(target: Path) -> Path:

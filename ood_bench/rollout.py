@@ -62,9 +62,16 @@ def inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, target, right=True).squeeze(1)
 
 
-def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
-           max_new_tokens: int = 128, generator: torch.Generator | None = None,
-           uniforms: torch.Tensor | None = None) -> Rollout:
+def sample(
+    model: GPT,
+    prompts: list[list[int]],
+    n: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 128,
+    generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
+) -> Rollout:
     """Draw ``n`` completions per prompt; ``temperature=0`` decodes greedily.
 
     Finished rows are dropped from the batch (and the cache) once half of the
@@ -83,12 +90,21 @@ def sample(model: GPT, prompts: list[list[int]], n: int = 1, temperature: float 
     """
     with torch.inference_mode():
         r = _sample(model, prompts, n, temperature, top_p, max_new_tokens, generator, uniforms)
-    return Rollout(r.prompt_index.clone(), r.prompts, r.tokens.clone(), r.mask.clone(), r.logprobs.clone(),
-                   r.finished.clone())
+    return Rollout(
+        r.prompt_index.clone(), r.prompts, r.tokens.clone(), r.mask.clone(), r.logprobs.clone(), r.finished.clone()
+    )
 
 
-def _sample(model: GPT, prompts: list[list[int]], n: int, temperature: float, top_p: float, max_new_tokens: int,
-            generator: torch.Generator | None, uniforms: torch.Tensor | None) -> Rollout:
+def _sample(
+    model: GPT,
+    prompts: list[list[int]],
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    generator: torch.Generator | None,
+    uniforms: torch.Tensor | None,
+) -> Rollout:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -105,8 +121,8 @@ def _sample(model: GPT, prompts: list[list[int]], n: int, temperature: float, to
     ids = torch.full((P, Tp), PAD, dtype=torch.long, device=device)
     valid = torch.zeros((P, Tp), dtype=torch.bool, device=device)
     for i, p in enumerate(prompts):
-        ids[i, Tp - len(p):] = torch.tensor(p, device=device)
-        valid[i, Tp - len(p):] = True
+        ids[i, Tp - len(p) :] = torch.tensor(p, device=device)
+        valid[i, Tp - len(p) :] = True
     positions = (valid.long().cumsum(1) - 1).clamp(min=0)
 
     # Each prompt is encoded once, then its cache is copied to its n samples: the prefill
@@ -140,8 +156,11 @@ def _sample(model: GPT, prompts: list[list[int]], n: int, temperature: float, to
             probs = filtered.softmax(-1)
             # One uniform per live row, from ``uniforms`` or ``generator``: cheaper than
             # ``torch.multinomial``, which draws an exponential for every token of the vocabulary.
-            u = uniforms[alive, t] if uniforms is not None else \
-                torch.rand(len(alive), generator=generator, dtype=torch.float64, device=device)
+            u = (
+                uniforms[alive, t]
+                if uniforms is not None
+                else torch.rand(len(alive), generator=generator, dtype=torch.float64, device=device)
+            )
             tok = inverse_cdf(probs, u)
         out_tokens[alive, t] = tok
         out_logp[alive, t] = logp.gather(1, tok[:, None]).squeeze(1).float()
@@ -180,12 +199,13 @@ def pack(prompts: list[list[int]], completions: list[list[int]], device=None):
     cmask = torch.zeros((len(seqs), T), dtype=torch.bool)
     for i, (p, c) in enumerate(zip(prompts, completions)):
         ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-        cmask[i, len(p): len(p) + len(c)] = True
+        cmask[i, len(p) : len(p) + len(c)] = True
     return ids.to(device), cmask.to(device)
 
 
-def token_logprobs(model: GPT, ids: torch.Tensor, cmask: torch.Tensor, temperature: float = 1.0,
-                   return_hidden: bool = False):
+def token_logprobs(
+    model: GPT, ids: torch.Tensor, cmask: torch.Tensor, temperature: float = 1.0, return_hidden: bool = False
+):
     """Teacher-forced log-prob of every masked token given everything before it.
 
     Returns (logprobs (B, T-1), mask (B, T-1), logits (B, T-1, V)), aligned so that
@@ -202,8 +222,9 @@ def token_logprobs(model: GPT, ids: torch.Tensor, cmask: torch.Tensor, temperatu
     return logp.masked_fill(~mask, 0.0), mask, logits
 
 
-def shared_prompt_logprobs(model: GPT, prompts: list[list[int]], n: int, completions: list[list[int]],
-                           width: int, temperature: float = 1.0):
+def shared_prompt_logprobs(
+    model: GPT, prompts: list[list[int]], n: int, completions: list[list[int]], width: int, temperature: float = 1.0
+):
     """``token_logprobs`` of ``pack``ed rows whose prompts come ``n`` to a group (row r continues
     ``prompts[r // n]``), with each prompt computed once instead of ``n`` times.
 
@@ -218,8 +239,8 @@ def shared_prompt_logprobs(model: GPT, prompts: list[list[int]], n: int, complet
     ids_p = torch.full((P, Tp), PAD, dtype=torch.long, device=device)
     valid = torch.zeros((P, Tp), dtype=torch.bool, device=device)
     for i, p in enumerate(prompts):
-        ids_p[i, Tp - len(p):] = torch.tensor(p, device=device)
-        valid[i, Tp - len(p):] = True
+        ids_p[i, Tp - len(p) :] = torch.tensor(p, device=device)
+        valid[i, Tp - len(p) :] = True
     ids_c = torch.full((N, Tc), PAD, dtype=torch.long, device=device)
     cmask = torch.zeros((N, Tc), dtype=torch.bool, device=device)
     for r, c in enumerate(completions):
@@ -242,15 +263,16 @@ def shared_prompt_logprobs(model: GPT, prompts: list[list[int]], n: int, complet
 
 
 @torch.no_grad()
-def sequence_logprobs(model: GPT, prompts: list[list[int]], completions: list[list[int]],
-                      batch_size: int = 256) -> torch.Tensor:
+def sequence_logprobs(
+    model: GPT, prompts: list[list[int]], completions: list[list[int]], batch_size: int = 256
+) -> torch.Tensor:
     """log p(completion | prompt) for each pair, by one teacher-forced pass per batch."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = []
     for s in range(0, len(prompts), batch_size):
-        ids, cmask = pack(prompts[s: s + batch_size], completions[s: s + batch_size], device)
+        ids, cmask = pack(prompts[s : s + batch_size], completions[s : s + batch_size], device)
         logp, _, _ = token_logprobs(model, ids, cmask)
         out.append(logp.sum(1).float().cpu())
     model.train(was_training)

@@ -23,8 +23,13 @@ from .errors import OodBenchError
 
 RECORD = "record.json"
 TEXT_FIELDS = ("prompt", "gold", "sample")  # dropped from committed per-problem files
-CURVE_COLUMNS = {"step": "step", "diag/reward": "reward", "diag/kl_ref": "kl_ref", "diag/entropy": "entropy",
-                 "diag/accuracy": "accuracy"}
+CURVE_COLUMNS = {
+    "step": "step",
+    "diag/reward": "reward",
+    "diag/kl_ref": "kl_ref",
+    "diag/entropy": "entropy",
+    "diag/accuracy": "accuracy",
+}
 
 
 def train_wall_seconds(timings: dict) -> float:
@@ -88,6 +93,7 @@ def training_curves(run_dir: Path) -> str:
 
 def same_results(a: Path, b: Path) -> bool:
     """Two records of one run hold the same numbers: every per-problem file hashes alike."""
+
     def files(folder: Path) -> dict:
         out = {}
         for sub in ("eval", "null"):
@@ -100,7 +106,6 @@ def same_results(a: Path, b: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------- published base weights
-
 
 
 def portable_hparams(hparams):
@@ -124,9 +129,17 @@ def save_weights(ckpt_path: Path, target: Path) -> None:
     ckpt = read_checkpoint(ckpt_path)
     # One metadata entry, its keys sorted: safetensors writes several entries in hash-map order, which
     # changes from one save to the next, so the same weights would not give the same file.
-    meta = {WEIGHTS_META: json.dumps({"hyper_parameters": portable_hparams(ckpt.get("hyper_parameters")),
-                                      "sha256": str(ckpt.get(CHECKSUM_KEY)),
-                                      "global_step": int(ckpt.get("global_step", 0))}, sort_keys=True, default=str)}
+    meta = {
+        WEIGHTS_META: json.dumps(
+            {
+                "hyper_parameters": portable_hparams(ckpt.get("hyper_parameters")),
+                "sha256": str(ckpt.get(CHECKSUM_KEY)),
+                "global_step": int(ckpt.get("global_step", 0)),
+            },
+            sort_keys=True,
+            default=str,
+        )
+    }
     # tied tensors (the embedding and the output head) are stored once each: safetensors refuses shared memory
     state = {k: v.detach().clone().contiguous() for k, v in ckpt["state_dict"].items() if torch.is_tensor(v)}
     target.parent.mkdir(parents=True, exist_ok=True)

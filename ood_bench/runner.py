@@ -23,8 +23,16 @@ from pathlib import Path
 from .atomic import atomic_write_json
 from .errors import OodBenchError
 from .memory import release_memory
-from .run_records import (RECORD, compact_eval, read_record, restore_checkpoint, same_results, save_weights,
-                          train_wall_seconds, training_curves)
+from .run_records import (
+    RECORD,
+    compact_eval,
+    read_record,
+    restore_checkpoint,
+    same_results,
+    save_weights,
+    train_wall_seconds,
+    training_curves,
+)
 from .suite import RESULTS_VERSION, RunSpec, SuiteConfig
 
 # Seconds per unit on a 2-core CPU (measured: quick pretraining 2000 steps in ~400 s, GRPO ~1.7 s per step of
@@ -65,6 +73,7 @@ def status(spec: RunSpec, where: Places, reuse_published: bool) -> str:
 
 # ----------------------------------------------------------------------------- estimates
 
+
 def _rates(where: Places) -> dict:
     """Seconds per step and per sample from the suite's own records when there are any."""
     rates = dict(DEFAULT_RATES)
@@ -78,8 +87,13 @@ def _rates(where: Places) -> dict:
             t = (rec or {}).get("timings") or {}
             steps = (rec or {}).get("steps") or 0
             if rec and t.get("train") and steps:
-                kind = "pretrain_step" if rec["kind"] == "base" else \
-                    "sft_step" if rec.get("algorithm") == "sft" else "post_step"
+                kind = (
+                    "pretrain_step"
+                    if rec["kind"] == "base"
+                    else "sft_step"
+                    if rec.get("algorithm") == "sft"
+                    else "post_step"
+                )
                 per[kind].append(train_wall_seconds(t) / steps)
     for kind, values in per.items():
         if values:
@@ -90,8 +104,14 @@ def _rates(where: Places) -> dict:
 def estimate_seconds(spec: RunSpec, rates: dict) -> float:
     ev = spec.eval
     n_evals = 2 if spec.kind == "base" else 1
-    eval_s = n_evals * len(ev["splits"]) * len(ev.get("families") or [0, 0]) * ev["n_test"] * ev["n_samples"] \
+    eval_s = (
+        n_evals
+        * len(ev["splits"])
+        * len(ev.get("families") or [0, 0])
+        * ev["n_test"]
+        * ev["n_samples"]
         * rates["eval_sample"]
+    )
     if spec.kind == "base":
         return spec.config["train"]["max_steps"] * rates["pretrain_step"] + eval_s + rates["overhead"]
     per_step = rates["sft_step"] if spec.config["algorithm"] == "sft" else rates["post_step"]
@@ -115,14 +135,17 @@ def format_plan(rows: list[tuple[RunSpec, str]], seconds: float) -> str:
     for s, st in rows:
         lines.append(f"{s.name:<34} {s.kind:<5} {s.key:<16} {st}")
     todo = sum(st == "todo" for _, st in rows)
-    lines.append(f"\n{len(rows)} runs: {todo} to do, {len(rows) - todo} to skip "
-                 f"({sum(st == 'done' for _, st in rows)} done here, "
-                 f"{sum(st == 'published' for _, st in rows)} published); estimated wall time on this machine "
-                 f"{_clock(seconds)}")
+    lines.append(
+        f"\n{len(rows)} runs: {todo} to do, {len(rows) - todo} to skip "
+        f"({sum(st == 'done' for _, st in rows)} done here, "
+        f"{sum(st == 'published' for _, st in rows)} published); estimated wall time on this machine "
+        f"{_clock(seconds)}"
+    )
     return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- one run
+
 
 @dataclass
 class RunOptions:
@@ -161,8 +184,11 @@ def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions, restore:
         restore_checkpoint(weights, ckpt)
         return ckpt
     if restore and published and published["key"] == base.key:
-        print(f"    {base.name}: no published weights, so it is pretrained again (the same seed and config give "
-              f"the same weights)", flush=True)
+        print(
+            f"    {base.name}: no published weights, so it is pretrained again (the same seed and config give "
+            f"the same weights)",
+            flush=True,
+        )
     cfg = build(PretrainConfig, {**base.config, "out_dir": str(work)})
     return pretrain(cfg, progress=opts.progress)
 
@@ -196,8 +222,11 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     trained = json.loads(record_after) if record_after is not None else {}
     if spec.kind == "base":
         steps = trained.get("global_step") or spec.config["train"]["max_steps"]
-        counters = {"grad_steps": steps, "train_tokens": trained.get("tokens_seen"),
-                    "num_params": trained.get("num_params")}
+        counters = {
+            "grad_steps": steps,
+            "train_tokens": trained.get("tokens_seen"),
+            "num_params": trained.get("num_params"),
+        }
     else:
         counters = trained.get("counters") or {}
         steps = counters.get("grad_steps", 0)
@@ -205,8 +234,11 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         timings["train_recorded"] = trained.get("wall_seconds_this_session")
         # Training done by earlier invocations, which "train" (this invocation's) leaves out: all of it when
         # the run had finished training before, else the sessions before this one's resume.
-        timings["train_earlier"] = (trained.get("train_seconds") or trained.get("wall_seconds_this_session") or 0.0) \
-            if record_after == record_before else trained.get("train_seconds_earlier", 0.0)
+        timings["train_earlier"] = (
+            (trained.get("train_seconds") or trained.get("wall_seconds_this_session") or 0.0)
+            if record_after == record_before
+            else trained.get("train_seconds_earlier", 0.0)
+        )
     ecfg = _eval_config(spec)
     t1 = time.perf_counter()
     summary = evaluate_checkpoint(ckpt, ecfg, 0, work / "eval", opts.progress)
@@ -238,8 +270,7 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     elif earlier:
         record["replaced"] = earlier["key"]
     if earlier:  # what the committed record was made with, for the message on whether this one reproduced it
-        record["committed"] = {k: earlier.get(k) for k in ("cpu", "precision", "base_precision", "engine",
-                                                             "config")}
+        record["committed"] = {k: earlier.get(k) for k in ("cpu", "precision", "base_precision", "engine", "config")}
     return record
 
 
@@ -248,8 +279,10 @@ def _claim_work_folder(work: Path, key: str) -> None:
     name (its key differs) is removed, rather than refused by the training lifecycle or resumed from."""
     marker = work / "key"
     if marker.is_file() and marker.read_text().strip() != key:
-        print(f"    {work.name}: removing the work folder of an earlier config (key {marker.read_text().strip()})",
-              flush=True)
+        print(
+            f"    {work.name}: removing the work folder of an earlier config (key {marker.read_text().strip()})",
+            flush=True,
+        )
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     marker.write_text(key + "\n")
@@ -264,8 +297,17 @@ def _fresh(target: Path) -> Path:
     return fresh
 
 
-def _record(spec: RunSpec, base: RunSpec | None, suite_name: str, counters: dict, steps: int, timings: dict,
-            summary, work: Path, record_src: Path) -> dict:
+def _record(
+    spec: RunSpec,
+    base: RunSpec | None,
+    suite_name: str,
+    counters: dict,
+    steps: int,
+    timings: dict,
+    summary,
+    work: Path,
+    record_src: Path,
+) -> dict:
     from .api import API_VERSION
     from .plugins import get_plugins
     from .records import environment
@@ -274,27 +316,47 @@ def _record(spec: RunSpec, base: RunSpec | None, suite_name: str, counters: dict
     run_record = json.loads(record_src.read_text()) if record_src.is_file() else {}
     env = environment()
     commit = env["code_version"]
-    out = {"kind": spec.kind, "name": spec.name, "key": spec.key, "results_version": RESULTS_VERSION,
-           "suite": suite_name, "identity": spec.identity, "config": {**spec.config, "out_dir": None, "base": None}
-           if spec.kind == "post" else {**spec.config, "out_dir": None},
-           "eval_config": spec.eval, "base": spec.base, "row": spec.row, "split": spec.split,
-           "exposure": spec.exposure, "mixture": spec.mixture, "seed": spec.seed,
-           "sampling_seeds": {"eval": 0, **({"null": spec.identity["null_seed"]} if spec.kind == "base" else {})},
-           "task_versions": spec.identity.get("task_versions"), "git_commit": commit.removesuffix("-dirty"),
-           "git_dirty": commit.endswith("-dirty"), "steps": steps, "counters": counters, "timings": timings,
-           "metrics": summary.to_dict(orient="records"),
-           # resolved (never auto), with the CPU from `env`: what a re-run must match to give the same bytes
-           "precision": precision_of(spec.config),
-           **({"base_precision": precision_of(base.config)} if base is not None else {}),
-           "files": {"eval": "eval/", **({"null": "null/"} if spec.kind == "base" else {"curves": "curves.csv"})},
-           **{k: v for k, v in env.items() if k != "code_version"}}
+    out = {
+        "kind": spec.kind,
+        "name": spec.name,
+        "key": spec.key,
+        "results_version": RESULTS_VERSION,
+        "suite": suite_name,
+        "identity": spec.identity,
+        "config": {**spec.config, "out_dir": None, "base": None}
+        if spec.kind == "post"
+        else {**spec.config, "out_dir": None},
+        "eval_config": spec.eval,
+        "base": spec.base,
+        "row": spec.row,
+        "split": spec.split,
+        "exposure": spec.exposure,
+        "mixture": spec.mixture,
+        "seed": spec.seed,
+        "sampling_seeds": {"eval": 0, **({"null": spec.identity["null_seed"]} if spec.kind == "base" else {})},
+        "task_versions": spec.identity.get("task_versions"),
+        "git_commit": commit.removesuffix("-dirty"),
+        "git_dirty": commit.endswith("-dirty"),
+        "steps": steps,
+        "counters": counters,
+        "timings": timings,
+        "metrics": summary.to_dict(orient="records"),
+        # resolved (never auto), with the CPU from `env`: what a re-run must match to give the same bytes
+        "precision": precision_of(spec.config),
+        **({"base_precision": precision_of(base.config)} if base is not None else {}),
+        "files": {"eval": "eval/", **({"null": "null/"} if spec.kind == "base" else {"curves": "curves.csv"})},
+        **{k: v for k, v in env.items() if k != "code_version"},
+    }
     if spec.kind == "post":
         out["algorithm"] = spec.config["algorithm"]
         out["algorithm_config"] = run_record.get("algorithm_config")
         owner = plugins.algorithm_owner(spec.config["algorithm"])
         info = plugins.info.get(owner)
-        out["plugin"] = {"name": owner, "version": getattr(info, "version", None),
-                         "distribution": getattr(info, "distribution", None)}
+        out["plugin"] = {
+            "name": owner,
+            "version": getattr(info, "version", None),
+            "distribution": getattr(info, "distribution", None),
+        }
     # New records only (a field added, the key unchanged): which plugin API the run was made under.
     out["plugin_api"] = API_VERSION
     return out
@@ -302,15 +364,26 @@ def _record(spec: RunSpec, base: RunSpec | None, suite_name: str, counters: dict
 
 # ----------------------------------------------------------------------------- launchers
 
-def run_local(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, where: Places,
-              opts: RunOptions, estimates: dict[str, float], say=print) -> list[dict]:
+
+def run_local(
+    todo: list[RunSpec],
+    specs: dict[str, RunSpec],
+    suite: SuiteConfig,
+    where: Places,
+    opts: RunOptions,
+    estimates: dict[str, float],
+    say=print,
+) -> list[dict]:
     """One run after another in this process, bases first; a progress line before each."""
     done, start = [], time.perf_counter()
     left = sum(estimates.values())
     for i, spec in enumerate(todo, 1):
         elapsed = time.perf_counter() - start
-        say(f"[{i}/{len(todo)}] {spec.name} ({_what(spec)}) · elapsed {_clock(elapsed)} · "
-            f"estimated left {_clock(left)}", flush=True)
+        say(
+            f"[{i}/{len(todo)}] {spec.name} ({_what(spec)}) · elapsed {_clock(elapsed)} · "
+            f"estimated left {_clock(left)}",
+            flush=True,
+        )
         record = execute(spec, specs.get(spec.base), suite.name, where, opts)
         release_memory()
         left = max(0.0, left - estimates[spec.name])
@@ -327,8 +400,11 @@ def _what(spec: RunSpec) -> str:
 
 def _say_finished(record: dict, count: int, total: int, on: str, start: float, left: float, say) -> None:
     """The progress line of a launcher that learns of runs as they finish elsewhere (Ray, Slurm)."""
-    say(f"[{count}/{total}] {record['name']} finished on {on} · elapsed {_clock(time.perf_counter() - start)} · "
-        f"estimated left (serial) {_clock(left)}", flush=True)
+    say(
+        f"[{count}/{total}] {record['name']} finished on {on} · elapsed {_clock(time.perf_counter() - start)} · "
+        f"estimated left (serial) {_clock(left)}",
+        flush=True,
+    )
     _say_reproduced(record, say)
 
 
@@ -364,8 +440,10 @@ def reproduction_line(record: dict) -> str | None:
     then, now = made_with(record["committed"]), made_with(record)
     if any(then[k] and now[k] and then[k] != now[k] for k in then):
         engine = bool(then["engine"] and now["engine"] and then["engine"] != now["engine"])
-        line = (f"committed record made on {_label(then, engine)}, this run {_label(now, engine)}: not comparable "
-                f"bit for bit")
+        line = (
+            f"committed record made on {_label(then, engine)}, this run {_label(now, engine)}: not comparable "
+            f"bit for bit"
+        )
         if "replaced" in record:
             return f"{line}; this record replaced it (its key was {record['replaced']})"
         return line + (" (yet every file came out the same)" if record.get("reproduced") else "")
@@ -374,8 +452,10 @@ def reproduction_line(record: dict) -> str | None:
     if record.get("reproduced"):
         return "reproduced the committed record exactly"
     if not then["cpu"]:  # an older record names no CPU, so the difference may be the CPU's alone
-        return ("DIFFERS from the committed record (see git diff); that record does not name the CPU that made "
-                "it, and bytes reproduce only on the same kind of CPU")
+        return (
+            "DIFFERS from the committed record (see git diff); that record does not name the CPU that made "
+            "it, and bytes reproduce only on the same kind of CPU"
+        )
     return "DIFFERS from the committed record (see git diff)"
 
 
@@ -385,8 +465,16 @@ def _say_reproduced(record: dict, say) -> None:
         say(f"    {record['name']}: {line}", flush=True)
 
 
-def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, where: Places,
-            opts: RunOptions, estimates: dict[str, float], say=print, address: str | None = None) -> list[dict]:
+def run_ray(
+    todo: list[RunSpec],
+    specs: dict[str, RunSpec],
+    suite: SuiteConfig,
+    where: Places,
+    opts: RunOptions,
+    estimates: dict[str, float],
+    say=print,
+    address: str | None = None,
+) -> list[dict]:
     """Each run a Ray task asking for the suite's resources; a post run's task takes its base's task as an
     argument, so Ray starts it only once that base is finished. ``RAY_ADDRESS`` (or ``address``) joins a
     running cluster; otherwise Ray starts a local one."""
@@ -395,10 +483,13 @@ def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, 
     except ImportError:
         raise OodBenchError("--launcher ray needs Ray: pip install 'ood-bench[ray]'") from None
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or None, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
-    task = ray.remote(_remote_task).options(num_cpus=suite.resources.cpus, num_gpus=suite.resources.gpus,
-                                            max_retries=0)
+        ray.init(
+            address=address or os.environ.get("RAY_ADDRESS") or None,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    task = ray.remote(_remote_task).options(num_cpus=suite.resources.cpus, num_gpus=suite.resources.gpus, max_retries=0)
     remote_opts = dataclasses.replace(opts, progress=False)
     _ready_done_bases(todo, specs, where, opts)
     refs: dict[str, object] = {}
@@ -418,8 +509,16 @@ def run_ray(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, 
     return done
 
 
-def run_slurm(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig, where: Places,
-              opts: RunOptions, estimates: dict[str, float], say=print, cluster: str | None = None) -> list[dict]:
+def run_slurm(
+    todo: list[RunSpec],
+    specs: dict[str, RunSpec],
+    suite: SuiteConfig,
+    where: Places,
+    opts: RunOptions,
+    estimates: dict[str, float],
+    say=print,
+    cluster: str | None = None,
+) -> list[dict]:
     """Each run a Slurm job through submitit, asking for the suite's ``resources`` (plus any submitit
     parameters under ``resources.slurm``): the bases as one wave of jobs, then the runs that start from them.
 
@@ -435,30 +534,44 @@ def run_slurm(todo: list[RunSpec], specs: dict[str, RunSpec], suite: SuiteConfig
     res = suite.resources
     try:
         executor = submitit.AutoExecutor(folder=where.work / "slurm" / "%j", cluster=cluster)
-        executor.update_parameters(name=f"ood-bench-{suite.name}", nodes=1, tasks_per_node=1, cpus_per_task=res.cpus,
-                                   gpus_per_node=math.ceil(res.gpus), **res.slurm)
+        executor.update_parameters(
+            name=f"ood-bench-{suite.name}",
+            nodes=1,
+            tasks_per_node=1,
+            cpus_per_task=res.cpus,
+            gpus_per_node=math.ceil(res.gpus),
+            **res.slurm,
+        )
     except (ValueError, TypeError, NameError, RuntimeError) as exc:  # no sbatch here, or a parameter it does not take
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise OodBenchError(f"--launcher slurm (submitit cluster {cluster!r}, resources.slurm {res.slurm}): "
-                            f"{first}") from None
+        raise OodBenchError(
+            f"--launcher slurm (submitit cluster {cluster!r}, resources.slurm {res.slurm}): {first}"
+        ) from None
     remote_opts = dataclasses.replace(opts, progress=False)
     _ready_done_bases(todo, specs, where, opts)
     done, start = [], time.perf_counter()
     left = sum(estimates.values())
     for wave in ([s for s in todo if s.kind == "base"], [s for s in todo if s.kind == "post"]):
-        jobs = {executor.submit(_remote_task, spec, specs.get(spec.base), suite.name, where, remote_opts): spec
-                for spec in wave}
+        jobs = {
+            executor.submit(_remote_task, spec, specs.get(spec.base), suite.name, where, remote_opts): spec
+            for spec in wave
+        }
         if jobs:
-            say(f"submitted {len(jobs)} {'bases' if wave[0].kind == 'base' else 'runs'} to {cluster} "
-                f"(jobs {', '.join(str(j.job_id) for j in jobs)})", flush=True)
+            say(
+                f"submitted {len(jobs)} {'bases' if wave[0].kind == 'base' else 'runs'} to {cluster} "
+                f"(jobs {', '.join(str(j.job_id) for j in jobs)})",
+                flush=True,
+            )
         for job in as_completed(list(jobs)):
             spec = jobs[job]
             try:
                 record = job.result()
             except Exception as exc:  # the job's own error, raised again here with its traceback
                 lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-                raise OodBenchError(f"{spec.name} failed on {cluster} ({lines[-1] if lines else type(exc).__name__});"
-                                    f" its log: {job.paths.stderr}") from None
+                raise OodBenchError(
+                    f"{spec.name} failed on {cluster} ({lines[-1] if lines else type(exc).__name__});"
+                    f" its log: {job.paths.stderr}"
+                ) from None
             left = max(0.0, left - estimates[spec.name])
             done.append(record)
             _say_finished(record, len(done), len(todo), cluster, start, left, say)
@@ -501,8 +614,10 @@ def rates_source(where: Places) -> str:
     rates = _rates(where)
     mine = [k for k in ("pretrain_step", "post_step", "sft_step") if rates[k] != DEFAULT_RATES[k]]
     if mine:
-        return (f"(estimate from this suite's own records for {', '.join(mine)}, defaults for the rest; on another "
-                f"machine the estimate is off by its speed)")
+        return (
+            f"(estimate from this suite's own records for {', '.join(mine)}, defaults for the rest; on another "
+            f"machine the estimate is off by its speed)"
+        )
     return "(estimate from default rates measured on a 2-core CPU; a suite's own records refine it as they come)"
 
 

@@ -191,6 +191,7 @@ def with_row(algorithm: str, knobs: list[str]) -> RowConfig:
 
 # ----------------------------------------------------------------------------- the grid
 
+
 @dataclass
 class RunSpec:
     kind: str  # "base" or "post"
@@ -222,8 +223,17 @@ def _pretrain_config(suite: SuiteConfig, mixture: dict | None, exposure: dict, s
     if mixture:
         data = deep_merge(data, {"mixture": {"families": Whole(mixture)}})
     ev = suite.eval
-    data = deep_merge(data, {"eval": {"splits": list(ev.splits), "n_test": ev.n_test, "n_samples": ev.n_samples,
-                                      "temperature": ev.temperature}})
+    data = deep_merge(
+        data,
+        {
+            "eval": {
+                "splits": list(ev.splits),
+                "n_test": ev.n_test,
+                "n_samples": ev.n_samples,
+                "temperature": ev.temperature,
+            }
+        },
+    )
     cfg = build(PretrainConfig, data)
     cfg.validate()
     return cfg
@@ -255,16 +265,31 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
                     raise ConfigError(f"bases (exposure {exp_name}, pretraining keys): {exc}") from None
                 families = [f for f, s in cfg.mixture.families.items() if s > 0]
                 d = cfg.to_dict()
-                identity = {"kind": "base", "results_version": RESULTS_VERSION,
-                            **{k: d[k] for k in ("seed", "model", "mixture", "train")},
-                            # how many sequences decode together does not change a result (samples are keyed
-                            # per problem), so it is not part of the key
-                            "eval": {k: v for k, v in d["eval"].items() if k != "batch_size"},
-                            "null_seed": suite.eval.null_seed, **precision_identity(d.get("trainer")),
-                            "task_versions": _family_versions(families)}
+                identity = {
+                    "kind": "base",
+                    "results_version": RESULTS_VERSION,
+                    **{k: d[k] for k in ("seed", "model", "mixture", "train")},
+                    # how many sequences decode together does not change a result (samples are keyed
+                    # per problem), so it is not part of the key
+                    "eval": {k: v for k, v in d["eval"].items() if k != "batch_size"},
+                    "null_seed": suite.eval.null_seed,
+                    **precision_identity(d.get("trainer")),
+                    "task_versions": _family_versions(families),
+                }
                 name = "-".join(["base", *([] if single_mixture else [mix_name]), exp_name, f"s{seed}"])
-                specs.append(RunSpec("base", name, _digest(identity)[:16], d, d["eval"], exposure=exp_name,
-                                     mixture=mix_name, seed=seed, identity=identity))
+                specs.append(
+                    RunSpec(
+                        "base",
+                        name,
+                        _digest(identity)[:16],
+                        d,
+                        d["eval"],
+                        exposure=exp_name,
+                        mixture=mix_name,
+                        seed=seed,
+                        identity=identity,
+                    )
+                )
     plugins = get_plugins() if suite.posttrain.rows else None
     bases = list(specs)
     for base in bases:
@@ -273,11 +298,23 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
                 raise ConfigError(f"invalid config value posttrain.rows.{row.name}.algorithm='': name the algorithm")
             algo_cls = plugins.algorithm(row.algorithm)  # an unknown algorithm is one line, here
             for split in row.splits or suite.posttrain.splits:
-                data = deep_merge({"algorithm": row.algorithm, "base": "<base>", "rl_split": split,
-                                   "seed": suite.posttrain.seed, "prompts_per_step": suite.posttrain.prompts_per_step,
-                                   "budget": Whole(deep_merge(dataclasses.asdict(Budget()) | {"grad_steps": None},
-                                                              deep_merge(suite.posttrain.budget, row.budget))),
-                                   "algo": Whole(row.algo)}, row.overrides)
+                data = deep_merge(
+                    {
+                        "algorithm": row.algorithm,
+                        "base": "<base>",
+                        "rl_split": split,
+                        "seed": suite.posttrain.seed,
+                        "prompts_per_step": suite.posttrain.prompts_per_step,
+                        "budget": Whole(
+                            deep_merge(
+                                dataclasses.asdict(Budget()) | {"grad_steps": None},
+                                deep_merge(suite.posttrain.budget, row.budget),
+                            )
+                        ),
+                        "algo": Whole(row.algo),
+                    },
+                    row.overrides,
+                )
                 if data["budget"].get("grad_steps") is None:
                     raise ConfigError(f"row {row.name!r}: the suite's budget names no grad_steps")
                 try:
@@ -287,18 +324,43 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
                 except ConfigError as exc:
                     raise ConfigError(f"row {row.name!r} (posttrain keys): {exc}") from None
                 families = cfg.families or [f for f, s in base.config["mixture"]["families"].items() if s > 0]
-                check_context_holds([find_family(n) for n in families], [split], base.config["model"]["block_size"],
-                                    TEST_SET_SIZE // 5, key=f"the base's model.block_size (row {row.name}, {split})")
+                check_context_holds(
+                    [find_family(n) for n in families],
+                    [split],
+                    base.config["model"]["block_size"],
+                    TEST_SET_SIZE // 5,
+                    key=f"the base's model.block_size (row {row.name}, {split})",
+                )
                 d = cfg.to_dict()
-                identity = {"kind": "post", "results_version": RESULTS_VERSION, "base_key": base.key,
-                            **{k: v for k, v in d.items() if k not in ("base", "ckpt_every", *NOT_RESULTS)},
-                            "algo": algo, "eval": base.identity["eval"], **precision_identity(d.get("trainer")),
-                            "task_versions": _family_versions(families)}
-                name = "-".join([row.name, split, *([] if single_mixture else [base.mixture]), base.exposure,
-                                 f"s{base.seed}"])
-                specs.append(RunSpec("post", name, _digest(identity)[:16], {**d, "algo": row.algo}, base.eval,
-                                     base=base.name, row=row.name, split=split, exposure=base.exposure,
-                                     mixture=base.mixture, seed=base.seed, identity=identity))
+                identity = {
+                    "kind": "post",
+                    "results_version": RESULTS_VERSION,
+                    "base_key": base.key,
+                    **{k: v for k, v in d.items() if k not in ("base", "ckpt_every", *NOT_RESULTS)},
+                    "algo": algo,
+                    "eval": base.identity["eval"],
+                    **precision_identity(d.get("trainer")),
+                    "task_versions": _family_versions(families),
+                }
+                name = "-".join(
+                    [row.name, split, *([] if single_mixture else [base.mixture]), base.exposure, f"s{base.seed}"]
+                )
+                specs.append(
+                    RunSpec(
+                        "post",
+                        name,
+                        _digest(identity)[:16],
+                        {**d, "algo": row.algo},
+                        base.eval,
+                        base=base.name,
+                        row=row.name,
+                        split=split,
+                        exposure=base.exposure,
+                        mixture=base.mixture,
+                        seed=base.seed,
+                        identity=identity,
+                    )
+                )
     return specs
 
 

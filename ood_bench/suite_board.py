@@ -41,13 +41,18 @@ from .support import Thresholds, load_counts, logit_from_logprob, merge_records,
 from .tasks.base import AXES
 
 README, CSV, JSON, HTML = "README.md", "leaderboard.csv", "leaderboard.json", "index.html"
-PLOTS = {"gain": "gain_vs_exposure.png", "tilt": "q_post_vs_q_base.png", "passk": "pass_at_k.png",
-         "curves": "training_curves.png"}
+PLOTS = {
+    "gain": "gain_vs_exposure.png",
+    "tilt": "q_post_vs_q_base.png",
+    "passk": "pass_at_k.png",
+    "curves": "training_curves.png",
+}
 OOD_SPLITS = [f"ood_{a}" for a in AXES]
 DIGEST_KEY = "ood-bench-data-sha256"
 
 
 # ----------------------------------------------------------------------------- reading
+
 
 class Records:
     """Every run record of a suite folder, with its per-problem counts (read once, manifest-checked)."""
@@ -57,17 +62,22 @@ class Records:
         self.expected = expected or {}  # run name -> key, from the suite's grid when it is at hand
         folders = sorted(p.parent for p in (self.root / "records").glob(f"*/{RECORD}"))
         if not folders:
-            raise OodBenchError(f"no run records under {str(self.root / 'records')!r}: run the suite first "
-                                f"(`ood-bench run {self.root.name}`)")
+            raise OodBenchError(
+                f"no run records under {str(self.root / 'records')!r}: run the suite first "
+                f"(`ood-bench run {self.root.name}`)"
+            )
         self.runs = {f.name: read_record(f) for f in folders}
         dirty = sorted(n for n, r in self.runs.items() if r.get("git_dirty"))
         if dirty and not allow_dirty:
-            raise OodBenchError(f"{len(dirty)} record(s) were made from a modified checkout ({', '.join(dirty[:3])}"
-                                f"{', ...' if len(dirty) > 3 else ''}): commit and run again, or pass --allow-dirty")
+            raise OodBenchError(
+                f"{len(dirty)} record(s) were made from a modified checkout ({', '.join(dirty[:3])}"
+                f"{', ...' if len(dirty) > 3 else ''}): commit and run again, or pass --allow-dirty"
+            )
         self.dirty = dirty
         self.counts = {n: load_counts(self.root / "records" / n / "eval") for n in self.runs}
-        self.null = {n: load_counts(self.root / "records" / n / "null") for n, r in self.runs.items()
-                     if r["kind"] == "base"}
+        self.null = {
+            n: load_counts(self.root / "records" / n / "null") for n, r in self.runs.items() if r["kind"] == "base"
+        }
         self.suite = next(iter(self.runs.values())).get("suite", self.root.name)
         self._tilts: dict = {}
         self._trends: dict = {}
@@ -80,12 +90,16 @@ class Records:
 
         for name, r in self.runs.items():
             if name in self.expected and self.expected[name] != r["key"]:
-                raise OodBenchError(f"record {name!r} is stale: the suite's {name} has another key now (its config, "
-                                    f"its base or a family version changed); run the suite again to renew it")
+                raise OodBenchError(
+                    f"record {name!r} is stale: the suite's {name} has another key now (its config, "
+                    f"its base or a family version changed); run the suite again to renew it"
+                )
             version = r.get("results_version", RESULTS_VERSION)
             if version != RESULTS_VERSION:
-                raise OodBenchError(f"record {name!r} was made with results version {version}, this ood-bench gives "
-                                    f"version {RESULTS_VERSION} numbers: run the suite again to renew it")
+                raise OodBenchError(
+                    f"record {name!r} was made with results version {version}, this ood-bench gives "
+                    f"version {RESULTS_VERSION} numbers: run the suite again to renew it"
+                )
             if r.get("suite", self.suite) != self.suite:
                 raise OodBenchError(f"record {name!r} belongs to suite {r.get('suite')!r}, not {self.suite!r}")
             if r["kind"] != "post":
@@ -95,20 +109,26 @@ class Records:
                 raise OodBenchError(f"record {name!r} starts from base {r.get('base')!r}, which has no record here")
             wanted = (r.get("identity") or {}).get("base_key", base["key"])
             if wanted != base["key"]:
-                raise OodBenchError(f"record {name!r} was trained from another {r['base']!r} than the one recorded "
-                                    f"here (its base key differs): run the suite again to renew it")
+                raise OodBenchError(
+                    f"record {name!r} was trained from another {r['base']!r} than the one recorded "
+                    f"here (its base key differs): run the suite again to renew it"
+                )
 
     def tilt(self, name: str, th: Thresholds) -> Tilt:
         """A run's tilt over all its problems against its base (a base's: against its own re-sampling)."""
         key = (name, th)
         if key not in self._tilts:
             r = self.runs[name]
-            base, post = (self.counts[r["base"]], self.counts[name]) if r["kind"] == "post" else \
-                (self.counts[name], self.null[name])
+            base, post = (
+                (self.counts[r["base"]], self.counts[name])
+                if r["kind"] == "post"
+                else (self.counts[name], self.null[name])
+            )
             m = merge_records(base, post)
             lq_b = m["gold_logprob_base"].to_numpy(float)
-            self._tilts[key] = fit_tilt(lq_b, m["gold_logprob_post"].to_numpy(float), th.outside,
-                                        tested=int((np.exp(lq_b) < th.outside).sum()))
+            self._tilts[key] = fit_tilt(
+                lq_b, m["gold_logprob_post"].to_numpy(float), th.outside, tested=int((np.exp(lq_b) < th.outside).sum())
+            )
         return self._tilts[key]
 
     def trend(self, name: str) -> dict:
@@ -140,6 +160,7 @@ class Records:
 
 # ----------------------------------------------------------------------------- statistics
 
+
 def _seed_interval(values: list[float]) -> tuple[float, float, float]:
     """Mean and Student's t 95% interval over seeds (for expansion rates, which have no problem pairing)."""
     from scipy import stats
@@ -152,19 +173,27 @@ def _seed_interval(values: list[float]) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def _paired(base: pd.DataFrame, post: pd.DataFrame, split: str, tilt: Tilt | None = None,
-            th: Thresholds | None = None) -> pd.DataFrame:
+def _paired(
+    base: pd.DataFrame, post: pd.DataFrame, split: str, tilt: Tilt | None = None, th: Thresholds | None = None
+) -> pd.DataFrame:
     """One split's problems, base and post side by side; ``tilt`` (the run's, over all its splits) marks the
     problems that expanded beyond it."""
     th = th or Thresholds()
     merged = merge_records(base[base["split"] == split], post[post["split"] == split])
     lq_b, lq_p = merged["gold_logprob_base"].to_numpy(float), merged["gold_logprob_post"].to_numpy(float)
-    flagged = beyond_tilt(lq_b, lq_p, tilt, th.outside, th.solved) if tilt is not None and tilt.fitted else \
-        np.zeros(len(merged), bool)
-    return merged.assign(q_base=np.exp(lq_b), q_post=np.exp(lq_p),
-                         d_trace=(merged["full_c_post"] - merged["full_c_base"]) / merged["n"],
-                         d_answer=(merged["c_post"] - merged["c_base"]) / merged["n"],
-                         expanded=flagged, expanded_threshold=threshold_expanded(lq_b, lq_p, th.outside, th.solved))
+    flagged = (
+        beyond_tilt(lq_b, lq_p, tilt, th.outside, th.solved)
+        if tilt is not None and tilt.fitted
+        else np.zeros(len(merged), bool)
+    )
+    return merged.assign(
+        q_base=np.exp(lq_b),
+        q_post=np.exp(lq_p),
+        d_trace=(merged["full_c_post"] - merged["full_c_base"]) / merged["n"],
+        d_answer=(merged["c_post"] - merged["c_base"]) / merged["n"],
+        expanded=flagged,
+        expanded_threshold=threshold_expanded(lq_b, lq_p, th.outside, th.solved),
+    )
 
 
 def _aligned(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
@@ -182,17 +211,28 @@ def _cell(pairs: list[tuple[str, pd.DataFrame, Tilt | None]], th: Thresholds, ke
     with an interval over seeds, problems and samples (``board_stats``), and the expansion beyond each run's
     tilt."""
     frames = _aligned([m for _, m, _ in pairs])
-    per_seed = [{"outside": int((m["q_base"] < th.outside).sum()), "expanded": int(m["expanded"].sum()),
-                 "expanded_threshold": int(m["expanded_threshold"].sum()),
-                 "mass_base": float(m["q_base"].mean()), "mass_post": float(m["q_post"].mean()),
-                 "trace_base": float((m["full_c_base"] / m["n"]).mean()),
-                 "trace_post": float((m["full_c_post"] / m["n"]).mean()), "problems": len(m)} for m in frames]
+    per_seed = [
+        {
+            "outside": int((m["q_base"] < th.outside).sum()),
+            "expanded": int(m["expanded"].sum()),
+            "expanded_threshold": int(m["expanded_threshold"].sum()),
+            "mass_base": float(m["q_base"].mean()),
+            "mass_post": float(m["q_post"].mean()),
+            "trace_base": float((m["full_c_base"] / m["n"]).mean()),
+            "trace_post": float((m["full_c_post"] / m["n"]).mean()),
+            "problems": len(m),
+        }
+        for m in frames
+    ]
     k, problems = len(frames), len(frames[0])
-    out = {"seeds": k, "problems": sum(s["problems"] for s in per_seed),
-           "outside": sum(s["outside"] for s in per_seed), "expanded": sum(s["expanded"] for s in per_seed),
-           "expanded_threshold": sum(s["expanded_threshold"] for s in per_seed),
-           **{m: float(np.mean([s[m] for s in per_seed])) for m in ("mass_base", "mass_post", "trace_base",
-                                                                    "trace_post")}}
+    out = {
+        "seeds": k,
+        "problems": sum(s["problems"] for s in per_seed),
+        "outside": sum(s["outside"] for s in per_seed),
+        "expanded": sum(s["expanded"] for s in per_seed),
+        "expanded_threshold": sum(s["expanded_threshold"] for s in per_seed),
+        **{m: float(np.mean([s[m] for s in per_seed])) for m in ("mass_base", "mass_post", "trace_base", "trace_post")},
+    }
 
     def stack(column: str) -> np.ndarray:
         return np.vstack([m[column].to_numpy(float) for m in frames])
@@ -255,32 +295,63 @@ def headline(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
         groups.setdefault((r["row"], r.get("algorithm", ""), r["split"], r["exposure"]), []).append(name)
     rows = []
     for (row, algorithm, trained, exposure), names in sorted(groups.items()):
-        compute = {"rollouts": float(np.mean([rec.runs[n]["counters"].get("rollouts", 0) for n in names])),
-                   "train_tokens": float(np.mean([rec.runs[n]["counters"].get("train_tokens", 0) for n in names])),
-                   "grad_steps": float(np.mean([rec.runs[n]["counters"].get("grad_steps", 0) for n in names])),
-                   "wall_s": float(np.mean([run_wall_seconds(rec.runs[n]["timings"]) for n in names]))}
+        compute = {
+            "rollouts": float(np.mean([rec.runs[n]["counters"].get("rollouts", 0) for n in names])),
+            "train_tokens": float(np.mean([rec.runs[n]["counters"].get("train_tokens", 0) for n in names])),
+            "grad_steps": float(np.mean([rec.runs[n]["counters"].get("grad_steps", 0) for n in names])),
+            "wall_s": float(np.mean([run_wall_seconds(rec.runs[n]["timings"]) for n in names])),
+        }
         trends = [rec.trend(n)["trained"] for n in names]
         compute.update(runs_checked=sum(t is not None for t in trends), runs_trained=sum(t is True for t in trends))
         for split in _eval_splits(rec):
-            pairs = [(n, _paired(rec.counts[rec.runs[n]["base"]], rec.counts[n], split, rec.tilt(n, th), th),
-                      rec.tilt(n, th)) for n in names]
+            pairs = [
+                (
+                    n,
+                    _paired(rec.counts[rec.runs[n]["base"]], rec.counts[n], split, rec.tilt(n, th), th),
+                    rec.tilt(n, th),
+                )
+                for n in names
+            ]
             cell = _cell(pairs, th)
-            rows.append({"row": row, "algorithm": algorithm, "trained_on": trained, "exposure": exposure,
-                         "exposure_label": rec.exposure_label(names[0]), "split": split,
-                         "exposure_frac": _axis_exposure(rec, names[0], split), **cell, **compute})
+            rows.append(
+                {
+                    "row": row,
+                    "algorithm": algorithm,
+                    "trained_on": trained,
+                    "exposure": exposure,
+                    "exposure_label": rec.exposure_label(names[0]),
+                    "split": split,
+                    "exposure_frac": _axis_exposure(rec, names[0], split),
+                    **cell,
+                    **compute,
+                }
+            )
     by_exposure: dict[str, list[str]] = {}
     for name in rec.bases():
         by_exposure.setdefault(rec.runs[name]["exposure"], []).append(name)
     for exposure, names in sorted(by_exposure.items()):
         for split in _eval_splits(rec):
-            pairs = [(n, _paired(rec.counts[n], rec.null[n], split, rec.tilt(n, th), th), rec.tilt(n, th))
-                     for n in names]
-            rows.append({"row": "null", "algorithm": "base re-sampled", "trained_on": "-", "exposure": exposure,
-                         "exposure_label": rec.exposure_label(names[0]), "split": split,
-                         "exposure_frac": _axis_exposure(rec, names[0], split),
-                         **_cell(pairs, th),
-                         "rollouts": 0.0, "train_tokens": 0.0, "grad_steps": 0.0, "wall_s": 0.0,
-                         "runs_checked": 0, "runs_trained": 0})
+            pairs = [
+                (n, _paired(rec.counts[n], rec.null[n], split, rec.tilt(n, th), th), rec.tilt(n, th)) for n in names
+            ]
+            rows.append(
+                {
+                    "row": "null",
+                    "algorithm": "base re-sampled",
+                    "trained_on": "-",
+                    "exposure": exposure,
+                    "exposure_label": rec.exposure_label(names[0]),
+                    "split": split,
+                    "exposure_frac": _axis_exposure(rec, names[0], split),
+                    **_cell(pairs, th),
+                    "rollouts": 0.0,
+                    "train_tokens": 0.0,
+                    "grad_steps": 0.0,
+                    "wall_s": 0.0,
+                    "runs_checked": 0,
+                    "runs_trained": 0,
+                }
+            )
     return _with_q_values(pd.DataFrame(rows))
 
 
@@ -295,14 +366,20 @@ def support_rows(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
     for name in rec.posts():
         r = rec.runs[name]
         beta = (r.get("algorithm_config") or {}).get("beta")
-        table = support_table(rec.counts[r["base"]], rec.counts[name], th,
-                              float(beta) if isinstance(beta, (int, float)) and beta > 0 else None)
-        frames.append(table.assign(run=name, row=r["row"], trained_on=r["split"], exposure=r["exposure"],
-                                   seed=r["seed"]))
+        table = support_table(
+            rec.counts[r["base"]],
+            rec.counts[name],
+            th,
+            float(beta) if isinstance(beta, (int, float)) and beta > 0 else None,
+        )
+        frames.append(
+            table.assign(run=name, row=r["row"], trained_on=r["split"], exposure=r["exposure"], seed=r["seed"])
+        )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 # ----------------------------------------------------------------------------- text
+
 
 def _signed(v: float) -> str:
     return "n/a" if v != v else f"{v:+.3f}"
@@ -327,29 +404,42 @@ def _expansion_cell(r) -> str:
     if not r["outside"]:
         return "- (none outside)"
     if _did_not_train(r):  # nothing moved because nothing trained: not evidence of "no expansion"
-        return f"did not train ({r['runs_trained']} of {r['runs_checked']} runs); {r['expanded_threshold']} past " \
-               f"the fixed thresholds"
+        return (
+            f"did not train ({r['runs_trained']} of {r['runs_checked']} runs); {r['expanded_threshold']} past "
+            f"the fixed thresholds"
+        )
     threshold = f"; {r['expanded_threshold']} past the fixed thresholds"
     if r["expanded"] != r["expanded"]:
         return f"n/a of {r['outside']} (no tilt fitted: under 3 problems inside the support){threshold}"
-    return (f"{int(r['expanded'])} of {r['outside']}, rate {r['expansion']:.3f} [{r['expansion_lo']:.3f}, "
-            f"{r['expansion_hi']:.3f}]{threshold}")
+    return (
+        f"{int(r['expanded'])} of {r['outside']}, rate {r['expansion']:.3f} [{r['expansion_lo']:.3f}, "
+        f"{r['expansion_hi']:.3f}]{threshold}"
+    )
 
 
 def _wide(df: pd.DataFrame, cell, splits: list[str], compute: bool) -> pd.DataFrame:
     out = []
-    for (row, trained, exposure), g in df.groupby(["row", "trained_on", "exposure"], sort=False):
-        line = {"algorithm": g["algorithm"].iloc[0] if row == "null" else row, "trained on": trained,
-                "exposure": g["exposure_label"].iloc[0]}
+    for (row, trained, _), g in df.groupby(["row", "trained_on", "exposure"], sort=False):
+        line = {
+            "algorithm": g["algorithm"].iloc[0] if row == "null" else row,
+            "trained on": trained,
+            "exposure": g["exposure_label"].iloc[0],
+        }
         for split in splits:
             hit = g[g["split"] == split]
             line[split] = cell(hit.iloc[0]) if len(hit) else ""
         if compute:
             first = g.iloc[0]
-            line.update({"trained": (f"{first['runs_trained']} of {first['runs_checked']}" if first["runs_checked"]
-                                     else "-"),
-                         "rollouts": f"{first['rollouts']:,.0f}", "train tokens": f"{first['train_tokens']:,.0f}",
-                         "wall": f"{first['wall_s'] / 60:.1f} min"})
+            line.update(
+                {
+                    "trained": (
+                        f"{first['runs_trained']} of {first['runs_checked']}" if first["runs_checked"] else "-"
+                    ),
+                    "rollouts": f"{first['rollouts']:,.0f}",
+                    "train tokens": f"{first['train_tokens']:,.0f}",
+                    "wall": f"{first['wall_s'] / 60:.1f} min",
+                }
+            )
         out.append(line)
     return pd.DataFrame(out)
 
@@ -365,8 +455,10 @@ def _markdown_table(df: pd.DataFrame) -> str:
 def tables(rec: Records, head: pd.DataFrame) -> dict[str, pd.DataFrame]:
     splits = [s for s in _eval_splits(rec) if s != "edge"]
     ordered = pd.concat([head[head["row"] != "null"], head[head["row"] == "null"]])
-    return {"gain": _wide(ordered, _delta_cell, splits, compute=True),
-            "expansion": _wide(ordered[ordered["row"] != "null"], _expansion_cell, splits, compute=False)}
+    return {
+        "gain": _wide(ordered, _delta_cell, splits, compute=True),
+        "expansion": _wide(ordered[ordered["row"] != "null"], _expansion_cell, splits, compute=False),
+    }
 
 
 def _suite_text(rec: Records) -> dict:
@@ -413,35 +505,52 @@ def calibration(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
                 pairs = [(n, _paired(counts[n][a], counts[n][b], split, None, th), None) for n in names]
                 cell = _cell(pairs, th)
                 tested = cell["d_trace_lo"] == cell["d_trace_lo"]
-                rows.append({"seeds": f"{a}-{b}", "exposure": exposure, "split": split, "bases": len(names),
-                             "d_trace": cell["d_trace"], "d_trace_lo": cell["d_trace_lo"],
-                             "d_trace_hi": cell["d_trace_hi"], "p": cell["d_trace_p"], "tested": tested,
-                             "false_positive": bool(tested and (cell["d_trace_lo"] > 0 or cell["d_trace_hi"] < 0))})
+                rows.append(
+                    {
+                        "seeds": f"{a}-{b}",
+                        "exposure": exposure,
+                        "split": split,
+                        "bases": len(names),
+                        "d_trace": cell["d_trace"],
+                        "d_trace_lo": cell["d_trace_lo"],
+                        "d_trace_hi": cell["d_trace_hi"],
+                        "p": cell["d_trace_p"],
+                        "tested": tested,
+                        "false_positive": bool(tested and (cell["d_trace_lo"] > 0 or cell["d_trace_hi"] < 0)),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def _calibration_text(cal: pd.DataFrame) -> str:
     if cal.empty or not cal["tested"].any():
-        return ("No calibration data in this suite folder: `ood-bench calibrate SUITE --sampling-seeds 2 3 4 5` "
-                "re-samples each published base, and this section then reports how often the intervals exclude 0 "
-                "on those nulls.\n")
+        return (
+            "No calibration data in this suite folder: `ood-bench calibrate SUITE --sampling-seeds 2 3 4 5` "
+            "re-samples each published base, and this section then reports how often the intervals exclude 0 "
+            "on those nulls.\n"
+        )
     tested, fp = int(cal["tested"].sum()), int(cal["false_positive"].sum())
     lo, hi = wilson_interval(fp, tested)
     pairs = ", ".join(sorted(set(cal["seeds"])))
-    return (f"Each base against itself re-sampled, in disjoint pairs of sampling seeds ({pairs}; seeds 2 and up "
-            f"from `calibration/`), scored exactly as a headline cell: **{fp} of {tested} null intervals exclude 0, "
-            f"a false-positive rate of {fp / tested:.3f} [{lo:.3f}, {hi:.3f}]** (Wilson 95%), against the nominal "
-            f"0.05. (Cells where no sample of either evaluation was right have no interval and are not counted.)\n")
+    return (
+        f"Each base against itself re-sampled, in disjoint pairs of sampling seeds ({pairs}; seeds 2 and up "
+        f"from `calibration/`), scored exactly as a headline cell: **{fp} of {tested} null intervals exclude 0, "
+        f"a false-positive rate of {fp / tested:.3f} [{lo:.3f}, {hi:.3f}]** (Wilson 95%), against the nominal "
+        f"0.05. (Cells where no sample of either evaluation was right have no interval and are not counted.)\n"
+    )
 
 
 def headline_text(root: Path, allow_dirty: bool = True, expected: dict[str, str] | None = None) -> str:
     """The two headline tables as the terminal shows them after a run."""
     rec = Records(root, allow_dirty, expected)
     t = tables(rec, headline(rec))
-    return ("Change in trace pass@1 (every step and the answer right) after post-training, 95% interval, "
-            "next to the base re-sampled (null):\n" + t["gain"].to_string(index=False) +
-            "\n\nExpanded beyond the base's support (Q_base < 1e-6 -> Q_post >= 1e-2), 95% interval:\n" +
-            t["expansion"].to_string(index=False))
+    return (
+        "Change in trace pass@1 (every step and the answer right) after post-training, 95% interval, "
+        "next to the base re-sampled (null):\n"
+        + t["gain"].to_string(index=False)
+        + "\n\nExpanded beyond the base's support (Q_base < 1e-6 -> Q_post >= 1e-2), 95% interval:\n"
+        + t["expansion"].to_string(index=False)
+    )
 
 
 def _readme(rec: Records, head: pd.DataFrame, verdict_block: str, cal: pd.DataFrame) -> str:
@@ -453,56 +562,66 @@ def _readme(rec: Records, head: pd.DataFrame, verdict_block: str, cal: pd.DataFr
     out.write(f"# Leaderboard: the {rec.suite} suite\n\n")
     if info["description"]:
         out.write(f"{info['description']}.\n\n")
-    out.write(f"Regenerated by `ood-bench leaderboard {rec.suite}` from the {len(rec.runs)} run records in "
-              f"`records/` ({len(rec.bases())} bases, {len(rec.posts())} post-training runs; pretraining seeds "
-              f"{', '.join(map(str, seeds))}; code {', '.join(commits)}); `ood-bench leaderboard {rec.suite} "
-              f"--check` fails when a table or plot here is stale. `index.html` shows the same on one page.\n\n")
+    out.write(
+        f"Regenerated by `ood-bench leaderboard {rec.suite}` from the {len(rec.runs)} run records in "
+        f"`records/` ({len(rec.bases())} bases, {len(rec.posts())} post-training runs; pretraining seeds "
+        f"{', '.join(map(str, seeds))}; code {', '.join(commits)}); `ood-bench leaderboard {rec.suite} "
+        f"--check` fails when a table or plot here is stale. `index.html` shows the same on one page.\n\n"
+    )
     if rec.dirty:
         out.write(f"**{len(rec.dirty)} record(s) come from a checkout with uncommitted code changes.**\n\n")
     out.write(verdict_block + "\n")
-    out.write("## Change in trace pass@1 after post-training\n\n"
-              "Each cell: the mean change over the evaluated split's problems of the sampled trace pass@1 (a "
-              "sample counts when every step and the answer are right), post-trained model minus its own base, "
-              "over every pretraining seed, with its 95% interval and its minimum detectable effect (`mde`: the "
-              "change this cell would detect at 5% with 80% power, so a wide cell reads \"cannot tell\", not \"no "
-              "effect\"); both families are pooled (`leaderboard.json` has each family apart). **Bold**: the "
-              f"Benjamini-Hochberg q-value over the board's {int(head['q'][head['row'] != 'null'].notna().sum())} "
-              "tests is under 0.05 (`q` in the csv and json). `0 -> 0` marks a split where no sample of either "
-              "model had a right trace: a floor, with no interval; its mde is the rate that many samples rule out. "
-              "The `null` rows compare each base with a second evaluation of itself (another sampling seed): the "
-              "change sampling alone produces (their q-values form a family of their own). Compute is per run: "
-              "rollouts generated, training tokens, wall time (training and evaluation; a run resumed after an "
-              "interruption counts the training of every session up to its last checkpoint); rows are matched in "
-              "gradient steps, so their tokens differ (SFT trains on gold traces only; RL rows also generate).\n\n")
+    out.write(
+        "## Change in trace pass@1 after post-training\n\n"
+        "Each cell: the mean change over the evaluated split's problems of the sampled trace pass@1 (a "
+        "sample counts when every step and the answer are right), post-trained model minus its own base, "
+        "over every pretraining seed, with its 95% interval and its minimum detectable effect (`mde`: the "
+        'change this cell would detect at 5% with 80% power, so a wide cell reads "cannot tell", not "no '
+        'effect"); both families are pooled (`leaderboard.json` has each family apart). **Bold**: the '
+        f"Benjamini-Hochberg q-value over the board's {int(head['q'][head['row'] != 'null'].notna().sum())} "
+        "tests is under 0.05 (`q` in the csv and json). `0 -> 0` marks a split where no sample of either "
+        "model had a right trace: a floor, with no interval; its mde is the rate that many samples rule out. "
+        "The `null` rows compare each base with a second evaluation of itself (another sampling seed): the "
+        "change sampling alone produces (their q-values form a family of their own). Compute is per run: "
+        "rollouts generated, training tokens, wall time (training and evaluation; a run resumed after an "
+        "interruption counts the training of every session up to its last checkpoint); rows are matched in "
+        "gradient steps, so their tokens differ (SFT trains on gold traces only; RL rows also generate).\n\n"
+    )
     out.write(_markdown_table(t["gain"]) + "\n\n")
-    out.write("## Expansion beyond the base's support\n\n"
-              "Problems outside the base's support (exact trace mass Q_base < 1e-6) that the post-trained model "
-              "solves (Q_post >= 1e-2) *and* whose log-odds rose beyond what the run's own tilt gave the problems "
-              "inside the support (a reweighting, however strong, cannot do that; the tilt is fitted per run over "
-              "all its splits, `tilts` in `leaderboard.json`): how many of how many outside (over all seeds), the "
-              "rate (the mean over seeds), and its 95% interval. After the `;`, the old fixed-threshold count "
-              "(outside, then solved, whatever the tilt), a secondary number that a strong tilt alone inflates. "
-              "Exact masses carry no sampling noise, so the base-vs-base null of these counts is 0 by "
-              "construction.\n\n")
+    out.write(
+        "## Expansion beyond the base's support\n\n"
+        "Problems outside the base's support (exact trace mass Q_base < 1e-6) that the post-trained model "
+        "solves (Q_post >= 1e-2) *and* whose log-odds rose beyond what the run's own tilt gave the problems "
+        "inside the support (a reweighting, however strong, cannot do that; the tilt is fitted per run over "
+        "all its splits, `tilts` in `leaderboard.json`): how many of how many outside (over all seeds), the "
+        "rate (the mean over seeds), and its 95% interval. After the `;`, the old fixed-threshold count "
+        "(outside, then solved, whatever the tilt), a secondary number that a strong tilt alone inflates. "
+        "Exact masses carry no sampling noise, so the base-vs-base null of these counts is 0 by "
+        "construction.\n\n"
+    )
     out.write(_markdown_table(t["expansion"]) + "\n\n")
-    out.write("![OOD gain against exposure](gain_vs_exposure.png)\n\n"
-              "*Change in trace pass@1 on each axis's OOD split against that axis's pretraining exposure, per "
-              "algorithm and training split, with 95% intervals; the grey band is the null.*\n\n"
-              "![Q_post against Q_base](q_post_vs_q_base.png) ![pass@k](pass_at_k.png) "
-              "![training curves](training_curves.png)\n\n")
+    out.write(
+        "![OOD gain against exposure](gain_vs_exposure.png)\n\n"
+        "*Change in trace pass@1 on each axis's OOD split against that axis's pretraining exposure, per "
+        "algorithm and training split, with 95% intervals; the grey band is the null.*\n\n"
+        "![Q_post against Q_base](q_post_vs_q_base.png) ![pass@k](pass_at_k.png) "
+        "![training curves](training_curves.png)\n\n"
+    )
     interval = sorted(set(head["interval"]))
-    out.write(f"**How the intervals are made.** Each change is modelled as seed effect + problem effect + sampling "
-              f"noise (two-way crossed random effects over the same problems at every seed); the variance of its "
-              f"mean comes from the two-way ANOVA mean squares (the balanced two-way clustered variance of Cameron, "
-              f"Gelbach and Miller 2011, the clustering recommended for evals by Miller 2024, \"Adding Error Bars to "
-              f"Evals\"), never below the binomial sampling variance alone, with Student's t on seeds - 1 degrees "
-              f"of freedom; with one seed it covers problems and sampling only. q-values: Benjamini and Hochberg "
-              f"(1995). The method was checked on simulated boards with known truth and on each base re-sampled "
-              f"against itself (`tests/test_board_stats.py`). Intervals on this board: {'; '.join(interval)}. "
-              "Thresholds: outside 1e-6, solved 1e-2. `leaderboard.csv` and `leaderboard.json` hold every number "
-              "here with its interval bounds, standard error, degrees of freedom, p, q and mde, the exact trace "
-              "mass change (`d_mass`) and the answer pass@1 change (`d_answer`); `leaderboard.json` adds the "
-              "verdicts, each run's fitted tilt, and every support metric per run, family and split.\n")
+    out.write(
+        f"**How the intervals are made.** Each change is modelled as seed effect + problem effect + sampling "
+        f"noise (two-way crossed random effects over the same problems at every seed); the variance of its "
+        f"mean comes from the two-way ANOVA mean squares (the balanced two-way clustered variance of Cameron, "
+        f'Gelbach and Miller 2011, the clustering recommended for evals by Miller 2024, "Adding Error Bars to '
+        f"Evals\"), never below the binomial sampling variance alone, with Student's t on seeds - 1 degrees "
+        f"of freedom; with one seed it covers problems and sampling only. q-values: Benjamini and Hochberg "
+        f"(1995). The method was checked on simulated boards with known truth and on each base re-sampled "
+        f"against itself (`tests/test_board_stats.py`). Intervals on this board: {'; '.join(interval)}. "
+        "Thresholds: outside 1e-6, solved 1e-2. `leaderboard.csv` and `leaderboard.json` hold every number "
+        "here with its interval bounds, standard error, degrees of freedom, p, q and mde, the exact trace "
+        "mass change (`d_mass`) and the answer pass@1 change (`d_answer`); `leaderboard.json` adds the "
+        "verdicts, each run's fitted tilt, and every support metric per run, family and split.\n"
+    )
     out.write("\n## Calibration on real nulls\n\n" + _calibration_text(cal))
     if info["left_out"]:
         out.write(f"\n**Left out of this suite, and why:** {info['left_out']}\n")
@@ -513,22 +632,56 @@ def _csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
-def _json(head: pd.DataFrame, support: pd.DataFrame, rec: Records, found: list, tilts: pd.DataFrame,
-          cal: pd.DataFrame) -> str:
+def _json(
+    head: pd.DataFrame, support: pd.DataFrame, rec: Records, found: list, tilts: pd.DataFrame, cal: pd.DataFrame
+) -> str:
     def clean(df):
         return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
 
-    runs = {n: {**{k: r.get(k) for k in ("kind", "key", "base", "row", "split", "exposure", "seed", "algorithm",
-                                         "counters", "timings", "git_commit", "git_dirty", "results_version")},
-                "record_sha256": record_digest(rec.root / "records" / n)}
-            for n, r in sorted(rec.runs.items())}
-    return json.dumps({"suite": rec.suite, "headline": clean(head), "support": clean(support), "runs": runs,
-                       "verdicts": [v.as_dict() for v in found], "tilts": clean(tilts),
-                       "calibration": clean(cal)},
-                      indent=1, sort_keys=True) + "\n"
+    runs = {
+        n: {
+            **{
+                k: r.get(k)
+                for k in (
+                    "kind",
+                    "key",
+                    "base",
+                    "row",
+                    "split",
+                    "exposure",
+                    "seed",
+                    "algorithm",
+                    "counters",
+                    "timings",
+                    "git_commit",
+                    "git_dirty",
+                    "results_version",
+                )
+            },
+            "record_sha256": record_digest(rec.root / "records" / n),
+        }
+        for n, r in sorted(rec.runs.items())
+    }
+    return (
+        json.dumps(
+            {
+                "suite": rec.suite,
+                "headline": clean(head),
+                "support": clean(support),
+                "runs": runs,
+                "verdicts": [v.as_dict() for v in found],
+                "tilts": clean(tilts),
+                "calibration": clean(cal),
+            },
+            indent=1,
+            sort_keys=True,
+        )
+        + "\n"
+    )
 
 
 # ----------------------------------------------------------------------------- plots
+
 
 def _digest(*frames: pd.DataFrame) -> str:
     """What a plot draws, to four significant digits: more than a plot can show, and few enough that the
@@ -540,14 +693,24 @@ def _digest(*frames: pd.DataFrame) -> str:
 
 
 def _plot_data(rec: Records, head: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, ...]]:
-    gain = head[head["split"].isin(OOD_SPLITS)][["row", "trained_on", "exposure", "exposure_frac", "split",
-                                                  "d_trace", "d_trace_lo", "d_trace_hi"]]
+    gain = head[head["split"].isin(OOD_SPLITS)][
+        ["row", "trained_on", "exposure", "exposure_frac", "split", "d_trace", "d_trace_lo", "d_trace_hi"]
+    ]
     points = []
     for name in rec.posts():
         r = rec.runs[name]
         m = _paired(rec.counts[r["base"]], rec.counts[name], r["split"])
-        points.append(pd.DataFrame({"row": r["row"], "trained_on": r["split"], "exposure": r["exposure"],
-                                    "lq_base": m["gold_logprob_base"].round(4), "lq_post": m["gold_logprob_post"].round(4)}))
+        points.append(
+            pd.DataFrame(
+                {
+                    "row": r["row"],
+                    "trained_on": r["split"],
+                    "exposure": r["exposure"],
+                    "lq_base": m["gold_logprob_base"].round(4),
+                    "lq_post": m["gold_logprob_post"].round(4),
+                }
+            )
+        )
     tilt = pd.concat(points, ignore_index=True) if points else pd.DataFrame(columns=["row", "trained_on"])
     curves = []
     for name in rec.posts():
@@ -576,8 +739,15 @@ def _pass_at_k(rec: Records) -> pd.DataFrame:
             k = 1
             while k <= n:
                 value = float(np.mean([pass_at_k_exact(int(nn), int(c), k) for nn, c in zip(g["n"], g["full_c"])]))
-                rows.append({"model": "base" if r["kind"] == "base" else f"{r['row']} on {r['split']}",
-                             "exposure": r["exposure"], "split": split, "k": k, "value": value})
+                rows.append(
+                    {
+                        "model": "base" if r["kind"] == "base" else f"{r['row']} on {r['split']}",
+                        "exposure": r["exposure"],
+                        "split": split,
+                        "k": k,
+                        "value": value,
+                    }
+                )
                 k *= 2
     df = pd.DataFrame(rows)
     return df.groupby(["model", "exposure", "split", "k"], as_index=False)["value"].mean().round(6)
@@ -587,9 +757,9 @@ def _figure(draw, data: tuple[pd.DataFrame, ...]) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     import warnings
+
+    import matplotlib.pyplot as plt
 
     with warnings.catch_warnings():  # many panels: tight_layout may give up on a margin, which changes nothing
         warnings.simplefilter("ignore", UserWarning)
@@ -610,14 +780,26 @@ def _draw_gain(plt, gain: pd.DataFrame):
         g = gain[gain["split"] == split]
         null = g[g["row"] == "null"].sort_values("exposure_frac")
         if len(null):
-            ax.fill_between(null["exposure_frac"], null["d_trace_lo"].fillna(null["d_trace"]),
-                            null["d_trace_hi"].fillna(null["d_trace"]), color="0.85")
+            ax.fill_between(
+                null["exposure_frac"],
+                null["d_trace_lo"].fillna(null["d_trace"]),
+                null["d_trace_hi"].fillna(null["d_trace"]),
+                color="0.85",
+            )
         for (row, trained), line in g[g["trained_on"].isin(["id", split]) & (g["row"] != "null")].groupby(
-                ["row", "trained_on"]):
+            ["row", "trained_on"]
+        ):
             line = line.sort_values("exposure_frac")
             err = np.vstack([line["d_trace"] - line["d_trace_lo"], line["d_trace_hi"] - line["d_trace"]])
-            ax.errorbar(line["exposure_frac"], line["d_trace"], yerr=np.nan_to_num(err), marker="o", capsize=3,
-                        color=colour[row], linestyle="-" if trained == split else "--")
+            ax.errorbar(
+                line["exposure_frac"],
+                line["d_trace"],
+                yerr=np.nan_to_num(err),
+                marker="o",
+                capsize=3,
+                color=colour[row],
+                linestyle="-" if trained == split else "--",
+            )
         ax.axhline(0, color="0.5", linewidth=0.8)
         ticks = sorted(set(g["exposure_frac"].dropna()))
         ax.set_xticks(ticks, [f"{100 * t:g}%" for t in ticks])
@@ -630,7 +812,8 @@ def _draw_gain(plt, gain: pd.DataFrame):
     handles = [Line2D([], [], color=colour[r], marker="o", label=r) for r in rows] + [
         Line2D([], [], color="0.3", linestyle="-", label="trained on this axis"),
         Line2D([], [], color="0.3", linestyle="--", label="trained on ID"),
-        Patch(color="0.85", label="null (base re-sampled)")]
+        Patch(color="0.85", label="null (base re-sampled)"),
+    ]
     ncol = min(6, len(handles))
     legend_rows = math.ceil(len(handles) / ncol)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8)
@@ -655,8 +838,13 @@ def _draw_tilt(plt, tilt: pd.DataFrame):
         measurable = (x > math.log(1e-6)) & (x < 6.9)
         if measurable.any():
             shift = float(np.mean(y[measurable] - x[measurable]))
-            ax.plot(lims, (lims[0] + shift, lims[1] + shift), color="C3", linewidth=1,
-                    label=f"tilt: mean shift {shift:+.2f}")
+            ax.plot(
+                lims,
+                (lims[0] + shift, lims[1] + shift),
+                color="C3",
+                linewidth=1,
+                label=f"tilt: mean shift {shift:+.2f}",
+            )
         ax.axvline(math.log(1e-6), color="0.6", linestyle=":", linewidth=0.8)
         ax.axhline(math.log(1e-2 / (1 - 1e-2)), color="0.6", linestyle="--", linewidth=0.8)
         ax.set_xlim(lims)
@@ -665,7 +853,7 @@ def _draw_tilt(plt, tilt: pd.DataFrame):
         ax.set_xlabel("logit Q_base")
         ax.set_ylabel("logit Q_post")
         ax.legend(fontsize=6, loc="upper left")
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
     return fig
@@ -678,8 +866,14 @@ def _draw_passk(plt, passk: pd.DataFrame):
     exposures = sorted(set(passk["exposure"])) if len(passk) else []
     for ax, split in zip(axes[0], splits):
         for (model, exposure), g in passk[passk["split"] == split].groupby(["model", "exposure"]):
-            ax.plot(g["k"], g["value"], marker=".", linestyle=styles[exposures.index(exposure) % len(styles)],
-                    color="black" if model == "base" else None, label=f"{model} ({exposure})")
+            ax.plot(
+                g["k"],
+                g["value"],
+                marker=".",
+                linestyle=styles[exposures.index(exposure) % len(styles)],
+                color="black" if model == "base" else None,
+                label=f"{model} ({exposure})",
+            )
         ax.set_xscale("log", base=2)
         ax.set_ylim(0, 1)
         ax.set_title(split)
@@ -699,8 +893,12 @@ def _draw_curves(plt, curve: pd.DataFrame):
             for (row, trained, exposure), g in curve.groupby(["row", "trained_on", "exposure"]):
                 mean = g.groupby("step")[metric].mean()  # over pretraining seeds
                 if mean.notna().any():
-                    ax.plot(mean.index, mean.to_numpy(), label=f"{row} on {trained} ({exposure})",
-                            linestyle=["-", "--", ":", "-."][exposures.index(exposure) % 4])
+                    ax.plot(
+                        mean.index,
+                        mean.to_numpy(),
+                        label=f"{row} on {trained} ({exposure})",
+                        linestyle=["-", "--", ":", "-."][exposures.index(exposure) % 4],
+                    )
         ax.set_title(metric)
         ax.set_xlabel("step")
         if ax.get_legend_handles_labels()[0]:
@@ -750,37 +948,51 @@ def _html(rec: Records, head: pd.DataFrame, pngs: dict[str, bytes], readme: str)
 
     def table(df: pd.DataFrame) -> str:
         # the markdown tables' **bold** (q < 0.05) becomes a marked cell
-        return re.sub(r"\*\*(.+?)\*\*", r'<strong class="sig">\1</strong>',
-                      df.to_html(index=False, classes="sortable", border=0, escape=True))
+        return re.sub(
+            r"\*\*(.+?)\*\*",
+            r'<strong class="sig">\1</strong>',
+            df.to_html(index=False, classes="sortable", border=0, escape=True),
+        )
 
     block = verdicts.block_in(readme, rec.suite) or ""
     bold = re.compile(r"[*][*](.+?)[*][*]")
-    items = "".join("<li>" + bold.sub(r"<strong>\1</strong>", html.escape(line[2:])) + "</li>"
-                    for line in block.splitlines() if line.startswith("- "))
+    items = "".join(
+        "<li>" + bold.sub(r"<strong>\1</strong>", html.escape(line[2:])) + "</li>"
+        for line in block.splitlines()
+        if line.startswith("- ")
+    )
 
-    images = "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
-                     f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(PLOTS[name])}</figcaption></figure>'
-                     for name, data in pngs.items())
-    style = ("body{font-family:sans-serif;margin:2em;max-width:110em}table{border-collapse:collapse;font-size:13px}"
-             "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}th{cursor:pointer;background:#f4f4f4}"
-             "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}"
-             "strong.sig{background:#fde9c4;font-weight:600}ul.verdicts li{margin:.4em 0;max-width:70em}")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ood-bench leaderboard: "
-            f"{html.escape(rec.suite)}</title><style>{style}</style></head><body>\n"
-            f"<h1>ood-bench leaderboard: {html.escape(rec.suite)}</h1>\n<p>{html.escape(info['description'])}</p>\n"
-            f"<p>{len(rec.bases())} bases, {len(rec.posts())} post-training runs. Click a column to sort.</p>\n"
-            f"<h2>Verdicts on the paper's claims (generated)</h2>\n<p>{html.escape(verdicts.TRAINING_NOTE)}</p>\n"
-            f"<ul class=\"verdicts\">{items}</ul>\n"
-            f"<h2>Change in trace pass@1 after post-training (95% interval; null = base re-sampled)</h2>\n"
-            f"{table(t['gain'])}\n<h2>Expansion beyond the base's support (exact)</h2>\n{table(t['expansion'])}\n"
-            f"<h2>Plots</h2>\n{images}\n"
-            f"<p>Left out: {html.escape(info['left_out'])}</p>\n{SORT_SCRIPT}\n</body></html>\n")
+    images = "".join(
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(PLOTS[name])}</figcaption></figure>'
+        for name, data in pngs.items()
+    )
+    style = (
+        "body{font-family:sans-serif;margin:2em;max-width:110em}table{border-collapse:collapse;font-size:13px}"
+        "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}th{cursor:pointer;background:#f4f4f4}"
+        "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}"
+        "strong.sig{background:#fde9c4;font-weight:600}ul.verdicts li{margin:.4em 0;max-width:70em}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>ood-bench leaderboard: '
+        f"{html.escape(rec.suite)}</title><style>{style}</style></head><body>\n"
+        f"<h1>ood-bench leaderboard: {html.escape(rec.suite)}</h1>\n<p>{html.escape(info['description'])}</p>\n"
+        f"<p>{len(rec.bases())} bases, {len(rec.posts())} post-training runs. Click a column to sort.</p>\n"
+        f"<h2>Verdicts on the paper's claims (generated)</h2>\n<p>{html.escape(verdicts.TRAINING_NOTE)}</p>\n"
+        f'<ul class="verdicts">{items}</ul>\n'
+        f"<h2>Change in trace pass@1 after post-training (95% interval; null = base re-sampled)</h2>\n"
+        f"{table(t['gain'])}\n<h2>Expansion beyond the base's support (exact)</h2>\n{table(t['expansion'])}\n"
+        f"<h2>Plots</h2>\n{images}\n"
+        f"<p>Left out: {html.escape(info['left_out'])}</p>\n{SORT_SCRIPT}\n</body></html>\n"
+    )
 
 
 # ----------------------------------------------------------------------------- write and check
 
-def render(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None
-           ) -> tuple[dict[str, str], dict[str, tuple]]:
+
+def render(
+    root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, tuple]]:
     """The text files (by name) and the plot data (by plot) of a suite folder's leaderboard."""
     rec = Records(root, allow_dirty, expected)
     th = Thresholds()
@@ -791,8 +1003,11 @@ def render(root: Path, allow_dirty: bool = False, expected: dict[str, str] | Non
     cal = calibration(rec, th)
     readme = _readme(rec, head, block, cal)
     data = _plot_data(rec, head)
-    texts = {README: readme, CSV: _csv(head),
-             JSON: _json(head, support, rec, found, verdicts.run_expansions(rec, th), cal)}
+    texts = {
+        README: readme,
+        CSV: _csv(head),
+        JSON: _json(head, support, rec, found, verdicts.run_expansions(rec, th), cal),
+    }
     return texts, {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block}
 
 
@@ -809,8 +1024,10 @@ def write(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
     if quoting is not None:  # the project README quotes the block verbatim: renew the quote with the board
         text = quoting.read_text()
         atomic_write_text(quoting, text.replace(verdicts.block_in(text, extra["rec"].suite), extra["verdicts"]))
-    atomic_write_json(root / RENDERED, {"inputs": _inputs_digest(root, allow_dirty, expected),
-                                        "outputs": _outputs_digest(root, extra["rec"].suite)})
+    atomic_write_json(
+        root / RENDERED,
+        {"inputs": _inputs_digest(root, allow_dirty, expected), "outputs": _outputs_digest(root, extra["rec"].suite)},
+    )
     return root / README
 
 
@@ -848,8 +1065,9 @@ def _unchanged_since_rendered(root: Path, allow_dirty: bool, expected: dict[str,
         suite = json.loads((root / JSON).read_text())["suite"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return (made.get("inputs") == _inputs_digest(root, allow_dirty, expected)
-            and made.get("outputs") == _outputs_digest(root, suite))
+    return made.get("inputs") == _inputs_digest(root, allow_dirty, expected) and made.get("outputs") == _outputs_digest(
+        root, suite
+    )
 
 
 def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> list[Path]:
@@ -860,19 +1078,24 @@ def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
     if _unchanged_since_rendered(root, allow_dirty, expected):
         return []
     texts, extra = render(root, allow_dirty, expected)
-    out = [root / name for name, text in texts.items()
-           if not (root / name).is_file() or not same_up_to_rounding((root / name).read_text(errors="replace"), text)]
+    out = [
+        root / name
+        for name, text in texts.items()
+        if not (root / name).is_file() or not same_up_to_rounding((root / name).read_text(errors="replace"), text)
+    ]
     for name, file in PLOTS.items():
         if png_digest(root / file) != _digest(*extra["data"][name]):
             out.append(root / file)
     page = root / HTML
     expected = _html(extra["rec"], extra["head"], {name: b"" for name in PLOTS}, extra["readme"])
-    if not page.is_file() or not same_up_to_rounding(_without_images(page.read_text(errors="replace")),
-                                                     _without_images(expected)):
+    if not page.is_file() or not same_up_to_rounding(
+        _without_images(page.read_text(errors="replace")), _without_images(expected)
+    ):
         out.append(page)
     quoting = _quoting_readme(root, rec_suite := extra["rec"].suite)
-    if quoting is not None and not same_up_to_rounding(verdicts.block_in(quoting.read_text(), rec_suite) or "",
-                                                       extra["verdicts"]):
+    if quoting is not None and not same_up_to_rounding(
+        verdicts.block_in(quoting.read_text(), rec_suite) or "", extra["verdicts"]
+    ):
         out.append(quoting)
     return out
 

@@ -134,7 +134,9 @@ def _counts(record: dict, files: list[Path], eval_dir) -> pd.DataFrame:
             if not isinstance(row, dict):
                 raise OodBenchError(f"{f} line {i + 1} is not a JSON object")
             rows.append(row)
-    df = _with_full_counts(pd.concat([pd.DataFrame(rows), *tables], ignore_index=True) if tables else pd.DataFrame(rows))
+    df = _with_full_counts(
+        pd.concat([pd.DataFrame(rows), *tables], ignore_index=True) if tables else pd.DataFrame(rows)
+    )
     missing = [c for c in RECORD_COLUMNS if c not in df.columns]
     if missing:
         raise OodBenchError(f"per-problem records in {str(Path(eval_dir) / 'samples')!r} lack {', '.join(missing)}")
@@ -142,13 +144,16 @@ def _counts(record: dict, files: list[Path], eval_dir) -> pd.DataFrame:
     try:
         _check_counts(df, eval_dir)
     except (OverflowError, TypeError, ValueError) as exc:
-        raise OodBenchError(f"per-problem records in {str(eval_dir)!r} hold a value that is not a count or a "
-                            f"log-probability ({type(exc).__name__}: {exc})") from None
+        raise OodBenchError(
+            f"per-problem records in {str(eval_dir)!r} hold a value that is not a count or a "
+            f"log-probability ({type(exc).__name__}: {exc})"
+        ) from None
     return df
 
 
 def _check_counts(df: pd.DataFrame, eval_dir) -> None:
     """Counts are integers with 0 <= c <= n and n >= 1; gold log-probabilities are numbers <= 0."""
+
     def bad(column: str, why: str, mask) -> None:
         if mask.any():
             value = df.loc[mask, column].iloc[0]
@@ -157,8 +162,11 @@ def _check_counts(df: pd.DataFrame, eval_dir) -> None:
 
     for col in ("n", "c", "trace_c", "full_c"):
         values = pd.to_numeric(df[col], errors="coerce")
-        bad(col, "is not a whole number", values.isna() | (values != values.round()) |
-            df[col].map(lambda v: isinstance(v, bool)))
+        bad(
+            col,
+            "is not a whole number",
+            values.isna() | (values != values.round()) | df[col].map(lambda v: isinstance(v, bool)),
+        )
     n = df["n"].astype(float)
     bad("n", "must be at least 1", n < 1)
     for col in ("c", "trace_c", "full_c"):
@@ -223,16 +231,18 @@ def sampled_null(c_base: np.ndarray, q_base: np.ndarray, n: np.ndarray) -> dict:
     """
     zero = np.exp(n * np.log1p(-np.minimum(q_base, 1 - 1e-15)))
     ok = c_base >= 1
-    return {"P_null": float((ok * (1 - zero)).sum()), "E_null": float((~ok * (1 - zero)).sum()),
-            "S_null": float((ok * zero).sum())}
+    return {
+        "P_null": float((ok * (1 - zero)).sum()),
+        "E_null": float((~ok * (1 - zero)).sum()),
+        "S_null": float((ok * zero).sum()),
+    }
 
 
 def moved_problems(c_base: np.ndarray, c_post: np.ndarray, n: np.ndarray, fdr: float) -> tuple[int, int]:
     """Problems whose count moved up / down: Fisher's exact test, Benjamini-Hochberg at ``fdr``."""
     if len(c_base) == 0:
         return 0, 0
-    p = np.array([stats.fisher_exact([[cb, nn - cb], [cp, nn - cp]])[1]
-                  for cb, cp, nn in zip(c_base, c_post, n)])
+    p = np.array([stats.fisher_exact([[cb, nn - cb], [cp, nn - cp]])[1] for cb, cp, nn in zip(c_base, c_post, n)])
     significant = stats.false_discovery_control(p) <= fdr
     return int((significant & (c_post > c_base)).sum()), int((significant & (c_post < c_base)).sum())
 
@@ -241,8 +251,13 @@ def tilt_fit(logit_base: np.ndarray, logit_post: np.ndarray) -> dict:
     """Mean shift, its spread, and the least-squares slope of shift on logit Q_base (with s.e.)."""
     shift = logit_post - logit_base
     m = len(shift)
-    out = {"tilt_problems": m, "shift_mean": float("nan"), "shift_sd": float("nan"),
-           "shift_slope": float("nan"), "shift_slope_se": float("nan")}
+    out = {
+        "tilt_problems": m,
+        "shift_mean": float("nan"),
+        "shift_sd": float("nan"),
+        "shift_slope": float("nan"),
+        "shift_slope_se": float("nan"),
+    }
     if m == 0:
         return out
     out["shift_mean"] = float(shift.mean())
@@ -262,8 +277,14 @@ def binned_shift(q_base: np.ndarray, shift: np.ndarray) -> list[dict]:
     out = []
     for lo, hi in zip(TILT_BINS[:-1], TILT_BINS[1:]):
         sel = (q_base > lo) & (q_base <= hi)
-        out.append({"q_lo": lo, "q_hi": hi, "problems": int(sel.sum()),
-                    "shift_mean": float(shift[sel].mean()) if sel.any() else float("nan")})
+        out.append(
+            {
+                "q_lo": lo,
+                "q_hi": hi,
+                "problems": int(sel.sum()),
+                "shift_mean": float(shift[sel].mean()) if sel.any() else float("nan"),
+            }
+        )
     return out
 
 
@@ -300,20 +321,37 @@ def support_row(group: pd.DataFrame, th: Thresholds, beta: float | None = None, 
     up, down = moved_problems(c_b, c_p, n, th.fdr)
     diff = (c_p - c_b) / n
     return {
-        "problems": N, "n": int(n[0]),
+        "problems": N,
+        "n": int(n[0]),
         # exact view
-        "mass_base": float(q_b.mean()), "mass_post": float(q_p.mean()),
-        "outside": n_out, "fringe": int((~outside & ~inside).sum()), "inside": int(inside.sum()),
-        "expanded": n_exp, "expansion": _ratio(n_exp, n_out), "expansion_lo": lo, "expansion_hi": hi,
-        "expanded_threshold": n_threshold, **tilt.as_dict(),
-        **shift, "shift_predicted": (1.0 / beta) if beta else float("nan"),
+        "mass_base": float(q_b.mean()),
+        "mass_post": float(q_p.mean()),
+        "outside": n_out,
+        "fringe": int((~outside & ~inside).sum()),
+        "inside": int(inside.sum()),
+        "expanded": n_exp,
+        "expansion": _ratio(n_exp, n_out),
+        "expansion_lo": lo,
+        "expansion_hi": hi,
+        "expanded_threshold": n_threshold,
+        **tilt.as_dict(),
+        **shift,
+        "shift_predicted": (1.0 / beta) if beta else float("nan"),
         # sampled view
-        "pass@1_base": float((c_b / n).mean()), "pass@1_post": float((c_p / n).mean()),
-        "delta": float(diff.mean()), "delta_stderr": float(diff.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan"),
-        "P": P, "E": E, "S": S, **null,
-        "SRR": _ratio(P, P + S), "NDR": _ratio(E, P + E), "NSCR": _ratio(E - S, P + E + S),
+        "pass@1_base": float((c_b / n).mean()),
+        "pass@1_post": float((c_p / n).mean()),
+        "delta": float(diff.mean()),
+        "delta_stderr": float(diff.std(ddof=1) / math.sqrt(N)) if N > 1 else float("nan"),
+        "P": P,
+        "E": E,
+        "S": S,
+        **null,
+        "SRR": _ratio(P, P + S),
+        "NDR": _ratio(E, P + E),
+        "NSCR": _ratio(E - S, P + E + S),
         **null_ratios(null, solved_by_base=int(base_ok.sum())),
-        "moved_up": up, "moved_down": down,
+        "moved_up": up,
+        "moved_down": down,
     }
 
 
@@ -325,8 +363,10 @@ def merge_records(base: pd.DataFrame, post: pd.DataFrame) -> pd.DataFrame:
     bad = merged[merged["n_base"] != merged["n_post"]]
     if len(bad):
         r = bad.iloc[0]
-        raise OodBenchError(f"support sets need the same budget n: {r['family']}/{r['split']} has n={r['n_base']} "
-                            f"in the base evaluation and n={r['n_post']} in the other")
+        raise OodBenchError(
+            f"support sets need the same budget n: {r['family']}/{r['split']} has n={r['n_base']} "
+            f"in the base evaluation and n={r['n_post']} in the other"
+        )
     return merged.rename(columns={"n_base": "n"})
 
 
@@ -336,8 +376,9 @@ def run_tilt(merged: pd.DataFrame, th: Thresholds) -> Tilt:
     return fit_tilt(lq_b, lq_p, th.outside, tested=int((np.exp(lq_b) < th.outside).sum()))
 
 
-def support_table(base: pd.DataFrame, post: pd.DataFrame, thresholds: Thresholds | None = None,
-                  beta: float | None = None) -> pd.DataFrame:
+def support_table(
+    base: pd.DataFrame, post: pd.DataFrame, thresholds: Thresholds | None = None, beta: float | None = None
+) -> pd.DataFrame:
     """One row per (family, split) present in both evaluations."""
     th = thresholds or Thresholds()
     th.validate()
@@ -345,8 +386,7 @@ def support_table(base: pd.DataFrame, post: pd.DataFrame, thresholds: Thresholds
     tilt = run_tilt(merged, th)
     rows = []
     for (family, version, split), group in merged.groupby(["family", "version", "split"], sort=False):
-        rows.append({"family": family, "version": int(version), "split": split,
-                     **support_row(group, th, beta, tilt)})
+        rows.append({"family": family, "version": int(version), "split": split, **support_row(group, th, beta, tilt)})
     return pd.DataFrame(rows)
 
 
@@ -378,8 +418,9 @@ def algorithm_beta(eval_dir: str | Path) -> float | None:
 SAMPLING_SETTINGS = ("temperature", "top_p", "max_new_tokens")  # what must match for sampled sets to compare
 
 
-def check_comparable(base_dir: str | Path, post_dir: str | Path, null_dir: str | Path | None = None,
-                     records: dict | None = None) -> None:
+def check_comparable(
+    base_dir: str | Path, post_dir: str | Path, null_dir: str | Path | None = None, records: dict | None = None
+) -> None:
     """Refuse evaluations that cannot be compared: sampled with different settings, a post-trained
     model evaluated against a base it was not trained from, or a "null" that is not the same base
     re-sampled with another seed. (Records older than a field are not checked on it.) ``records``:
@@ -390,34 +431,51 @@ def check_comparable(base_dir: str | Path, post_dir: str | Path, null_dir: str |
     if null_dir is not None:
         others.append(("null", null_dir, records[null_dir]))
     b_cfg = base.get("eval_config") or {}
-    for role, folder, rec in others:
+    for _, folder, rec in others:
         cfg = rec.get("eval_config") or {}
         for key in SAMPLING_SETTINGS:
             if key in b_cfg and key in cfg and b_cfg[key] != cfg[key]:
-                raise OodBenchError(f"{str(folder)!r} was sampled with {key}={cfg[key]} and the base evaluation "
-                                    f"{str(base_dir)!r} with {key}={b_cfg[key]}: sampled sets compare only at "
-                                    f"the same settings")
+                raise OodBenchError(
+                    f"{str(folder)!r} was sampled with {key}={cfg[key]} and the base evaluation "
+                    f"{str(base_dir)!r} with {key}={b_cfg[key]}: sampled sets compare only at "
+                    f"the same settings"
+                )
     post = others[0][2]
     if base.get("base_checkpoint_sha256") and base["base_checkpoint_sha256"] == post.get("checkpoint_sha256"):
-        raise OodBenchError(f"the arguments are swapped: {str(post_dir)!r} evaluates the base that the model of "
-                            f"{str(base_dir)!r} was post-trained from; give the base first")
-    if base.get("checkpoint_sha256") and post.get("base_checkpoint_sha256") and \
-            base["checkpoint_sha256"] != post["base_checkpoint_sha256"]:
-        raise OodBenchError(f"{str(post_dir)!r} evaluates a model post-trained from another base than the one "
-                            f"{str(base_dir)!r} evaluates (their checkpoint hashes differ)")
+        raise OodBenchError(
+            f"the arguments are swapped: {str(post_dir)!r} evaluates the base that the model of "
+            f"{str(base_dir)!r} was post-trained from; give the base first"
+        )
+    if (
+        base.get("checkpoint_sha256")
+        and post.get("base_checkpoint_sha256")
+        and base["checkpoint_sha256"] != post["base_checkpoint_sha256"]
+    ):
+        raise OodBenchError(
+            f"{str(post_dir)!r} evaluates a model post-trained from another base than the one "
+            f"{str(base_dir)!r} evaluates (their checkpoint hashes differ)"
+        )
     if null_dir is not None:
         null = others[1][2]
-        if base.get("checkpoint_sha256") and null.get("checkpoint_sha256") and \
-                base["checkpoint_sha256"] != null["checkpoint_sha256"]:
-            raise OodBenchError(f"the null {str(null_dir)!r} evaluates another checkpoint than the base "
-                                f"{str(base_dir)!r}: it must be the same base with another sampling seed")
+        if (
+            base.get("checkpoint_sha256")
+            and null.get("checkpoint_sha256")
+            and base["checkpoint_sha256"] != null["checkpoint_sha256"]
+        ):
+            raise OodBenchError(
+                f"the null {str(null_dir)!r} evaluates another checkpoint than the base "
+                f"{str(base_dir)!r}: it must be the same base with another sampling seed"
+            )
         if "seed" in base and base.get("seed") == null.get("seed"):
-            raise OodBenchError(f"the null {str(null_dir)!r} used the base's own sampling seed ({base['seed']}): "
-                                f"evaluate the base again with another --seed")
+            raise OodBenchError(
+                f"the null {str(null_dir)!r} used the base's own sampling seed ({base['seed']}): "
+                f"evaluate the base again with another --seed"
+            )
 
 
-def compare_evals(base_dir: str | Path, post_dir: str | Path, thresholds: Thresholds | None = None,
-                  null_dir: str | Path | None = None) -> pd.DataFrame:
+def compare_evals(
+    base_dir: str | Path, post_dir: str | Path, thresholds: Thresholds | None = None, null_dir: str | Path | None = None
+) -> pd.DataFrame:
     """The support table of two ``evaluate`` output folders (their per-problem records).
 
     ``null_dir``, a second evaluation of the *base* (another sampling seed), adds
@@ -431,20 +489,62 @@ def compare_evals(base_dir: str | Path, post_dir: str | Path, thresholds: Thresh
     if null_dir is not None:
         null = support_table(base, _counts(*folders[null_dir], null_dir), thresholds)
         null = null.assign(moved_resample=null["moved_up"] + null["moved_down"]).rename(
-            columns={"E": "E_resample", "S": "S_resample", "expanded": "expanded_resample"})
-        table = table.merge(null[["family", "split", "E_resample", "S_resample", "moved_resample",
-                                  "expanded_resample"]], on=["family", "split"], how="left")
+            columns={"E": "E_resample", "S": "S_resample", "expanded": "expanded_resample"}
+        )
+        table = table.merge(
+            null[["family", "split", "E_resample", "S_resample", "moved_resample", "expanded_resample"]],
+            on=["family", "split"],
+            how="left",
+        )
     return table
 
 
-EXACT_COLUMNS = ["family", "split", "mass_base", "mass_post", "outside", "fringe", "inside", "expanded",
-                 "expansion", "expansion_lo", "expansion_hi", "expanded_threshold", "tilt_bound", "shift_mean",
-                 "shift_sd", "shift_slope",
-                 "shift_slope_se", "shift_predicted"]
-SAMPLED_COLUMNS = ["family", "split", "n", "P", "P_null", "E", "E_null", "S", "S_null", "SRR", "SRR_null",
-                   "NSCR", "NSCR_null"]
-ANSWER_COLUMNS = ["family", "split", "n", "pass@1_base", "pass@1_post", "delta", "delta_stderr",
-                  "moved_up", "moved_down"]
+EXACT_COLUMNS = [
+    "family",
+    "split",
+    "mass_base",
+    "mass_post",
+    "outside",
+    "fringe",
+    "inside",
+    "expanded",
+    "expansion",
+    "expansion_lo",
+    "expansion_hi",
+    "expanded_threshold",
+    "tilt_bound",
+    "shift_mean",
+    "shift_sd",
+    "shift_slope",
+    "shift_slope_se",
+    "shift_predicted",
+]
+SAMPLED_COLUMNS = [
+    "family",
+    "split",
+    "n",
+    "P",
+    "P_null",
+    "E",
+    "E_null",
+    "S",
+    "S_null",
+    "SRR",
+    "SRR_null",
+    "NSCR",
+    "NSCR_null",
+]
+ANSWER_COLUMNS = [
+    "family",
+    "split",
+    "n",
+    "pass@1_base",
+    "pass@1_post",
+    "delta",
+    "delta_stderr",
+    "moved_up",
+    "moved_down",
+]
 SUPPORT_COLUMNS = list(dict.fromkeys(EXACT_COLUMNS + SAMPLED_COLUMNS + ANSWER_COLUMNS))
 
 
@@ -455,19 +555,32 @@ def _fmt(v: float) -> str:
 def format_support(df: pd.DataFrame, thresholds: Thresholds | None = None) -> str:
     th = thresholds or Thresholds()
     blocks = [
-        (f"exact trace mass Q (primary): outside Q_base < {th.outside:g}, inside Q_base >= {th.inside:g}; "
-         f"expanded = outside, Q_post >= {th.solved:g} and risen beyond the run's own tilt (its log-odds shift "
-         f"above tilt_bound, fitted on the problems inside the support: a reweighting cannot do that; rate over the "
-         f"outside set, Wilson 95%); expanded_threshold (secondary) = outside and Q_post >= {th.solved:g} "
-         f"whatever the tilt; shift = "
-         f"logit Q_post - logit Q_base where {th.outside:g} <= Q_base <= {TILT_CEILING:g} (pure reweighting: "
-         f"one shift, slope 0; predicted = 1/beta)", EXACT_COLUMNS),
-        ("fully correct samples at budget n: P kept, E gained, S lost, each next to its null (the base "
-         "re-sampled against itself, exact from Q_base)", SAMPLED_COLUMNS),
-        (f"answers (secondary: counts lucky guesses): pass@1 change with its paired s.e.; moved = Fisher exact "
-         f"per problem, Benjamini-Hochberg FDR {th.fdr:g}", ANSWER_COLUMNS),
+        (
+            f"exact trace mass Q (primary): outside Q_base < {th.outside:g}, inside Q_base >= {th.inside:g}; "
+            f"expanded = outside, Q_post >= {th.solved:g} and risen beyond the run's own tilt (its log-odds shift "
+            f"above tilt_bound, fitted on the problems inside the support: a reweighting cannot do that; rate over the "
+            f"outside set, Wilson 95%); expanded_threshold (secondary) = outside and Q_post >= {th.solved:g} "
+            f"whatever the tilt; shift = "
+            f"logit Q_post - logit Q_base where {th.outside:g} <= Q_base <= {TILT_CEILING:g} (pure reweighting: "
+            f"one shift, slope 0; predicted = 1/beta)",
+            EXACT_COLUMNS,
+        ),
+        (
+            "fully correct samples at budget n: P kept, E gained, S lost, each next to its null (the base "
+            "re-sampled against itself, exact from Q_base)",
+            SAMPLED_COLUMNS,
+        ),
+        (
+            f"answers (secondary: counts lucky guesses): pass@1 change with its paired s.e.; moved = Fisher exact "
+            f"per problem, Benjamini-Hochberg FDR {th.fdr:g}",
+            ANSWER_COLUMNS,
+        ),
     ]
     if "E_resample" in df.columns:
-        blocks.append(("observed null: the base against a second evaluation of itself (another sampling seed)",
-                       ["family", "split", "expanded_resample", "E_resample", "S_resample", "moved_resample"]))
+        blocks.append(
+            (
+                "observed null: the base against a second evaluation of itself (another sampling seed)",
+                ["family", "split", "expanded_resample", "E_resample", "S_resample", "moved_resample"],
+            )
+        )
     return "\n\n".join(f"{title}\n{df[cols].to_string(index=False, float_format=_fmt)}" for title, cols in blocks)

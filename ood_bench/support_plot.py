@@ -20,8 +20,14 @@ def _logit(p: float) -> float:
     return math.log(p) - math.log1p(-p)
 
 
-def plot_support(base: pd.DataFrame, post: pd.DataFrame, table: pd.DataFrame, path: str | Path,
-                 thresholds: Thresholds | None = None, title: str = "") -> Path:
+def plot_support(
+    base: pd.DataFrame,
+    post: pd.DataFrame,
+    table: pd.DataFrame,
+    path: str | Path,
+    thresholds: Thresholds | None = None,
+    title: str = "",
+) -> Path:
     """Draw the comparison into ``path`` (PNG, written atomically)."""
     import matplotlib
 
@@ -46,11 +52,22 @@ def plot_support(base: pd.DataFrame, post: pd.DataFrame, table: pd.DataFrame, pa
         if np.isfinite(row["shift_slope"]):
             fit_x = np.linspace(max(lo, _logit(th.outside)), min(hi, _logit(TILT_CEILING)), 50)
             xm = x[(x >= _logit(th.outside)) & (x <= _logit(TILT_CEILING))].mean()
-            ax.plot(fit_x, fit_x + row["shift_mean"] + row["shift_slope"] * (fit_x - xm), color="tab:orange",
-                    lw=1.5, label="fitted shift (mean + slope)")
-            ax.text(0.03, 0.97, f"shift {row['shift_mean']:+.2f} (s.d. {row['shift_sd']:.2f})\n"
-                    f"slope {row['shift_slope']:+.2f} ± {row['shift_slope_se']:.2f}", transform=ax.transAxes,
-                    va="top", fontsize=8)
+            ax.plot(
+                fit_x,
+                fit_x + row["shift_mean"] + row["shift_slope"] * (fit_x - xm),
+                color="tab:orange",
+                lw=1.5,
+                label="fitted shift (mean + slope)",
+            )
+            ax.text(
+                0.03,
+                0.97,
+                f"shift {row['shift_mean']:+.2f} (s.d. {row['shift_sd']:.2f})\n"
+                f"slope {row['shift_slope']:+.2f} ± {row['shift_slope_se']:.2f}",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8,
+            )
             q = np.exp(g["gold_logprob_base"].to_numpy(float))
             centres, means = [], []
             for b_lo, b_hi in zip(TILT_BINS[:-1], TILT_BINS[1:]):
@@ -60,18 +77,24 @@ def plot_support(base: pd.DataFrame, post: pd.DataFrame, table: pd.DataFrame, pa
                     means.append(x[sel].mean() + (y[sel] - x[sel]).mean())
             ax.plot(centres, means, "s", color="tab:orange", ms=6, label="binned mean shift")
         if np.isfinite(row["shift_predicted"]):
-            ax.plot(grid, grid + row["shift_predicted"], "--", color="tab:green",
-                    label=f"predicted tilt (+1/beta = {row['shift_predicted']:+.1f})")
+            ax.plot(
+                grid,
+                grid + row["shift_predicted"],
+                "--",
+                color="tab:green",
+                label=f"predicted tilt (+1/beta = {row['shift_predicted']:+.1f})",
+            )
         ax.axvline(_logit(th.outside), color="tab:red", ls=":", lw=1, label=f"outside: Q_base < {th.outside:g}")
         ax.axvline(_logit(th.inside), color="tab:purple", ls=":", lw=1, label=f"inside: Q_base >= {th.inside:g}")
         ax.axhline(_logit(th.solved), color="tab:red", ls="--", lw=0.8, label=f"solved: Q_post >= {th.solved:g}")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-        ax.set_title(f"{family} / {split}: expanded {int(row['expanded'])} of {int(row['outside'])} outside",
-                     fontsize=9)
+        ax.set_title(
+            f"{family} / {split}: expanded {int(row['expanded'])} of {int(row['outside'])} outside", fontsize=9
+        )
         ax.set_xlabel("logit Q_base (exact)")
         ax.set_ylabel("logit Q_post (exact)")
-    for ax in list(axes.flat)[len(groups):]:
+    for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)

@@ -9,18 +9,13 @@ exactly what the representation axis probes.
 from __future__ import annotations
 
 import string
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
 
 # Order matters: token ids are part of every checkpoint. Append, never reorder.
-SYMBOLS = (
-    string.ascii_uppercase
-    + string.ascii_lowercase
-    + string.digits
-    + " \n:|,+#>-=;.?()[]"
-)
+SYMBOLS = string.ascii_uppercase + string.ascii_lowercase + string.digits + " \n:|,+#>-=;.?()[]"
 
 
 class Tokenizer:

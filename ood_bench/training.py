@@ -7,9 +7,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -46,27 +47,54 @@ class TrainerConfig:
         if needs:
             import importlib.util
 
-            check(importlib.util.find_spec(needs) is not None, f"{prefix}.logger", self.logger,
-                  f"the {needs} package is not installed (pip install {needs})")
+            check(
+                importlib.util.find_spec(needs) is not None,
+                f"{prefix}.logger",
+                self.logger,
+                f"the {needs} package is not installed (pip install {needs})",
+            )
         # Checked here, before any compute, rather than by Lightning after the data is built.
         from typing import get_args
 
         from lightning.fabric import connector
 
-        precisions = sorted({str(p) for kind in (connector._PRECISION_INPUT_STR, connector._PRECISION_INPUT_STR_ALIAS,
-                                                 connector._PRECISION_INPUT_INT) for p in get_args(kind)})
-        check(str(self.precision) in precisions, f"{prefix}.precision", self.precision,
-              f"choose from {AUTO}, {', '.join(precisions)}")
-        devices_ok = self.devices == "auto" or (isinstance(self.devices, int) and (self.devices >= 1 or
-                                                                                   self.devices == -1)) \
+        precisions = sorted(
+            {
+                str(p)
+                for kind in (
+                    connector._PRECISION_INPUT_STR,
+                    connector._PRECISION_INPUT_STR_ALIAS,
+                    connector._PRECISION_INPUT_INT,
+                )
+                for p in get_args(kind)
+            }
+        )
+        check(
+            str(self.precision) in precisions,
+            f"{prefix}.precision",
+            self.precision,
+            f"choose from {AUTO}, {', '.join(precisions)}",
+        )
+        devices_ok = (
+            self.devices == "auto"
+            or (isinstance(self.devices, int) and (self.devices >= 1 or self.devices == -1))
             or (isinstance(self.devices, list) and len(self.devices) > 0)
+        )
         check(devices_ok, f"{prefix}.devices", self.devices, "give auto, a count >= 1 (-1: all), or a list of ids")
         if self.accelerator in ("gpu", "cuda"):
-            check(torch.cuda.is_available(), f"{prefix}.accelerator", self.accelerator,
-                  "no CUDA GPU is visible on this machine (use auto or cpu)")
+            check(
+                torch.cuda.is_available(),
+                f"{prefix}.accelerator",
+                self.accelerator,
+                "no CUDA GPU is visible on this machine (use auto or cpu)",
+            )
         elif self.accelerator == "mps":
-            check(torch.backends.mps.is_available(), f"{prefix}.accelerator", self.accelerator,
-                  "MPS is not available on this machine (use auto or cpu)")
+            check(
+                torch.backends.mps.is_available(),
+                f"{prefix}.accelerator",
+                self.accelerator,
+                "MPS is not available on this machine (use auto or cpu)",
+            )
         self._check_with_lightning(prefix)
 
     def _check_with_lightning(self, prefix: str) -> None:
@@ -78,14 +106,24 @@ class TrainerConfig:
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            L.Trainer(accelerator=self.accelerator, devices=self.devices, num_nodes=self.num_nodes,
-                      strategy=self.strategy, precision=self.precision, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False)
+            L.Trainer(
+                accelerator=self.accelerator,
+                devices=self.devices,
+                num_nodes=self.num_nodes,
+                strategy=self.strategy,
+                precision=self.precision,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+            )
         except Exception as exc:  # Lightning raises ValueError, TypeError, ImportError, its own exceptions...
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"invalid trainer settings (accelerator={self.accelerator}, devices={self.devices}, "
-                              f"strategy={self.strategy}, precision={self.precision}, num_nodes={self.num_nodes}): "
-                              f"{reason}") from None
+            raise ConfigError(
+                f"invalid trainer settings (accelerator={self.accelerator}, devices={self.devices}, "
+                f"strategy={self.strategy}, precision={self.precision}, num_nodes={self.num_nodes}): "
+                f"{reason}"
+            ) from None
         finally:
             quiet.setLevel(level)
 
@@ -141,9 +179,11 @@ class FiniteGuard(Callback):
         # one reduction and one device sync for all weights: a norm is non-finite iff a weight is
         bad = bad or not bool(torch.isfinite(torch.stack(torch._foreach_norm(list(pl_module.parameters())))).all())
         if bad:
-            raise NonFiniteError(f"training stopped at step {trainer.global_step}: the loss or the weights are "
-                                 f"no longer finite (NaN or inf); nothing non-finite was saved. Lower the learning "
-                                 f"rate and run again to resume from the last checkpoint")
+            raise NonFiniteError(
+                f"training stopped at step {trainer.global_step}: the loss or the weights are "
+                f"no longer finite (NaN or inf); nothing non-finite was saved. Lower the learning "
+                f"rate and run again to resume from the last checkpoint"
+            )
 
 
 class GracefulStop(Callback):
@@ -195,8 +235,17 @@ def make_logger(kind: str, out: Path):
     return CSVLogger(str(out), name="logs")
 
 
-def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, log_every: int,
-                 progress: bool, label: str, callbacks: list[Callback] | None = None, **kwargs) -> L.Trainer:
+def make_trainer(
+    tc: TrainerConfig,
+    out: Path,
+    max_steps: int,
+    ckpt_every: int,
+    log_every: int,
+    progress: bool,
+    label: str,
+    callbacks: list[Callback] | None = None,
+    **kwargs,
+) -> L.Trainer:
     """A Trainer that checkpoints atomically to ``out/checkpoints`` and logs CSV to ``out/logs``.
 
     A resumed run logs to a new ``logs/version_N`` rather than over the old one.
@@ -205,8 +254,13 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
 
     warn_if_bf16_is_emulated(tc)
     return L.Trainer(
-        accelerator=tc.accelerator, devices=tc.devices, num_nodes=tc.num_nodes, strategy=tc.strategy,
-        precision=resolve_precision(tc.precision), max_steps=max_steps, log_every_n_steps=log_every,
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        num_nodes=tc.num_nodes,
+        strategy=tc.strategy,
+        precision=resolve_precision(tc.precision),
+        max_steps=max_steps,
+        log_every_n_steps=log_every,
         logger=make_logger(tc.logger, out),
         callbacks=[
             ModelCheckpoint(dirpath=out / "checkpoints", every_n_train_steps=ckpt_every, save_last=True, save_top_k=0),
@@ -217,9 +271,14 @@ def make_trainer(tc: TrainerConfig, out: Path, max_steps: int, ckpt_every: int, 
             # run's record counts the training of every session, not just the last one (see train_seconds).
             Timer(duration=None, verbose=False),
             *(callbacks or []),
-        ] + ([StepProgressBar(label)] if progress else []),
-        plugins=[AtomicCheckpointIO()], enable_progress_bar=progress, enable_model_summary=False,
-        limit_val_batches=0, num_sanity_val_steps=0, **kwargs,
+        ]
+        + ([StepProgressBar(label)] if progress else []),
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        **kwargs,
     )
 
 
@@ -232,9 +291,13 @@ def warn_if_bf16_is_emulated(tc: TrainerConfig) -> None:
     if not str(tc.precision).startswith("bf16") or torch.cuda.is_available() or tc.accelerator not in ("auto", "cpu"):
         return
     if not cpu_info()["bf16_native"]:
-        print(f"ood-bench: warning: trainer.precision={tc.precision}, but this CPU has no native bf16 "
-              f"instructions: training will be slower than in fp32 (trainer.precision=32-true or auto, a different "
-              f"run key)", file=sys.stderr, flush=True)
+        print(
+            f"ood-bench: warning: trainer.precision={tc.precision}, but this CPU has no native bf16 "
+            f"instructions: training will be slower than in fp32 (trainer.precision=32-true or auto, a different "
+            f"run key)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def run_identity(config: dict, keep: tuple[str, ...], task_versions: dict[str, int]) -> dict:
@@ -244,8 +307,11 @@ def run_identity(config: dict, keep: tuple[str, ...], task_versions: dict[str, i
     Output folders, devices and evaluation settings are left out, so moving a run or changing
     how it is evaluated does not make it a different run.
     """
-    return {**{k: config.get(k) for k in keep}, **precision_identity(config.get("trainer")),
-            "task_versions": dict(sorted(task_versions.items()))}
+    return {
+        **{k: config.get(k) for k in keep},
+        **precision_identity(config.get("trainer")),
+        "task_versions": dict(sorted(task_versions.items())),
+    }
 
 
 def precision_identity(trainer: dict | None) -> dict:
@@ -258,9 +324,17 @@ def precision_identity(trainer: dict | None) -> dict:
     return {} if precision in ("32-true", "32") else {"precision": precision}
 
 
-def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Callable[[], L.LightningModule],
-             build_trainer: Callable[[], L.Trainer], write_record: Callable[[L.LightningModule, L.Trainer, dict], None],
-             record: Path | None = None, also_accept: tuple[dict, ...] = ()) -> Path:
+def fit_once(
+    out: Path,
+    final: Path,
+    identity: dict,
+    kind: str,
+    build_module: Callable[[], L.LightningModule],
+    build_trainer: Callable[[], L.Trainer],
+    write_record: Callable[[L.LightningModule, L.Trainer, dict], None],
+    record: Path | None = None,
+    also_accept: tuple[dict, ...] = (),
+) -> Path:
     """The one lifecycle of a training run, pretraining or post-training alike.
 
     Skip it if ``final`` exists with the same identity (refuse if another); resume from
@@ -276,8 +350,9 @@ def fit_once(out: Path, final: Path, identity: dict, kind: str, build_module: Ca
         before = ...  # and what is there is not known, so nothing is removed
     try:
         with run_folder_lock(out):
-            return _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record,
-                               (identity, *also_accept))
+            return _fit_locked(
+                out, final, identity, kind, build_module, build_trainer, write_record, record, (identity, *also_accept)
+            )
     except BaseException:
         if before is not ...:
             _remove_what_a_failed_start_wrote(out, before)
@@ -291,8 +366,11 @@ def _remove_what_a_failed_start_wrote(out: Path, before: set[Path] | None) -> No
     import shutil
 
     try:
-        if not out.is_dir() or any((out / "checkpoints").glob("*.ckpt")) or (before is not None and
-                                                                             out / "checkpoints" in before):
+        if (
+            not out.is_dir()
+            or any((out / "checkpoints").glob("*.ckpt"))
+            or (before is not None and out / "checkpoints" in before)
+        ):
             return
         if before is None:
             shutil.rmtree(out, ignore_errors=True)
@@ -324,7 +402,9 @@ def run_folder_lock(out: Path):
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise OodBenchError(f"run folder {str(out)!r} is in use by {holder}; wait for it, or choose another out_dir")
+        raise OodBenchError(
+            f"run folder {str(out)!r} is in use by {holder}; wait for it, or choose another out_dir"
+        ) from None
     try:
         handle.seek(0)
         handle.truncate()
@@ -349,9 +429,17 @@ def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_r
             if record is not None and not record.is_file():  # finished, but its record was lost
                 module = build_module()
                 module.on_load_checkpoint(done)
-                write_record(module, SimpleNamespace(global_step=done.get("global_step", 0), is_global_zero=True),
-                             {"wall_seconds_this_session": None, **checkpoint_train_seconds(done),
-                              "resumed_from": None, "identity": identity, "record_rebuilt_from": str(final)})
+                write_record(
+                    module,
+                    SimpleNamespace(global_step=done.get("global_step", 0), is_global_zero=True),
+                    {
+                        "wall_seconds_this_session": None,
+                        **checkpoint_train_seconds(done),
+                        "resumed_from": None,
+                        "identity": identity,
+                        "record_rebuilt_from": str(final),
+                    },
+                )
             return final  # finished already with this exact config
         raise OodBenchError(f"{final} was trained with a different config; choose another out_dir or remove it")
     module = build_module()
@@ -368,8 +456,16 @@ def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_r
     trainer.fit(module, ckpt_path=resume)
     trainer.save_checkpoint(final, weights_only=False)
     if trainer.is_global_zero:
-        write_record(module, trainer, {"wall_seconds_this_session": round(time.time() - t0, 2),
-                                       **train_seconds(trainer), "resumed_from": resume, "identity": identity})
+        write_record(
+            module,
+            trainer,
+            {
+                "wall_seconds_this_session": round(time.time() - t0, 2),
+                **train_seconds(trainer),
+                "resumed_from": resume,
+                "identity": identity,
+            },
+        )
     return final
 
 

@@ -25,16 +25,19 @@ import pandas as pd
 from scipy import stats
 
 from .board_stats import Q_LEVEL
-from .did_train import ALPHA as TREND_ALPHA, run_trend
+from .did_train import ALPHA as TREND_ALPHA
+from .did_train import run_trend
 from .expansion import ALPHA, beyond_tilt
 from .support import Thresholds, merge_records
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 CONTROL = "sft"  # the row that trains on gold traces: the detector's positive control
-TRAINING_NOTE = ("A run counts as trained when its training reward rose over its steps (the least-squares slope of "
-                 f"reward on step, one-sided p < {TREND_ALPHA:g}); SFT logs no reward curve and is taken as trained. "
-                 "A claim that rests on runs that did not train reads inconclusive: a run that did nothing can "
-                 "neither expand nor gain.")
+TRAINING_NOTE = (
+    "A run counts as trained when its training reward rose over its steps (the least-squares slope of "
+    f"reward on step, one-sided p < {TREND_ALPHA:g}); SFT logs no reward curve and is taken as trained. "
+    "A claim that rests on runs that did not train reads inconclusive: a run that did nothing can "
+    "neither expand nor gain."
+)
 MIN_TRAINED = 0.5  # the share of a row's runs that must have trained before its verdict reads anything
 
 
@@ -51,6 +54,7 @@ class Verdict:
 
 # ----------------------------------------------------------------------------- what the rules read
 
+
 def run_expansions(rec, th: Thresholds) -> pd.DataFrame:
     """Per post-trained run: problems outside its base's support (every split) and how many rose beyond the
     run's own tilt."""
@@ -61,10 +65,22 @@ def run_expansions(rec, th: Thresholds) -> pd.DataFrame:
         m = merge_records(rec.counts[r["base"]], rec.counts[name])
         lq_b, lq_p = m["gold_logprob_base"].to_numpy(float), m["gold_logprob_post"].to_numpy(float)
         flagged = int(beyond_tilt(lq_b, lq_p, tilt, th.outside, th.solved).sum()) if tilt.fitted else None
-        rows.append({"run": name, "row": r["row"], "trained_on": r["split"], "exposure": r["exposure"],
-                     "seed": r["seed"], **run_trend(rec.root / "records" / name), "outside": int((np.exp(lq_b) < th.outside).sum()), "flagged": flagged,
-                     "tilt_mean": tilt.mean, "tilt_sd": tilt.sd, "tilt_bound": tilt.bound,
-                     "tilt_problems": tilt.problems})
+        rows.append(
+            {
+                "run": name,
+                "row": r["row"],
+                "trained_on": r["split"],
+                "exposure": r["exposure"],
+                "seed": r["seed"],
+                **run_trend(rec.root / "records" / name),
+                "outside": int((np.exp(lq_b) < th.outside).sum()),
+                "flagged": flagged,
+                "tilt_mean": tilt.mean,
+                "tilt_sd": tilt.sd,
+                "tilt_bound": tilt.bound,
+                "tilt_problems": tilt.problems,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -82,10 +98,12 @@ def _flag_counts(exp: pd.DataFrame, row: str) -> tuple[int, int, int, int]:
 
 # ----------------------------------------------------------------------------- the rules
 
-RULE_SUPPORT = (f"each run's outside problems (Q_base < 1e-6) are held against the run's own tilt, which flags a "
-                f"run under pure reweighting with probability <= {ALPHA:g}. Contradicted: more runs flag than the "
-                f"95th percentile of Binomial(runs, {ALPHA:g}). Supported: no more than that, and the same detector "
-                f"flags more SFT runs than that percentile (it can see expansion here). Otherwise inconclusive.")
+RULE_SUPPORT = (
+    f"each run's outside problems (Q_base < 1e-6) are held against the run's own tilt, which flags a "
+    f"run under pure reweighting with probability <= {ALPHA:g}. Contradicted: more runs flag than the "
+    f"95th percentile of Binomial(runs, {ALPHA:g}). Supported: no more than that, and the same detector "
+    f"flags more SFT runs than that percentile (it can see expansion here). Otherwise inconclusive."
+)
 
 
 def _untrained(exp: pd.DataFrame, row: str, split: str | None = None) -> str | None:
@@ -107,16 +125,22 @@ def _untrained(exp: pd.DataFrame, row: str, split: str | None = None) -> str | N
 def _gated(verdict: Verdict, why: str | None) -> Verdict:
     if why is None:
         return verdict
-    return Verdict(verdict.claim, INCONCLUSIVE, verdict.rule + f" Read only when at least {MIN_TRAINED:.0%} of the "
-                   "runs it rests on trained.", f"{why}; {verdict.numbers}")
+    return Verdict(
+        verdict.claim,
+        INCONCLUSIVE,
+        verdict.rule + f" Read only when at least {MIN_TRAINED:.0%} of the runs it rests on trained.",
+        f"{why}; {verdict.numbers}",
+    )
 
 
 def _within_support(exp: pd.DataFrame, row: str, claim: str) -> Verdict:
     runs, flagged_runs, problems, outside = _flag_counts(exp, row)
     c_runs, c_flagged, c_problems, c_outside = _flag_counts(exp, CONTROL)
-    numbers = (f"{row}: {flagged_runs} of {runs} runs flagged (allowed {_allowed(runs)}), {problems} of {outside} "
-               f"outside problems; control {CONTROL}: {c_flagged} of {c_runs} runs (allowed {_allowed(c_runs)}), "
-               f"{c_problems} of {c_outside} problems")
+    numbers = (
+        f"{row}: {flagged_runs} of {runs} runs flagged (allowed {_allowed(runs)}), {problems} of {outside} "
+        f"outside problems; control {CONTROL}: {c_flagged} of {c_runs} runs (allowed {_allowed(c_runs)}), "
+        f"{c_problems} of {c_outside} problems"
+    )
     if runs == 0:
         verdict = INCONCLUSIVE
     elif flagged_runs > _allowed(runs):
@@ -128,23 +152,25 @@ def _within_support(exp: pd.DataFrame, row: str, claim: str) -> Verdict:
     return Verdict(claim, verdict, RULE_SUPPORT, numbers)
 
 
-RULE_EXPOSURE = ("GRPO trained on an OOD axis, scored on that axis. Contradicted: a cell at exposure 0 gains with "
-                 f"q < {Q_LEVEL:g}. Supported: none does, a cell at exposure > 0 gains with q < {Q_LEVEL:g}, and "
-                 "every exposure-0 cell's minimum detectable effect is at most the smallest such gain. Otherwise "
-                 "inconclusive.")
+RULE_EXPOSURE = (
+    "GRPO trained on an OOD axis, scored on that axis. Contradicted: a cell at exposure 0 gains with "
+    f"q < {Q_LEVEL:g}. Supported: none does, a cell at exposure > 0 gains with q < {Q_LEVEL:g}, and "
+    "every exposure-0 cell's minimum detectable effect is at most the smallest such gain. Otherwise "
+    "inconclusive."
+)
 
 
 def _exposure(head: pd.DataFrame) -> Verdict:
     claim = "OOD gains come only where pretraining exposure is non-zero"
-    cells = head[(head["row"] == "grpo") & (head["trained_on"] == head["split"]) &
-                 head["split"].str.startswith("ood_")]
+    cells = head[(head["row"] == "grpo") & (head["trained_on"] == head["split"]) & head["split"].str.startswith("ood_")]
     zero, some = cells[cells["exposure_frac"] == 0], cells[cells["exposure_frac"] > 0]
     gains0 = zero[(zero["q"] < Q_LEVEL) & (zero["d_trace"] > 0)]
     gains = some[(some["q"] < Q_LEVEL) & (some["d_trace"] > 0)]
     worst_mde = float(zero["mde"].max()) if len(zero) else float("nan")
-    numbers = (f"exposure 0: {len(gains0)} of {len(zero)} cells gain (largest mde {worst_mde:.3f}); exposure > 0: "
-               f"{len(gains)} of {len(some)} cells gain"
-               + (f" (smallest {gains['d_trace'].min():+.3f})" if len(gains) else ""))
+    numbers = (
+        f"exposure 0: {len(gains0)} of {len(zero)} cells gain (largest mde {worst_mde:.3f}); exposure > 0: "
+        f"{len(gains)} of {len(some)} cells gain" + (f" (smallest {gains['d_trace'].min():+.3f})" if len(gains) else "")
+    )
     if not len(cells):
         verdict = INCONCLUSIVE
     elif len(gains0):
@@ -156,9 +182,11 @@ def _exposure(head: pd.DataFrame) -> Verdict:
     return Verdict(claim, verdict, RULE_EXPOSURE, numbers)
 
 
-RULE_SATURATION = ("per GRPO run trained on ID: its ID trace pass@1 change against its base's ID trace pass@1, a "
-                   "least-squares slope with a 95% t interval (runs - 2 df). Supported: the slope is negative and "
-                   "its interval excludes 0. Contradicted: positive and excludes 0. Otherwise inconclusive.")
+RULE_SATURATION = (
+    "per GRPO run trained on ID: its ID trace pass@1 change against its base's ID trace pass@1, a "
+    "least-squares slope with a 95% t interval (runs - 2 df). Supported: the slope is negative and "
+    "its interval excludes 0. Contradicted: positive and excludes 0. Otherwise inconclusive."
+)
 
 
 def _saturation(rec, head: pd.DataFrame) -> Verdict:
@@ -177,8 +205,10 @@ def _saturation(rec, head: pd.DataFrame) -> Verdict:
     fit = stats.linregress(x, y)
     half = float(stats.t.ppf(0.975, len(x) - 2)) * fit.stderr
     lo, hi = fit.slope - half, fit.slope + half
-    numbers = (f"{len(x)} runs, bases' ID trace pass@1 {x.min():.2f}-{x.max():.2f}; slope {fit.slope:+.3f} "
-               f"[{lo:+.3f}, {hi:+.3f}]")
+    numbers = (
+        f"{len(x)} runs, bases' ID trace pass@1 {x.min():.2f}-{x.max():.2f}; slope {fit.slope:+.3f} "
+        f"[{lo:+.3f}, {hi:+.3f}]"
+    )
     verdict = SUPPORTED if hi < 0 else CONTRADICTED if lo > 0 else INCONCLUSIVE
     return Verdict(claim, verdict, RULE_SATURATION, numbers)
 
@@ -187,20 +217,26 @@ def _others(exp: pd.DataFrame, head: pd.DataFrame) -> list[Verdict]:
     out = []
     for row in sorted(set(exp["row"]) - {"grpo"}):
         own = head[(head["row"] == row) & (head["trained_on"] == head["split"])]
-        moves = (f"; on the split it trained on, {int(((own['q'] < Q_LEVEL) & (own['d_trace'] > 0)).sum())} of "
-                 f"{len(own)} cells gain and {int(((own['q'] < Q_LEVEL) & (own['d_trace'] < 0)).sum())} lose "
-                 f"(q < {Q_LEVEL:g})")
+        moves = (
+            f"; on the split it trained on, {int(((own['q'] < Q_LEVEL) & (own['d_trace'] > 0)).sum())} of "
+            f"{len(own)} cells gain and {int(((own['q'] < Q_LEVEL) & (own['d_trace'] < 0)).sum())} lose "
+            f"(q < {Q_LEVEL:g})"
+        )
         if row == CONTROL:
             runs, flagged, problems, outside = _flag_counts(exp, row)
             verdict = SUPPORTED if runs and flagged > _allowed(runs) else INCONCLUSIVE
-            out.append(Verdict("SFT on gold traces (the control) leaves the base's support", verdict,
-                               "supported when more SFT runs flag expansion beyond their tilt than the 95th "
-                               f"percentile of Binomial(runs, {ALPHA:g}) allows; otherwise inconclusive.",
-                               f"{flagged} of {runs} runs flagged (allowed {_allowed(runs)}), {problems} of "
-                               f"{outside} outside problems" + moves))
+            out.append(
+                Verdict(
+                    "SFT on gold traces (the control) leaves the base's support",
+                    verdict,
+                    "supported when more SFT runs flag expansion beyond their tilt than the 95th "
+                    f"percentile of Binomial(runs, {ALPHA:g}) allows; otherwise inconclusive.",
+                    f"{flagged} of {runs} runs flagged (allowed {_allowed(runs)}), {problems} of "
+                    f"{outside} outside problems" + moves,
+                )
+            )
             continue
-        v = _gated(_within_support(exp, row, f"{row} stays within the base's support, like GRPO"),
-                   _untrained(exp, row))
+        v = _gated(_within_support(exp, row, f"{row} stays within the base's support, like GRPO"), _untrained(exp, row))
         out.append(Verdict(v.claim, v.verdict, v.rule, v.numbers + moves))
     return out
 
@@ -211,21 +247,32 @@ def verdicts(rec, head: pd.DataFrame, th: Thresholds | None = None) -> list[Verd
     exp = run_expansions(rec, th)
     if int(head["seeds"].max()) < 2:
         note = "one pretraining seed, so its intervals cover sampling only"
-        claims = ["GRPO is a conservative reweighting, bounded by the base's support",
-                  "OOD gains come only where pretraining exposure is non-zero", "ID gains shrink as the base saturates"]
+        claims = [
+            "GRPO is a conservative reweighting, bounded by the base's support",
+            "OOD gains come only where pretraining exposure is non-zero",
+            "ID gains shrink as the base saturates",
+        ]
         return [Verdict(c, INCONCLUSIVE, "a verdict needs two or more pretraining seeds", note) for c in claims]
     if exp.empty:
         return []
-    return [_gated(_within_support(exp, "grpo", "GRPO is a conservative reweighting, bounded by the base's support"),
-                   _untrained(exp, "grpo")),
-            _gated(_exposure(head), _untrained(exp, "grpo", "ood")),
-            _gated(_saturation(rec, head), _untrained(exp, "grpo", "id")), *_others(exp, head)]
+    return [
+        _gated(
+            _within_support(exp, "grpo", "GRPO is a conservative reweighting, bounded by the base's support"),
+            _untrained(exp, "grpo"),
+        ),
+        _gated(_exposure(head), _untrained(exp, "grpo", "ood")),
+        _gated(_saturation(rec, head), _untrained(exp, "grpo", "id")),
+        *_others(exp, head),
+    ]
 
 
 def markdown(suite: str, found: list[Verdict]) -> str:
     """The verdict block, between markers that ``--check`` finds in any README quoting it."""
-    lines = [f"<!-- verdicts:{suite}:start (generated by `ood-bench leaderboard {suite}`; do not edit) -->",
-             f"Verdicts on the `{suite}` board, generated by the rule beside each. {TRAINING_NOTE}", ""]
+    lines = [
+        f"<!-- verdicts:{suite}:start (generated by `ood-bench leaderboard {suite}`; do not edit) -->",
+        f"Verdicts on the `{suite}` board, generated by the rule beside each. {TRAINING_NOTE}",
+        "",
+    ]
     for v in found:
         lines.append(f"- **{v.claim}: {v.verdict}.** {v.numbers}. *Rule:* {v.rule}")
     lines.append(f"<!-- verdicts:{suite}:end -->")
@@ -237,4 +284,4 @@ def block_in(text: str, suite: str) -> str | None:
     start, end = f"<!-- verdicts:{suite}:start", f"<!-- verdicts:{suite}:end -->"
     i = text.find(start)
     j = text.find(end, i)
-    return text[i:j + len(end)] + "\n" if i >= 0 and j >= 0 else None
+    return text[i : j + len(end)] + "\n" if i >= 0 and j >= 0 else None

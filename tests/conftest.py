@@ -16,10 +16,21 @@ def families(tasks):
 TINY_SUITE = __import__("pathlib").Path(__file__).parent / "data" / "tiny_suite.yaml"  # a suite in seconds
 
 TINY_OVERRIDES = [
-    "model.n_layer=1", "model.n_head=2", "model.n_embd=16", "model.block_size=192",
-    "train.batch_size=8", "train.max_steps=4", "train.warmup_steps=1", "train.ckpt_every=2", "train.log_every=1",
-    "eval.n_test=4", "eval.n_samples=2", "eval.splits=[id,ood_comp]", "eval.max_new_tokens=24",
-    "trainer.accelerator=cpu", "trainer.devices=1",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.n_embd=16",
+    "model.block_size=192",
+    "train.batch_size=8",
+    "train.max_steps=4",
+    "train.warmup_steps=1",
+    "train.ckpt_every=2",
+    "train.log_every=1",
+    "eval.n_test=4",
+    "eval.n_samples=2",
+    "eval.splits=[id,ood_comp]",
+    "eval.max_new_tokens=24",
+    "trainer.accelerator=cpu",
+    "trainer.devices=1",
 ]
 
 

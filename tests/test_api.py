@@ -16,8 +16,13 @@ def _tiny(algo_name, **knobs):
     families = [get_plugins().tasks.get("string")]
     model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16, block_size=192))
     stream = PromptStream(families, "id", 0, 4)
-    algo = standalone(get_plugins().algorithm(algo_name), model, families,
-                      {"max_new_tokens": 16, "group_size": 4, **knobs}, draw=stream.extra)
+    algo = standalone(
+        get_plugins().algorithm(algo_name),
+        model,
+        families,
+        {"max_new_tokens": 16, "group_size": 4, **knobs},
+        draw=stream.extra,
+    )
     return algo, stream
 
 
@@ -110,7 +115,8 @@ def test_grpo_without_kl_never_scores_the_whole_batch_under_the_reference():
         rows = []
         # rows the reference scores (its head sees (rows, T, C); a shared prompt's (P, C) is not a row)
         algo.ctx.reference.head.register_forward_hook(
-            lambda m, args, out: rows.append(args[0].shape[0]) if args[0].dim() == 3 else None)
+            lambda m, args, out, rows=rows: rows.append(args[0].shape[0]) if args[0].dim() == 3 else None
+        )
         algo.ctx.begin_step()
         algo.step(stream.batch(0)[:4] * 8)  # 32 prompts x 4 samples = 128 rollouts
         diag = algo.ctx.end_step()
@@ -123,13 +129,52 @@ def test_grpo_without_kl_never_scores_the_whole_batch_under_the_reference():
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 EXPORTS = [
-    "AGGREGATIONS", "API_VERSION", "AXES", "Algorithm", "AlgorithmConfig", "AxisRanges", "BOS", "ConfigError",
-    "Context", "ContractError", "Counters", "EOS", "GPT", "KL_ESTIMATORS", "LogProbs", "ModelConfig", "OOD_SPLITS",
-    "PAD", "PostTrainContext", "Problem", "RolloutBatch", "SPLITS", "STANDARD_DIAGNOSTICS", "Score", "StepSpace",
-    "TOKENIZER", "TaskFamily", "aggregate", "approx_kl", "check", "check_family", "clipped_surrogate",
-    "entropy_from_logits", "explained_variance", "gae", "get_plugins", "group_advantages", "hookimpl",
-    "kl_estimate", "knob_docs", "leave_one_out_baseline", "load_base", "masked_mean", "parse_completion",
-    "standalone", "step_name",
+    "AGGREGATIONS",
+    "API_VERSION",
+    "AXES",
+    "Algorithm",
+    "AlgorithmConfig",
+    "AxisRanges",
+    "BOS",
+    "ConfigError",
+    "Context",
+    "ContractError",
+    "Counters",
+    "EOS",
+    "GPT",
+    "KL_ESTIMATORS",
+    "LogProbs",
+    "ModelConfig",
+    "OOD_SPLITS",
+    "PAD",
+    "PostTrainContext",
+    "Problem",
+    "RolloutBatch",
+    "SPLITS",
+    "STANDARD_DIAGNOSTICS",
+    "Score",
+    "StepSpace",
+    "TOKENIZER",
+    "TaskFamily",
+    "aggregate",
+    "approx_kl",
+    "check",
+    "check_family",
+    "clipped_surrogate",
+    "entropy_from_logits",
+    "explained_variance",
+    "gae",
+    "get_plugins",
+    "group_advantages",
+    "hookimpl",
+    "kl_estimate",
+    "knob_docs",
+    "leave_one_out_baseline",
+    "load_base",
+    "masked_mean",
+    "parse_completion",
+    "standalone",
+    "step_name",
 ]
 
 
@@ -180,8 +225,10 @@ def test_shipped_plugins_import_only_the_api():
 
 def test_the_import_scan_sees_every_form(tmp_path):
     f = tmp_path / "p.py"
-    f.write_text("import ood_bench.rl\nfrom ood_bench import hookimpl\nfrom ood_bench.api import check\n"
-                 "from .sft import nll\ndef g():\n    from ood_bench.algorithms import Algorithm\n")
+    f.write_text(
+        "import ood_bench.rl\nfrom ood_bench import hookimpl\nfrom ood_bench.api import check\n"
+        "from .sft import nll\ndef g():\n    from ood_bench.algorithms import Algorithm\n"
+    )
     assert _imports_of_ood_bench(f) == ["ood_bench.rl", "ood_bench", "ood_bench.api", "ood_bench.algorithms"]
 
 

@@ -58,7 +58,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return stack[stack.index(n) :] + [n]
             if n not in state and (found := visit(n)):
                 return found
         stack.pop()
@@ -85,8 +85,10 @@ def test_config_is_domain_free_and_the_leaderboard_needs_no_torch():
     graph = import_graph()
     assert graph["ood_bench.config"] <= {"ood_bench.errors"}
     code = "import sys, ood_bench.leaderboard, ood_bench.support; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=PACKAGE.parent).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent).stdout.strip()
+        == "False"
+    )
 
 
 @pytest.mark.parametrize("module", sorted(m for m in import_graph() if m != "ood_bench.cli"))
@@ -97,11 +99,13 @@ def test_each_module_imports_alone(module):
 def test_a_pretraining_config_on_builtin_families_imports_no_plugin():
     """Checking (and running) a pretraining on the built-in families loads no entry point:
     a broken or slow algorithm plugin cannot get in the way of pretraining."""
-    code = ("import sys; from ood_bench.cli import main; "
-            "assert main(['pretrain', '--config', 'quick', '--print-config']) == 0; "
-            "from ood_bench.pretrain import task_sources; "
-            "assert task_sources({'string': 1.0})['string']['distribution'] == 'ood-bench'; "
-            "print(sorted(m for m in sys.modules if m.startswith('ood_bench_algorithms')))")
+    code = (
+        "import sys; from ood_bench.cli import main; "
+        "assert main(['pretrain', '--config', 'quick', '--print-config']) == 0; "
+        "from ood_bench.pretrain import task_sources; "
+        "assert task_sources({'string': 1.0})['string']['distribution'] == 'ood-bench'; "
+        "print(sorted(m for m in sys.modules if m.startswith('ood_bench_algorithms')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -13,8 +13,19 @@ from ood_bench.support import Thresholds
 
 def _counts(p: np.ndarray, uniforms: np.ndarray, lq: np.ndarray) -> pd.DataFrame:
     c = (uniforms < p[:, None]).sum(axis=1)
-    return pd.DataFrame({"family": "string", "version": 1, "split": "id", "uid": [f"u{i:03d}" for i in range(len(p))],
-                         "n": uniforms.shape[1], "c": c, "trace_c": c, "full_c": c, "gold_logprob": lq})
+    return pd.DataFrame(
+        {
+            "family": "string",
+            "version": 1,
+            "split": "id",
+            "uid": [f"u{i:03d}" for i in range(len(p))],
+            "n": uniforms.shape[1],
+            "c": c,
+            "trace_c": c,
+            "full_c": c,
+            "gold_logprob": lq,
+        }
+    )
 
 
 def simulated_cell(rng, truth_effect: float, seeds: int = 3, problems: int = 100, n: int = 8) -> dict:

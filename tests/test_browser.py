@@ -21,8 +21,14 @@ def test_the_committed_page_opens_clean_and_answers_in_the_browser(suite, tmp_pa
         assert verdicts.count() == len(board["verdicts"])
         assert verdicts.first.inner_text().startswith(board["verdicts"][0]["claim"])
         # cells at q < 0.05 are marked, and only they
-        significant = sum(1 for r in board["headline"] if r["q"] is not None and r["q"] < 0.05
-                          and r["split"] != "edge" and not (r["trace_base"] == 0 and r["trace_post"] == 0))
+        significant = sum(
+            1
+            for r in board["headline"]
+            if r["q"] is not None
+            and r["q"] < 0.05
+            and r["split"] != "edge"
+            and not (r["trace_base"] == 0 and r["trace_post"] == 0)
+        )
         assert page.locator("table.sortable").first.locator("strong.sig").count() == significant
         # sorting by a column reorders the rows
         table = page.locator("table.sortable").first

@@ -44,8 +44,23 @@ def test_pretrain_writes_checkpoint_logs_and_record(tiny_run):
 
 def test_evaluate_prints_a_table_and_writes_counts(tiny_run, capsys):
     out = tiny_run / "ev"
-    rc = main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--splits", "id", "ood_repr",
-               "--n", "3", "--n-test", "5", "--out", str(out), "--no-progress"])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tiny_run / "base.ckpt"),
+            "--splits",
+            "id",
+            "ood_repr",
+            "--n",
+            "3",
+            "--n-test",
+            "5",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "pass@1" in printed and "ood_repr" in printed
@@ -64,8 +79,27 @@ def test_evaluate_prints_a_table_and_writes_counts(tiny_run, capsys):
 def test_evaluation_is_reproducible(tiny_run):
     a, b = tiny_run / "a", tiny_run / "b"
     for out in (a, b):
-        assert main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--splits", "id", "--n", "4",
-                     "--n-test", "6", "--out", str(out), "--no-progress", "--temperature", "2.0"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--checkpoint",
+                    str(tiny_run / "base.ckpt"),
+                    "--splits",
+                    "id",
+                    "--n",
+                    "4",
+                    "--n-test",
+                    "6",
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                    "--temperature",
+                    "2.0",
+                ]
+            )
+            == 0
+        )
     assert (a / "samples" / "string__id.jsonl").read_text() == (b / "samples" / "string__id.jsonl").read_text()
 
 
@@ -82,8 +116,7 @@ class Crash(Callback):
 
 def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path):
     from ood_bench.config import load_config
-    from ood_bench.pretrain import PretrainConfig
-    from ood_bench.pretrain import pretrain
+    from ood_bench.pretrain import PretrainConfig, pretrain
 
     def cfg(out):
         return load_config(PretrainConfig, "quick", [f"out_dir={out}", *TINY_OVERRIDES])
@@ -158,13 +191,16 @@ def test_finished_run_is_skipped(tiny_run, capsys):
     assert (tiny_run / "base.ckpt").stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["pretrain", "mixture.exposure.comp=-0.5"], "mixture.exposure.comp=-0.5"),
-    (["pretrain", "mixture.families.string=0.2"], "sum to 0.7"),
-    (["pretrain", "mixture.families={string: 0.5, sudoku: 0.5}"], "unknown task family 'sudoku'"),
-    (["pretrain", "--config", "missing.yaml"], "missing.yaml"),
-    (["evaluate", "--checkpoint", "/nonexistent/base.ckpt"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["pretrain", "mixture.exposure.comp=-0.5"], "mixture.exposure.comp=-0.5"),
+        (["pretrain", "mixture.families.string=0.2"], "sum to 0.7"),
+        (["pretrain", "mixture.families={string: 0.5, sudoku: 0.5}"], "unknown task family 'sudoku'"),
+        (["pretrain", "--config", "missing.yaml"], "missing.yaml"),
+        (["evaluate", "--checkpoint", "/nonexistent/base.ckpt"], "does not exist"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -174,9 +210,27 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 def test_evaluate_takes_eval_overrides(tiny_run, tmp_path, capsys):
     out = tmp_path / "ev"
     # the override may also follow a list option that would otherwise swallow it
-    assert main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--n", "2", "--n-test", "2",
-                 "--out", str(out), "--no-progress", "--splits", "id", "eval.top_p=0.9",
-                 "eval.max_new_tokens=16"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tiny_run / "base.ckpt"),
+                "--n",
+                "2",
+                "--n-test",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--splits",
+                "id",
+                "eval.top_p=0.9",
+                "eval.max_new_tokens=16",
+            ]
+        )
+        == 0
+    )
     cfg = json.loads((out / "eval.json").read_text())["eval_config"]
     assert cfg["top_p"] == 0.9 and cfg["max_new_tokens"] == 16 and cfg["splits"] == ["id"]
 
@@ -188,10 +242,30 @@ def test_a_problems_samples_do_not_depend_on_its_batch(tiny_run, tmp_path):
     runs = {}
     for name, n_test, batch in (("small", 3, 512), ("large", 7, 8)):
         out = tmp_path / name
-        assert main(["evaluate", "--checkpoint", ck, "--splits", "id", "ood_length", "--n", "4", "--n-test",
-                     str(n_test), "--out", str(out), "--no-progress", f"eval.batch_size={batch}"]) == 0
-        runs[name] = {f.name: [json.loads(line) for line in f.read_text().splitlines()]
-                      for f in (out / "samples").glob("*.jsonl")}
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--checkpoint",
+                    ck,
+                    "--splits",
+                    "id",
+                    "ood_length",
+                    "--n",
+                    "4",
+                    "--n-test",
+                    str(n_test),
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                    f"eval.batch_size={batch}",
+                ]
+            )
+            == 0
+        )
+        runs[name] = {
+            f.name: [json.loads(line) for line in f.read_text().splitlines()] for f in (out / "samples").glob("*.jsonl")
+        }
     keys = ("uid", "c", "trace_c", "full_c", "sample")
     for name, small in runs["small"].items():
         large = runs["large"][name][:3]
@@ -227,8 +301,11 @@ def test_corrupt_checkpoint_is_refused_and_left_alone(tiny_run, tmp_path, capsys
 
 
 def test_console_script_exits_2_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(tmp_path / "x")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
 
@@ -304,8 +381,9 @@ def test_a_checkpoint_whose_family_is_missing_names_what_it_needs(tiny_run, tmp_
 
     ckpt = torch.load(tiny_run / "base.ckpt", weights_only=False)
     ckpt["hyper_parameters"]["config"]["mixture"]["families"] = {"modsum": 1.0}
-    ckpt["hyper_parameters"]["task_sources"] = {"modsum": {"version": 3, "plugin": "modsum",
-                                                           "distribution": "ood-bench-modsum"}}
+    ckpt["hyper_parameters"]["task_sources"] = {
+        "modsum": {"version": 3, "plugin": "modsum", "distribution": "ood-bench-modsum"}
+    }
     torch.save(ckpt, tmp_path / "needs.ckpt")
     assert main(["evaluate", "--checkpoint", str(tmp_path / "needs.ckpt")]) == 2
     err = capsys.readouterr().err
@@ -338,8 +416,8 @@ def test_a_diverging_run_stops_with_one_line_and_saves_nothing_non_finite(tmp_pa
 def test_a_plugin_whose_loss_turns_nan_never_reaches_the_weights(tiny_run):
     from ood_bench.api import standalone
     from ood_bench.data import PromptStream
-    from ood_bench.pretrain import load_base
     from ood_bench.errors import NonFiniteError
+    from ood_bench.pretrain import load_base
 
     model, cfg, _ = load_base(tiny_run / "base.ckpt")
     fams = [get_tasks().get("string")]
@@ -360,8 +438,9 @@ def test_a_plugin_whose_loss_turns_nan_never_reaches_the_weights(tiny_run):
 def test_re_evaluating_into_a_folder_replaces_it_whole(tiny_run, capsys):
     out = tiny_run / "eval-replace"
     ckpt = str(tiny_run / "base.ckpt")
-    assert main(["evaluate", "--checkpoint", ckpt, "--splits", "id", "ood_comp", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(["evaluate", "--checkpoint", ckpt, "--splits", "id", "ood_comp", "--out", str(out), "--no-progress"]) == 0
+    )
     assert (out / "samples" / "string__ood_comp.jsonl").is_file()
     (out / "support.json").write_text("{}")  # something a later compare wrote
     assert main(["evaluate", "--checkpoint", ckpt, "--splits", "id", "--out", str(out), "--no-progress"]) == 0
@@ -378,8 +457,12 @@ def test_a_signal_during_training_saves_a_checkpoint_and_exits_with_its_status(t
 
     out = tmp_path / "sig"
     overrides = [f"out_dir={out}", *tiny(max_steps=1_000_000, ckpt_every=1_000_000)]  # never ends by itself
-    proc = subprocess.Popen([sys.executable, "-m", "ood_bench.cli", "pretrain", "--no-progress", *overrides],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ood_bench.cli", "pretrain", "--no-progress", *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (out / "logs").is_dir() and time.time() < deadline and proc.poll() is None:  # training is under way
         time.sleep(0.1)
@@ -421,8 +504,10 @@ def test_a_run_folder_has_one_writer_at_a_time(tmp_path, capsys):
 
 def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
     out = tmp_path / "killed"
-    code = ("import os, sys; from ood_bench.training import run_folder_lock\n"
-            f"cm = run_folder_lock(__import__('pathlib').Path({str(out)!r})); cm.__enter__(); os._exit(9)")
+    code = (
+        "import os, sys; from ood_bench.training import run_folder_lock\n"
+        f"cm = run_folder_lock(__import__('pathlib').Path({str(out)!r})); cm.__enter__(); os._exit(9)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 9
     assert (out / ".lock").exists()
     from ood_bench.training import run_folder_lock
@@ -431,17 +516,20 @@ def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
         pass
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["pretrain", "--print-config", "seed=-1"], "seed=-1"),
-    (["pretrain", "--print-config", "eval.splits=[]"], "name at least one split"),
-    (["pretrain", "--print-config", "train.max_steps=5", "train.max_steps=6"], "given twice"),
-    (["pretrain", "--print-config", "mixture.families={}"], "name at least one family"),
-    (["pretrain", "--print-config", "model.block_size=8"], "string id test problems need up to"),
-    (["tasks", "--check", "--check-problems", "0"], "--check-problems=0"),
-    (["pretrain", "--print-config", "mixture.families={string: 0.45, graph: 0.55, graph: 0.55}"], "given twice"),
-    (["pretrain", "--print-config", "train.lr=" + "[" * 3000], "nested too deeply"),
-    (["pretrain", "--no-progress", "out_dir=/", *TINY_OVERRIDES], "out_dir '/' is the root"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["pretrain", "--print-config", "seed=-1"], "seed=-1"),
+        (["pretrain", "--print-config", "eval.splits=[]"], "name at least one split"),
+        (["pretrain", "--print-config", "train.max_steps=5", "train.max_steps=6"], "given twice"),
+        (["pretrain", "--print-config", "mixture.families={}"], "name at least one family"),
+        (["pretrain", "--print-config", "model.block_size=8"], "string id test problems need up to"),
+        (["tasks", "--check", "--check-problems", "0"], "--check-problems=0"),
+        (["pretrain", "--print-config", "mixture.families={string: 0.45, graph: 0.55, graph: 0.55}"], "given twice"),
+        (["pretrain", "--print-config", "train.lr=" + "[" * 3000], "nested too deeply"),
+        (["pretrain", "--no-progress", "out_dir=/", *TINY_OVERRIDES], "out_dir '/' is the root"),
+    ],
+)
 def test_more_bad_input_is_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -449,8 +537,11 @@ def test_more_bad_input_is_one_line(argv, message, capsys):
 
 
 def test_bad_yaml_files_are_one_line(tmp_path, capsys):
-    cases = {"empty.yaml": (b"", "is empty"), "binary.yaml": (b"\xff\xfe\x00\x01", "is not text"),
-             "dupes.yaml": (b"seed: 1\nseed: 2\n", "'seed' is given twice")}
+    cases = {
+        "empty.yaml": (b"", "is empty"),
+        "binary.yaml": (b"\xff\xfe\x00\x01", "is not text"),
+        "dupes.yaml": (b"seed: 1\nseed: 2\n", "'seed' is given twice"),
+    }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
         assert main(["pretrain", "--print-config", "--config", str(tmp_path / name)]) == 2, name
@@ -466,9 +557,28 @@ def test_tasks_prints_on_an_ascii_terminal():
 def test_a_path_an_ascii_terminal_cannot_show_is_escaped_not_a_traceback(tiny_run, tmp_path):
     env = {**__import__("os").environ, "PYTHONIOENCODING": "ascii"}
     out = tmp_path / "\u00e9vals"
-    run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(tiny_run / "base.ckpt"),
-                          "--splits", "id", "--n", "2", "--n-test", "2", "--out", str(out), "--no-progress"],
-                         env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ood_bench.cli",
+            "evaluate",
+            "--checkpoint",
+            str(tiny_run / "base.ckpt"),
+            "--splits",
+            "id",
+            "--n",
+            "2",
+            "--n-test",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0 and "\\xe9vals" in run.stdout, run.stderr[-500:]
 
 
@@ -476,20 +586,36 @@ def test_a_killed_evaluation_leaves_no_partial_folder_behind(tiny_run, capsys):
     out = tiny_run / "eval-killed"
     stale = tiny_run / ".eval-killed.partial-999999999"  # a pid no process has
     (stale / "samples").mkdir(parents=True)
-    assert main(["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--splits", "id", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tiny_run / "base.ckpt"),
+                "--splits",
+                "id",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert not stale.exists() and (out / "eval.json").is_file()
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("override,message", [
-    ("trainer.precision=bogus", "trainer.precision='bogus'"),
-    ("trainer.devices=0", "trainer.devices=0"),
-    # what only Lightning knows, asked of Lightning before any compute
-    ("trainer.strategy=nosuch", "invalid strategy name"),
-    ("trainer.accelerator=tpu", "torch_xla"),
-    ("trainer.precision=transformer-engine", "transformer_engine"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("trainer.precision=bogus", "trainer.precision='bogus'"),
+        ("trainer.devices=0", "trainer.devices=0"),
+        # what only Lightning knows, asked of Lightning before any compute
+        ("trainer.strategy=nosuch", "invalid strategy name"),
+        ("trainer.accelerator=tpu", "torch_xla"),
+        ("trainer.precision=transformer-engine", "transformer_engine"),
+    ],
+)
 def test_trainer_settings_are_checked_before_any_compute(override, message, capsys):
     assert main(["pretrain", "--print-config", override]) == 2
     err = capsys.readouterr().err
@@ -541,15 +667,28 @@ def test_unwritable_output_folders_are_refused_before_any_compute(tiny_run, tmp_
     assert not (tmp_path / "w").exists() and not (tmp_path / "p").exists()  # refused before making any folder
 
 
-def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_previous_evaluation(tiny_run, tmp_path,
-                                                                                     capsys, monkeypatch):
+def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_previous_evaluation(
+    tiny_run, tmp_path, capsys, monkeypatch
+):
     import errno
 
     import ood_bench.results as results
 
     out = tmp_path / "ev"
-    argv = ["evaluate", "--checkpoint", str(tiny_run / "base.ckpt"), "--splits", "id", "--n", "2",
-            "--n-test", "2", "--out", str(out), "--no-progress"]
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        str(tiny_run / "base.ckpt"),
+        "--splits",
+        "id",
+        "--n",
+        "2",
+        "--n-test",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
@@ -602,8 +741,24 @@ def test_a_finished_base_without_its_record_gets_the_record_back(tmp_path, capsy
 def test_overrides_may_follow_options(capsys):
     import yaml
 
-    assert main(["posttrain", "--print-config", "--algo", "grpo", "--base", "b.ckpt", "families=[string]",
-                 "--out", "x", "budget.grad_steps=2", "prompts_per_step=4"]) == 0
+    assert (
+        main(
+            [
+                "posttrain",
+                "--print-config",
+                "--algo",
+                "grpo",
+                "--base",
+                "b.ckpt",
+                "families=[string]",
+                "--out",
+                "x",
+                "budget.grad_steps=2",
+                "prompts_per_step=4",
+            ]
+        )
+        == 0
+    )
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["budget"]["grad_steps"] == 2 and cfg["prompts_per_step"] == 4 and cfg["families"] == ["string"]
     assert main(["tasks", "foo=1"]) == 2  # a command without overrides still refuses them
@@ -627,9 +782,15 @@ def test_a_family_whose_plugin_failed_is_not_called_unknown(monkeypatch, capsys)
     import ood_bench.plugins as plugins_module
 
     plugins = plugins_module.get_plugins()
-    monkeypatch.setitem(plugins.info, "revlist", plugins_module.PluginInfo(
-        name="revlist", module="revlist", error="plugin 'revlist' failed to register (register_tasks): "
-                                                "ContractError: bad prompt"))
+    monkeypatch.setitem(
+        plugins.info,
+        "revlist",
+        plugins_module.PluginInfo(
+            name="revlist",
+            module="revlist",
+            error="plugin 'revlist' failed to register (register_tasks): ContractError: bad prompt",
+        ),
+    )
     assert main(["tasks", "--family", "revlist", "--check"]) == 2
     err = capsys.readouterr().err
     assert "plugin 'revlist' failed to load, as warned above" in err and err.count("\n") == 1
@@ -642,9 +803,15 @@ def test_an_algorithm_whose_plugin_failed_is_not_called_unknown(monkeypatch, cap
 
     plugins = plugins_module.get_plugins()
     monkeypatch.setattr(plugins, "algorithms", {k: v for k, v in plugins.algorithms.items() if k != "grpo"})
-    monkeypatch.setitem(plugins.info, "grpo", plugins_module.PluginInfo(
-        name="grpo", module="ood_bench_algorithms.grpo",
-        error="plugin 'grpo' failed to import: ModuleNotFoundError: No module named 'ood_bench_algorithms'"))
+    monkeypatch.setitem(
+        plugins.info,
+        "grpo",
+        plugins_module.PluginInfo(
+            name="grpo",
+            module="ood_bench_algorithms.grpo",
+            error="plugin 'grpo' failed to import: ModuleNotFoundError: No module named 'ood_bench_algorithms'",
+        ),
+    )
     assert main(["posttrain", "--algo", "grpo", "--base", "missing.ckpt"]) == 2
     err = capsys.readouterr().err
     assert "unknown algorithm 'grpo'" in err and "plugin 'grpo' failed to load, as warned above" in err
@@ -669,14 +836,32 @@ def test_evaluate_never_replaces_a_folder_that_is_not_an_evaluation(tiny_run, tm
 def test_a_base_too_short_for_a_split_is_refused_before_training_or_sampling(tmp_path, capsys):
     out = tmp_path / "short"
     overrides = [o for o in TINY_OVERRIDES if not o.startswith(("model.block_size", "eval.splits"))]
-    assert main(["pretrain", "--no-progress", f"out_dir={out}", *overrides, "model.block_size=100",
-                 "eval.splits=[id]"]) == 0  # ID fits in 100 tokens; ood_depth (up to 151) does not
+    assert (
+        main(["pretrain", "--no-progress", f"out_dir={out}", *overrides, "model.block_size=100", "eval.splits=[id]"])
+        == 0
+    )  # ID fits in 100 tokens; ood_depth (up to 151) does not
     ck = str(out / "base.ckpt")
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", ck, "--splits", "ood_depth", "--no-progress"]) == 2
     assert "the checkpoint's model.block_size=100: too small: string ood_depth" in capsys.readouterr().err
-    assert main(["posttrain", "--algo", "grpo", "--base", ck, "--rl-split", "ood_depth", "--out",
-                 str(tmp_path / "p"), "--no-progress", "budget.grad_steps=1"]) == 2
+    assert (
+        main(
+            [
+                "posttrain",
+                "--algo",
+                "grpo",
+                "--base",
+                ck,
+                "--rl-split",
+                "ood_depth",
+                "--out",
+                str(tmp_path / "p"),
+                "--no-progress",
+                "budget.grad_steps=1",
+            ]
+        )
+        == 2
+    )
     assert "for --rl-split ood_depth" in capsys.readouterr().err
     assert not (tmp_path / "p" / "checkpoints").exists()
 
@@ -702,11 +887,36 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, ca
 
 def test_post_training_on_a_family_the_base_never_saw_is_refused(tmp_path, capsys):
     out = tmp_path / "s"
-    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES, "mixture.families={string: 1.0}",
-                 "eval.families=[string]"]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--no-progress",
+                f"out_dir={out}",
+                *TINY_OVERRIDES,
+                "mixture.families={string: 1.0}",
+                "eval.families=[string]",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["posttrain", "--algo", "grpo", "--base", str(out / "base.ckpt"), "--out", str(tmp_path / "p"),
-                 "--no-progress", "families=[graph]"]) == 2
+    assert (
+        main(
+            [
+                "posttrain",
+                "--algo",
+                "grpo",
+                "--base",
+                str(out / "base.ckpt"),
+                "--out",
+                str(tmp_path / "p"),
+                "--no-progress",
+                "families=[graph]",
+            ]
+        )
+        == 2
+    )
     assert "pretrained on string only, not on 'graph'" in capsys.readouterr().err
 
 
@@ -715,9 +925,26 @@ def test_sigterm_during_an_evaluation_is_one_line_and_exit_143(tiny_run, tmp_pat
     import time
 
     out = tmp_path / "ev"
-    proc = subprocess.Popen([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint",
-                             str(tiny_run / "base.ckpt"), "--n", "64", "--n-test", "200", "--out", str(out),
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ood_bench.cli",
+            "evaluate",
+            "--checkpoint",
+            str(tiny_run / "base.ckpt"),
+            "--n",
+            "64",
+            "--n-test",
+            "200",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while not list(tmp_path.glob(".ev.partial-*")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)  # the evaluation is under way once its partial folder exists
@@ -751,8 +978,7 @@ def test_published_weights_evaluate_like_their_checkpoint(tiny_run, tmp_path, mo
     assert not (weights.parent / "eval").exists()  # nothing written into the committed folder
 
 
-def test_published_weights_that_do_not_match_their_sha256_or_are_cut_short_are_one_line(tiny_run, tmp_path,
-                                                                                          capsys):
+def test_published_weights_that_do_not_match_their_sha256_or_are_cut_short_are_one_line(tiny_run, tmp_path, capsys):
     weights = _published(tiny_run, tmp_path)
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01  # one bit of the last tensor flipped: the file still reads, its weights changed
@@ -760,8 +986,10 @@ def test_published_weights_that_do_not_match_their_sha256_or_are_cut_short_are_o
     cut = weights.with_name("cut.safetensors")
     cut.write_bytes(bytes(data[:1000]))
     for path, message in ((weights, "do not match their sha256"), (cut, "are unreadable")):
-        for argv in (["evaluate", "--checkpoint", str(path), "--out", str(tmp_path / "ev")],
-                     ["posttrain", "--algo", "sft", "--base", str(path), "--out", str(tmp_path / "po")]):
+        for argv in (
+            ["evaluate", "--checkpoint", str(path), "--out", str(tmp_path / "ev")],
+            ["posttrain", "--algo", "sft", "--base", str(path), "--out", str(tmp_path / "po")],
+        ):
             assert main(argv) == 2
             err = capsys.readouterr().err
             assert message in err and err.count("\n") == 1, err
@@ -774,8 +1002,15 @@ def test_posttraining_starts_from_published_weights(tiny_run, tmp_path, capsys):
     weights = _published(tiny_run, tmp_path)
     assert main(["posttrain", "--print-config", "--algo", "sft", "--base", str(weights)]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["out_dir"] == "runs/tiny/base-e0-s0/posttrain/sft-id-s0"
-    post = ["--algo", "sft", "--no-progress", "prompts_per_step=2", "budget.grad_steps=1",
-            "trainer.accelerator=cpu", "trainer.devices=1"]
+    post = [
+        "--algo",
+        "sft",
+        "--no-progress",
+        "prompts_per_step=2",
+        "budget.grad_steps=1",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+    ]
     assert main(["posttrain", "--base", str(weights), "--out", str(tmp_path / "a"), *post]) == 0
     assert main(["posttrain", "--base", str(tiny_run / "base.ckpt"), "--out", str(tmp_path / "b"), *post]) == 0
     a, b = (torch.load(tmp_path / d / "posttrained.ckpt", weights_only=False) for d in ("a", "b"))

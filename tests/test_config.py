@@ -4,25 +4,28 @@ from pathlib import Path
 import pytest
 
 from ood_bench.config import build, load_config, parse_overrides
+from ood_bench.errors import ConfigError
 from ood_bench.evaluate import EvalConfig
 from ood_bench.pretrain import PretrainConfig
-from ood_bench.errors import ConfigError
 
 
-@pytest.mark.parametrize("override, message", [
-    ("mixture.exposure.depth=-0.1", "mixture.exposure.depth=-0.1"),
-    ("mixture.exposure.width=0.1", "unknown axis"),
-    ("mixture.families.string=0.9", "sum to 1.4"),
-    ("model.pos_encoding=alibi", "model.pos_encoding='alibi'"),
-    ("model.n_embd=130", "divisible"),
-    ("train.lr=0", "train.lr=0.0"),
-    ("train.max_steps=ten", "train.max_steps='ten'"),
-    ("train.maxsteps=10", "unknown config key 'train.maxsteps'"),
-    ("eval.splits=[id,ood_banana]", "ood_banana"),
-    ("eval.n_test=100000", "eval.n_test"),
-    ("eval.n_samples=0", "eval.n_samples"),
-    ("train.loss_on_prompt=3", "expected true or false"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("mixture.exposure.depth=-0.1", "mixture.exposure.depth=-0.1"),
+        ("mixture.exposure.width=0.1", "unknown axis"),
+        ("mixture.families.string=0.9", "sum to 1.4"),
+        ("model.pos_encoding=alibi", "model.pos_encoding='alibi'"),
+        ("model.n_embd=130", "divisible"),
+        ("train.lr=0", "train.lr=0.0"),
+        ("train.max_steps=ten", "train.max_steps='ten'"),
+        ("train.maxsteps=10", "unknown config key 'train.maxsteps'"),
+        ("eval.splits=[id,ood_banana]", "ood_banana"),
+        ("eval.n_test=100000", "eval.n_test"),
+        ("eval.n_samples=0", "eval.n_samples"),
+        ("train.loss_on_prompt=3", "expected true or false"),
+    ],
+)
 def test_invalid_values_name_the_key_and_value(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         load_config(PretrainConfig, "quick", [override])
@@ -97,8 +100,11 @@ def test_the_quick_suite_pretrains_as_the_cpu_does_best_and_the_standard_suite_i
     from ood_bench.suite import expand, load_suite
 
     monkeypatch.delenv(precision.ENV, raising=False)
-    monkeypatch.setattr(precision, "cpu_info", lambda: {"capability": "AVX512" if native else "AVX2",
-                                                        "bf16_native": native, "model": "x"})
+    monkeypatch.setattr(
+        precision,
+        "cpu_info",
+        lambda: {"capability": "AVX512" if native else "AVX2", "bf16_native": native, "model": "x"},
+    )
     grid = expand(load_suite("quick"))
     quick = [s for s in grid if s.kind == "base"]
     standard = [s for s in expand(load_suite("standard")) if s.kind == "base"]

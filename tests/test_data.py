@@ -4,9 +4,16 @@ from collections import Counter
 
 import pytest
 
-from ood_bench.data import MixtureConfig
-from ood_bench.data import TEST_SEED, Mixture, collate, collate_packed, encode_problem, reserved_uids, \
-    held_out_problems
+from ood_bench.data import (
+    TEST_SEED,
+    Mixture,
+    MixtureConfig,
+    collate,
+    collate_packed,
+    encode_problem,
+    held_out_problems,
+    reserved_uids,
+)
 from ood_bench.errors import ConfigError
 from ood_bench.tasks.base import AXES
 
@@ -18,8 +25,9 @@ def test_stream_is_deterministic():
 
 
 def test_shares_and_exposure_are_respected():
-    spec = MixtureConfig(families={"string": 0.75, "graph": 0.25},
-                         exposure={"depth": 0.1, "length": 0.0, "repr": 0.05, "comp": 0.0})
+    spec = MixtureConfig(
+        families={"string": 0.75, "graph": 0.25}, exposure={"depth": 0.1, "length": 0.0, "repr": 0.05, "comp": 0.0}
+    )
     m = Mixture(spec, 0)
     draws = [m.problem(i) for i in range(4000)]
     fam = Counter(p.family for p in draws)
@@ -76,7 +84,7 @@ def test_collate_masks_prompt_and_padding(tasks):
     assert x.shape == y.shape
     row = 0
     kept = y[row][y[row] != -100].tolist()
-    assert kept == ex[row].ids[ex[row].prompt_len:]  # exactly the completion and <eos>
+    assert kept == ex[row].ids[ex[row].prompt_len :]  # exactly the completion and <eos>
     full = collate(ex, loss_on_prompt=True)["y"]
     assert (full[row] != -100).sum() == len(ex[row].ids) - 1
 
@@ -86,8 +94,7 @@ def test_packed_rows_compute_each_example_exactly_as_alone(tasks, pos):
     """Packing changes only the layout: every example's logits and targets are those it has unpacked."""
     import torch
 
-    from ood_bench.model import ModelConfig
-    from ood_bench.model import GPT
+    from ood_bench.model import GPT, ModelConfig
 
     ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(7) for f in ("string", "graph")]
     packed = collate_packed(ex, row_len=128)
@@ -104,10 +111,12 @@ def test_packed_rows_compute_each_example_exactly_as_alone(tasks, pos):
     starts = (packed["positions"] == 0) & (packed["x"] != 0)
     found = 0
     for r, c in starts.nonzero().tolist():
-        n = 1 + int((packed["positions"][r, c + 1:] > 0).int().cumprod(0).sum())
-        i = next(i for i, e in enumerate(ex) if len(e.ids) - 1 == n and e.ids[:-1] == packed["x"][r, c:c + n].tolist())
-        assert torch.allclose(together[r, c:c + n], alone[i, :n], atol=1e-4)
-        assert torch.equal(packed["y"][r, c:c + n], plain["y"][i, :n])
+        n = 1 + int((packed["positions"][r, c + 1 :] > 0).int().cumprod(0).sum())
+        i = next(
+            i for i, e in enumerate(ex) if len(e.ids) - 1 == n and e.ids[:-1] == packed["x"][r, c : c + n].tolist()
+        )
+        assert torch.allclose(together[r, c : c + n], alone[i, :n], atol=1e-4)
+        assert torch.equal(packed["y"][r, c : c + n], plain["y"][i, :n])
         found += 1
     assert found == len(ex)
 
@@ -136,8 +145,7 @@ def test_skipped_positions_keep_the_convolution_inside_each_packed_example(tasks
     the convolution finds document starts by token index, not by position."""
     import torch
 
-    from ood_bench.model import ModelConfig
-    from ood_bench.model import GPT
+    from ood_bench.model import GPT, ModelConfig
 
     ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(4) for f in ("string", "graph")]
     for k, e in enumerate(ex):  # a jump right after <bos>: position alone would let the conv see the row before
@@ -151,6 +159,9 @@ def test_skipped_positions_keep_the_convolution_inside_each_packed_example(tasks
         for e in ex:
             n = len(e.ids) - 1
             alone = model(torch.tensor([e.ids[:-1]]), torch.tensor([e.positions]))
-            r, c = next((r, c) for r, c in ((packed["doc_index"] == 0) & (packed["x"] != 0)).nonzero().tolist()
-                        if packed["x"][r, c:c + n].tolist() == e.ids[:-1])
-            assert torch.allclose(together[r, c:c + n], alone[0], atol=1e-4)
+            r, c = next(
+                (r, c)
+                for r, c in ((packed["doc_index"] == 0) & (packed["x"] != 0)).nonzero().tolist()
+                if packed["x"][r, c : c + n].tolist() == e.ids[:-1]
+            )
+            assert torch.allclose(together[r, c : c + n], alone[0], atol=1e-4)

@@ -29,8 +29,7 @@ def test_a_pure_tilt_of_a_real_base_expands_nothing(base, c):
 def test_a_real_acquisition_of_support_is_found():
     """The exposure-10% base against the exposure-0 base of the same seed: pretraining on ood_depth gave
     the first what the second never had."""
-    table = support_table(load_counts(STANDARD / "base-e0-s0" / "eval"),
-                          load_counts(STANDARD / "base-e10-s0" / "eval"))
+    table = support_table(load_counts(STANDARD / "base-e0-s0" / "eval"), load_counts(STANDARD / "base-e10-s0" / "eval"))
     depth = table[table["split"] == "ood_depth"]
     assert depth["outside"].sum() == 200
     assert depth["expanded"].sum() >= 150
@@ -58,6 +57,16 @@ def test_a_rise_beyond_every_inside_shift_is_flagged():
 def load_counts_frame(q):
     import pandas as pd
 
-    return pd.DataFrame({"family": "string", "version": 1, "split": "ood_depth",
-                         "uid": [f"u{i}" for i in range(len(q))], "n": 4, "c": 0, "trace_c": 0, "full_c": 0,
-                         "gold_logprob": np.log(q)})
+    return pd.DataFrame(
+        {
+            "family": "string",
+            "version": 1,
+            "split": "ood_depth",
+            "uid": [f"u{i}" for i in range(len(q))],
+            "n": 4,
+            "c": 0,
+            "trace_c": 0,
+            "full_c": 0,
+            "gold_logprob": np.log(q),
+        }
+    )

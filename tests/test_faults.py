@@ -44,8 +44,14 @@ class Bad(Algorithm):
 def register_algorithms(register):
     register(Bad)
 """
-POST = ["--no-progress", "prompts_per_step=2", "budget.grad_steps=2", "algo.max_new_tokens=16",
-        "trainer.accelerator=cpu", "trainer.devices=1"]
+POST = [
+    "--no-progress",
+    "prompts_per_step=2",
+    "budget.grad_steps=2",
+    "algo.max_new_tokens=16",
+    "trainer.accelerator=cpu",
+    "trainer.devices=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +70,19 @@ def bad_plugin(tmp_path, monkeypatch):
     sys.modules.pop("fakeplug_bad", None)
 
 
-@pytest.mark.parametrize("mode, says", [
-    ("raise", "failed in step: KeyError: 'boom'"),
-    ("nan", "failed in step: NonFiniteError: the algorithm's loss is nan at gradient step 0"),
-    ("type", "failed in step: it returned int, not a dict of diagnostics (name -> number)"),
-    ("text", "failed in step: a diagnostic it returned is not a number (could not convert string to float: 'low')"),
-    ("init", "failed in __init__: RuntimeError: no GPU for me"),
-])
-def test_an_algorithm_fault_is_one_line_exit_2_and_leaves_no_run_folder(mode, says, bad_plugin, tiny_base, tmp_path,
-                                                                        monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "mode, says",
+    [
+        ("raise", "failed in step: KeyError: 'boom'"),
+        ("nan", "failed in step: NonFiniteError: the algorithm's loss is nan at gradient step 0"),
+        ("type", "failed in step: it returned int, not a dict of diagnostics (name -> number)"),
+        ("text", "failed in step: a diagnostic it returned is not a number (could not convert string to float: 'low')"),
+        ("init", "failed in __init__: RuntimeError: no GPU for me"),
+    ],
+)
+def test_an_algorithm_fault_is_one_line_exit_2_and_leaves_no_run_folder(
+    mode, says, bad_plugin, tiny_base, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("BAD_MODE", mode)
     monkeypatch.delenv("OOD_BENCH_DEBUG", raising=False)
     out = tmp_path / "run"
@@ -109,24 +119,62 @@ def _patch_string_scorer(monkeypatch):
     monkeypatch.setattr(family, "score", score)
 
 
-def test_a_scorer_fault_during_evaluation_names_the_family_and_leaves_no_partial_folder(tiny_base, tmp_path,
-                                                                                       monkeypatch, capsys):
+def test_a_scorer_fault_during_evaluation_names_the_family_and_leaves_no_partial_folder(
+    tiny_base, tmp_path, monkeypatch, capsys
+):
     _patch_string_scorer(monkeypatch)
     out = tmp_path / "ev"
-    assert main(["evaluate", "--checkpoint", str(tiny_base), "--families", "string", "--splits", "id", "--n", "2",
-                 "--n-test", "2", "--out", str(out), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tiny_base),
+                "--families",
+                "string",
+                "--splits",
+                "id",
+                "--n",
+                "2",
+                "--n-test",
+                "2",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert ("ood-bench: error: plugin 'ood_bench.tasks.builtin' (task family 'string') failed in score: "
-            "ValueError: unexpected completion") in err and "Traceback" not in err
+    assert (
+        "ood-bench: error: plugin 'ood_bench.tasks.builtin' (task family 'string') failed in score: "
+        "ValueError: unexpected completion"
+    ) in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # neither ev nor .ev.partial-<pid>
 
 
-def test_a_scorer_fault_inside_an_algorithm_step_names_the_family_not_the_algorithm(tiny_base, tmp_path,
-                                                                                    monkeypatch, capsys):
+def test_a_scorer_fault_inside_an_algorithm_step_names_the_family_not_the_algorithm(
+    tiny_base, tmp_path, monkeypatch, capsys
+):
     _patch_string_scorer(monkeypatch)
     out = tmp_path / "run"
-    assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--out", str(out), "families=[string]",
-                 "algo.group_size=2", *POST]) == 2
+    assert (
+        main(
+            [
+                "posttrain",
+                "--algo",
+                "grpo",
+                "--base",
+                str(tiny_base),
+                "--out",
+                str(out),
+                "families=[string]",
+                "algo.group_size=2",
+                *POST,
+            ]
+        )
+        == 2
+    )
     assert "(task family 'string') failed in score: ValueError" in capsys.readouterr().err
     assert not out.exists()
 
@@ -139,10 +187,14 @@ def test_a_generator_fault_names_the_family(tiny_base, tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(family, "_generate", _generate)
     out = tmp_path / "run"
-    assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--out", str(out), "families=[string]",
-                 *POST]) == 2
-    assert ("ood-bench: error: plugin 'ood_bench.tasks.builtin' (task family 'string') failed in _generate: "
-            "IndexError: list index out of range") in capsys.readouterr().err
+    assert (
+        main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--out", str(out), "families=[string]", *POST])
+        == 2
+    )
+    assert (
+        "ood-bench: error: plugin 'ood_bench.tasks.builtin' (task family 'string') failed in _generate: "
+        "IndexError: list index out of range"
+    ) in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -152,6 +204,8 @@ def test_a_broken_entry_point_hints_at_the_pyproject(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), str(ROOT / "plugins")])}
     run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "plugins"], env=env, capture_output=True, text=True)
     assert run.returncode == 0
-    assert ("ood-bench: warning: plugin 'typo' failed to import: ModuleNotFoundError: No module named 'fakeplug_tpyo' "
-            "(check the entry point in its pyproject.toml: [project.entry-points.ood_bench] typo = \"fakeplug_tpyo\", "
-            "then reinstall it)") in run.stderr
+    assert (
+        "ood-bench: warning: plugin 'typo' failed to import: ModuleNotFoundError: No module named 'fakeplug_tpyo' "
+        '(check the entry point in its pyproject.toml: [project.entry-points.ood_bench] typo = "fakeplug_tpyo", '
+        "then reinstall it)"
+    ) in run.stderr

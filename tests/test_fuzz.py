@@ -26,12 +26,20 @@ def _keys(tree: dict, prefix: str = "") -> list[str]:
 
 KNOWN = _keys(load_config(PretrainConfig, "quick").to_dict())
 SCALARS = st.one_of(
-    st.integers(-3, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
-    st.text(string.printable, max_size=12), st.sampled_from(["id", "ood_depth", "string", "graph", "auto", "cpu",
-                                                              "gpu", "bogus", "32-true", "bf16", "[]", "{}"]),
+    st.integers(-3, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(string.printable, max_size=12),
+    st.sampled_from(
+        ["id", "ood_depth", "string", "graph", "auto", "cpu", "gpu", "bogus", "32-true", "bf16", "[]", "{}"]
+    ),
 )
-VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.dictionaries(st.sampled_from(
-    ["string", "graph", "depth", "comp", "nosuch"]), SCALARS, max_size=3))
+VALUES = st.one_of(
+    SCALARS,
+    st.lists(SCALARS, max_size=3),
+    st.dictionaries(st.sampled_from(["string", "graph", "depth", "comp", "nosuch"]), SCALARS, max_size=3),
+)
 KEYS = st.one_of(st.sampled_from(KNOWN), st.text(string.ascii_lowercase + "._", min_size=1, max_size=15))
 
 
@@ -40,10 +48,13 @@ def _value_text(v) -> str:
     return text.removesuffix("\n...").removesuffix("...").strip()
 
 
-OVERRIDES = st.lists(st.one_of(
-    st.tuples(KEYS, VALUES).map(lambda kv: f"{kv[0]}={_value_text(kv[1])}"),
-    st.text(string.printable.replace("\n", "").replace("\r", ""), max_size=20),  # anything at all
-), max_size=4)
+OVERRIDES = st.lists(
+    st.one_of(
+        st.tuples(KEYS, VALUES).map(lambda kv: f"{kv[0]}={_value_text(kv[1])}"),
+        st.text(string.printable.replace("\n", "").replace("\r", ""), max_size=20),  # anything at all
+    ),
+    max_size=4,
+)
 
 
 def run(argv: list[str]) -> tuple[int, str]:
@@ -74,25 +85,65 @@ def test_pretrain_overrides_validate_or_fail_in_one_line(overrides):
 
 
 @FUZZ
-@given(OVERRIDES, st.sampled_from(["grpo", "dapo", "ppo", "rloo", "sft", "expert_iteration", "nosuch"]),
-       st.sampled_from(["id", "ood_depth", "edge", "nope"]))
+@given(
+    OVERRIDES,
+    st.sampled_from(["grpo", "dapo", "ppo", "rloo", "sft", "expert_iteration", "nosuch"]),
+    st.sampled_from(["id", "ood_depth", "edge", "nope"]),
+)
 def test_posttrain_overrides_validate_or_fail_in_one_line(overrides, algo, split):
     algo_keys = [o if o.startswith(("algo.", "budget.")) or "=" not in o else "algo." + o for o in overrides]
-    assert_clean(["posttrain", "--print-config", "--algo", algo, "--base", "b.ckpt", "--rl-split", split,
-                  *algo_keys])
+    assert_clean(["posttrain", "--print-config", "--algo", algo, "--base", "b.ckpt", "--rl-split", split, *algo_keys])
 
 
-ARGS = st.lists(st.one_of(
-    st.sampled_from(["--n", "--k", "--n-test", "--seed", "--splits", "--families", "--out", "--null", "--json",
-                     "--outside", "--check", "--family", "--temperature", "--config", "id", "string", "0", "-1",
-                     "nan", "x", "quick"]),
-    st.text(string.ascii_letters + string.digits + "-_.=", max_size=10),
-), max_size=5)
+ARGS = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "--n",
+                "--k",
+                "--n-test",
+                "--seed",
+                "--splits",
+                "--families",
+                "--out",
+                "--null",
+                "--json",
+                "--outside",
+                "--check",
+                "--family",
+                "--temperature",
+                "--config",
+                "id",
+                "string",
+                "0",
+                "-1",
+                "nan",
+                "x",
+                "quick",
+            ]
+        ),
+        st.text(string.ascii_letters + string.digits + "-_.=", max_size=10),
+    ),
+    max_size=5,
+)
 
 
 @FUZZ
-@given(st.sampled_from(["evaluate --checkpoint missing.ckpt", "compare nowhere-a nowhere-b", "tasks",
-                        "algorithms", "leaderboard", "plugins", "pretrain --print-config", "run"]), ARGS)
+@given(
+    st.sampled_from(
+        [
+            "evaluate --checkpoint missing.ckpt",
+            "compare nowhere-a nowhere-b",
+            "tasks",
+            "algorithms",
+            "leaderboard",
+            "plugins",
+            "pretrain --print-config",
+            "run",
+        ]
+    ),
+    ARGS,
+)
 def test_any_arguments_end_in_success_or_one_line(command, args):
     argv = command.split() + args
     if argv[0] == "run":  # only ever validate a suite here, never start one

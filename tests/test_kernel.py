@@ -25,8 +25,10 @@ def built():
 @pytest.fixture
 def engine(monkeypatch, built):
     """Set OOD_BENCH_ENGINE for the duration of a test; the built module stays loaded."""
+
     def use(mode):
         monkeypatch.setenv(kernels.ENV, mode)
+
     kernels._loaded["module"] = built
     yield use
     kernels.reset()
@@ -35,8 +37,10 @@ def engine(monkeypatch, built):
 @pytest.fixture
 def unbuildable(monkeypatch):
     """A machine where building fails (no compiler, say)."""
+
     def fail():
         raise OSError("no C++ compiler found")
+
     kernels.reset()
     monkeypatch.setattr(kernels, "build", fail)
     yield
@@ -48,8 +52,10 @@ def close(a, b, rtol=1e-5):
     return (a - b).abs().max() <= rtol * max(a.abs().max(), b.abs().max())
 
 
-@pytest.mark.parametrize("P,n,H,hd,Tp,t", [(3, 4, 2, 16, 7, 1), (2, 5, 4, 32, 11, 9), (4, 2, 3, 8, 5, 17),
-                                           (1, 3, 2, 64, 20, 30), (2, 2, 2, 24, 1, 4)])
+@pytest.mark.parametrize(
+    "P,n,H,hd,Tp,t",
+    [(3, 4, 2, 16, 7, 1), (2, 5, 4, 32, 11, 9), (4, 2, 3, 8, 5, 17), (1, 3, 2, 64, 20, 30), (2, 2, 2, 24, 1, 4)],
+)
 def test_attention_with_a_shared_prompt_matches_eager(engine, P, n, H, hd, Tp, t):
     g = torch.Generator().manual_seed(P * 100 + t)
     cfg = ModelConfig(n_head=H, n_embd=H * hd)
@@ -79,7 +85,7 @@ def decode_logits(m: GPT, prompts: list[list[int]], n: int, steps: list[torch.Te
     ids = torch.zeros(P, Tp, dtype=torch.long)
     valid = torch.zeros(P, Tp, dtype=torch.bool)
     for i, p in enumerate(prompts):
-        ids[i, Tp - len(p):], valid[i, Tp - len(p):] = torch.tensor(p), True
+        ids[i, Tp - len(p) :], valid[i, Tp - len(p) :] = torch.tensor(p), True
     pos = (valid.long().cumsum(1) - 1).clamp(min=0)
     cache = KVCache.empty(m.cfg, P, Tp, "cpu", torch.float32)
     cache.key_mask[:, :Tp] = valid
@@ -134,8 +140,9 @@ def test_auto_without_a_kernel_decodes_eagerly_and_says_so_once(unbuildable, mon
     r = sample(m, [[1, 5, 6]], n=2, max_new_tokens=5, generator=torch.Generator().manual_seed(0))
     assert r.tokens.shape == (2, 5) and kernels.engine() == "eager"
     sample(m, [[1, 5, 6]], n=2, max_new_tokens=5, generator=torch.Generator().manual_seed(0))
-    assert capsys.readouterr().err == ("ood-bench: note: decode kernel unavailable (OSError: no C++ compiler "
-                                       "found): using the eager path\n")
+    assert capsys.readouterr().err == (
+        "ood-bench: note: decode kernel unavailable (OSError: no C++ compiler found): using the eager path\n"
+    )
 
 
 def test_a_broken_source_falls_back_like_a_missing_compiler(monkeypatch, tmp_path, capsys):
@@ -160,14 +167,25 @@ def test_kernel_mode_without_a_kernel_is_one_line_and_exit_2(unbuildable, monkey
         kernels.decode_kernel()
     assert main(["run", "quick", "--dry-run"]) == 2
     captured = capsys.readouterr()
-    assert captured.err.startswith("ood-bench: error: OOD_BENCH_ENGINE=kernel but the decode kernel cannot be "
-                                   "built (OSError: no C++ compiler found)") and captured.err.count("\n") == 1
+    assert (
+        captured.err.startswith(
+            "ood-bench: error: OOD_BENCH_ENGINE=kernel but the decode kernel cannot be "
+            "built (OSError: no C++ compiler found)"
+        )
+        and captured.err.count("\n") == 1
+    )
     assert captured.out == ""
 
 
-@pytest.mark.parametrize("argv", [["run", "standard", "--dry-run"], ["pretrain", "--print-config"],
-                                  ["evaluate", "--checkpoint", "missing.ckpt"],
-                                  ["posttrain", "--base", "missing.ckpt"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "standard", "--dry-run"],
+        ["pretrain", "--print-config"],
+        ["evaluate", "--checkpoint", "missing.ckpt"],
+        ["posttrain", "--base", "missing.ckpt"],
+    ],
+)
 def test_a_bad_engine_value_is_one_line_and_exit_2_before_any_compute(argv, monkeypatch, capsys):
     monkeypatch.setenv(kernels.ENV, "fast")
     assert main(argv) == 2
@@ -183,10 +201,13 @@ def test_a_rerun_with_the_other_engine_says_it_cannot_compare_bit_for_bit():
     committed = {"cpu": cpu, "precision": "32-true", "engine": "eager"}
     assert reproduction_line({**committed, "engine": "kernel", "reproduced": False, "committed": committed}) == (
         "committed record made on AVX512/32-true (eager decoding), this run AVX512/32-true (kernel decoding): not "
-        "comparable bit for bit")
+        "comparable bit for bit"
+    )
     older = {"cpu": cpu, "precision": "32-true"}  # made before records named their engine: compared as before
-    assert reproduction_line({**committed, "reproduced": True, "committed": older}) == \
-        "reproduced the committed record exactly"
+    assert (
+        reproduction_line({**committed, "reproduced": True, "committed": older})
+        == "reproduced the committed record exactly"
+    )
 
 
 def test_the_engine_is_no_part_of_any_run_key(monkeypatch, unbuildable):

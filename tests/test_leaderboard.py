@@ -65,7 +65,7 @@ def test_check_ignores_last_digit_noise_of_another_machines_arithmetic(tmp_path)
     assert tiny, "the committed support table should hold a tiny probability to perturb"
     last = int(tiny.group(1)[-1])
     bumped = f"{tiny.group(1)[:-1]}{(last + 2) % 10 if last < 8 else last - 2}e-{tiny.group(2)}"
-    support.write_text(text[:tiny.start()] + bumped + text[tiny.end():])
+    support.write_text(text[: tiny.start()] + bumped + text[tiny.end() :])
     assert main(["leaderboard", str(board), "--check"]) == 0
 
 
@@ -77,7 +77,7 @@ def test_check_catches_a_change_a_reader_could_see(tmp_path, capsys):
 
     cell = re.search(r"(?<= )0\.(\d)(\d\d)(?= )", text)
     changed = f"0.{(int(cell.group(1)) + 1) % 10}{cell.group(2)}"  # +0.1 in a three-decimal cell
-    markdown.write_text(text[:cell.start()] + changed + text[cell.end():])
+    markdown.write_text(text[: cell.start()] + changed + text[cell.end() :])
     assert main(["leaderboard", str(board), "--check"]) == 2
     assert "leaderboard.md" in capsys.readouterr().err
 

@@ -2,7 +2,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ood_bench.metrics import MeanWithStderr, PassAtK, default_ks, pass_at_k, pass_at_k_exact
 

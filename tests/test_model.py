@@ -3,16 +3,16 @@
 import pytest
 import torch
 
-from ood_bench.model import ModelConfig
-from ood_bench.model import GPT, KVCache
+from ood_bench.model import GPT, KVCache, ModelConfig
 from ood_bench.rollout import pack, sample, sequence_logprobs, token_logprobs
 from ood_bench.tokenizer import EOS
 
 
 def tiny(pos="rope", seed=0, rope_fraction=1.0):
     torch.manual_seed(seed)
-    return GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, pos_encoding=pos,
-                           rope_fraction=rope_fraction)).eval()
+    return GPT(
+        ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, pos_encoding=pos, rope_fraction=rope_fraction)
+    ).eval()
 
 
 @pytest.mark.parametrize("pos,rope_fraction", [("rope", 1.0), ("rope", 0.5), ("learned", 1.0)])
@@ -22,11 +22,12 @@ def test_cached_decoding_gives_the_uncached_logits(pos, rope_fraction):
     full = m(ids)
     cache = KVCache.empty(m.cfg, 3, 12, "cpu", torch.float32)
     cache.key_mask[:] = True
-    step_logits = [m(ids[:, :5], attn_mask=torch.ones(5, 5, dtype=torch.bool).tril()[None, None].expand(3, 1, 5, 5),
-                     cache=cache)]
+    step_logits = [
+        m(ids[:, :5], attn_mask=torch.ones(5, 5, dtype=torch.bool).tril()[None, None].expand(3, 1, 5, 5), cache=cache)
+    ]
     for t in range(5, 12):
         pos_t = torch.full((3, 1), t)
-        step_logits.append(m(ids[:, t:t + 1], pos_t, cache.key_mask[:, None, None, : t + 1], cache))
+        step_logits.append(m(ids[:, t : t + 1], pos_t, cache.key_mask[:, None, None, : t + 1], cache))
     cached = torch.cat(step_logits, 1)
     assert torch.allclose(cached, full, atol=1e-5)
 
@@ -69,8 +70,9 @@ def test_mask_ends_at_eos_and_top_p_restricts_support():
         toks = row[mask].tolist()
         assert EOS not in toks[:-1]
     greedy = sample(m, [[1, 5]], n=1, temperature=0.0, max_new_tokens=6)
-    tiny_p = sample(m, [[1, 5]], n=4, temperature=1.0, top_p=1e-6, max_new_tokens=6,
-                    generator=torch.Generator().manual_seed(0))
+    tiny_p = sample(
+        m, [[1, 5]], n=4, temperature=1.0, top_p=1e-6, max_new_tokens=6, generator=torch.Generator().manual_seed(0)
+    )
     for row in tiny_p.tokens:  # top-p -> 0 keeps only the argmax: greedy
         assert torch.equal(row, greedy.tokens[0])
 
@@ -128,8 +130,11 @@ def test_prompts_computed_once_score_like_whole_rows(pos, frac, conv):
     from ood_bench.rollout import shared_prompt_logprobs
 
     torch.manual_seed(0)
-    m = GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=64, pos_encoding=pos, rope_fraction=frac,
-                        conv_kernel=conv))
+    m = GPT(
+        ModelConfig(
+            n_layer=2, n_head=2, n_embd=32, block_size=64, pos_encoding=pos, rope_fraction=frac, conv_kernel=conv
+        )
+    )
     prompts, n = [[1, 5, 6, 7, 8], [1, 9], [1, 11, 12, 13, 14, 15, 16, 17]], 3
     comps = [[20 + r, 30, 2][: r % 3 + 1] + [40] * (r % 2) for r in range(9)]
     comps[4] = [2]

@@ -72,12 +72,16 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_rest_load(sandbox):
 
 
 def test_a_plugin_whose_hook_raises_is_reported_alone(sandbox):
-    fake_dist(sandbox, "fakeplug_raises", """
+    fake_dist(
+        sandbox,
+        "fakeplug_raises",
+        """
         from ood_bench import hookimpl
         @hookimpl
         def register_algorithms(register):
             raise RuntimeError("boom")
-    """)
+    """,
+    )
     with pytest.warns(RuntimeWarning, match="fakeplug_raises' failed to register"):
         plugins = Plugins()
     assert "grpo" in plugins.algorithms
@@ -110,7 +114,10 @@ def test_loading_is_idempotent():
 
 
 def test_a_plugin_can_add_a_task_family(sandbox):
-    fake_dist(sandbox, "fakeplug_task", """
+    fake_dist(
+        sandbox,
+        "fakeplug_task",
+        """
         from ood_bench import hookimpl
         from ood_bench.tasks.string_program import StringProgram
 
@@ -121,7 +128,8 @@ def test_a_plugin_can_add_a_task_family(sandbox):
         @hookimpl
         def register_tasks(register):
             register(Copy())
-    """)
+    """,
+    )
     plugins = Plugins()
     assert "copy" in plugins.tasks.names()
     assert "fakeplug_task" in plugins.tasks.owner("copy")
@@ -141,22 +149,58 @@ def test_plugins_and_algorithms_commands(capsys):
 def test_third_party_plugin_installs_and_runs_through_the_cli(tmp_path):
     """pip-install the example plugin package, then find and run its algorithm from the CLI."""
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT / "plugins" / "example-plugin")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "plugins" / "example-plugin"),
+        ],
+        check=True,
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    listing = subprocess.run([sys.executable, "-m", "ood_bench.cli", "algorithms"], env=env,
-                             capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "ood_bench.cli", "algorithms"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert "reinforce" in listing and "algo.baseline_decay" in listing
     base = tmp_path / "base"
     from .conftest import TINY_OVERRIDES
 
-    subprocess.run([sys.executable, "-m", "ood_bench.cli", "pretrain", "--no-progress", f"out_dir={base}",
-                    *TINY_OVERRIDES], env=env, check=True, capture_output=True)
-    run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "posttrain", "--algo", "reinforce", "--base",
-                          str(base / "base.ckpt"), "--out", str(tmp_path / "rf"), "--no-progress",
-                          "prompts_per_step=2", "budget.grad_steps=2", "algo.max_new_tokens=16",
-                          "trainer.accelerator=cpu", "trainer.devices=1"],
-                         env=env, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-m", "ood_bench.cli", "pretrain", "--no-progress", f"out_dir={base}", *TINY_OVERRIDES],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ood_bench.cli",
+            "posttrain",
+            "--algo",
+            "reinforce",
+            "--base",
+            str(base / "base.ckpt"),
+            "--out",
+            str(tmp_path / "rf"),
+            "--no-progress",
+            "prompts_per_step=2",
+            "budget.grad_steps=2",
+            "algo.max_new_tokens=16",
+            "trainer.accelerator=cpu",
+            "trainer.devices=1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "rf" / "posttrained.ckpt").is_file()
     assert '"plugin": "reinforce"' in (tmp_path / "rf" / "posttrain_record.json").read_text()
@@ -164,13 +208,23 @@ def test_third_party_plugin_installs_and_runs_through_the_cli(tmp_path):
     import csv
 
     rows = list(csv.DictReader(open(next((tmp_path / "rf" / "logs").rglob("metrics.csv")))))
-    for name in ("diag/reward", "diag/accuracy", "diag/response_length", "diag/kl_ref", "diag/entropy",
-                 "algo/baseline", "budget/grad_steps"):
+    for name in (
+        "diag/reward",
+        "diag/accuracy",
+        "diag/response_length",
+        "diag/kl_ref",
+        "diag/entropy",
+        "algo/baseline",
+        "budget/grad_steps",
+    ):
         assert any(r.get(name) not in (None, "") for r in rows), name
 
 
 def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypatch):
-    fake_dist(sandbox, "fakeplug_metric", """
+    fake_dist(
+        sandbox,
+        "fakeplug_metric",
+        """
         import torch
         from torchmetrics import Metric
         from ood_bench import hookimpl
@@ -189,12 +243,11 @@ def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypa
         @hookimpl
         def register_metrics(register):
             register("solved_at_all", SolvedAtAll)
-    """)
+    """,
+    )
     import ood_bench.plugins as plugins_mod
-    from ood_bench.evaluate import EvalConfig
-    from ood_bench.evaluate import evaluate_split
-    from ood_bench.model import GPT
-    from ood_bench.model import ModelConfig
+    from ood_bench.evaluate import EvalConfig, evaluate_split
+    from ood_bench.model import GPT, ModelConfig
 
     monkeypatch.setattr(plugins_mod, "_PLUGINS", Plugins())
     model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16))
@@ -208,8 +261,21 @@ def test_a_third_party_family_and_algorithm_run_pretrain_posttrain_evaluate(tmp_
     """Both example packages, pip-installed: the family joins the mixture, the algorithm post-trains on it."""
     target = tmp_path / "site"
     for pkg in ("example-plugin", "example-family"):
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                        "--target", str(target), str(ROOT / "plugins" / pkg)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--target",
+                str(target),
+                str(ROOT / "plugins" / pkg),
+            ],
+            check=True,
+        )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
 
     def cli(*args):
@@ -217,25 +283,62 @@ def test_a_third_party_family_and_algorithm_run_pretrain_posttrain_evaluate(tmp_
         assert run.returncode == 0, run.stderr[-2000:]
         return run.stdout
 
-    assert "modsum v2: keeps the task-family contract" in cli("tasks", "--family", "modsum", "--check",
-                                                              "--check-problems", "50")
+    assert "modsum v2: keeps the task-family contract" in cli(
+        "tasks", "--family", "modsum", "--check", "--check-problems", "50"
+    )
     from .conftest import TINY_OVERRIDES
 
     base = tmp_path / "base"
-    cli("pretrain", "--no-progress", f"out_dir={base}", *TINY_OVERRIDES,
-        "mixture.families={string: 0.3, graph: 0.3, modsum: 0.4}")
-    cli("posttrain", "--algo", "reinforce", "--base", str(base / "base.ckpt"), "--rl-split", "id",
-        "--out", str(tmp_path / "rf"), "--no-progress", "prompts_per_step=2", "budget.grad_steps=2",
-        "algo.max_new_tokens=16", "trainer.accelerator=cpu", "trainer.devices=1", "families=[modsum]")
-    out = cli("evaluate", "--checkpoint", str(tmp_path / "rf" / "posttrained.ckpt"), "--families", "modsum",
-              "--splits", "id", "ood_comp", "--n-test", "4", "--n", "2", "--no-progress")
+    cli(
+        "pretrain",
+        "--no-progress",
+        f"out_dir={base}",
+        *TINY_OVERRIDES,
+        "mixture.families={string: 0.3, graph: 0.3, modsum: 0.4}",
+    )
+    cli(
+        "posttrain",
+        "--algo",
+        "reinforce",
+        "--base",
+        str(base / "base.ckpt"),
+        "--rl-split",
+        "id",
+        "--out",
+        str(tmp_path / "rf"),
+        "--no-progress",
+        "prompts_per_step=2",
+        "budget.grad_steps=2",
+        "algo.max_new_tokens=16",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "families=[modsum]",
+    )
+    out = cli(
+        "evaluate",
+        "--checkpoint",
+        str(tmp_path / "rf" / "posttrained.ckpt"),
+        "--families",
+        "modsum",
+        "--splits",
+        "id",
+        "ood_comp",
+        "--n-test",
+        "4",
+        "--n",
+        "2",
+        "--no-progress",
+    )
     assert "modsum" in out and "ood_comp" in out
     record = json.loads((tmp_path / "rf" / "posttrain_record.json").read_text())
     assert record["plugin"] == "reinforce" and record["task_versions"] == {"modsum": 2}
 
 
 def test_a_family_that_breaks_the_contract_is_reported_by_name(sandbox):
-    fake_dist(sandbox, "fakeplug_badfam", """
+    fake_dist(
+        sandbox,
+        "fakeplug_badfam",
+        """
         from ood_bench.api import TaskFamily, hookimpl
 
         class Bad(TaskFamily):
@@ -247,7 +350,8 @@ def test_a_family_that_breaks_the_contract_is_reported_by_name(sandbox):
         @hookimpl
         def register_tasks(register):
             register(Bad())
-    """)
+    """,
+    )
     with pytest.warns(RuntimeWarning, match="plugin 'fakeplug_badfam' failed to register .*must start with 'B:'"):
         plugins = Plugins()
     assert "badfam" not in plugins.tasks and "string" in plugins.tasks
@@ -256,28 +360,61 @@ def test_a_family_that_breaks_the_contract_is_reported_by_name(sandbox):
 def test_a_post_trained_checkpoint_names_the_family_plugin_it_needs(tmp_path):
     """Train with the example family installed, then evaluate without it: the error names the distribution."""
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT / "plugins" / "example-family")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "plugins" / "example-family"),
+        ],
+        check=True,
+    )
     with_family = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
     from .conftest import TINY_OVERRIDES
 
     base = tmp_path / "base"
-    for argv in (["pretrain", "--no-progress", f"out_dir={base}", *TINY_OVERRIDES, "mixture.families={modsum: 1.0}"],
-                 ["posttrain", "--algo", "sft", "--base", str(base / "base.ckpt"), "--out", str(tmp_path / "p"),
-                  "--no-progress", "prompts_per_step=2", "budget.grad_steps=1", "trainer.accelerator=cpu",
-                  "trainer.devices=1"]):
-        run = subprocess.run([sys.executable, "-m", "ood_bench.cli", *argv], env=with_family, capture_output=True,
-                             text=True)
+    for argv in (
+        ["pretrain", "--no-progress", f"out_dir={base}", *TINY_OVERRIDES, "mixture.families={modsum: 1.0}"],
+        [
+            "posttrain",
+            "--algo",
+            "sft",
+            "--base",
+            str(base / "base.ckpt"),
+            "--out",
+            str(tmp_path / "p"),
+            "--no-progress",
+            "prompts_per_step=2",
+            "budget.grad_steps=1",
+            "trainer.accelerator=cpu",
+            "trainer.devices=1",
+        ],
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "ood_bench.cli", *argv], env=with_family, capture_output=True, text=True
+        )
         assert run.returncode == 0, run.stderr[-2000:]
     for ckpt in (base / "base.ckpt", tmp_path / "p" / "posttrained.ckpt"):
-        run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(ckpt)],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "ood_bench.cli", "evaluate", "--checkpoint", str(ckpt)],
+            capture_output=True,
+            text=True,
+        )
         assert run.returncode == 2 and "'ood-bench-modsum'" in run.stderr and "task family 'modsum'" in run.stderr
 
 
 def test_a_third_party_algorithm_with_state_resumes_to_identical_weights(sandbox, tmp_path):
     """A plugin with a running baseline (its own state, through state_dict/load_state_dict), killed and resumed."""
-    fake_dist(sandbox, "fakeplug_stateful", """
+    fake_dist(
+        sandbox,
+        "fakeplug_stateful",
+        """
         from dataclasses import dataclass
         from ood_bench.api import Algorithm, AlgorithmConfig, hookimpl
 
@@ -311,7 +448,8 @@ def test_a_third_party_algorithm_with_state_resumes_to_identical_weights(sandbox
         @hookimpl
         def register_algorithms(register):
             register(Stateful)
-    """)
+    """,
+    )
     import ood_bench.plugins as plugins_module
     from ood_bench.posttrain import load_posttrain_config, posttrain
 
@@ -324,9 +462,19 @@ def test_a_third_party_algorithm_with_state_resumes_to_identical_weights(sandbox
         assert main(["pretrain", "--no-progress", f"out_dir={base}", *TINY_OVERRIDES]) == 0
 
         def cfg(out):
-            return load_posttrain_config(None, [f"base={base / 'base.ckpt'}", f"out_dir={out}", "algorithm=stateful",
-                                                "prompts_per_step=2", "budget.grad_steps=4", "ckpt_every=1",
-                                                "trainer.accelerator=cpu", "trainer.devices=1"])
+            return load_posttrain_config(
+                None,
+                [
+                    f"base={base / 'base.ckpt'}",
+                    f"out_dir={out}",
+                    "algorithm=stateful",
+                    "prompts_per_step=2",
+                    "budget.grad_steps=4",
+                    "ckpt_every=1",
+                    "trainer.accelerator=cpu",
+                    "trainer.devices=1",
+                ],
+            )
 
         straight = posttrain(cfg(tmp_path / "straight"), progress=False)
         with pytest.raises(RuntimeError, match="simulated crash"):

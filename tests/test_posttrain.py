@@ -11,8 +11,15 @@ from ood_bench.plugins import get_plugins
 from .conftest import TINY_OVERRIDES
 
 BUILTIN = ["grpo", "ppo", "rloo", "sft", "expert_iteration"]
-TINY_POST = ["prompts_per_step=2", "budget.grad_steps=2", "ckpt_every=1", "algo.group_size=2",
-             "algo.max_new_tokens=16", "trainer.accelerator=cpu", "trainer.devices=1"]
+TINY_POST = [
+    "prompts_per_step=2",
+    "budget.grad_steps=2",
+    "ckpt_every=1",
+    "algo.group_size=2",
+    "algo.max_new_tokens=16",
+    "trainer.accelerator=cpu",
+    "trainer.devices=1",
+]
 
 
 def tiny_post(*extra: str) -> list[str]:
@@ -39,8 +46,21 @@ def test_builtin_algorithms_come_from_entry_points():
 @pytest.mark.parametrize("algo", BUILTIN)
 def test_every_algorithm_posttrains_through_the_cli(algo, tiny_base, tmp_path):
     out = tmp_path / algo
-    rc = main(["posttrain", "--algo", algo, "--base", str(tiny_base), "--rl-split", "id", "--out", str(out),
-               "--no-progress", *TINY_POST])
+    rc = main(
+        [
+            "posttrain",
+            "--algo",
+            algo,
+            "--base",
+            str(tiny_base),
+            "--rl-split",
+            "id",
+            "--out",
+            str(out),
+            "--no-progress",
+            *TINY_POST,
+        ]
+    )
     assert rc == 0
     assert (out / "posttrained.ckpt").is_file()
     record = json.loads((out / "posttrain_record.json").read_text())
@@ -50,17 +70,58 @@ def test_every_algorithm_posttrains_through_the_cli(algo, tiny_base, tmp_path):
     logs = (out / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
     assert "budget/grad_steps" in logs
     # the post-trained checkpoint evaluates like a base one
-    assert main(["evaluate", "--checkpoint", str(out / "posttrained.ckpt"), "--splits", "id", "--n", "2",
-                 "--n-test", "2", "--no-progress", "--out", str(out / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(out / "posttrained.ckpt"),
+                "--splits",
+                "id",
+                "--n",
+                "2",
+                "--n-test",
+                "2",
+                "--no-progress",
+                "--out",
+                str(out / "eval"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_grpo_logs_its_diagnostics(tiny_base, tmp_path):
     out = tmp_path / "g"
-    assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--out", str(out), "--no-progress",
-                 *TINY_POST, "algo.beta=0.1", "algo.inner_iterations=2"]) == 0
+    assert (
+        main(
+            [
+                "posttrain",
+                "--algo",
+                "grpo",
+                "--base",
+                str(tiny_base),
+                "--out",
+                str(out),
+                "--no-progress",
+                *TINY_POST,
+                "algo.beta=0.1",
+                "algo.inner_iterations=2",
+            ]
+        )
+        == 0
+    )
     header = (out / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
-    for key in ("reward_mean", "reward_std", "zero_std_frac", "clip_frac", "kl_k1", "kl_k3", "entropy",
-                "response_length"):
+    for key in (
+        "reward_mean",
+        "reward_std",
+        "zero_std_frac",
+        "clip_frac",
+        "kl_k1",
+        "kl_k3",
+        "entropy",
+        "response_length",
+    ):
         assert f"algo/{key}" in header, key
     record = json.loads((out / "posttrain_record.json").read_text())
     assert record["counters"]["grad_steps"] == 2  # two inner iterations on the first batch
@@ -73,8 +134,21 @@ def test_grpo_logs_its_diagnostics(tiny_base, tmp_path):
 def test_the_progress_bar_counts_gradient_steps_not_batches(tiny_base, tmp_path, capsys):
     """Two inner iterations per rollout batch: 4 gradient steps in 2 batches end the bar at 4/4 (it stopped at 2/4)."""
     out = tmp_path / "bar"
-    assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--out", str(out),
-                 *tiny_post("budget.grad_steps=4", "algo.inner_iterations=2")]) == 0
+    assert (
+        main(
+            [
+                "posttrain",
+                "--algo",
+                "grpo",
+                "--base",
+                str(tiny_base),
+                "--out",
+                str(out),
+                *tiny_post("budget.grad_steps=4", "algo.inner_iterations=2"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "posttrain_record.json").read_text())["counters"]["batches"] == 2
     captured = capsys.readouterr()
     bars = [line for line in (captured.out + captured.err).replace("\r", "\n").splitlines() if "/4 " in line]
@@ -83,27 +157,46 @@ def test_the_progress_bar_counts_gradient_steps_not_batches(tiny_base, tmp_path,
 
 def test_ppo_logs_value_diagnostics(tiny_base, tmp_path):
     out = tmp_path / "p"
-    assert main(["posttrain", "--algo", "ppo", "--base", str(tiny_base), "--out", str(out), "--no-progress",
-                 *TINY_POST]) == 0
+    assert (
+        main(["posttrain", "--algo", "ppo", "--base", str(tiny_base), "--out", str(out), "--no-progress", *TINY_POST])
+        == 0
+    )
     header = (out / "logs" / "version_0" / "metrics.csv").read_text().splitlines()[0]
     assert "algo/value_loss" in header and "algo/explained_variance" in header
 
 
 def test_prompt_budget_stops_the_run(tiny_base, tmp_path):
     out = tmp_path / "b"
-    assert main(["posttrain", "--algo", "sft", "--base", str(tiny_base), "--out", str(out), "--no-progress",
-                 *tiny_post("budget.grad_steps=50", "budget.prompts=6")]) == 0
+    assert (
+        main(
+            [
+                "posttrain",
+                "--algo",
+                "sft",
+                "--base",
+                str(tiny_base),
+                "--out",
+                str(out),
+                "--no-progress",
+                *tiny_post("budget.grad_steps=50", "budget.prompts=6"),
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "posttrain_record.json").read_text())
     assert record["counters"]["prompts"] == 6 and record["counters"]["grad_steps"] == 3
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--algo", "dpo"], "unknown algorithm 'dpo'"),
-    (["--algo", "grpo", "algo.beta=-1"], "algo.beta=-1"),
-    (["--algo", "grpo", "algo.kl_estimator=k2"], "algo.kl_estimator='k2'"),
-    (["--algo", "grpo", "algo.bogus=1"], "unknown config key 'algo.bogus'"),
-    (["--algo", "grpo", "--rl-split", "ood_nope"], "rl_split='ood_nope'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--algo", "dpo"], "unknown algorithm 'dpo'"),
+        (["--algo", "grpo", "algo.beta=-1"], "algo.beta=-1"),
+        (["--algo", "grpo", "algo.kl_estimator=k2"], "algo.kl_estimator='k2'"),
+        (["--algo", "grpo", "algo.bogus=1"], "unknown config key 'algo.bogus'"),
+        (["--algo", "grpo", "--rl-split", "ood_nope"], "rl_split='ood_nope'"),
+    ],
+)
 def test_bad_posttrain_input(argv, message, tiny_base, tmp_path, capsys):
     assert main(["posttrain", "--base", str(tiny_base), "--out", str(tmp_path / "x"), *argv]) == 2
     err = capsys.readouterr().err.strip()
@@ -164,8 +257,9 @@ def test_interrupted_posttraining_resumes_to_the_same_weights(tiny_base, tmp_pat
     from .test_cli import Crash
 
     def cfg(out):
-        return load_posttrain_config(None, [f"base={tiny_base}", f"out_dir={out}", "algorithm=grpo",
-                                            *tiny_post("budget.grad_steps=4")])
+        return load_posttrain_config(
+            None, [f"base={tiny_base}", f"out_dir={out}", "algorithm=grpo", *tiny_post("budget.grad_steps=4")]
+        )
 
     straight = posttrain(cfg(tmp_path / "straight"), progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -192,8 +286,9 @@ def test_a_posttraining_run_resumes_after_its_base_moved(tiny_base, tmp_path):
     from .test_cli import Crash
 
     def cfg(base, out):
-        return load_posttrain_config(None, [f"base={base}", f"out_dir={out}", "algorithm=grpo",
-                                            *tiny_post("budget.grad_steps=4")])
+        return load_posttrain_config(
+            None, [f"base={base}", f"out_dir={out}", "algorithm=grpo", *tiny_post("budget.grad_steps=4")]
+        )
 
     straight = posttrain(cfg(tiny_base, tmp_path / "straight"), progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -244,8 +339,24 @@ def test_expert_iteration_trains_on_verified_samples_only(tiny_base, verify_trac
 def test_a_run_that_never_stepped_says_so(tiny_base, tmp_path, capsys):
     """GRPO with dynamic filtering on prompts the base never solves: every batch is skipped."""
     out = tmp_path / "never"
-    assert main(["posttrain", "--algo", "grpo", "--base", str(tiny_base), "--rl-split", "ood_repr", "--out", str(out),
-                 "--no-progress", *tiny_post("algo.dynamic_filtering=true", "budget.batches=2")]) == 0
+    assert (
+        main(
+            [
+                "posttrain",
+                "--algo",
+                "grpo",
+                "--base",
+                str(tiny_base),
+                "--rl-split",
+                "ood_repr",
+                "--out",
+                str(out),
+                "--no-progress",
+                *tiny_post("algo.dynamic_filtering=true", "budget.batches=2"),
+            ]
+        )
+        == 0
+    )
     assert "no gradient step was taken" in capsys.readouterr().out
 
 
@@ -264,8 +375,16 @@ def test_activation_checkpointing_changes_no_weight_and_no_key(algo, tiny_base, 
 
     def run(flag):
         calls.clear()
-        cfg = load_posttrain_config(None, [f"base={tiny_base}", f"out_dir={tmp_path / flag}", f"algorithm={algo}",
-                                           f"activation_checkpointing={flag}", *tiny_post("algo.group_size=4")])
+        cfg = load_posttrain_config(
+            None,
+            [
+                f"base={tiny_base}",
+                f"out_dir={tmp_path / flag}",
+                f"algorithm={algo}",
+                f"activation_checkpointing={flag}",
+                *tiny_post("algo.group_size=4"),
+            ],
+        )
         ckpt = torch.load(posttrain(cfg, progress=False), weights_only=False)
         return ckpt, len(calls)
 

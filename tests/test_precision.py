@@ -32,15 +32,18 @@ def cpu(monkeypatch):
     return lambda info: monkeypatch.setattr(precision, "cpu_info", lambda: dict(info))
 
 
-@pytest.mark.parametrize("cap,flags,onednn,native", [
-    ("AVX512", "fma avx2 avx512f avx512_bf16", True, True),
-    ("AVX512", "fma avx2 avx512f amx_bf16 amx_tile", True, True),
-    ("AVX2", "fma avx2 avx512f avx512_bf16", True, False),  # ATEN_CPU_CAPABILITY=avx2 on a bf16 CPU
-    ("AVX512", "fma avx2 avx512f avx512_bf16", False, False),  # ONEDNN_MAX_CPU_ISA=AVX2 on a bf16 CPU
-    ("AVX512", "fma avx2 avx512f avx512bw", True, False),  # AVX-512 without bf16: oneDNN emulates it
-    ("AVX2", "fma avx2", True, False),  # the 2-core EPYC of the issue
-    ("DEFAULT", "", True, False),  # no /proc/cpuinfo flags (macOS, Windows): fp32, which is never slow
-])
+@pytest.mark.parametrize(
+    "cap,flags,onednn,native",
+    [
+        ("AVX512", "fma avx2 avx512f avx512_bf16", True, True),
+        ("AVX512", "fma avx2 avx512f amx_bf16 amx_tile", True, True),
+        ("AVX2", "fma avx2 avx512f avx512_bf16", True, False),  # ATEN_CPU_CAPABILITY=avx2 on a bf16 CPU
+        ("AVX512", "fma avx2 avx512f avx512_bf16", False, False),  # ONEDNN_MAX_CPU_ISA=AVX2 on a bf16 CPU
+        ("AVX512", "fma avx2 avx512f avx512bw", True, False),  # AVX-512 without bf16: oneDNN emulates it
+        ("AVX2", "fma avx2", True, False),  # the 2-core EPYC of the issue
+        ("DEFAULT", "", True, False),  # no /proc/cpuinfo flags (macOS, Windows): fp32, which is never slow
+    ],
+)
 def test_bf16_is_native_only_with_the_instructions_the_kernels_and_onednn(cap, flags, onednn, native, monkeypatch):
     monkeypatch.setattr(precision, "capability", lambda: cap)
     monkeypatch.setattr(precision, "_cpuinfo", lambda: {"flags": flags, "model name": "m"} if flags else {})
@@ -63,8 +66,12 @@ def test_a_run_keyed_by_auto_is_keyed_by_what_it_resolves_to(info, want, cpu):
     cpu(info)
     auto = expand(load_suite(str(TINY_SUITE), ["bases.overrides.trainer.precision=auto"]))
     named = expand(load_suite(str(TINY_SUITE), [f"bases.overrides.trainer.precision={want}"]))
-    other = expand(load_suite(str(TINY_SUITE), ["bases.overrides.trainer.precision="
-                                                + ("32-true" if want == "bf16-mixed" else "bf16-mixed")]))
+    other = expand(
+        load_suite(
+            str(TINY_SUITE),
+            ["bases.overrides.trainer.precision=" + ("32-true" if want == "bf16-mixed" else "bf16-mixed")],
+        )
+    )
     assert [s.key for s in auto] == [s.key for s in named]
     assert all(a.key != o.key for a, o in zip(auto, other))
     assert {s.config["trainer"]["precision"] for s in auto if s.kind == "base"} == {want}
@@ -72,19 +79,38 @@ def test_a_run_keyed_by_auto_is_keyed_by_what_it_resolves_to(info, want, cpu):
 
 def test_the_resolver_under_aten_cpu_capability_avx2_picks_fp32():
     """Limiting PyTorch to its AVX2 kernels (as on the 2-core EPYC) makes auto fp32 on any CPU, this one too."""
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    }
     env.pop(precision.ENV, None)
-    out = subprocess.run([sys.executable, "-c", "from ood_bench.precision import cpu_info, resolve_precision; "
-                          "print(resolve_precision('auto'), cpu_info()['capability'], cpu_info()['bf16_native'])"],
-                         env=env, capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ood_bench.precision import cpu_info, resolve_precision; "
+            "print(resolve_precision('auto'), cpu_info()['capability'], cpu_info()['bf16_native'])",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
     assert out[0] == "32-true" and not out[1].startswith("AVX512") and out[2] == "False", out
 
 
-@pytest.mark.parametrize("value,info,want", [
-    ("32-true", AVX512_BF16, "32-true"), ("bf16-mixed", AVX2, "bf16-mixed"), ("auto", AVX2, "32-true"),
-    ("auto", AVX512_BF16, "bf16-mixed"), (" bf16-mixed ", AVX2, "bf16-mixed"),
-])
+@pytest.mark.parametrize(
+    "value,info,want",
+    [
+        ("32-true", AVX512_BF16, "32-true"),
+        ("bf16-mixed", AVX2, "bf16-mixed"),
+        ("auto", AVX2, "32-true"),
+        ("auto", AVX512_BF16, "bf16-mixed"),
+        (" bf16-mixed ", AVX2, "bf16-mixed"),
+    ],
+)
 def test_the_environment_variable_decides_what_auto_becomes(value, info, want, cpu, monkeypatch):
     cpu(info)
     monkeypatch.setenv(precision.ENV, value)
@@ -92,16 +118,19 @@ def test_the_environment_variable_decides_what_auto_becomes(value, info, want, c
     assert precision.resolve_precision("32-true") == "32-true"  # the standard suite's fp32 keeps its keys
 
 
-@pytest.mark.parametrize("argv", [["run", "standard", "--dry-run"], ["run", "quick", "--dry-run"],
-                                  ["pretrain", "--print-config"]])
+@pytest.mark.parametrize(
+    "argv", [["run", "standard", "--dry-run"], ["run", "quick", "--dry-run"], ["pretrain", "--print-config"]]
+)
 def test_a_bad_environment_value_is_one_line_and_exit_2_before_any_compute(argv, monkeypatch, capsys):
     monkeypatch.setenv(precision.ENV, "bf16")
     with pytest.raises(ConfigError):
         precision.resolve_precision("auto")
     assert main(argv) == 2
     captured = capsys.readouterr()
-    assert captured.err == "ood-bench: error: invalid OOD_BENCH_PRECISION='bf16': choose from 32-true, " \
-                           "bf16-mixed, auto\n" and captured.out == ""
+    assert (
+        captured.err == "ood-bench: error: invalid OOD_BENCH_PRECISION='bf16': choose from 32-true, bf16-mixed, auto\n"
+        and captured.out == ""
+    )
 
 
 def test_auto_is_a_valid_config_value_and_an_unknown_one_is_still_one_line(cpu, capsys):
@@ -117,11 +146,14 @@ def test_the_dry_run_says_what_auto_became_and_why(cpu, capsys):
     cpu(AVX2)
     assert main(["run", "quick", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "bases: trainer.precision auto -> 32-true (this CPU: a CPU with AVX2 only, PyTorch capability AVX2, " \
-           "no native bf16)" in out
+    assert (
+        "bases: trainer.precision auto -> 32-true (this CPU: a CPU with AVX2 only, PyTorch capability AVX2, "
+        "no native bf16)" in out
+    )
 
 
 # ----------------------------------------------------------------------------- records and the reproduction line
+
 
 @pytest.fixture
 def one_base_suite(tmp_path):
@@ -134,12 +166,23 @@ def one_base_suite(tmp_path):
     data["posttrain"]["rows"] = []
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))
-    return lambda *extra: main(["run", str(path), "--work-root", str(tmp_path / "runs"), "--publish-root",
-                                str(tmp_path / "lb"), "--no-progress", *extra])
+    return lambda *extra: main(
+        [
+            "run",
+            str(path),
+            "--work-root",
+            str(tmp_path / "runs"),
+            "--publish-root",
+            str(tmp_path / "lb"),
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_a_record_names_its_precision_and_cpu_and_a_rerun_on_another_cpu_says_it_cannot_compare(
-        cpu, one_base_suite, tmp_path, capsys, monkeypatch):
+    cpu, one_base_suite, tmp_path, capsys, monkeypatch
+):
     """The same suite, made on a bf16 CPU and then on an AVX2 one: each record says which precision auto chose
     and on what CPU, and the second run says the two cannot be compared bit for bit rather than that they
     differ. In between, --with on the AVX2 CPU adds its row against the published bf16 base, not a new one."""
@@ -166,45 +209,75 @@ def test_a_record_names_its_precision_and_cpu_and_a_rerun_on_another_cpu_says_it
     assert second["precision"] == "32-true" and second["cpu"] == AVX2 and "precision" not in second["identity"]
     assert second["key"] != first["key"]
     out = capsys.readouterr().out
-    assert (f"base-e0-s0: committed record made on AVX512/bf16-mixed, this run AVX2/32-true: not comparable bit for "
-            f"bit; this record replaced it (its key was {first['key']})") in out
+    assert (
+        f"base-e0-s0: committed record made on AVX512/bf16-mixed, this run AVX2/32-true: not comparable bit for "
+        f"bit; this record replaced it (its key was {first['key']})"
+    ) in out
     assert "DIFFERS" not in out and "reproduced" not in out
 
 
 def _record(cap="AVX512", precision_="32-true", native=True, **extra) -> dict:
-    return {"cpu": {"capability": cap, "bf16_native": native, "model": "m"}, "precision": precision_,
-            "config": {"trainer": {"precision": precision_}}, **extra}
+    return {
+        "cpu": {"capability": cap, "bf16_native": native, "model": "m"},
+        "precision": precision_,
+        "config": {"trainer": {"precision": precision_}},
+        **extra,
+    }
 
 
-@pytest.mark.parametrize("committed,this,line", [
-    # the same kind of CPU and precision: the bytes are claimed or denied
-    (_record(), _record(reproduced=True), "reproduced the committed record exactly"),
-    (_record(), _record(reproduced=False), "DIFFERS from the committed record (see git diff)"),
-    # another capability: neither claimed nor denied
-    (_record("AVX512"), _record("AVX2", reproduced=False),
-     "committed record made on AVX512/32-true, this run AVX2/32-true: not comparable bit for bit"),
-    (_record("AVX512"), _record("AVX2", reproduced=True),
-     "committed record made on AVX512/32-true, this run AVX2/32-true: not comparable bit for bit (yet every file "
-     "came out the same)"),
-    # bf16 forced on a CPU that emulates it rounds otherwise than native bf16
-    (_record("AVX512", "bf16-mixed"), _record("AVX512", "bf16-mixed", native=False, reproduced=False),
-     "committed record made on AVX512/bf16-mixed, this run AVX512 (bf16 emulated)/bf16-mixed: not comparable bit "
-     "for bit"),
-    # a post run on a base of another precision
-    (_record(base_precision="bf16-mixed"), _record("AVX2", base_precision="32-true", replaced="abc"),
-     "committed record made on AVX512/32-true on a bf16-mixed base, this run AVX2/32-true on a 32-true base: not "
-     "comparable bit for bit; this record replaced it (its key was abc)"),
-    # a record made before CPUs were stamped: its precision still tells, its CPU does not
-    ({"config": {"trainer": {"precision": "bf16-mixed"}}}, _record("AVX2", replaced="abc"),
-     "committed record made on an unrecorded CPU/bf16-mixed, this run AVX2/32-true: not comparable bit for bit; "
-     "this record replaced it (its key was abc)"),
-    ({"config": {"trainer": {"precision": "32-true"}}}, _record(reproduced=False),
-     "DIFFERS from the committed record (see git diff); that record does not name the CPU that made it, and bytes "
-     "reproduce only on the same kind of CPU"),
-    ({"config": {"trainer": {"precision": "32-true"}}}, _record(reproduced=True),
-     "reproduced the committed record exactly"),
-    (_record(), _record(replaced="abc"), "replaced a record of another config (key abc)"),
-])
+@pytest.mark.parametrize(
+    "committed,this,line",
+    [
+        # the same kind of CPU and precision: the bytes are claimed or denied
+        (_record(), _record(reproduced=True), "reproduced the committed record exactly"),
+        (_record(), _record(reproduced=False), "DIFFERS from the committed record (see git diff)"),
+        # another capability: neither claimed nor denied
+        (
+            _record("AVX512"),
+            _record("AVX2", reproduced=False),
+            "committed record made on AVX512/32-true, this run AVX2/32-true: not comparable bit for bit",
+        ),
+        (
+            _record("AVX512"),
+            _record("AVX2", reproduced=True),
+            "committed record made on AVX512/32-true, this run AVX2/32-true: not comparable bit for bit (yet every file "
+            "came out the same)",
+        ),
+        # bf16 forced on a CPU that emulates it rounds otherwise than native bf16
+        (
+            _record("AVX512", "bf16-mixed"),
+            _record("AVX512", "bf16-mixed", native=False, reproduced=False),
+            "committed record made on AVX512/bf16-mixed, this run AVX512 (bf16 emulated)/bf16-mixed: not comparable bit "
+            "for bit",
+        ),
+        # a post run on a base of another precision
+        (
+            _record(base_precision="bf16-mixed"),
+            _record("AVX2", base_precision="32-true", replaced="abc"),
+            "committed record made on AVX512/32-true on a bf16-mixed base, this run AVX2/32-true on a 32-true base: not "
+            "comparable bit for bit; this record replaced it (its key was abc)",
+        ),
+        # a record made before CPUs were stamped: its precision still tells, its CPU does not
+        (
+            {"config": {"trainer": {"precision": "bf16-mixed"}}},
+            _record("AVX2", replaced="abc"),
+            "committed record made on an unrecorded CPU/bf16-mixed, this run AVX2/32-true: not comparable bit for bit; "
+            "this record replaced it (its key was abc)",
+        ),
+        (
+            {"config": {"trainer": {"precision": "32-true"}}},
+            _record(reproduced=False),
+            "DIFFERS from the committed record (see git diff); that record does not name the CPU that made it, and bytes "
+            "reproduce only on the same kind of CPU",
+        ),
+        (
+            {"config": {"trainer": {"precision": "32-true"}}},
+            _record(reproduced=True),
+            "reproduced the committed record exactly",
+        ),
+        (_record(), _record(replaced="abc"), "replaced a record of another config (key abc)"),
+    ],
+)
 def test_the_reproduction_line_claims_exactness_only_on_the_same_cpu_and_precision(committed, this, line):
     assert reproduction_line({**this, "committed": committed}) == line
     assert reproduction_line(this) is None  # nothing committed before: nothing to say

@@ -11,8 +11,17 @@ from ood_bench.cli import main
 
 from .conftest import write_eval_folder
 
-ROW = {"family": "string", "version": 2, "split": "id", "uid": "u0", "n": 4, "c": 1, "trace_c": 1, "full_c": 1,
-       "gold_logprob": -1.0}
+ROW = {
+    "family": "string",
+    "version": 2,
+    "split": "id",
+    "uid": "u0",
+    "n": 4,
+    "c": 1,
+    "trace_c": 1,
+    "full_c": 1,
+    "gold_logprob": -1.0,
+}
 
 
 def rows(k=3, **change):
@@ -20,10 +29,14 @@ def rows(k=3, **change):
 
 
 def pair(tmp_path, post_rows=None, **post_meta):
-    base = write_eval_folder(tmp_path / "base", {"string__id": rows()}, eval_config={"temperature": 1.0},
-                             checkpoint_sha256="aaa")
-    post = write_eval_folder(tmp_path / "post", {"string__id": post_rows or rows(c=2)},
-                             **{"eval_config": {"temperature": 1.0}, "base_checkpoint_sha256": "aaa", **post_meta})
+    base = write_eval_folder(
+        tmp_path / "base", {"string__id": rows()}, eval_config={"temperature": 1.0}, checkpoint_sha256="aaa"
+    )
+    post = write_eval_folder(
+        tmp_path / "post",
+        {"string__id": post_rows or rows(c=2)},
+        **{"eval_config": {"temperature": 1.0}, "base_checkpoint_sha256": "aaa", **post_meta},
+    )
     return base, post
 
 
@@ -94,7 +107,7 @@ BAD_ROWS = [
     (rows(gold_logprob=0.5), "not a log-probability"),
     (rows(gold_logprob="low"), "not a log-probability"),
     (["just a string"], "is not a JSON object"),
-    (rows(c=10 ** 400), "not a count or a log-probability"),
+    (rows(c=10**400), "not a count or a log-probability"),
 ]
 
 
@@ -132,17 +145,29 @@ def test_evaluations_that_do_not_belong_together_are_refused(tmp_path, capsys):
     assert main(["compare", str(base), str(post), "--null", str(good), "--json"]) == 0
 
 
-SUMMARY = {"family": "string", "split": "id", "problems": 3, "n": 4, "greedy": 0.5, "pass@1": 0.25,
-           "pass@1_stderr": 0.1, "pass@4": 0.5}
+SUMMARY = {
+    "family": "string",
+    "split": "id",
+    "problems": 3,
+    "n": 4,
+    "greedy": 0.5,
+    "pass@1": 0.25,
+    "pass@1_stderr": 0.1,
+    "pass@4": 0.5,
+}
 
 
-@pytest.mark.parametrize("row,message", [
-    ({k: v for k, v in SUMMARY.items() if k != "pass@1"}, "lacks pass@1"),
-    ({**SUMMARY, "n": "4"}, "not a count"),
-    ({k: v for k, v in SUMMARY.items() if k != "pass@4"}, "lacks pass@4"),
-    ({**SUMMARY, "greedy": "high"}, "greedy='high', not a number"),
-    ("a string", "is not an object"),
-], ids=["missing-key", "n-string", "missing-pass@n", "wrong-type", "not-object"])
+@pytest.mark.parametrize(
+    "row,message",
+    [
+        ({k: v for k, v in SUMMARY.items() if k != "pass@1"}, "lacks pass@1"),
+        ({**SUMMARY, "n": "4"}, "not a count"),
+        ({k: v for k, v in SUMMARY.items() if k != "pass@4"}, "lacks pass@4"),
+        ({**SUMMARY, "greedy": "high"}, "greedy='high', not a number"),
+        ("a string", "is not an object"),
+    ],
+    ids=["missing-key", "n-string", "missing-pass@n", "wrong-type", "not-object"],
+)
 def test_a_leaderboard_record_with_a_bad_summary_row_is_one_line(tmp_path, capsys, row, message):
     run = write_eval_folder(tmp_path / "suite" / "base", {"string__id": rows()})
     rec = json.loads((run / "eval.json").read_text())
@@ -193,8 +218,12 @@ def test_published_weights_are_the_same_bytes_whichever_directory_the_run_wrote_
     state = {"model.w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
     published = []
     for where in ("/home/alice/ood/runs/quick/base-e0-s0", "/tmp/clone/runs/quick/base-e0-s0"):
-        ckpt = {"state_dict": state, CHECKSUM_KEY: state_digest(state), "global_step": 7,
-                "hyper_parameters": {"config": {"seed": 0, "out_dir": where}, "identity": "abc"}}
+        ckpt = {
+            "state_dict": state,
+            CHECKSUM_KEY: state_digest(state),
+            "global_step": 7,
+            "hyper_parameters": {"config": {"seed": 0, "out_dir": where}, "identity": "abc"},
+        }
         src = tmp_path / f"{len(published)}.ckpt"
         atomic_torch_save(ckpt, src)
         target = tmp_path / f"{len(published)}.safetensors"
@@ -219,8 +248,15 @@ def test_weights_published_with_three_metadata_entries_still_restore(tmp_path):
 
     state = {"model.w": torch.ones(2, 2)}
     old = tmp_path / "old.safetensors"
-    save_file(state, str(old), metadata={"hyper_parameters": json.dumps({"config": {"seed": 1}}),
-                                         "sha256": state_digest(state), "global_step": "3"})
+    save_file(
+        state,
+        str(old),
+        metadata={
+            "hyper_parameters": json.dumps({"config": {"seed": 1}}),
+            "sha256": state_digest(state),
+            "global_step": "3",
+        },
+    )
     restore_checkpoint(old, tmp_path / "restored.ckpt")
     ckpt = read_checkpoint(tmp_path / "restored.ckpt")
     assert ckpt["hyper_parameters"] == {"config": {"seed": 1}} and ckpt["global_step"] == 3

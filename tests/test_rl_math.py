@@ -4,11 +4,11 @@ import math
 
 import pytest
 import torch
-
-from ood_bench.rl import aggregate, clipped_surrogate, gae, group_advantages, kl_estimate, leave_one_out_baseline
 from ood_bench_algorithms.grpo import GRPOConfig, grpo_loss
 from ood_bench_algorithms.ppo import token_rewards, value_loss
 from ood_bench_algorithms.rloo import rloo_loss
+
+from ood_bench.rl import aggregate, clipped_surrogate, gae, group_advantages, kl_estimate, leave_one_out_baseline
 
 
 def test_group_advantages_by_hand():
@@ -118,8 +118,9 @@ def test_aggregation_modes_by_hand():
 
 @pytest.mark.parametrize("estimator", ["k1", "k3"])
 def test_grpo_loss_by_hand(estimator):
-    cfg = GRPOConfig(beta=0.1, kl_estimator=estimator, eps_low=0.2, eps_high=0.2,
-                     loss_aggregation="token-mean", max_new_tokens=4)
+    cfg = GRPOConfig(
+        beta=0.1, kl_estimator=estimator, eps_low=0.2, eps_high=0.2, loss_aggregation="token-mean", max_new_tokens=4
+    )
     logp = torch.log(torch.tensor([[0.5, 0.4], [0.2, 0.9]]))
     old = torch.log(torch.tensor([[0.5, 0.2], [0.4, 0.9]]))  # ratios [1, 2], [0.5, 1]
     ref = torch.log(torch.tensor([[0.25, 0.4], [0.2, 0.3]]))

@@ -27,8 +27,9 @@ GOLDEN = Path(__file__).parent / "data" / "golden_suite_README.md"
 
 
 def run_tiny(work: Path, publish: Path, *extra: str) -> int:
-    return main(["run", str(TINY_SUITE), "--work-root", str(work), "--publish-root", str(publish), "--no-progress",
-                 *extra])
+    return main(
+        ["run", str(TINY_SUITE), "--work-root", str(work), "--publish-root", str(publish), "--no-progress", *extra]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +47,14 @@ def per_problem_hashes(publish: Path) -> dict:
         for sub in ("eval", "null"):
             path = rec.parent / sub / "eval.json"
             if path.is_file():
-                out[f"{rec.parent.name}/{sub}"] = {k: v["sha256"] for k, v in json.loads(path.read_text())["files"].items()}
+                out[f"{rec.parent.name}/{sub}"] = {
+                    k: v["sha256"] for k, v in json.loads(path.read_text())["files"].items()
+                }
     return out
 
 
 # ----------------------------------------------------------------------------- the suites and their grid
+
 
 @pytest.mark.parametrize("name", ["quick", "standard", "paper"])
 def test_every_embedded_suite_resolves_and_validates(name):
@@ -88,8 +92,10 @@ BAD_SUITES = {
     "an unknown key": ("bases:\n  exposure: {e0: {}}\n", "exposure"),
     "an unknown knob": ("posttrain:\n  rows:\n    - {name: g, algorithm: grpo, algo: {betta: 1}}\n", "betta"),
     "an exposure above 1": ("bases:\n  exposures: {e0: {}, big: {depth: 1.5}}\n", "depth"),
-    "two rows of one name": ("posttrain:\n  rows:\n    - {name: g, algorithm: grpo}\n    - {name: g, algorithm: sft}\n",
-                             "two rows share"),
+    "two rows of one name": (
+        "posttrain:\n  rows:\n    - {name: g, algorithm: grpo}\n    - {name: g, algorithm: sft}\n",
+        "two rows share",
+    ),
     "a seed given twice": ("bases:\n  seeds: [0, 0]\n", "seed is given twice"),
 }
 
@@ -117,24 +123,51 @@ def test_keys_change_with_what_decides_the_numbers_and_nothing_else(monkeypatch)
 
     keys = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE)))}
     # a GRPO knob re-keys the GRPO runs only
-    knob = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["posttrain.rows=" + json.dumps(
-        [{"name": "sft", "algorithm": "sft"},
-         {"name": "grpo", "algorithm": "grpo", "algo": {"group_size": 2, "max_new_tokens": 24, "beta": 0.1}}])]))}
+    knob = {
+        s.name: s.key
+        for s in expand(
+            load_suite(
+                str(TINY_SUITE),
+                [
+                    "posttrain.rows="
+                    + json.dumps(
+                        [
+                            {"name": "sft", "algorithm": "sft"},
+                            {
+                                "name": "grpo",
+                                "algorithm": "grpo",
+                                "algo": {"group_size": 2, "max_new_tokens": 24, "beta": 0.1},
+                            },
+                        ]
+                    )
+                ],
+            )
+        )
+    }
     changed = {n for n in keys if keys[n] != knob[n]}
     assert changed == {n for n in keys if n.startswith("grpo-")}
     # an exposure level re-keys its base and the runs that start from it
     exp = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["bases.exposures.e5.depth=0.06"]))}
     assert {n for n in keys if keys[n] != exp[n]} == {n for n in keys if n.endswith("-e5-s0")}
     # devices and where runs are written are not part of a key
-    same = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["bases.overrides.trainer.devices=auto",
-                                                                        "bases.overrides.trainer.precision=32"]))}
+    same = {
+        s.name: s.key
+        for s in expand(
+            load_suite(
+                str(TINY_SUITE), ["bases.overrides.trainer.devices=auto", "bases.overrides.trainer.precision=32"]
+            )
+        )
+    }
     assert same == keys
     # a numeric precision other than fp32 does decide the numbers: the bases and every run on them
-    bf16 = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE),
-                                                     ["bases.overrides.trainer.precision=bf16-mixed"]))}
+    bf16 = {
+        s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["bases.overrides.trainer.precision=bf16-mixed"]))
+    }
     assert all(bf16[n] != keys[n] for n in keys)
-    rows = [{"name": "sft", "algorithm": "sft"},
-            {"name": "grpo", "algorithm": "grpo", "overrides": {"trainer": {"precision": "bf16-mixed"}}}]
+    rows = [
+        {"name": "sft", "algorithm": "sft"},
+        {"name": "grpo", "algorithm": "grpo", "overrides": {"trainer": {"precision": "bf16-mixed"}}},
+    ]
     post = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["posttrain.rows=" + json.dumps(rows)]))}
     assert {n for n in keys if keys[n] != post[n]} == {n for n in keys if n.startswith("grpo-")}
     # a declared change of results re-keys everything
@@ -174,6 +207,7 @@ def test_dry_run_prints_the_grid_what_is_skipped_and_an_estimate(tiny_board, cap
 
 # ----------------------------------------------------------------------------- running
 
+
 def test_a_finished_suite_trains_and_evaluates_nothing_when_run_again(tiny_board, monkeypatch, capsys):
     import ood_bench.eval_run
     import ood_bench.posttrain
@@ -182,8 +216,11 @@ def test_a_finished_suite_trains_and_evaluates_nothing_when_run_again(tiny_board
     def refuse(*args, **kwargs):
         raise AssertionError("a finished run was started again")
 
-    for module, name in ((ood_bench.pretrain, "pretrain"), (ood_bench.posttrain, "posttrain"),
-                         (ood_bench.eval_run, "evaluate_checkpoint")):
+    for module, name in (
+        (ood_bench.pretrain, "pretrain"),
+        (ood_bench.posttrain, "posttrain"),
+        (ood_bench.eval_run, "evaluate_checkpoint"),
+    ):
         monkeypatch.setattr(module, name, refuse)
     assert run_tiny(*tiny_board) == 0
     assert "10 runs, 0 to do, 10 skipped" in capsys.readouterr().out
@@ -197,23 +234,53 @@ def test_a_record_holds_what_a_reader_needs_and_no_sample_texts(tiny_board):
     work, publish = tiny_board
     records = publish / "tiny" / "records"
     post = json.loads((records / "grpo-ood_depth-e5-s0" / "record.json").read_text())
-    for key in ("key", "identity", "config", "seed", "sampling_seeds", "task_versions", "git_commit", "git_dirty",
-                "packages", "plugin", "plugin_api", "counters", "timings", "metrics", "results_version"):
+    for key in (
+        "key",
+        "identity",
+        "config",
+        "seed",
+        "sampling_seeds",
+        "task_versions",
+        "git_commit",
+        "git_dirty",
+        "packages",
+        "plugin",
+        "plugin_api",
+        "counters",
+        "timings",
+        "metrics",
+        "results_version",
+    ):
         assert key in post, key
     assert post["plugin"]["name"] == "grpo" and post["counters"]["grad_steps"] == 2 and post["base"] == "base-e5-s0"
-    header = (records / "grpo-ood_depth-e5-s0" / "eval" / "samples" / "string__ood_depth.csv").read_text().splitlines()[0]
+    header = (
+        (records / "grpo-ood_depth-e5-s0" / "eval" / "samples" / "string__ood_depth.csv").read_text().splitlines()[0]
+    )
     assert "gold_logprob" in header and "prompt" not in header and "sample" not in header.split(",")
     assert len(load_counts(records / "grpo-ood_depth-e5-s0" / "eval")) == 2 * 2 * 4  # families x splits x n_test
     assert (records / "grpo-ood_depth-e5-s0" / "curves.csv").read_text().startswith("step,reward")
     # the published weights rebuild the base checkpoint exactly
     restored = work.parent / "restored.ckpt"
     restore_checkpoint(publish / "tiny" / "bases" / "base-e5-s0.safetensors", restored)
-    assert read_checkpoint(restored)[CHECKSUM_KEY] == read_checkpoint(work / "tiny" / "base-e5-s0" / "base.ckpt")[CHECKSUM_KEY]
+    assert (
+        read_checkpoint(restored)[CHECKSUM_KEY]
+        == read_checkpoint(work / "tiny" / "base-e5-s0" / "base.ckpt")[CHECKSUM_KEY]
+    )
 
 
 def test_a_killed_suite_resumes_and_finishes_with_the_same_records(tiny_board, tmp_path):
-    argv = [sys.executable, "-m", "ood_bench.cli", "run", str(TINY_SUITE), "--work-root", str(tmp_path / "runs"),
-            "--publish-root", str(tmp_path / "lb"), "--no-progress"]
+    argv = [
+        sys.executable,
+        "-m",
+        "ood_bench.cli",
+        "run",
+        str(TINY_SUITE),
+        "--work-root",
+        str(tmp_path / "runs"),
+        "--publish-root",
+        str(tmp_path / "lb"),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = tmp_path / "lb" / "tiny" / "records" / "base-e5-s0" / "record.json"
     deadline = time.time() + 120
@@ -242,7 +309,11 @@ def test_a_run_trained_by_an_earlier_invocation_counts_that_training_in_its_wall
     timings = json.loads((lb / "tiny" / "records" / name / "record.json").read_text())["timings"]
     assert timings["train_earlier"] == trained > 0
     board = json.loads((lb / "tiny" / "leaderboard.json").read_text())
-    walls = [r["wall_s"] for r in board["headline"] if r["row"] == "sft" and r["exposure"] == "e0" and r["trained_on"] == "id"]
+    walls = [
+        r["wall_s"]
+        for r in board["headline"]
+        if r["row"] == "sft" and r["exposure"] == "e0" and r["trained_on"] == "id"
+    ]
     assert walls and all(w == pytest.approx(timings["train"] + trained + timings["eval"], abs=0.02) for w in walls)
     # its checkpoints gone too, the run trains again here, over the stale record: nothing of it is earlier
     (work / "tiny" / name / "posttrained.ckpt").unlink()
@@ -287,6 +358,7 @@ def test_the_ray_launcher_gives_the_same_records_as_the_local_one(tiny_board, tm
     # the same keys, so the local launcher sees the Ray records as done
     local = json.loads((tiny_board[1] / "tiny" / "records" / "sft-id-e0-s0" / "record.json").read_text())
     remote = json.loads((tmp_path / "lb" / "tiny" / "records" / "sft-id-e0-s0" / "record.json").read_text())
+
     def numbers(record):  # the summary metrics, less how long each split took
         return [{k: v for k, v in row.items() if k != "seconds"} for row in record["metrics"]]
 
@@ -295,14 +367,44 @@ def test_the_ray_launcher_gives_the_same_records_as_the_local_one(tiny_board, tm
 
 def test_with_adds_a_third_party_row_against_the_published_bases(tiny_board, tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT / "plugins" / "example-plugin")], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT / "plugins" / "example-plugin"),
+        ],
+        check=True,
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
     publish = tmp_path / "lb"
     shutil.copytree(tiny_board[1], publish)  # a fresh clone: the published records and base weights, no runs/
-    run = subprocess.run([sys.executable, "-m", "ood_bench.cli", "run", str(TINY_SUITE), "--with", "reinforce",
-                          "algo.max_new_tokens=24", "--work-root", str(tmp_path / "runs"), "--publish-root",
-                          str(publish), "--no-progress"], env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ood_bench.cli",
+            "run",
+            str(TINY_SUITE),
+            "--with",
+            "reinforce",
+            "algo.max_new_tokens=24",
+            "--work-root",
+            str(tmp_path / "runs"),
+            "--publish-root",
+            str(publish),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "6 runs, 4 to do, 2 skipped" in run.stdout  # two shared bases, four new runs
     records = publish / "tiny" / "records"
@@ -314,6 +416,7 @@ def test_with_adds_a_third_party_row_against_the_published_bases(tiny_board, tmp
 
 
 # ----------------------------------------------------------------------------- the leaderboard
+
 
 def write_record(root: Path, name: str, kind: str, problems: dict, null: dict | None = None, **fields) -> None:
     """A run record as the runner writes it, from per-(family, split) lists of per-problem rows."""
@@ -328,10 +431,20 @@ def write_record(root: Path, name: str, kind: str, problems: dict, null: dict | 
         (folder / sub / "samples").mkdir(parents=True)
         for stem, lines in rows.items():
             (folder / sub / "samples" / f"{stem}.csv").write_text(pd.DataFrame(lines).to_csv(index=False))
-        (folder / sub / "eval.json").write_text(json.dumps({"kind": "evaluate", "seed": 0, "results": [],
-                                                           "files": manifest(folder / sub)}))
-    record = {"kind": kind, "name": name, "key": hashlib.sha256(name.encode()).hexdigest()[:16], "suite": "golden",
-              "git_commit": "0" * 40, "git_dirty": False, "counters": {}, "timings": {}, **fields}
+        (folder / sub / "eval.json").write_text(
+            json.dumps({"kind": "evaluate", "seed": 0, "results": [], "files": manifest(folder / sub)})
+        )
+    record = {
+        "kind": kind,
+        "name": name,
+        "key": hashlib.sha256(name.encode()).hexdigest()[:16],
+        "suite": "golden",
+        "git_commit": "0" * 40,
+        "git_dirty": False,
+        "counters": {},
+        "timings": {},
+        **fields,
+    }
     (folder / "record.json").write_text(json.dumps(record))
 
 
@@ -351,8 +464,19 @@ def golden_records(root: Path, lifts: dict | None = None) -> None:
             q = np.exp(lp)
             trace = draw.binomial(8, q)
             out[f"string__{split}"] = [
-                {"family": "string", "version": 2, "split": split, "uid": f"{split}{i:03d}", "n": 8, "c": int(t),
-                 "trace_c": int(t), "full_c": int(t), "gold_logprob": float(v)} for i, (t, v) in enumerate(zip(trace, lp))]
+                {
+                    "family": "string",
+                    "version": 2,
+                    "split": split,
+                    "uid": f"{split}{i:03d}",
+                    "n": 8,
+                    "c": int(t),
+                    "trace_c": int(t),
+                    "full_c": int(t),
+                    "gold_logprob": float(v),
+                }
+                for i, (t, v) in enumerate(zip(trace, lp))
+            ]
         return out
 
     for exposure, frac in (("e0", 0.0), ("e5", 0.05)):
@@ -360,8 +484,19 @@ def golden_records(root: Path, lifts: dict | None = None) -> None:
             base_lp = {"id": -rng.exponential(0.5, 40), "ood_depth": -rng.exponential(25 - 300 * frac, 40)}
             base = f"base-{exposure}-s{seed}"
             config = {"mixture": {"exposure": {"depth": frac, "length": frac, "repr": frac, "comp": frac}}}
-            write_record(root, base, "base", rows(base_lp, 10 * seed + 1), rows(base_lp, 10 * seed + 2),
-                         exposure=exposure, seed=seed, config=config, base="", row="", split="")
+            write_record(
+                root,
+                base,
+                "base",
+                rows(base_lp, 10 * seed + 1),
+                rows(base_lp, 10 * seed + 2),
+                exposure=exposure,
+                seed=seed,
+                config=config,
+                base="",
+                row="",
+                split="",
+            )
             for row, lift in lifts.items():
                 for trained in splits:
                     post_lp = {}
@@ -373,10 +508,21 @@ def golden_records(root: Path, lifts: dict | None = None) -> None:
                         shifted = logit + 1.5 + (lift * outside if split == trained else 0.0)
                         post_lp[split] = -np.log1p(np.exp(-shifted))
                     name = f"{row}-{trained}-{exposure}-s{seed}"
-                    write_record(root, name, "post", rows(post_lp, 10 * seed + 3), exposure=exposure, seed=seed,
-                                 base=base, row=row, split=trained, algorithm=row, config={},
-                                 counters={"rollouts": 1280 if row == "grpo" else 0, "train_tokens": 5000,
-                                           "grad_steps": 10}, timings={"train": 30.0, "eval": 6.0})
+                    write_record(
+                        root,
+                        name,
+                        "post",
+                        rows(post_lp, 10 * seed + 3),
+                        exposure=exposure,
+                        seed=seed,
+                        base=base,
+                        row=row,
+                        split=trained,
+                        algorithm=row,
+                        config={},
+                        counters={"rollouts": 1280 if row == "grpo" else 0, "train_tokens": 5000, "grad_steps": 10},
+                        timings={"train": 30.0, "eval": 6.0},
+                    )
 
 
 def test_the_leaderboard_of_fixed_records_matches_its_golden_file(tmp_path):
@@ -399,11 +545,14 @@ def test_the_leaderboard_of_fixed_records_matches_its_golden_file(tmp_path):
     assert all((r["q"] is None) == (r["d_trace_p"] is None) for r in head)
 
 
-@pytest.mark.parametrize("lifts, verdict", [
-    ({"sft": 0.0}, "inconclusive"),  # no effect anywhere: the detector shows no power, so nothing to say
-    ({}, "supported"),  # the control leaves the support, GRPO (a pure tilt) does not
-    ({"grpo": 12.0}, "contradicted"),  # planted: GRPO lifts outside problems beyond its tilt
-])
+@pytest.mark.parametrize(
+    "lifts, verdict",
+    [
+        ({"sft": 0.0}, "inconclusive"),  # no effect anywhere: the detector shows no power, so nothing to say
+        ({}, "supported"),  # the control leaves the support, GRPO (a pure tilt) does not
+        ({"grpo": 12.0}, "contradicted"),  # planted: GRPO lifts outside problems beyond its tilt
+    ],
+)
 def test_a_planted_effect_flips_the_generated_verdict(tmp_path, lifts, verdict):
     from ood_bench import suite_board
 
@@ -523,8 +672,10 @@ def test_a_post_record_from_another_base_is_refused(tmp_path):
 def test_with_refuses_suite_overrides_and_a_taken_row_name(capsys):
     assert main(["run", str(TINY_SUITE), "--with", "grpo", "--dry-run"]) == 2
     assert "already has a row named 'grpo'" in capsys.readouterr().err
-    assert main(["run", str(TINY_SUITE), "--with", "grpo", "algo.beta=0.1", "posttrain.budget.grad_steps=5",
-                 "--dry-run"]) == 2
+    assert (
+        main(["run", str(TINY_SUITE), "--with", "grpo", "algo.beta=0.1", "posttrain.budget.grad_steps=5", "--dry-run"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "only algo.KEY=VALUE" in err and err.count("\n") == 1
     assert main(["run", str(TINY_SUITE), "--with", "grpo", "algo.beta=0.1", "--dry-run"]) == 0
@@ -533,8 +684,10 @@ def test_with_refuses_suite_overrides_and_a_taken_row_name(capsys):
 
 def test_a_suite_file_names_itself_and_finds_its_parent_beside_it(tmp_path):
     shutil.copy(TINY_SUITE, tmp_path / "parent.yaml")
-    (tmp_path / "child.yaml").write_text("extends: parent.yaml\nposttrain:\n  add_rows:\n"
-                                        "    - {name: rloo, algorithm: rloo, algo: {group_size: 2, max_new_tokens: 24}}\n")
+    (tmp_path / "child.yaml").write_text(
+        "extends: parent.yaml\nposttrain:\n  add_rows:\n"
+        "    - {name: rloo, algorithm: rloo, algo: {group_size: 2, max_new_tokens: 24}}\n"
+    )
     suite = load_suite(str(tmp_path / "child.yaml"))
     assert suite.name == "child"  # not the parent's "tiny": its records go to a folder of their own
     assert [r.name for r in suite.posttrain.rows] == ["sft", "grpo", "rloo"]
@@ -543,8 +696,9 @@ def test_a_suite_file_names_itself_and_finds_its_parent_beside_it(tmp_path):
 def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
     from ood_bench.records import code_version
 
-    if subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                      text=True).stdout.strip():
+    if subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip():
         pytest.skip("the checkout has uncommitted changes already")
     board = ROOT / "leaderboards" / "quick" / "README.md"
     text = board.read_bytes()
@@ -580,15 +734,18 @@ def test_the_slurm_launcher_gives_the_same_records_as_the_local_one(tiny_board, 
 def test_the_slurm_launcher_says_in_one_line_what_it_cannot_do(tmp_path, monkeypatch, capsys):
     pytest.importorskip("submitit", reason="submitit is not installed (pip install 'ood-bench[slurm]')")
     monkeypatch.setenv("OOD_BENCH_SUBMITIT_CLUSTER", "local")
-    assert run_tiny(tmp_path / "runs", tmp_path / "lb", "--launcher", "slurm",
-                    "resources.slurm.no_such_parameter=1") == 2
+    assert (
+        run_tiny(tmp_path / "runs", tmp_path / "lb", "--launcher", "slurm", "resources.slurm.no_such_parameter=1") == 2
+    )
     errors = [ln for ln in capsys.readouterr().err.splitlines() if "warning: this checkout" not in ln]
     assert len(errors) == 1 and "no_such_parameter" in errors[0] and "resources.slurm" in errors[0], errors
-    assert not (tmp_path / "lb" / "tiny" / "records").exists() or not any((tmp_path / "lb" / "tiny" / "records").iterdir())
+    assert not (tmp_path / "lb" / "tiny" / "records").exists() or not any(
+        (tmp_path / "lb" / "tiny" / "records").iterdir()
+    )
 
 
 def test_the_board_counts_a_trace_right_only_when_its_answer_is_right_too():
-    """"Trace pass@1" on the boards is documented as every step *and* the answer right (``full_c``), the
+    """ "Trace pass@1" on the boards is documented as every step *and* the answer right (``full_c``), the
     sampled estimate of the exact trace mass. A sample whose steps match the gold ones but whose answer is
     wrong or missing (``trace_c`` counts it) must not count: on graph ``ood_depth`` that alone put the base's
     trace pass@1 at 0.143 against a trace mass of 0.041."""
@@ -598,8 +755,19 @@ def test_the_board_counts_a_trace_right_only_when_its_answer_is_right_too():
     from ood_bench.support import Thresholds
 
     def counts(trace_c, full_c):
-        return pd.DataFrame({"family": "graph", "version": 4, "split": "ood_depth", "uid": ["a", "b"], "n": 4,
-                             "c": full_c, "trace_c": trace_c, "full_c": full_c, "gold_logprob": [-1.0, -2.0]})
+        return pd.DataFrame(
+            {
+                "family": "graph",
+                "version": 4,
+                "split": "ood_depth",
+                "uid": ["a", "b"],
+                "n": 4,
+                "c": full_c,
+                "trace_c": trace_c,
+                "full_c": full_c,
+                "gold_logprob": [-1.0, -2.0],
+            }
+        )
 
     base = counts([4, 2], [0, 0])  # every step right, no answer right
     post = counts([4, 2], [4, 2])  # the same steps, now with their answers
@@ -615,8 +783,10 @@ def test_a_readme_quoting_the_verdict_block_is_renewed_by_the_board_and_checked_
     board = tmp_path / "leaderboards" / "golden"
     golden_records(board)
     project = tmp_path / "README.md"
-    project.write_text("# A project\n\nIntro.\n\n<!-- verdicts:golden:start -->\nold words\n<!-- verdicts:golden:end -->\n"
-                       "\nMore text.\n")
+    project.write_text(
+        "# A project\n\nIntro.\n\n<!-- verdicts:golden:start -->\nold words\n<!-- verdicts:golden:end -->\n"
+        "\nMore text.\n"
+    )
     suite_board.write(board)
     quoted = verdicts.block_in(project.read_text(), "golden")
     assert quoted == verdicts.block_in((board / "README.md").read_text(), "golden")
@@ -681,6 +851,7 @@ def test_check_takes_a_fast_path_only_while_inputs_and_published_files_are_uncha
 
 # ----------------------------------------------------------------------------- calibration data
 
+
 def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, tmp_path, capsys, monkeypatch):
     import ood_bench.eval_run
     from ood_bench.calibrate import evaluate_at, published_bases
@@ -689,13 +860,29 @@ def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, t
 
     publish = tmp_path / "lb"
     shutil.copytree(tiny_board[1], publish)
-    argv = ["calibrate", str(TINY_SUITE), "--work-root", str(tmp_path / "runs"), "--publish-root", str(publish),
-            "--no-progress", "--cpus", "1", "--sampling-seeds", "3", "2"]
+    argv = [
+        "calibrate",
+        str(TINY_SUITE),
+        "--work-root",
+        str(tmp_path / "runs"),
+        "--publish-root",
+        str(publish),
+        "--no-progress",
+        "--cpus",
+        "1",
+        "--sampling-seeds",
+        "3",
+        "2",
+    ]
     assert main(argv) == 0
     assert "[4/4]" in capsys.readouterr().out
     cal = publish / "tiny" / "calibration"
-    assert sorted(p.relative_to(cal).as_posix() for p in cal.glob("*/s*")) == \
-        ["base-e0-s0/s2", "base-e0-s0/s3", "base-e5-s0/s2", "base-e5-s0/s3"]
+    assert sorted(p.relative_to(cal).as_posix() for p in cal.glob("*/s*")) == [
+        "base-e0-s0/s2",
+        "base-e0-s0/s3",
+        "base-e5-s0/s2",
+        "base-e5-s0/s3",
+    ]
     null = load_counts(publish / "tiny" / "records" / "base-e0-s0" / "null")
     for seed in (2, 3):
         counts = load_counts(cal / "base-e0-s0" / f"s{seed}")
@@ -722,10 +909,17 @@ def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, t
     assert "4 already done" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("seeds, message", [(["0"], "sampling seed of every record's eval/"),
-                                            (["1"], "null_seed"), (["2", "2"], "given twice"),
-                                            (["-3"], "must be >= 0"), (["x"], "invalid int value"),
-                                            (["2", "--cpus", "0"], "--cpus=0")])
+@pytest.mark.parametrize(
+    "seeds, message",
+    [
+        (["0"], "sampling seed of every record's eval/"),
+        (["1"], "null_seed"),
+        (["2", "2"], "given twice"),
+        (["-3"], "must be >= 0"),
+        (["x"], "invalid int value"),
+        (["2", "--cpus", "0"], "--cpus=0"),
+    ],
+)
 def test_calibrate_refuses_bad_seeds_with_one_line(seeds, message, capsys):
     try:
         rc = main(["calibrate", str(TINY_SUITE), "--sampling-seeds", *seeds])

@@ -19,11 +19,19 @@ import pandas as pd
 import pytest
 
 from ood_bench.cli import main
+from ood_bench.errors import OodBenchError
+from ood_bench.support import (
+    Thresholds,
+    compare_evals,
+    load_counts,
+    logit_from_logprob,
+    sampled_null,
+    support_table,
+    tilt_bins,
+    wilson_interval,
+)
 
 from .conftest import write_eval_folder
-from ood_bench.errors import OodBenchError
-from ood_bench.support import (Thresholds, compare_evals, load_counts, logit_from_logprob, sampled_null,
-                               support_table, tilt_bins, wilson_interval)
 
 RECORDS = Path(__file__).resolve().parent.parent / "leaderboards" / "records"
 QUICK = RECORDS / "quick"
@@ -31,8 +39,18 @@ QUICK = RECORDS / "quick"
 
 def frame(cs, n=4, gold=None, trace=None, split="id"):
     gold = [-1.0] * len(cs) if gold is None else gold
-    return pd.DataFrame({"family": "string", "version": 1, "split": split, "uid": [f"u{i}" for i in range(len(cs))],
-                         "n": n, "c": cs, "trace_c": cs if trace is None else trace, "gold_logprob": gold})
+    return pd.DataFrame(
+        {
+            "family": "string",
+            "version": 1,
+            "split": split,
+            "uid": [f"u{i}" for i in range(len(cs))],
+            "n": n,
+            "c": cs,
+            "trace_c": cs if trace is None else trace,
+            "gold_logprob": gold,
+        }
+    )
 
 
 def logprob_of(q):
@@ -50,8 +68,9 @@ def test_support_classes_and_expansion_by_hand():
     assert row.expansion == 0 and (row.expansion_lo, row.expansion_hi) == pytest.approx(wilson_interval(0, 3))
     assert row.mass_base == pytest.approx(np.mean(q_base)) and row.mass_post == pytest.approx(np.mean(q_post))
     # thresholds are knobs: with outside at 5e-9 only problem 0 is outside
-    row = support_table(frame([0] * 6, gold=logprob_of(q_base)), frame([0] * 6, gold=logprob_of(q_post)),
-                        Thresholds(outside=5e-9)).iloc[0]
+    row = support_table(
+        frame([0] * 6, gold=logprob_of(q_base)), frame([0] * 6, gold=logprob_of(q_post)), Thresholds(outside=5e-9)
+    ).iloc[0]
     assert (row.outside, row.expanded_threshold, row.expanded) == (1, 1, 0)
 
 
@@ -60,7 +79,9 @@ def test_tilt_statistics_by_hand():
     lb = np.log(q_base) - np.log1p(-q_base)
     for shift in ([1.0] * 5, [0.0] * 5, [-2.0, -1.0, 0.0, 1.0, 2.0]):
         q_post = 1 / (1 + np.exp(-(lb + np.array(shift))))
-        row = support_table(frame([0] * 5, gold=list(np.log(q_base))), frame([0] * 5, gold=list(np.log(q_post)))).iloc[0]
+        row = support_table(frame([0] * 5, gold=list(np.log(q_base))), frame([0] * 5, gold=list(np.log(q_post)))).iloc[
+            0
+        ]
         assert row.shift_mean == pytest.approx(np.mean(shift), abs=1e-9)
         assert row.shift_sd == pytest.approx(np.std(shift, ddof=1), abs=1e-9)
         x = lb - lb.mean()
@@ -68,8 +89,9 @@ def test_tilt_statistics_by_hand():
         assert row.shift_slope == pytest.approx(slope, abs=1e-9)
     # no change and a constant tilt both have zero slope and zero spread: the old R² told them apart wrongly
     assert row.shift_slope > 0.5  # the last one is a tilt that grows with Q_base
-    beta_row = support_table(frame([0] * 5, gold=list(np.log(q_base))), frame([0] * 5, gold=list(np.log(q_base))),
-                             beta=0.25).iloc[0]
+    beta_row = support_table(
+        frame([0] * 5, gold=list(np.log(q_base))), frame([0] * 5, gold=list(np.log(q_base))), beta=0.25
+    ).iloc[0]
     assert beta_row.shift_predicted == pytest.approx(4.0) and beta_row.shift_mean == 0
 
 
@@ -103,8 +125,8 @@ def test_a_null_that_can_only_gain_gives_no_ratio_instead_of_one_by_construction
     # almost nothing, so its NDR is ~0 (re-sampling does not expand), a number and not NaN
     one = frame([2, 0, 0, 0], n=8, gold=logprob_of([0.2, 1e-12, 1e-12, 1e-12]))
     row = support_table(one, post).iloc[0]
-    assert row.P_null == pytest.approx(1 - 0.8 ** 8) and row.NDR_null == pytest.approx(0.0, abs=1e-9)
-    assert row.SRR_null == pytest.approx(1 - 0.8 ** 8) and not math.isnan(row.NSCR_null)
+    assert row.P_null == pytest.approx(1 - 0.8**8) and row.NDR_null == pytest.approx(0.0, abs=1e-9)
+    assert row.SRR_null == pytest.approx(1 - 0.8**8) and not math.isnan(row.NSCR_null)
 
 
 def test_answer_level_moves_need_a_significant_exact_test():
@@ -209,13 +231,16 @@ def test_binned_shift_sees_the_curved_pattern_a_linear_slope_misses():
 
 
 def test_compare_command_writes_support_json_and_plot(tmp_path, capsys):
-    for name, cs, gold, seed in (("base", [0, 2, 3, 1, 2], [-30.0, -1.0, -0.5, -2.0, -0.7], 0),
-                                 ("post", [1, 0, 3, 1, 2], [-1.0, -1.1, -0.4, -2.1, -0.6], 0),
-                                 ("base-seed1", [0, 2, 2, 1, 2], [-30.0, -1.0, -0.5, -2.0, -0.7], 1)):
+    for name, cs, gold, seed in (
+        ("base", [0, 2, 3, 1, 2], [-30.0, -1.0, -0.5, -2.0, -0.7], 0),
+        ("post", [1, 0, 3, 1, 2], [-1.0, -1.1, -0.4, -2.1, -0.6], 0),
+        ("base-seed1", [0, 2, 2, 1, 2], [-30.0, -1.0, -0.5, -2.0, -0.7], 1),
+    ):
         write_eval_folder(tmp_path / name, {"string__id": frame(cs, gold=gold).to_dict(orient="records")}, seed=seed)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--null",
-                 str(tmp_path / "base-seed1")]) == 0
+    assert (
+        main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--null", str(tmp_path / "base-seed1")]) == 0
+    )
     out = capsys.readouterr().out
     assert "E_null" in out and "expanded" in out and "observed null" in out
     # a comparison only reads: both evaluation folders are byte for byte what they were, nothing added
@@ -234,7 +259,8 @@ def test_compare_command_writes_support_json_and_plot(tmp_path, capsys):
     assert saved["thresholds"]["outside"] == 1e-6
     assert (tmp_path / "cmp" / "support.png").stat().st_size > 10_000
     assert {p: p.read_bytes() for p in (tmp_path / "post").rglob("*") if p.is_file()} == {
-        p: b for p, b in before.items() if (tmp_path / "post") in p.parents}
+        p: b for p, b in before.items() if (tmp_path / "post") in p.parents
+    }
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2
     assert "holds no eval.json" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "base"), str(tmp_path / "post"), "--outside", "2"]) == 2

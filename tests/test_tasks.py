@@ -39,9 +39,11 @@ def test_golden_hashes_force_a_version_bump(families):
             continue  # a plugin family: its own package keeps its golden hash
         entry = golden[fam.name]
         assert entry["version"] == fam.version, (
-            f"{fam.name} is now v{fam.version}; regenerate tests/golden_hashes.json for it")
+            f"{fam.name} is now v{fam.version}; regenerate tests/golden_hashes.json for it"
+        )
         assert family_digest(fam) == entry["sha256"], (
-            f"the items of {fam.name} v{fam.version} changed: bump its version and update the golden hash")
+            f"the items of {fam.name} v{fam.version} changed: bump its version and update the golden hash"
+        )
 
 
 def test_every_builtin_family_has_a_golden_hash(tasks):
@@ -108,8 +110,12 @@ def test_composition_split_holds_out_pairs_that_id_never_uses(families):
 
 
 def _id_texts(families, n=200):
-    return [fam.generate(split, 0, i) for fam in families
-            for split in ("id", "ood_depth", "ood_length", "ood_comp", "edge") for i in range(n)]
+    return [
+        fam.generate(split, 0, i)
+        for fam in families
+        for split in ("id", "ood_depth", "ood_length", "ood_comp", "edge")
+        for i in range(n)
+    ]
 
 
 def test_repr_split_renames_the_state_symbols_with_trained_tokens(families):
@@ -131,16 +137,17 @@ def test_string_prompt_states_the_alphabet_rot_uses(tasks):
             alphabet, start = p.prompt[2:].split("|")[:2]
             assert set(start) <= set(alphabet) and len(set(start)) == len(start)
             if p.meta["steps"][0] == "rot":
-                assert p.steps[0].split(":")[1] == "".join(alphabet[(alphabet.index(c) + 1) % len(alphabet)]
-                                                          for c in start)
+                assert p.steps[0].split(":")[1] == "".join(
+                    alphabet[(alphabet.index(c) + 1) % len(alphabet)] for c in start
+                )
 
 
 def test_composition_needs_no_character_sequence_id_never_writes(families):
     for fam in families:
-        id_bigrams = {t[i:i + 2] for p in _id_texts([fam]) for t in [p.completion] for i in range(len(t) - 1)}
+        id_bigrams = {t[i : i + 2] for p in _id_texts([fam]) for t in [p.completion] for i in range(len(t) - 1)}
         for i in range(200):
             c = fam.generate("ood_comp", 0, i).completion
-            assert {c[j:j + 2] for j in range(len(c) - 1)} <= id_bigrams, (fam.name, c)
+            assert {c[j : j + 2] for j in range(len(c) - 1)} <= id_bigrams, (fam.name, c)
 
 
 def test_composition_holds_out_a_subset_whose_hops_each_occur_in_id_pairs(families):
@@ -166,11 +173,29 @@ def test_a_part_of_a_held_out_pair_never_gives_the_answer(families, tasks):
     assert chance_share(string, held_out_problems(string, "ood_comp", 300), broad=True) == 0.0
     # and the check itself can fire: a 3-symbol string makes rev+shl equal swp
     p = string.generate("ood_comp", 0, 0)
-    bad = type(p)(p.family, p.version, p.split, p.seed, p.index, "S:ABCDEFGHIJ|ABC|rev+shl\n", ("rev+shl:CBA",),
-                  "CBA", {"program": [("rev", "shl")]})
+    bad = type(p)(
+        p.family,
+        p.version,
+        p.split,
+        p.seed,
+        p.index,
+        "S:ABCDEFGHIJ|ABC|rev+shl\n",
+        ("rev+shl:CBA",),
+        "CBA",
+        {"program": [("rev", "shl")]},
+    )
     assert string.run_program(bad, [("rev", "shl")]) == "BAC"
-    bad = type(p)(p.family, p.version, p.split, p.seed, p.index, bad.prompt, ("rev+shl:BAC",), "BAC",
-                  {"program": [("rev", "shl")]})
+    bad = type(p)(
+        p.family,
+        p.version,
+        p.split,
+        p.seed,
+        p.index,
+        bad.prompt,
+        ("rev+shl:BAC",),
+        "BAC",
+        {"program": [("rev", "shl")]},
+    )
     assert lucky(string, bad, broad=True)
 
 
@@ -205,8 +230,11 @@ def test_graph_trace_lines_follow_the_prompt_edges(tasks):
 
 
 def test_graph_forward_hop_is_written_like_its_edge(tasks):
-    p = next(p for p in (tasks.get("graph").generate("id", 0, i) for i in range(100))
-             if any(s in ("x", "y") for s in p.meta["steps"]))
+    p = next(
+        p
+        for p in (tasks.get("graph").generate("id", 0, i) for i in range(100))
+        if any(s in ("x", "y") for s in p.meta["steps"])
+    )
     step = p.meta["steps"].index("x") if "x" in p.meta["steps"] else p.meta["steps"].index("y")
     assert p.steps[step] in p.prompt.split("|")[2].split()
 
@@ -233,8 +261,9 @@ def test_ranges_and_step_spaces_refuse_what_would_not_be_ood():
         AxisRanges(id_depth=(3, 1), ood_depth=(5, 6), id_length=(4, 6), ood_length=(8, 9))
     with pytest.raises(ValueError, match="both held out and excluded"):
         StepSpace(("a", "b"), frozenset({("a", "b")}), excluded_pairs=frozenset({("a", "b")}))
-    space = StepSpace(("a", "b"), frozenset({("a", "b")}), fused_fraction=1.0,
-                      excluded_pairs=frozenset({("a", "a"), ("b", "b")}))
+    space = StepSpace(
+        ("a", "b"), frozenset({("a", "b")}), fused_fraction=1.0, excluded_pairs=frozenset({("a", "a"), ("b", "b")})
+    )
     rng = random.Random(0)
     drawn = {s for _ in range(200) for s in space.sample(rng, 3, held_out=0)}
     assert drawn == {("b", "a")}  # the identity pairs never, the held-out pair only when asked
@@ -246,13 +275,17 @@ def test_the_contract_check_finds_an_ood_split_that_overlaps_id():
     from ood_bench.tasks.contract import ContractError, _check_axes_separate
 
     def problems(depths):
-        return lambda family, split, n: [SimpleNamespace(meta={"depth": d, "length": 5})
-                                         for d in depths[split if split in depths else "id"]]
+        return lambda family, split, n: [
+            SimpleNamespace(meta={"depth": d, "length": 5}) for d in depths[split if split in depths else "id"]
+        ]
 
     family = SimpleNamespace(name="fake")
     fine = {"id": [1, 2, 3], "ood_depth": [5, 6], "ood_length": [1, 2]}
-    _check_axes_separate(family, lambda f, s, n: [SimpleNamespace(meta={"depth": d, "length": 9 if s == "ood_length" else 5})
-                                                 for d in fine[s]], 3)
+    _check_axes_separate(
+        family,
+        lambda f, s, n: [SimpleNamespace(meta={"depth": d, "length": 9 if s == "ood_length" else 5}) for d in fine[s]],
+        3,
+    )
     with pytest.raises(ContractError, match="ood_depth problems reach down to depth 3"):
         _check_axes_separate(family, problems({"id": [1, 2, 3], "ood_depth": [3, 6]}), 3)
 
@@ -260,8 +293,11 @@ def test_the_contract_check_finds_an_ood_split_that_overlaps_id():
 # ----------------------------------------------------------------------------- the contract
 
 # The tests above that take every installed family: the rules a family must keep (`tasks --check` checks each)
-FAMILY_RULES = [f for name, f in list(globals().items()) if name.startswith("test_")
-                and "families" in __import__("inspect").signature(f).parameters]
+FAMILY_RULES = [
+    f
+    for name, f in list(globals().items())
+    if name.startswith("test_") and "families" in __import__("inspect").signature(f).parameters
+]
 
 
 def _example_family(**overrides):
@@ -297,20 +333,31 @@ def test_every_installed_family_and_the_example_keep_the_full_contract(families)
 
     everyone = families + [_example_family()]
     for fam in everyone:
-        assert check_family_fully(fam, held_out_problems, per_split=50, others=[f for f in everyone if f is not fam])["ok"]
+        assert check_family_fully(fam, held_out_problems, per_split=50, others=[f for f in everyone if f is not fam])[
+            "ok"
+        ]
 
 
 def _gold_scorer(self, p, c):
     return type(self).__mro__[1].score(self, p, c)
 
 
-@pytest.mark.parametrize("score, message", [
-    (lambda self, p, c: _gold_scorer(self, p, c[0] + c[1:]),  # assumes a non-empty completion
-     r"score\(\) raised IndexError: string index out of range on an empty completion ''; fix: return a Score"),
-    (lambda self, p, c: 1.0, r"score\(\) returned 1.0 on the gold completion"),
-    (lambda self, p, c: _gold_scorer(self, p, c.split("#")[0] + "#" + p.answer),  # reads the answer from the problem
-     r"score\(\) calls a wrong answer .* right; fix: compare the text after the last '#'"),
-])
+@pytest.mark.parametrize(
+    "score, message",
+    [
+        (
+            lambda self, p, c: _gold_scorer(self, p, c[0] + c[1:]),  # assumes a non-empty completion
+            r"score\(\) raised IndexError: string index out of range on an empty completion ''; fix: return a Score",
+        ),
+        (lambda self, p, c: 1.0, r"score\(\) returned 1.0 on the gold completion"),
+        (
+            lambda self, p, c: _gold_scorer(
+                self, p, c.split("#")[0] + "#" + p.answer
+            ),  # reads the answer from the problem
+            r"score\(\) calls a wrong answer .* right; fix: compare the text after the last '#'",
+        ),
+    ],
+)
 def test_the_contract_catches_a_scorer_that_raises_or_lies(score, message):
     from ood_bench.tasks.contract import ContractError, check_family
 
@@ -326,8 +373,11 @@ def test_the_contract_catches_a_family_missing_a_required_meta_key(families):
         prompt, steps, answer, meta = type(self).__mro__[1]._generate(self, split, rng)
         return prompt, steps, answer, {k: v for k, v in meta.items() if k != "program"}
 
-    with pytest.raises(ContractError, match="^task family 'modsum', split 'id', problem 0: meta lacks program; fix: "
-                                            "return meta with depth, length, steps, program"):
+    with pytest.raises(
+        ContractError,
+        match="^task family 'modsum', split 'id', problem 0: meta lacks program; fix: "
+        "return meta with depth, length, steps, program",
+    ):
         check_family_fully(_example_family(_generate=_generate), held_out_problems, per_split=20, others=families)
 
 
@@ -344,6 +394,7 @@ def test_the_contract_catches_ood_repr_symbols_another_family_answers_with(famil
         tag, _, rest = prompt.partition(":")
         return tag + ":" + rest.translate(table), steps, answer.translate(table), meta
 
-    with pytest.raises(ContractError, match="split 'ood_repr', problem 0: answer symbol '.' is an ID answer symbol "
-                                            "of family 'string'"):
+    with pytest.raises(
+        ContractError, match="split 'ood_repr', problem 0: answer symbol '.' is an ID answer symbol of family 'string'"
+    ):
         check_family_fully(_example_family(_generate=_generate), held_out_problems, per_split=20, others=families)

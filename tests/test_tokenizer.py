@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ood_bench.tokenizer import BOS, EOS, PAD, SYMBOLS, TOKENIZER
 

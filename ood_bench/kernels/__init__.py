@@ -58,8 +58,13 @@ def build():
     if root:
         folder = Path(root).expanduser() / name
         folder.mkdir(parents=True, exist_ok=True)
-    return ext.load(name=name, sources=[str(SOURCE)], build_directory=str(folder) if folder else None,
-                    extra_cflags=["-O3", "-march=native", "-fopenmp-simd"], verbose=False)
+    return ext.load(
+        name=name,
+        sources=[str(SOURCE)],
+        build_directory=str(folder) if folder else None,
+        extra_cflags=["-O3", "-march=native", "-fopenmp-simd"],
+        verbose=False,
+    )
 
 
 def _reason(exc: Exception) -> str:
@@ -93,12 +98,16 @@ def decode_kernel():
     if module is not None:
         return module
     if mode == "kernel":
-        raise OodBenchError(f"{ENV}=kernel but the decode kernel cannot be built ({_loaded['error']}); "
-                            f"set {ENV}=eager or auto")
+        raise OodBenchError(
+            f"{ENV}=kernel but the decode kernel cannot be built ({_loaded['error']}); set {ENV}=eager or auto"
+        )
     if not _noted:
         _noted = True
-        print(f"ood-bench: note: decode kernel unavailable ({_loaded['error']}): using the eager path",
-              file=sys.stderr, flush=True)
+        print(
+            f"ood-bench: note: decode kernel unavailable ({_loaded['error']}): using the eager path",
+            file=sys.stderr,
+            flush=True,
+        )
     return None
 
 

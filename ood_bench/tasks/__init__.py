@@ -4,6 +4,13 @@ from .base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily, ood_spli
 from .registry import TaskRegistry
 
 __all__ = [
-    "AXES", "OOD_SPLITS", "SPLITS", "Problem", "Score", "TaskFamily", "TaskRegistry",
-    "ood_split", "parse_completion",
+    "AXES",
+    "OOD_SPLITS",
+    "SPLITS",
+    "Problem",
+    "Score",
+    "TaskFamily",
+    "TaskRegistry",
+    "ood_split",
+    "parse_completion",
 ]

@@ -107,7 +107,7 @@ class Score:
     trace: bool
 
 
-def checked_score(family: "TaskFamily", problem: Problem, completion: str) -> Score:
+def checked_score(family: TaskFamily, problem: Problem, completion: str) -> Score:
     """``family.score(problem, completion)``, a fault in it named (``PluginFault``), its result checked to be a
     ``Score``: what the core calls, so a plugin's scorer failing mid-run is one line naming it."""
     with plugin_call("task family", family.name, "score"):

@@ -107,8 +107,10 @@ def check_family(family: TaskFamily, per_split: int = 3, others: list[TaskFamily
                 raise ContractError(f"{at}: generating it twice gave two problems (use only the rng you are given)")
             score = _score(family, p, p.completion, at, "the gold completion")
             if not (score.answer and score.trace):
-                raise ContractError(f"{at}: the gold completion does not score 1.0 ({score}); fix: score must "
-                                    f"accept the completion the problem itself gives (Problem.completion)")
+                raise ContractError(
+                    f"{at}: the gold completion does not score 1.0 ({score}); fix: score must "
+                    f"accept the completion the problem itself gives (Problem.completion)"
+                )
             _check_scorer(family, p, at)
 
 
@@ -116,27 +118,38 @@ def _score(family: TaskFamily, p, completion: str, at: str, what: str) -> Score:
     try:
         score = family.score(p, completion)
     except Exception as exc:  # a scorer that raises would end a training run in its middle
-        raise ContractError(f"{at}: score() raised {type(exc).__name__}: {exc} on {what} {completion!r}; fix: "
-                            f"return a Score for any text (parse_completion never raises)") from exc
+        raise ContractError(
+            f"{at}: score() raised {type(exc).__name__}: {exc} on {what} {completion!r}; fix: "
+            f"return a Score for any text (parse_completion never raises)"
+        ) from exc
     if not (isinstance(score, Score) and isinstance(score.answer, bool) and isinstance(score.trace, bool)):
-        raise ContractError(f"{at}: score() returned {score!r} on {what} {completion!r}; fix: return "
-                            f"Score(answer=<bool>, trace=<bool>)")
+        raise ContractError(
+            f"{at}: score() returned {score!r} on {what} {completion!r}; fix: return Score(answer=<bool>, trace=<bool>)"
+        )
     return score
 
 
 def _check_scorer(family: TaskFamily, p, at: str) -> None:
     """What a model writes when it is wrong: each scores without an exception, a wrong answer as wrong."""
     gold = p.completion
-    body = gold[:gold.rindex("#")]
+    body = gold[: gold.rindex("#")]
     other = "A" if p.answer[-1] != "A" else "B"
-    wrong = {"a wrong answer": body + "#" + p.answer[:-1] + other,
-             "a completion with no answer line": body, "an empty completion": ""}
+    wrong = {
+        "a wrong answer": body + "#" + p.answer[:-1] + other,
+        "a completion with no answer line": body,
+        "an empty completion": "",
+    }
     for what, text in wrong.items():
         if _score(family, p, text, at, what).answer:
-            raise ContractError(f"{at}: score() calls {what} {text!r} right; fix: compare the text after the "
-                                f"last '#' with the answer, and score a missing answer as wrong")
-    garbled = {"a truncated completion": gold[:len(gold) // 2], "a garbled completion": gold[::-1],
-               "a completion of stray symbols": "#\n#:+-|,\n" + "".join(sorted(VOCABULARY))}
+            raise ContractError(
+                f"{at}: score() calls {what} {text!r} right; fix: compare the text after the "
+                f"last '#' with the answer, and score a missing answer as wrong"
+            )
+    garbled = {
+        "a truncated completion": gold[: len(gold) // 2],
+        "a garbled completion": gold[::-1],
+        "a completion of stray symbols": "#\n#:+-|,\n" + "".join(sorted(VOCABULARY)),
+    }
     for what, text in garbled.items():
         _score(family, p, text, at, what)
 
@@ -148,12 +161,15 @@ def _check_axes_separate(family: TaskFamily, test_problems, n: int) -> None:
         ident = [p.meta.get(axis) for p in test_problems(family, "id", n)]
         ood = [p.meta.get(axis) for p in test_problems(family, f"ood_{axis}", n)]
         if ident and ood and all(isinstance(v, int) for v in ident + ood) and min(ood) <= max(ident):
-            raise ContractError(f"task family {family.name!r}: ood_{axis} problems reach down to {axis} {min(ood)}, "
-                                f"but ID problems reach {max(ident)}: an OOD split must lie past everything ID produces")
+            raise ContractError(
+                f"task family {family.name!r}: ood_{axis} problems reach down to {axis} {min(ood)}, "
+                f"but ID problems reach {max(ident)}: an OOD split must lie past everything ID produces"
+            )
 
 
-def check_family_fully(family: TaskFamily, test_problems, per_split: int = 200,
-                       others: list[TaskFamily] | None = None) -> dict:
+def check_family_fully(
+    family: TaskFamily, test_problems, per_split: int = 200, others: list[TaskFamily] | None = None
+) -> dict:
     """``check_family`` on more problems, plus disjoint test splits; returns what was checked.
 
     ``test_problems(family, split, n)`` gives the held-out test problems (``data.held_out_problems``).
@@ -165,8 +181,9 @@ def check_family_fully(family: TaskFamily, test_problems, per_split: int = 200,
     for split in SPLITS[1:]:
         shared = ids & {p.uid for p in test_problems(family, split, per_split)}
         if shared and split != "edge":
-            raise ContractError(f"task family {family.name!r}: {len(shared)} test problems of {split!r} are also "
-                                f"ID test problems")
+            raise ContractError(
+                f"task family {family.name!r}: {len(shared)} test problems of {split!r} are also ID test problems"
+            )
     return {"family": family.name, "version": family.version, "problems_per_split": per_split, "ok": True}
 
 
@@ -182,19 +199,27 @@ def _check_like_the_tests(family: TaskFamily, test_problems, n: int, others: lis
             at = f"{where}, split {split!r}, problem {p.index}"
             missing = [k for k in REQUIRED_META if k not in p.meta]
             if missing:
-                raise ContractError(f"{at}: meta lacks {', '.join(missing)}; fix: return meta with "
-                                    f"{', '.join(REQUIRED_META)} from _generate (see Problem)")
+                raise ContractError(
+                    f"{at}: meta lacks {', '.join(missing)}; fix: return meta with "
+                    f"{', '.join(REQUIRED_META)} from _generate (see Problem)"
+                )
             try:
                 replayed = family.run_program(p, list(p.meta["program"]))
             except Exception as exc:
-                raise ContractError(f"{at}: run_program raised {type(exc).__name__}: {exc}; fix: implement "
-                                    f"TaskFamily.run_program for meta['program']") from exc
+                raise ContractError(
+                    f"{at}: run_program raised {type(exc).__name__}: {exc}; fix: implement "
+                    f"TaskFamily.run_program for meta['program']"
+                ) from exc
             if replayed != p.answer:
-                raise ContractError(f"{at}: run_program(problem, meta['program']) gives {replayed!r}, not the "
-                                    f"answer {p.answer!r}; fix: meta['program'] must be the steps the trace does")
+                raise ContractError(
+                    f"{at}: run_program(problem, meta['program']) gives {replayed!r}, not the "
+                    f"answer {p.answer!r}; fix: meta['program'] must be the steps the trace does"
+                )
             if len(TOKENIZER.encode(p.text)) + 2 > CONTEXT:
-                raise ContractError(f"{at}: {len(p.text) + 2} tokens with bos and eos, more than the default "
-                                    f"context of {CONTEXT}; fix: shorten the longest problems")
+                raise ContractError(
+                    f"{at}: {len(p.text) + 2} tokens with bos and eos, more than the default "
+                    f"context of {CONTEXT}; fix: shorten the longest problems"
+                )
     _check_ranges(family, problems)
     space = _steps_space(family)
     if space is None:
@@ -203,25 +228,37 @@ def _check_like_the_tests(family: TaskFamily, test_problems, n: int, others: lis
     for split, expect in (("id", False), ("ood_comp", True)):
         for p in problems[split]:
             if bool(set(p.meta["steps"]) & held) != expect:
-                raise ContractError(f"{where}, split {split!r}, problem {p.index}: steps {p.meta['steps']} "
-                                    f"{'lack' if expect else 'use'} a held-out pair; fix: draw the program with "
-                                    f"steps_space.sample(rng, depth, held_out={int(expect)})")
+                raise ContractError(
+                    f"{where}, split {split!r}, problem {p.index}: steps {p.meta['steps']} "
+                    f"{'lack' if expect else 'use'} a held-out pair; fix: draw the program with "
+                    f"steps_space.sample(rng, depth, held_out={int(expect)})"
+                )
     for a, b in sorted(space.held_out_pairs):
         if not (any(q[0] == a for q in space.id_pairs) and any(q[1] == b for q in space.id_pairs)):
-            raise ContractError(f"{where}: held-out pair {a}+{b}: {a} must start and {b} end some ID pair; fix: "
-                                f"hold out fewer pairs")
-    id_bigrams = {t[i:i + 2] for split in ("id", "ood_depth", "ood_length", "edge") for p in problems[split]
-                  for t in [p.completion] for i in range(len(t) - 1)}
+            raise ContractError(
+                f"{where}: held-out pair {a}+{b}: {a} must start and {b} end some ID pair; fix: hold out fewer pairs"
+            )
+    id_bigrams = {
+        t[i : i + 2]
+        for split in ("id", "ood_depth", "ood_length", "edge")
+        for p in problems[split]
+        for t in [p.completion]
+        for i in range(len(t) - 1)
+    }
     for p in problems["ood_comp"]:
-        new = sorted({p.completion[i:i + 2] for i in range(len(p.completion) - 1)} - id_bigrams)
+        new = sorted({p.completion[i : i + 2] for i in range(len(p.completion) - 1)} - id_bigrams)
         if new:
-            raise ContractError(f"{where}, split 'ood_comp', problem {p.index}: writes {new[0]!r}, which no ID "
-                                f"completion writes; fix: name steps so a held-out pair's name is made of ID text")
+            raise ContractError(
+                f"{where}, split 'ood_comp', problem {p.index}: writes {new[0]!r}, which no ID "
+                f"completion writes; fix: name steps so a held-out pair's name is made of ID text"
+            )
     share, rate = chance_share(family, problems["ood_comp"]), chance_rate(family, problems["ood_comp"])
     if share > 0 or rate > 0.10:
-        raise ContractError(f"{where}, split 'ood_comp': a familiar step in place of the held-out pair gives the "
-                            f"answer (chance share {share:.2f}, rate {rate:.2f}, at most 0 and 0.10); fix: hold out "
-                            f"pairs that do not commute, or redraw a problem a familiar step solves")
+        raise ContractError(
+            f"{where}, split 'ood_comp': a familiar step in place of the held-out pair gives the "
+            f"answer (chance share {share:.2f}, rate {rate:.2f}, at most 0 and 0.10); fix: hold out "
+            f"pairs that do not commute, or redraw a problem a familiar step solves"
+        )
     _check_repr(family, problems, [f for f in others if f.name != family.name], n)
 
 
@@ -229,19 +266,25 @@ def _check_ranges(family: TaskFamily, problems: dict) -> None:
     """Each split moves only its own axis: the meta's depth and length lie where ``family.ranges`` says."""
     r = family.ranges
     if r is None:
-        raise ContractError(f"task family {family.name!r}: no ranges; fix: set ranges = AxisRanges(...) and draw "
-                            f"(depth, length) with ranges.draw(split, rng)")
+        raise ContractError(
+            f"task family {family.name!r}: no ranges; fix: set ranges = AxisRanges(...) and draw "
+            f"(depth, length) with ranges.draw(split, rng)"
+        )
     id_d, id_l = r.id_depth[1], r.id_length[1]
-    rules = {"id": lambda d, ln: r.id_depth[0] <= d <= id_d and r.id_length[0] <= ln <= id_l,
-             "ood_depth": lambda d, ln: d > id_d and ln <= id_l,
-             "ood_length": lambda d, ln: ln > id_l + 1 and d <= id_d,
-             "edge": lambda d, ln: d == r.edge_depth or ln == r.edge_length}
+    rules = {
+        "id": lambda d, ln: r.id_depth[0] <= d <= id_d and r.id_length[0] <= ln <= id_l,
+        "ood_depth": lambda d, ln: d > id_d and ln <= id_l,
+        "ood_length": lambda d, ln: ln > id_l + 1 and d <= id_d,
+        "edge": lambda d, ln: d == r.edge_depth or ln == r.edge_length,
+    }
     for split, ok in rules.items():
         for p in problems[split]:
             if not ok(p.meta["depth"], p.meta["length"]):
-                raise ContractError(f"task family {family.name!r}, split {split!r}, problem {p.index}: depth "
-                                    f"{p.meta['depth']}, length {p.meta['length']} lie outside its place in {r}; "
-                                    f"fix: draw them with ranges.draw(split, rng)")
+                raise ContractError(
+                    f"task family {family.name!r}, split {split!r}, problem {p.index}: depth "
+                    f"{p.meta['depth']}, length {p.meta['length']} lie outside its place in {r}; "
+                    f"fix: draw them with ranges.draw(split, rng)"
+                )
 
 
 def _check_repr(family: TaskFamily, problems: dict, others: list[TaskFamily], n: int) -> None:
@@ -256,10 +299,14 @@ def _check_repr(family: TaskFamily, problems: dict, others: list[TaskFamily], n:
         at = f"task family {family.name!r}, split 'ood_repr', problem {p.index}"
         clash = sorted(set(p.answer) & set(id_answers))
         if clash:
-            raise ContractError(f"{at}: answer symbol {clash[0]!r} is an ID answer symbol of family "
-                                f"{id_answers[clash[0]]!r}; fix: write ood_repr states with symbols that ID text "
-                                f"writes but no ID answer does")
+            raise ContractError(
+                f"{at}: answer symbol {clash[0]!r} is an ID answer symbol of family "
+                f"{id_answers[clash[0]]!r}; fix: write ood_repr states with symbols that ID text "
+                f"writes but no ID answer does"
+            )
         unseen = sorted(set(p.answer) - id_text)
         if unseen:
-            raise ContractError(f"{at}: answer symbol {unseen[0]!r} appears in no ID text, so its embedding is "
-                                f"untrained; fix: use symbols ID prompts or traces write (step names)")
+            raise ContractError(
+                f"{at}: answer symbol {unseen[0]!r} appears in no ID text, so its embedding is "
+                f"untrained; fix: use symbols ID prompts or traces write (step names)"
+            )

@@ -106,7 +106,7 @@ def _part_stands_in(forward, start: str, route, path: list[str]) -> bool:
     for i, step in enumerate(route):
         if tuple(step) in STEPS.held_out_pairs:
             for alt in familiar_alternatives(STEPS, tuple(step), broad=False):
-                if _walk(forward, start, route[:i] + [alt] + route[i + 1:]) == path:
+                if _walk(forward, start, route[:i] + [alt] + route[i + 1 :]) == path:
                     return True
     return False
 

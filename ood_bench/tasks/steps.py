@@ -43,7 +43,9 @@ class StepSpace:
                 if a not in self.primitives or b not in self.primitives:
                     raise ValueError(f"StepSpace: {kind} pair {a}+{b} is not made of primitives {self.primitives}")
         if self.held_out_pairs & self.excluded_pairs:
-            raise ValueError(f"StepSpace: pairs both held out and excluded: {sorted(self.held_out_pairs & self.excluded_pairs)}")
+            raise ValueError(
+                f"StepSpace: pairs both held out and excluded: {sorted(self.held_out_pairs & self.excluded_pairs)}"
+            )
         if not self.held_out_pairs:
             raise ValueError("StepSpace: hold out at least one pair (ood_comp is built from them)")
         if not self.id_pairs:
@@ -51,8 +53,11 @@ class StepSpace:
 
     @property
     def id_pairs(self) -> list[tuple[str, str]]:
-        return [p for p in itertools.product(self.primitives, repeat=2)
-                if p not in self.held_out_pairs and p not in self.excluded_pairs]
+        return [
+            p
+            for p in itertools.product(self.primitives, repeat=2)
+            if p not in self.held_out_pairs and p not in self.excluded_pairs
+        ]
 
     def sample(self, rng: random.Random, depth: int, held_out: int | bool) -> list[tuple[str, ...]]:
         """``depth`` steps, ``held_out`` of them (at distinct places) held-out fused pairs."""
@@ -104,8 +109,10 @@ class AxisRanges:
                 if not 1 <= lo <= hi:
                     raise ValueError(f"AxisRanges: {name}={(lo, hi)} must be (lo, hi) with 1 <= lo <= hi")
             if ood[0] <= ident[1] + 1:
-                raise ValueError(f"AxisRanges: ood_{axis}={ood} must start past id_{axis}={ident} and past the "
-                                 f"edge ({ident[1] + 1}), so no OOD problem is one ID or edge could give")
+                raise ValueError(
+                    f"AxisRanges: ood_{axis}={ood} must start past id_{axis}={ident} and past the "
+                    f"edge ({ident[1] + 1}), so no OOD problem is one ID or edge could give"
+                )
 
     @property
     def edge_depth(self) -> int:

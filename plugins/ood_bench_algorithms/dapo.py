@@ -21,8 +21,16 @@ from dataclasses import dataclass
 import torch
 
 from ood_bench.api import (
-    Algorithm, AlgorithmConfig, PAD, aggregate, check, clipped_surrogate, group_advantages, hookimpl,
-    masked_mean)
+    PAD,
+    Algorithm,
+    AlgorithmConfig,
+    aggregate,
+    check,
+    clipped_surrogate,
+    group_advantages,
+    hookimpl,
+    masked_mean,
+)
 
 
 @dataclass
@@ -40,8 +48,12 @@ class DAPOConfig(AlgorithmConfig):
         check(0 <= self.eps_low < 1, f"{prefix}.eps_low", self.eps_low, "must be in [0, 1)")
         check(self.eps_high >= self.eps_low, f"{prefix}.eps_high", self.eps_high, "must be >= eps_low")
         check(self.max_draw_rounds >= 0, f"{prefix}.max_draw_rounds", self.max_draw_rounds, "must be >= 0")
-        check(0 <= self.overlong_buffer < self.max_new_tokens, f"{prefix}.overlong_buffer", self.overlong_buffer,
-              "must be in [0, max_new_tokens)")
+        check(
+            0 <= self.overlong_buffer < self.max_new_tokens,
+            f"{prefix}.overlong_buffer",
+            self.overlong_buffer,
+            "must be in [0, max_new_tokens)",
+        )
         check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
 
 
@@ -73,8 +85,9 @@ class DAPO(Algorithm):
         informative = 0
         batch = ctx.rollout(problems, G)
         while True:
-            shaped = batch.rewards.float() + overlong_penalty(batch.rollout.lengths, cfg.max_new_tokens,
-                                                              cfg.overlong_buffer)
+            shaped = batch.rewards.float() + overlong_penalty(
+                batch.rollout.lengths, cfg.max_new_tokens, cfg.overlong_buffer
+            )
             rewards_seen.append(batch.rewards.float())
             adv, std = group_advantages(shaped, G, scale_std=True)
             keep_groups = (std > 0).nonzero().flatten()[: target - informative]
@@ -89,8 +102,12 @@ class DAPO(Algorithm):
             extra = ctx.draw_prompts(target - informative)
             drawn += len(extra)
             batch = ctx.rollout(extra, G)
-        diag = {"informative_groups": float(informative), "draw_rounds": float(rounds),
-                "extra_prompts": float(drawn), "reward_mean": float(torch.cat(rewards_seen).mean())}
+        diag = {
+            "informative_groups": float(informative),
+            "draw_rounds": float(rounds),
+            "extra_prompts": float(drawn),
+            "reward_mean": float(torch.cat(rewards_seen).mean()),
+        }
         if not blocks:  # every group of every round all-0 or all-1: nothing to learn from
             diag["skipped"] = 1.0
             return diag
@@ -98,7 +115,7 @@ class DAPO(Algorithm):
         adv = torch.cat(advantages)
         old = None
         clip_fracs = []
-        for it in range(cfg.inner_iterations):
+        for _ in range(cfg.inner_iterations):
             lp = ctx.logprobs(ctx.policy, ids, cmask)
             if old is None:
                 old = lp.logp.detach()  # the first pass is the sampling policy, same weights

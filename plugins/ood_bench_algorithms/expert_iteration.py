@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from ood_bench.api import Algorithm, AlgorithmConfig, check, entropy_from_logits, hookimpl
 
 from .sft import nll_loss
@@ -46,9 +45,13 @@ class ExpertIteration(Algorithm):
                 if keep[i] and key in seen:
                     keep[i] = False
                 seen.add(key)
-        diag = {"reward_mean": float(batch.rewards.mean()), "accuracy": float(batch.answer_correct.float().mean()),
-                "trace_accuracy": float(batch.trace_correct.float().mean()), "kept": float(keep.sum()),
-                "response_length": float(batch.rollout.lengths.float().mean())}
+        diag = {
+            "reward_mean": float(batch.rewards.mean()),
+            "accuracy": float(batch.answer_correct.float().mean()),
+            "trace_accuracy": float(batch.trace_correct.float().mean()),
+            "kept": float(keep.sum()),
+            "response_length": float(batch.rollout.lengths.float().mean()),
+        }
         if not keep.any():
             diag["skipped"] = 1.0
             return diag

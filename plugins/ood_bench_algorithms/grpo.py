@@ -13,8 +13,19 @@ from dataclasses import dataclass
 import torch
 
 from ood_bench.api import (
-    AGGREGATIONS, Algorithm, AlgorithmConfig, KL_ESTIMATORS, aggregate, check, clipped_surrogate,
-    entropy_from_logits, group_advantages, hookimpl, kl_estimate, masked_mean)
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    Algorithm,
+    AlgorithmConfig,
+    aggregate,
+    check,
+    clipped_surrogate,
+    entropy_from_logits,
+    group_advantages,
+    hookimpl,
+    kl_estimate,
+    masked_mean,
+)
 
 
 @dataclass
@@ -32,12 +43,20 @@ class GRPOConfig(AlgorithmConfig):
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)
         check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
-        check(self.kl_estimator in KL_ESTIMATORS, f"{prefix}.kl_estimator", self.kl_estimator,
-               f"choose from {', '.join(KL_ESTIMATORS)}")
+        check(
+            self.kl_estimator in KL_ESTIMATORS,
+            f"{prefix}.kl_estimator",
+            self.kl_estimator,
+            f"choose from {', '.join(KL_ESTIMATORS)}",
+        )
         check(0 <= self.eps_low < 1, f"{prefix}.eps_low", self.eps_low, "must be in [0, 1)")
         check(self.eps_high >= 0, f"{prefix}.eps_high", self.eps_high, "must be >= 0")
-        check(self.loss_aggregation in AGGREGATIONS, f"{prefix}.loss_aggregation", self.loss_aggregation,
-               f"choose from {', '.join(AGGREGATIONS)}")
+        check(
+            self.loss_aggregation in AGGREGATIONS,
+            f"{prefix}.loss_aggregation",
+            self.loss_aggregation,
+            f"choose from {', '.join(AGGREGATIONS)}",
+        )
         check(self.inner_iterations >= 1, f"{prefix}.inner_iterations", self.inner_iterations, "must be >= 1")
         check(self.reset_every >= 0, f"{prefix}.reset_every", self.reset_every, "must be >= 0")
         check(self.group_size >= 2, f"{prefix}.group_size", self.group_size, "GRPO needs groups of >= 2")
@@ -67,7 +86,8 @@ class GRPO(Algorithm):
         if cfg.dynamic_filtering:
             keep = (group_std > 0).repeat_interleave(G)
         diag = {
-            "reward_mean": batch.rewards.mean(), "reward_std": batch.rewards.std(),
+            "reward_mean": batch.rewards.mean(),
+            "reward_std": batch.rewards.std(),
             "accuracy": batch.answer_correct.float().mean(),
             "zero_std_frac": (group_std == 0).float().mean(),
             "response_length": batch.rollout.lengths.float().mean(),

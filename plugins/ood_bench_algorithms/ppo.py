@@ -15,8 +15,18 @@ import torch
 from torch import nn
 
 from ood_bench.api import (
-    Algorithm, AlgorithmConfig, approx_kl, check, clipped_surrogate, entropy_from_logits, explained_variance,
-    gae, hookimpl, kl_estimate, masked_mean)
+    Algorithm,
+    AlgorithmConfig,
+    approx_kl,
+    check,
+    clipped_surrogate,
+    entropy_from_logits,
+    explained_variance,
+    gae,
+    hookimpl,
+    kl_estimate,
+    masked_mean,
+)
 
 
 @dataclass
@@ -103,7 +113,8 @@ class PPO(Algorithm):
         groups = batch.rewards.view(-1, cfg.group_size)
         return {
             **{k: sum(v) / len(v) for k, v in stats.items()},
-            "reward_mean": float(batch.rewards.mean()), "reward_std": float(batch.rewards.std()),
+            "reward_mean": float(batch.rewards.mean()),
+            "reward_std": float(batch.rewards.std()),
             "accuracy": float(batch.answer_correct.float().mean()),
             "zero_std_frac": float((groups.std(1) == 0).float().mean()),
             "kl_k1": float(masked_mean(kl_tok, mask)),

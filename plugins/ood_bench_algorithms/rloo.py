@@ -12,8 +12,15 @@ from dataclasses import dataclass
 import torch
 
 from ood_bench.api import (
-    Algorithm, AlgorithmConfig, check, entropy_from_logits, hookimpl, kl_estimate, leave_one_out_baseline,
-    masked_mean)
+    Algorithm,
+    AlgorithmConfig,
+    check,
+    entropy_from_logits,
+    hookimpl,
+    kl_estimate,
+    leave_one_out_baseline,
+    masked_mean,
+)
 
 
 @dataclass
@@ -51,12 +58,15 @@ class RLOO(Algorithm):
         ctx.optimize(loss, train_tokens=int(mask.sum()))
         groups = batch.rewards.view(-1, cfg.group_size)
         return {
-            "reward_mean": float(batch.rewards.mean()), "reward_std": float(batch.rewards.std()),
+            "reward_mean": float(batch.rewards.mean()),
+            "reward_std": float(batch.rewards.std()),
             "accuracy": float(batch.answer_correct.float().mean()),
             "zero_std_frac": float((groups.std(1) == 0).float().mean()),
-            "kl_k1": float(kl_seq.sum() / mask.sum().clamp(min=1)), "kl_k3": float(k3),
+            "kl_k1": float(kl_seq.sum() / mask.sum().clamp(min=1)),
+            "kl_k3": float(k3),
             "entropy": float(entropy_from_logits(logits.detach(), mask)),
-            "response_length": float(batch.rollout.lengths.float().mean()), "loss": float(loss.detach()),
+            "response_length": float(batch.rollout.lengths.float().mean()),
+            "loss": float(loss.detach()),
             "clip_frac": 0.0,
         }
 

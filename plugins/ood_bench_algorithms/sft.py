@@ -32,8 +32,11 @@ class SFT(Algorithm):
         logp, mask, logits, _ = self.ctx.logprobs(self.ctx.policy, ids, cmask)
         loss = nll_loss(logp, mask)
         self.ctx.optimize(loss, train_tokens=int(mask.sum()))
-        return {"loss": float(loss.detach()), "entropy": float(entropy_from_logits(logits.detach(), mask)),
-                "gold_logprob": float((logp.detach()).sum(1).mean())}
+        return {
+            "loss": float(loss.detach()),
+            "entropy": float(entropy_from_logits(logits.detach(), mask)),
+            "gold_logprob": float((logp.detach()).sum(1).mean()),
+        }
 
 
 @hookimpl

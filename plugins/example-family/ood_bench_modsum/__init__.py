@@ -36,8 +36,12 @@ def _map(f):
     return lambda s, order: "".join(order[f(order.index(c)) % 10] for c in s)
 
 
-PRIMITIVES = {"inc": _map(lambda d: d + 1), "tri": _map(lambda d: 3 * d),
-              "rev": lambda s, order: s[::-1], "shl": lambda s, order: s[1:] + s[:1]}
+PRIMITIVES = {
+    "inc": _map(lambda d: d + 1),
+    "tri": _map(lambda d: 3 * d),
+    "rev": lambda s, order: s[::-1],
+    "shl": lambda s, order: s[1:] + s[:1],
+}
 # Held out: pairs that do not commute, so neither the pair in the other order nor one hop of
 # it gives the answer. Excluded: rev+rev (the identity) and a move then a digit map, which is
 # the same function as the map then the move (an ID pair already); see StepSpace.
