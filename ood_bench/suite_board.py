@@ -955,9 +955,9 @@ def _html(rec: Records, head: pd.DataFrame, pngs: dict[str, bytes], readme: str)
         )
 
     block = verdicts.block_in(readme, rec.suite) or ""
-    bold = re.compile(r"[*][*](.+?)[*][*]")
+    bold, italic = re.compile(r"[*][*](.+?)[*][*]"), re.compile(r"[*](.+?)[*]")
     items = "".join(
-        "<li>" + bold.sub(r"<strong>\1</strong>", html.escape(line[2:])) + "</li>"
+        "<li>" + italic.sub(r"<em>\1</em>", bold.sub(r"<strong>\1</strong>", html.escape(line[2:]))) + "</li>"
         for line in block.splitlines()
         if line.startswith("- ")
     )
