@@ -75,9 +75,7 @@ class Records:
             )
         self.dirty = dirty
         self.counts = {n: load_counts(self.root / "records" / n / "eval") for n in self.runs}
-        self.null = {
-            n: load_counts(self.root / "records" / n / "null") for n, r in self.runs.items() if r["kind"] == "base"
-        }
+        self.null = {n: self._null(n) for n, r in self.runs.items() if r["kind"] == "base"}
         self.suite = next(iter(self.runs.values())).get("suite", self.root.name)
         self._tilts: dict = {}
         self._trends: dict = {}
@@ -113,6 +111,16 @@ class Records:
                     f"record {name!r} was trained from another {r['base']!r} than the one recorded "
                     f"here (its base key differs): run the suite again to renew it"
                 )
+
+    def _null(self, name: str) -> pd.DataFrame:
+        """A base's second evaluation (another sampling seed): without it the null rows have nothing to show."""
+        folder = self.root / "records" / name / "null"
+        if not (folder / "eval.json").is_file():
+            raise OodBenchError(
+                f"base {name!r} has no null evaluation ({str(folder)!r}): the null rows compare each base with a "
+                f"second evaluation of itself; run the suite again for that base (`ood-bench run {self.root.name}`)"
+            )
+        return load_counts(folder)
 
     def tilt(self, name: str, th: Thresholds) -> Tilt:
         """A run's tilt over all its problems against its base (a base's: against its own re-sampling)."""

@@ -937,3 +937,11 @@ def test_calibrate_refuses_an_unknown_suite_or_one_without_published_bases(tmp_p
     err = capsys.readouterr().err
     assert "has no published bases" in err and err.count("\n") == 1
     assert not (tmp_path / "tiny").exists()
+
+
+def test_a_base_without_its_null_evaluation_is_one_line_naming_it(tmp_path, capsys):
+    golden_records(tmp_path)
+    shutil.rmtree(tmp_path / "records" / "base-e0-s1" / "null")
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "base 'base-e0-s1' has no null evaluation" in err and err.count("\n") == 1
