@@ -36,7 +36,7 @@ MIN_FIT = 3
 MARGIN = 0.1  # nats: the float32 noise of a teacher-forced log-prob, with room to spare
 TILT_CEILING = 1 - 1e-3  # Q_base above this: 1 - Q is float32 noise, so its log-odds are not measurable
 SATURATION = 1 - 1e-5  # Q_post above this: its log-odds are known only from below
-LOGIT_CLIP = 30.0
+LOGIT_CLIP = 30.0  # |log-odds| beyond this is 1 in 1e13: float32 log-probs carry no more
 
 
 def logit(logprob: np.ndarray, clip: float = LOGIT_CLIP) -> np.ndarray:

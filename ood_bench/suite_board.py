@@ -79,6 +79,7 @@ class Records:
         self.suite = next(iter(self.runs.values())).get("suite", self.root.name)
         self._tilts: dict = {}
         self._trends: dict = {}
+        self._merged: dict = {}
         self._check_consistent()
 
     def _check_consistent(self) -> None:
@@ -126,18 +127,24 @@ class Records:
         """A run's tilt over all its problems against its base (a base's: against its own re-sampling)."""
         key = (name, th)
         if key not in self._tilts:
+            m = self.merged(name)
+            lq_b = m["gold_logprob_base"].to_numpy(float)
+            self._tilts[key] = fit_tilt(
+                lq_b, m["gold_logprob_post"].to_numpy(float), th.outside, tested=int((np.exp(lq_b) < th.outside).sum())
+            )
+        return self._tilts[key]
+
+    def merged(self, name: str) -> pd.DataFrame:
+        """A run's problems beside its base's, every split (a base's: beside its own re-sampling); merged once."""
+        if name not in self._merged:
             r = self.runs[name]
             base, post = (
                 (self.counts[r["base"]], self.counts[name])
                 if r["kind"] == "post"
                 else (self.counts[name], self.null[name])
             )
-            m = merge_records(base, post)
-            lq_b = m["gold_logprob_base"].to_numpy(float)
-            self._tilts[key] = fit_tilt(
-                lq_b, m["gold_logprob_post"].to_numpy(float), th.outside, tested=int((np.exp(lq_b) < th.outside).sum())
-            )
-        return self._tilts[key]
+            self._merged[name] = merge_records(base, post)
+        return self._merged[name]
 
     def trend(self, name: str) -> dict:
         """Whether a post-training run trained: its reward trend (``did_train``)."""
@@ -1006,7 +1013,8 @@ def render(
     th = Thresholds()
     head = headline(rec, th)
     support = support_rows(rec, th)
-    found = verdicts.verdicts(rec, head, th)
+    expansions = verdicts.run_expansions(rec, th)
+    found = verdicts.verdicts(rec, head, expansions)
     block = verdicts.markdown(rec.suite, found)
     cal = calibration(rec, th)
     readme = _readme(rec, head, block, cal)
@@ -1014,7 +1022,7 @@ def render(
     texts = {
         README: readme,
         CSV: _csv(head),
-        JSON: _json(head, support, rec, found, verdicts.run_expansions(rec, th), cal),
+        JSON: _json(head, support, rec, found, expansions, cal),
     }
     return texts, {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block}
 

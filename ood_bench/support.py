@@ -61,14 +61,11 @@ import pandas as pd
 from scipy import stats
 
 from .errors import OodBenchError
-from .expansion import Tilt, beyond_tilt, fit_tilt, threshold_expanded
+from .expansion import LOGIT_CLIP, TILT_CEILING, Tilt, beyond_tilt, fit_tilt, threshold_expanded  # noqa: F401
+from .expansion import logit as logit_from_logprob
 from .results import read_eval_folder
 
 Z95 = 1.959963984540054
-LOGIT_CLIP = 30.0  # |log-odds| beyond this is 1 in 1e13: float32 log-probs carry no more
-# The tilt is fitted where Q_base <= this: a float32 teacher-forced pass resolves
-# 1 - Q only to about 1e-5, so log-odds of near-certain problems are noise.
-TILT_CEILING = 1 - 1e-3
 
 
 @dataclass(frozen=True)
@@ -197,12 +194,6 @@ def wilson_interval(successes: int, total: int) -> tuple[float, float]:
     lo = 0.0 if successes == 0 else max(0.0, centre - half)
     hi = 1.0 if successes == total else min(1.0, centre + half)
     return lo, hi
-
-
-def logit_from_logprob(logprob: np.ndarray, clip: float = LOGIT_CLIP) -> np.ndarray:
-    """log Q - log(1 - Q) from log Q, stable at both ends, clipped to +-``clip``."""
-    lq = np.minimum(np.asarray(logprob, dtype=np.float64), -1e-300)
-    return np.clip(lq - np.log(-np.expm1(lq)), -clip, clip)
 
 
 def _ratio(a: float, b: float) -> float:

@@ -28,7 +28,7 @@ from .board_stats import Q_LEVEL
 from .did_train import ALPHA as TREND_ALPHA
 from .did_train import run_trend
 from .expansion import ALPHA, beyond_tilt
-from .support import Thresholds, merge_records
+from .support import Thresholds
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 CONTROL = "sft"  # the row that trains on gold traces: the detector's positive control
@@ -62,7 +62,7 @@ def run_expansions(rec, th: Thresholds) -> pd.DataFrame:
     for name in rec.posts():
         r = rec.runs[name]
         tilt = rec.tilt(name, th)
-        m = merge_records(rec.counts[r["base"]], rec.counts[name])
+        m = rec.merged(name)
         lq_b, lq_p = m["gold_logprob_base"].to_numpy(float), m["gold_logprob_post"].to_numpy(float)
         flagged = int(beyond_tilt(lq_b, lq_p, tilt, th.outside, th.solved).sum()) if tilt.fitted else None
         rows.append(
@@ -196,7 +196,7 @@ def _saturation(rec, head: pd.DataFrame) -> Verdict:
         r = rec.runs[name]
         if r["row"] != "grpo" or r["split"] != "id":
             continue
-        m = merge_records(rec.counts[r["base"]], rec.counts[name])
+        m = rec.merged(name)
         m = m[m["split"] == "id"]
         points.append(((m["full_c_base"] / m["n"]).mean(), ((m["full_c_post"] - m["full_c_base"]) / m["n"]).mean()))
     if len(points) < 3 or len({round(x, 6) for x, _ in points}) < 2:
@@ -241,10 +241,8 @@ def _others(exp: pd.DataFrame, head: pd.DataFrame) -> list[Verdict]:
     return out
 
 
-def verdicts(rec, head: pd.DataFrame, th: Thresholds | None = None) -> list[Verdict]:
-    """Every claim's verdict on one board."""
-    th = th or Thresholds()
-    exp = run_expansions(rec, th)
+def verdicts(rec, head: pd.DataFrame, exp: pd.DataFrame) -> list[Verdict]:
+    """Every claim's verdict on one board; ``exp`` is its ``run_expansions``."""
     if int(head["seeds"].max()) < 2:
         note = "one pretraining seed, so its intervals cover sampling only"
         claims = [
