@@ -40,9 +40,16 @@ def _version(name: str) -> str:
         return "unknown"
 
 
+def _probed() -> bool:
+    from .precision import bf16_probe
+
+    info = getattr(bf16_probe, "cache_info", None)  # a test may stand a plain function in for it
+    return bool(info and info().currsize)
+
+
 def environment() -> dict:
     from .kernels import engine
-    from .precision import cpu_info
+    from .precision import bf16_probe, cpu_info
 
     return {
         "code_version": code_version(),
@@ -51,6 +58,8 @@ def environment() -> dict:
         "machine": platform.machine(),
         # which kernels made the numbers: bytes reproduce only on the same capability (docs/precision.md)
         "cpu": dict(cpu_info()),
+        # what trainer.precision auto measured here, where this process resolved it (docs/precision.md)
+        **({"bf16_probe": {k: v for k, v in bf16_probe().items() if k != "cached"}} if _probed() else {}),
         # which decode path sampled (OOD_BENCH_ENGINE): the kernel sums in another order than eager, so a
         # sampled token can differ between them; not part of any run key (docs/performance.md)
         "engine": engine(),

@@ -3,6 +3,14 @@ import pytest
 from ood_bench.plugins import get_plugins
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _machine_cache(tmp_path_factory):
+    """Machine-local caches (the bf16 probe's verdict) go to a temporary folder, never the user's home."""
+    import os
+
+    os.environ["OOD_BENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def tasks():
     return get_plugins().tasks

@@ -4,6 +4,7 @@ No test times anything: the rule reads the CPU, and each test forces what it rea
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -25,11 +26,115 @@ AVX512_BF16 = {"capability": "AVX512", "bf16_native": True, "model": "a CPU with
 AVX2 = {"capability": "AVX2", "bf16_native": False, "model": "a CPU with AVX2 only"}
 
 
+def _probe(faster: bool) -> dict:
+    speedup = 1.4 if faster else 0.7
+    return {"bf16_faster": faster, "fp32_s": 0.07, "bf16_s": 0.07 / speedup, "speedup": speedup, "cached": False}
+
+
 @pytest.fixture
 def cpu(monkeypatch):
-    """Make this machine's CPU look like the one given (what auto and the records read)."""
+    """Make this machine's CPU look like the one given (what auto and the records read); where its bf16 is
+    native, the probe measures it faster unless ``faster=False`` says otherwise."""
     monkeypatch.delenv(precision.ENV, raising=False)
-    return lambda info: monkeypatch.setattr(precision, "cpu_info", lambda: dict(info))
+
+    def make(info, faster=None):
+        monkeypatch.setattr(precision, "cpu_info", lambda: dict(info))
+        native = info["bf16_native"]
+        probe = _probe(native if faster is None else faster)
+        if not native:
+            probe.update(bf16_faster=False, fp32_s=None, bf16_s=None, speedup=None)
+        monkeypatch.setattr(precision, "bf16_probe", functools.lru_cache(maxsize=1)(lambda: dict(probe)))
+
+    return make
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    """The real probe, with its timing forced and counted and its cache in a temporary folder."""
+    monkeypatch.delenv(precision.ENV, raising=False)
+    monkeypatch.setenv(precision.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "cpu_info", lambda: dict(AVX512_BF16))
+    precision.bf16_probe.cache_clear()
+    calls = []
+
+    def force(fp32_s, bf16_s):
+        def timed(*a, **k):
+            calls.append(1)
+            return {"fp32_s": fp32_s, "bf16_s": bf16_s}
+
+        monkeypatch.setattr(precision, "time_steps", timed)
+
+    yield force, calls
+    precision.bf16_probe.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "fp32_s,bf16_s,want",
+    [
+        (0.277, 0.383, "32-true"),  # the Xeon with avx512_bf16 and no AMX: native bf16, 1.38x slower
+        (0.277, 0.180, "bf16-mixed"),  # 1.54x faster: bf16 pays
+        (0.277, 0.260, "32-true"),  # 1.07x: inside the margin a near-tie stays fp32
+    ],
+)
+def test_native_bf16_is_chosen_only_where_the_probe_measures_it_faster(cache, fp32_s, bf16_s, want):
+    force, calls = cache
+    force(fp32_s, bf16_s)
+    assert precision.resolve_precision("auto") == want
+    assert calls == [1]
+    probe = precision.bf16_probe()
+    assert probe["bf16_faster"] == (want == "bf16-mixed") and probe["speedup"] == round(fp32_s / bf16_s, 3)
+    assert ("measured" in precision.why_auto()) and want in precision.why_auto()
+
+
+def test_the_probes_verdict_is_kept_per_machine_so_a_later_process_chooses_the_same(cache, monkeypatch):
+    force, calls = cache
+    force(0.277, 0.180)
+    assert precision.resolve_precision("auto") == "bf16-mixed"
+    precision.bf16_probe.cache_clear()  # a new process: the timing would now say otherwise, the cache wins
+    force(0.277, 0.5)
+    assert precision.resolve_precision("auto") == "bf16-mixed" and precision.bf16_probe()["cached"]
+    assert len(calls) == 1
+    # another kind of machine (here: another thread count) is probed afresh
+    precision.bf16_probe.cache_clear()
+    import torch
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 97)
+    assert precision.resolve_precision("auto") == "32-true" and len(calls) == 2
+
+
+def test_without_native_bf16_nothing_is_timed(cache, monkeypatch):
+    force, calls = cache
+    force(1.0, 0.1)  # would say bf16 is 10x faster, but emulated bf16 is never timed
+    monkeypatch.setattr(precision, "cpu_info", lambda: dict(AVX2))
+    assert precision.resolve_precision("auto") == "32-true" and calls == []
+    assert "no native bf16" in precision.why_auto()
+
+
+def test_a_corrupt_or_unwritable_cache_costs_a_probe_not_a_failure(cache, tmp_path, monkeypatch):
+    force, calls = cache
+    force(0.277, 0.180)
+    path = precision.probe_cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert precision.resolve_precision("auto") == "bf16-mixed" and calls == [1]
+    assert json.loads(path.read_text())  # rewritten whole
+    precision.bf16_probe.cache_clear()
+    monkeypatch.setenv(precision.CACHE_ENV, "/proc/no-such-dir")
+    assert precision.resolve_precision("auto") == "bf16-mixed" and calls == [1, 1]
+
+
+def test_a_native_cpu_where_bf16_measured_slower_records_fp32_and_the_probe(cpu, one_base_suite, tmp_path):
+    cpu(AVX512_BF16, faster=False)
+    assert one_base_suite() == 0
+    record = json.loads((tmp_path / "lb" / "tiny" / "records" / "base-e0-s0" / "record.json").read_text())
+    assert record["precision"] == "32-true" and record["cpu"] == AVX512_BF16
+    assert record["bf16_probe"] == {"bf16_faster": False, "fp32_s": 0.07, "bf16_s": pytest.approx(0.1), "speedup": 0.7}
+
+
+def test_the_real_probe_times_both_precisions_in_about_a_second():
+    """Not a timing assertion: the probe runs on this CPU and gives two positive step times."""
+    out = precision.time_steps(rounds=1, rows=2)
+    assert out["fp32_s"] > 0 and out["bf16_s"] > 0
 
 
 @pytest.mark.parametrize(
@@ -144,12 +249,23 @@ def test_auto_is_a_valid_config_value_and_an_unknown_one_is_still_one_line(cpu, 
 
 def test_the_dry_run_says_what_auto_became_and_why(cpu, capsys):
     cpu(AVX2)
-    assert main(["run", "quick", "--dry-run"]) == 0
+    assert main(["run", "quick", "--dry-run", "bases.overrides.trainer.precision=auto"]) == 0
     out = capsys.readouterr().out
     assert (
         "bases: trainer.precision auto -> 32-true (this CPU: a CPU with AVX2 only, PyTorch capability AVX2, "
         "no native bf16)" in out
     )
+    cpu(AVX512_BF16, faster=False)
+    assert main(["run", "quick", "--dry-run", "bases.overrides.trainer.precision=auto"]) == 0
+    assert "auto -> 32-true" in capsys.readouterr().out and "native bf16 measured 0.70x" in precision.why_auto()
+
+
+@pytest.mark.parametrize("info", [AVX512_BF16, AVX2])
+def test_the_readmes_command_pretrains_in_fp32_on_every_kind_of_cpu(info, cpu):
+    """The quick suite names 32-true: the same key, and never emulated bf16, on every machine."""
+    cpu(info)
+    bases = [s for s in expand(load_suite("quick")) if s.kind == "base"]
+    assert bases and {s.config["trainer"]["precision"] for s in bases} == {"32-true"}
 
 
 # ----------------------------------------------------------------------------- records and the reproduction line
