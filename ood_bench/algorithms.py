@@ -102,6 +102,11 @@ class Algorithm:
     # algorithm refuses ``top_p < 1``, whose samples come from a truncated one.
     # Fine-tuning on fixed or verified texts (SFT, expert iteration) sets False.
     uses_sample_logprobs: ClassVar[bool] = True
+    # The run's own objective: a key of the step's logged values (the core's ``reward`` where the step
+    # rolled out, or one of the diagnostics ``step`` returns) and whether it should rise ("max") or fall
+    # ("min"). The plateau stopping rule (``budget.stop``) and the "did it train" check read it. SFT sets
+    # ("loss", "min"): its loss is the gold traces' negative log-likelihood.
+    objective: ClassVar[tuple[str, str]] = ("reward", "max")
 
     def __init__(self, config: AlgorithmConfig, ctx: Context) -> None:
         self.cfg = config

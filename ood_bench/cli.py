@@ -524,6 +524,25 @@ def cmd_algorithms(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import SweepSpec, parse_grid, points, run_sweep
+
+    _plugins()
+    if args.heldout < 0:
+        raise OodBenchError(f"invalid --heldout {args.heldout}: must be >= 0")
+    spec = SweepSpec(
+        Path(args.out), args.base, args.algo, list(args.overrides), parse_grid(args.grid), heldout=args.heldout
+    )
+    points(spec)  # every point checked before any run starts
+    argv = ["sweep", "--algo", args.algo, "--base", args.base, "--out", args.out]
+    argv += [f"--grid {g}" for g in args.grid] + ([f"--heldout {args.heldout}"] if args.heldout else [])
+    table = run_sweep(spec, argv + list(args.overrides), progress=not args.no_progress)
+    print(
+        f"sweep: {len(table)} points, {int(table['trained'].fillna(False).astype(bool).sum())} trained; {args.out}/README.md"
+    )
+    return 0
+
+
 def cmd_posttrain(args) -> int:
     from .posttrain import default_out_dir, load_posttrain_config, posttrain
 
@@ -719,6 +738,22 @@ def build_parser() -> argparse.ArgumentParser:
         "compare writes nothing: the evaluation folders stay as they are)",
     )
     cp.set_defaults(func=cmd_compare)
+
+    sw = sub.add_parser(
+        "sweep", help="post-train one algorithm over a grid of settings from one base; table, README and plot"
+    )
+    sw.add_argument("--algo", required=True, help="algorithm name (see `ood-bench algorithms`)")
+    sw.add_argument("--base", required=True, help="base checkpoint or published .safetensors")
+    sw.add_argument("--out", required=True, help="the sweep's folder (runs/, sweep.csv, README.md, curves.png)")
+    sw.add_argument(
+        "--grid", action="append", default=[], metavar="KEY=V1,V2", help="a key to vary (repeat to cross several)"
+    )
+    sw.add_argument(
+        "--heldout", type=int, default=0, metavar="N", help="also score base and points on N held-out problems"
+    )
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="posttrain keys fixed for every point")
+    sw.set_defaults(func=cmd_sweep)
 
     lb = sub.add_parser("leaderboard", help="regenerate a leaderboard (tables, plots, index.html) from its records")
     lb.add_argument(

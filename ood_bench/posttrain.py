@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,12 +48,50 @@ class Budget:
     # Rollout batches, stepped or not; by default 10x grad_steps, so a run whose
     # batches are all filtered out (no reward signal at all) still ends.
     batches: int | None = None
+    # The stopping rule. "fixed": the limits above alone. "plateau": also stop once the run's own objective
+    # (training reward for RL, the gold traces' NLL for SFT: the algorithm's ``objective``) has stopped
+    # improving: its mean over the last ``window`` gradient steps beats the mean over the ``window`` before
+    # by less than ``delta``. grad_steps stays the cap; the record says where and why the run stopped.
+    stop: str = "fixed"
+    window: int = 10
+    delta: float = 0.01
 
     def validate(self, prefix: str = "budget") -> None:
         check(self.grad_steps >= 1, f"{prefix}.grad_steps", self.grad_steps, "must be >= 1")
         for k in ("prompts", "rollouts", "tokens", "batches"):
             v = getattr(self, k)
             check(v is None or v >= 1, f"{prefix}.{k}", v, "must be >= 1 or null")
+        check(self.stop in STOP_RULES, f"{prefix}.stop", self.stop, f"choose from {', '.join(STOP_RULES)}")
+        check(isinstance(self.window, int) and self.window >= 2, f"{prefix}.window", self.window, "must be >= 2")
+        check(
+            isinstance(self.delta, (int, float)) and math.isfinite(self.delta) and self.delta >= 0,
+            f"{prefix}.delta",
+            self.delta,
+            "must be a number >= 0",
+        )
+
+
+STOP_RULES = ("fixed", "plateau")
+
+
+def plateaued(values: list[float], window: int, delta: float, direction: str = "max") -> bool:
+    """True once the mean of the last ``window`` values improves on the mean of the ``window`` before them
+    by less than ``delta`` (``direction`` "max": higher is better; "min": lower is). Never before there are
+    two windows of values, so a run is not judged on its first noisy steps."""
+    if len(values) < 2 * window:
+        return False
+    last = sum(values[-window:]) / window
+    before = sum(values[-2 * window : -window]) / window
+    gain = last - before if direction == "max" else before - last
+    return gain < delta
+
+
+def budget_identity(budget: dict) -> dict:
+    """The budget as a run's key hashes it: the stopping rule's knobs only where it is not "fixed", so the
+    records made before the rule existed keep their keys."""
+    if budget.get("stop", "fixed") == "fixed":
+        return {k: v for k, v in budget.items() if k not in ("stop", "window", "delta")}
+    return dict(budget)
 
 
 # Settings that decide where a run goes, and how fast and in how much memory it runs, never its numbers:
@@ -115,6 +154,9 @@ class BudgetStop(Callback):
             or c.batches >= (b.batches or 10 * b.grad_steps)
         ):
             trainer.should_stop = True
+        if b.stop == "plateau" and plateaued(module.objective_history, b.window, b.delta, module.objective[1]):
+            module.stopped_on_plateau = c.grad_steps
+            trainer.should_stop = True
 
 
 class PostTrainModule(L.LightningModule):
@@ -167,6 +209,10 @@ class PostTrainModule(L.LightningModule):
         with plugin_call("algorithm", name, "extra_modules"):
             self.extra = nn.ModuleDict(self.algorithm.extra_modules())
         self.last_batch_tokens = 0
+        # the run's own objective per gradient step: what the stopping rule and the "did it train" check read
+        self.objective = tuple(getattr(algo_cls, "objective", ("reward", "max")))
+        self.objective_history: list[float] = []
+        self.stopped_on_plateau: int | None = None
 
     @property
     def policy(self):
@@ -212,14 +258,20 @@ class PostTrainModule(L.LightningModule):
         self.log_dict(logs, on_step=True, prog_bar=False)
         if "reward" in standard:
             self.log("reward", standard["reward"], prog_bar=True)
+        value = standard.get(self.objective[0], diag.get(self.objective[0]))
+        if value is not None and c.grad_steps > len(self.objective_history):  # a skipped batch made no step
+            self.objective_history.append(float(value))
+            self.log("objective", float(value), on_step=True)
 
     def on_save_checkpoint(self, checkpoint):
         checkpoint["counters"] = self.ctx.counters.as_dict()
+        checkpoint["objective_history"] = list(self.objective_history)  # a resumed plateau rule sees it all
         with plugin_call("algorithm", self.cfg.algorithm, "state_dict"):
             checkpoint["algorithm_state"] = self.algorithm.state_dict()
 
     def on_load_checkpoint(self, checkpoint):
         self.ctx.counters.load(checkpoint.get("counters", {}))
+        self.objective_history = list(checkpoint.get("objective_history", []))
         if checkpoint.get("algorithm_state"):
             with plugin_call("algorithm", self.cfg.algorithm, "load_state_dict"):
                 self.algorithm.load_state_dict(checkpoint["algorithm_state"])
@@ -294,6 +346,9 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
                 "config": cfg.to_dict(),
                 "base_config": base_cfg.to_dict(),
                 "counters": module.counters,
+                "objective": {"name": module.objective[0], "direction": module.objective[1]},
+                # where the run ended: the plateau rule's step, or None (a limit of the budget ended it)
+                "stopped": {"rule": cfg.budget.stop, "plateau_at_step": module.stopped_on_plateau},
                 "task_versions": versions,
                 **run,
                 **environment(),

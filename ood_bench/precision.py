@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .atomic import atomic_write_json
+from .cpuinfo import read_cpuinfo as _cpuinfo
 from .errors import ConfigError
 
 AUTO = "auto"
@@ -36,16 +37,6 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names of the native bf
 # bf16 must beat fp32 by this factor in the probe to be chosen: a near-tie, which load could flip, stays fp32
 # (fp32 is the precision whose bytes reproduce on every kind of CPU's kernels most nearly).
 PROBE_MARGIN = 1.15
-
-
-def _cpuinfo() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo; empty where there is none (macOS, Windows)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            text = f.read().split("\n\n", 1)[0]
-    except OSError:
-        return {}
-    return {k.strip(): v.strip() for k, sep, v in (line.partition(":") for line in text.splitlines()) if sep}
 
 
 def capability() -> str:

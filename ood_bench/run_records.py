@@ -29,6 +29,7 @@ CURVE_COLUMNS = {
     "diag/kl_ref": "kl_ref",
     "diag/entropy": "entropy",
     "diag/accuracy": "accuracy",
+    "objective": "objective",  # the algorithm's own objective (reward, or SFT's gold NLL): did_train reads it
 }
 
 

@@ -350,6 +350,9 @@ def _record(
     if spec.kind == "post":
         out["algorithm"] = spec.config["algorithm"]
         out["algorithm_config"] = run_record.get("algorithm_config")
+        for k in ("objective", "stopped"):  # new records only; did_train reads the objective's direction
+            if k in run_record:
+                out[k] = run_record[k]
         owner = plugins.algorithm_owner(spec.config["algorithm"])
         info = plugins.info.get(owner)
         out["plugin"] = {

@@ -250,7 +250,7 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
     from .algorithms import build_algorithm_config
     from .data import TEST_SET_SIZE, check_context_holds
     from .plugins import find_family, get_plugins
-    from .posttrain import NOT_RESULTS, Budget, PostTrainConfig
+    from .posttrain import NOT_RESULTS, Budget, PostTrainConfig, budget_identity
     from .training import precision_identity
 
     specs: list[RunSpec] = []
@@ -337,6 +337,7 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
                     "results_version": RESULTS_VERSION,
                     "base_key": base.key,
                     **{k: v for k, v in d.items() if k not in ("base", "ckpt_every", *NOT_RESULTS)},
+                    "budget": budget_identity(d["budget"]),
                     "algo": algo,
                     "eval": base.identity["eval"],
                     **precision_identity(d.get("trainer")),

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ood_bench import suite_board
-from ood_bench.did_train import reward_trend
+from ood_bench.did_train import objective_trend, reward_trend, run_trend
 
 from .test_suite import golden_records
 
@@ -22,6 +22,23 @@ def test_a_rising_reward_trained_a_flat_one_did_not_and_no_curve_cannot_tell():
     assert reward_trend(curve([0.5] * 20))["trained"] is False  # lr 1e-12: nothing moves
     assert reward_trend(pd.DataFrame({"step": range(20)}))["trained"] is None  # SFT logs no reward
     assert reward_trend(curve([0.1, 0.9]))["trained"] is None  # too few steps to tell
+
+
+def test_the_change_has_an_interval_and_sft_is_judged_by_a_falling_nll(tmp_path):
+    rng = np.random.default_rng(1)
+    rising = reward_trend(curve(0.3 + 0.01 * np.arange(40) + rng.normal(0, 0.02, 40)))
+    assert 0.3 < rising["change"] < 0.45 and 0 < rising["change_low"] < rising["change"] < rising["change_high"]
+    flat = reward_trend(curve(0.3 + rng.normal(0, 0.02, 40)))
+    assert flat["change_low"] < 0 < flat["change_high"]
+    nll = pd.DataFrame({"step": np.arange(30), "objective": 2.0 - 0.03 * np.arange(30) + rng.normal(0, 0.01, 30)})
+    assert objective_trend(nll, "objective", "min")["trained"] is True
+    assert objective_trend(nll, "objective", "max")["trained"] is False  # a falling reward is no training
+    # a run folder names its objective in record.json; without it, the reward is read
+    nll.to_csv(tmp_path / "curves.csv", index=False)
+    assert run_trend(tmp_path)["trained"] is None
+    (tmp_path / "record.json").write_text(json.dumps({"objective": {"name": "loss", "direction": "min"}}))
+    trend = run_trend(tmp_path)
+    assert trend["trained"] is True and trend["change"] < 0 and trend["change_high"] < 0
 
 
 def test_cells_of_runs_that_did_not_train_read_so_and_their_verdict_is_inconclusive(tmp_path):

@@ -187,6 +187,36 @@ def test_prompt_budget_stops_the_run(tiny_base, tmp_path):
     assert record["counters"]["prompts"] == 6 and record["counters"]["grad_steps"] == 3
 
 
+def test_the_plateau_rule_stops_a_flat_curve_and_lets_a_rising_one_go_on():
+    from ood_bench.posttrain import plateaued
+
+    flat = [0.4, 0.5, 0.45, 0.42, 0.48, 0.44, 0.46, 0.43]
+    assert plateaued(flat, window=4, delta=0.01)
+    assert not plateaued(flat[:7], window=4, delta=0.01)  # never before two full windows
+    rising = [0.1 * i for i in range(8)]
+    assert not plateaued(rising, window=4, delta=0.01)
+    falling_nll = [3.0 - 0.2 * i for i in range(8)]  # SFT's objective falls while it trains
+    assert not plateaued(falling_nll, window=4, delta=0.01, direction="min")
+    assert plateaued(falling_nll, window=4, delta=0.01, direction="max")
+
+
+def test_a_plateau_ends_a_run_before_its_cap_and_the_record_says_where(tiny_base, tmp_path):
+    """SFT at lr 1e-12: its gold NLL only wanders with each step's fresh prompts, so the rule stops it soon
+    after two windows, far from the cap."""
+    out = tmp_path / "p"
+    argv = ["posttrain", "--algo", "sft", "--base", str(tiny_base), "--out", str(out), "--no-progress"]
+    stop = ("budget.grad_steps=40", "budget.stop=plateau", "budget.window=3", "algo.lr=1e-12")
+    assert main([*argv, *tiny_post(*stop)]) == 0
+    record = json.loads((out / "posttrain_record.json").read_text())
+    steps = record["counters"]["grad_steps"]
+    assert 6 <= steps < 20  # two windows at least; then the first window that fails to improve by delta
+    assert record["stopped"] == {"rule": "plateau", "plateau_at_step": steps}
+    assert record["objective"] == {"name": "loss", "direction": "min"}
+    assert main([*argv[:-3], "--out", str(tmp_path / "f"), "--no-progress", *tiny_post("budget.grad_steps=8")]) == 0
+    fixed = json.loads((tmp_path / "f" / "posttrain_record.json").read_text())
+    assert fixed["counters"]["grad_steps"] == 8 and fixed["stopped"]["plateau_at_step"] is None
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -195,6 +225,9 @@ def test_prompt_budget_stops_the_run(tiny_base, tmp_path):
         (["--algo", "grpo", "algo.kl_estimator=k2"], "algo.kl_estimator='k2'"),
         (["--algo", "grpo", "algo.bogus=1"], "unknown config key 'algo.bogus'"),
         (["--algo", "grpo", "--rl-split", "ood_nope"], "rl_split='ood_nope'"),
+        (["--algo", "grpo", "budget.stop=early"], "budget.stop='early'"),
+        (["--algo", "grpo", "budget.stop=plateau", "budget.window=1"], "budget.window=1"),
+        (["--algo", "sft", "budget.delta=-0.1"], "budget.delta=-0.1"),
     ],
 )
 def test_bad_posttrain_input(argv, message, tiny_base, tmp_path, capsys):

@@ -41,9 +41,9 @@ def env_engine() -> str:
 def _cpu_tag() -> str:
     """A short hash of this CPU's model and flags. ``-march=native`` builds for the machine it runs on, so
     a cache folder shared between machines (a network home) must keep one build per kind of CPU."""
-    from ..precision import _cpuinfo
+    from ..cpuinfo import read_cpuinfo
 
-    info = _cpuinfo()
+    info = read_cpuinfo()
     text = f"{info.get('model name', '')}|{info.get('flags', '')}"
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 

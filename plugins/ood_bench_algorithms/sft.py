@@ -26,6 +26,7 @@ class SFT(Algorithm):
     description = "supervised fine-tuning on gold traces"
     uses_sample_logprobs = False  # fine-tunes on texts; top_p only shapes which ones
     config_class = SFTConfig
+    objective = ("loss", "min")  # the gold traces' NLL on each step's fresh prompts, taken before the update
 
     def step(self, problems):
         ids, cmask = self.ctx.gold_batch(problems)
