@@ -65,6 +65,41 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
     return grid
 
 
+def _label(value: str) -> str:
+    """A grid value as part of a folder name: a path by its file's stem (a base: ``base-e0-s1``)."""
+    return Path(value).stem if "/" in value else value
+
+
+def positive_control(table: pd.DataFrame) -> dict:
+    """The RL positive control over the bases of a sweep that varies ``base`` (one point per pretraining
+    seed, the same recipe): it passes when the objective's mean rise over the bases is at least
+    min(0.10, a third of the distance from the first tenth's mean to 1), its t-interval over the bases
+    excludes 0, and held-out pass@1 on the training split rose on average."""
+    from scipy import stats
+
+    rise = table["change"].to_numpy(float)
+    start = float(table["first_tenth"].mean())
+    need = min(0.10, (1.0 - start) / 3)
+    k = len(rise)
+    mean = float(rise.mean())
+    if k > 1 and rise.std(ddof=1) > 0:
+        low, high = stats.t.interval(0.95, k - 1, loc=mean, scale=rise.std(ddof=1) / k**0.5)
+    else:
+        low = high = float("nan")
+    held = float(table["heldout_change"].mean()) if "heldout_change" in table else float("nan")
+    passed = bool(k > 1 and mean >= need and low > 0 and held > 0)
+    return {
+        "bases": k,
+        "start": start,
+        "needed": need,
+        "rise": mean,
+        "low": float(low),
+        "high": float(high),
+        "heldout_change": held,
+        "passed": passed,
+    }
+
+
 def points(spec: SweepSpec) -> list[Point]:
     """Every point of the grid with its validated config: a bad key or value anywhere fails here, before
     any run starts."""
@@ -72,7 +107,7 @@ def points(spec: SweepSpec) -> list[Point]:
     out = []
     for combo in itertools.product(*(spec.grid[k] for k in keys)) if keys else [()]:
         values = dict(zip(keys, combo))
-        name = "-".join(f"{k.split('.')[-1]}{v}" for k, v in values.items()) or "default"
+        name = "-".join(f"{k.split('.')[-1]}{_label(v)}" for k, v in values.items()) or "default"
         overrides = [
             f"algorithm={spec.algorithm}",
             f"base={spec.base}",
@@ -194,6 +229,18 @@ def write(spec: SweepSpec, table: pd.DataFrame, grid: list[Point], argv: list[st
         "![objective per step](curves.png)",
         "",
     ]
+    if list(spec.grid) == ["base"] and len(table) > 1:
+        pc = positive_control(table)
+        lines += [
+            "## Positive control over the bases",
+            "",
+            f"Over {pc['bases']} bases the objective rose by {pc['rise']:+.3f} (95% t-interval over bases "
+            f"[{pc['low']:+.3f}, {pc['high']:+.3f}]) from a first-tenth mean of {pc['start']:.3f}; the control "
+            f"needs a rise of at least {pc['needed']:.3f} (0.10, or a third of the distance to 1 if smaller), an "
+            f"interval above 0, and held-out pass@1 on the training split rising (it moved "
+            f"{pc['heldout_change']:+.3f}). **{'Passed' if pc['passed'] else 'Failed'}.**",
+            "",
+        ]
     atomic_write_text(spec.out / "README.md", "\n".join(lines))
     atomic_write_bytes(spec.out / "curves.png", _plot(table, grid))
 

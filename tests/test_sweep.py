@@ -59,3 +59,19 @@ def test_a_bad_grid_is_one_line_and_exit_2_before_any_run(grid, message, tiny_ba
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not (tmp_path / "sw").exists()
+
+
+def test_the_positive_control_needs_a_rise_its_interval_above_zero_and_a_heldout_gain():
+    from ood_bench.sweep import positive_control
+
+    def table(first, change, held):
+        return pd.DataFrame({"first_tenth": first, "change": change, "heldout_change": held})
+
+    ok = positive_control(table([0.70, 0.72, 0.68], [0.12, 0.10, 0.14], [0.05, 0.03, 0.04]))
+    assert ok["passed"] and ok["needed"] == pytest.approx(0.10) and ok["low"] > 0
+    # near the top the bar is a third of the distance to 1: 0.02 here
+    assert positive_control(table([0.94, 0.94, 0.94], [0.03, 0.025, 0.035], [0.01] * 3))["passed"]
+    assert not positive_control(table([0.7] * 3, [0.05, 0.06, 0.04], [0.02] * 3))["passed"]  # too small a rise
+    assert not positive_control(table([0.7] * 3, [0.3, -0.1, 0.15], [0.02] * 3))["passed"]  # interval spans 0
+    assert not positive_control(table([0.7] * 3, [0.12, 0.10, 0.14], [-0.01] * 3))["passed"]  # held-out fell
+    assert not positive_control(table([0.7], [0.2], [0.1]))["passed"]  # one base: no interval over seeds
