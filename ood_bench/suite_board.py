@@ -87,18 +87,8 @@ class Records:
         nothing stale is mixed into a table."""
         from .suite import RESULTS_VERSION
 
+        self.superseded = self._superseded(RESULTS_VERSION)
         for name, r in self.runs.items():
-            if name in self.expected and self.expected[name] != r["key"]:
-                raise OodBenchError(
-                    f"record {name!r} is stale: the suite's {name} has another key now (its config, "
-                    f"its base or a family version changed); run the suite again to renew it"
-                )
-            version = r.get("results_version", RESULTS_VERSION)
-            if version != RESULTS_VERSION:
-                raise OodBenchError(
-                    f"record {name!r} was made with results version {version}, this ood-bench gives "
-                    f"version {RESULTS_VERSION} numbers: run the suite again to renew it"
-                )
             if r.get("suite", self.suite) != self.suite:
                 raise OodBenchError(f"record {name!r} belongs to suite {r.get('suite')!r}, not {self.suite!r}")
             if r["kind"] != "post":
@@ -112,6 +102,34 @@ class Records:
                     f"record {name!r} was trained from another {r['base']!r} than the one recorded "
                     f"here (its base key differs): run the suite again to renew it"
                 )
+
+    def _superseded(self, current_version: int) -> dict | None:
+        """None when every record is what this ood-bench would make. When *every* record has another key or
+        results version (the suite file, a family's generator or the numbers changed since, and no run has
+        been renewed yet), the board stands for those records as they are and says so:
+        {"records", "results_versions", "task_versions"}. A board never mixes renewed and older records, so
+        some of each is one line naming both."""
+
+        def version(r):
+            return r.get("results_version", current_version)
+
+        old = sorted(
+            n
+            for n, r in self.runs.items()
+            if (n in self.expected and self.expected[n] != r["key"]) or version(r) != current_version
+        )
+        if not old:
+            return None
+        new = sorted(set(self.runs) - set(old))
+        versions = sorted({version(r) for r in self.runs.values()})
+        if new or len(versions) > 1:
+            raise OodBenchError(
+                f"record {old[0]!r} is stale (the suite's {old[0]} has another key now, or another results "
+                f"version) while {new[0] if new else 'others'!r} {'is' if new else 'are'} current: a board never "
+                f"mixes the two; run the suite again to renew the {len(old)} stale record(s)"
+            )
+        tasks = sorted({f"{f} v{v}" for r in self.runs.values() for f, v in (r.get("task_versions") or {}).items()})
+        return {"records": len(old), "results_versions": versions, "task_versions": tasks}
 
     def _null(self, name: str) -> pd.DataFrame:
         """A base's second evaluation (another sampling seed): without it the null rows have nothing to show."""
@@ -560,11 +578,23 @@ def headline_text(root: Path, allow_dirty: bool = True, expected: dict[str, str]
     rec = Records(root, allow_dirty, expected)
     t = tables(rec, headline(rec))
     return (
-        "Change in trace pass@1 (every step and the answer right) after post-training, 95% interval, "
+        (superseded_line(rec).replace("**", "") + "\n\n" if rec.superseded else "")
+        + "Change in trace pass@1 (every step and the answer right) after post-training, 95% interval, "
         "next to the base re-sampled (null):\n"
         + t["gain"].to_string(index=False)
         + "\n\nExpanded beyond the base's support (Q_base < 1e-6 -> Q_post >= 1e-2), 95% interval:\n"
         + t["expansion"].to_string(index=False)
+    )
+
+
+def superseded_line(rec: Records) -> str:
+    """What a board whose every record predates the current code says first."""
+    sup = rec.superseded
+    return (
+        f"**Superseded records.** This ood-bench would make other runs than all {sup['records']} records here "
+        f"(results version {', '.join(map(str, sup['results_versions']))}; tasks {', '.join(sup['task_versions'])}): "
+        f"the suite file, a family's generator or the results version changed since they were made. The tables "
+        f"stand for these records as they are; `ood-bench run {rec.suite}` renews them (docs/results.md)."
     )
 
 
@@ -585,6 +615,8 @@ def _readme(rec: Records, head: pd.DataFrame, verdict_block: str, cal: pd.DataFr
     )
     if rec.dirty:
         out.write(f"**{len(rec.dirty)} record(s) come from a checkout with uncommitted code changes.**\n\n")
+    if rec.superseded:
+        out.write(superseded_line(rec) + "\n\n")
     out.write(verdict_block + "\n")
     out.write(
         "## Change in trace pass@1 after post-training\n\n"

@@ -656,6 +656,27 @@ def test_a_record_whose_key_the_suite_no_longer_gives_is_refused_not_mixed_in(ti
     assert "10 runs: 8 to do, 2 to skip" in capsys.readouterr().out
 
 
+def test_a_board_whose_every_record_predates_the_code_stands_for_them_and_says_so(tiny_board, tmp_path):
+    """A changed family version (or results version) moves every key: the board renders the records as they
+    are, opening with a line that says they are superseded and how to renew them, rather than refusing."""
+    import shutil
+
+    from ood_bench import suite_board
+
+    board = tmp_path / "tiny"
+    shutil.copytree(tiny_board[1] / "tiny", board)
+    grid = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE)))}
+    assert suite_board.Records(board, allow_dirty=True, expected=grid).superseded is None
+    moved = {name: "0" * 16 for name in grid}  # what a family version bump does to every key
+    rec = suite_board.Records(board, allow_dirty=True, expected=moved)
+    assert rec.superseded["records"] == len(grid) and rec.superseded["results_versions"] == [1]
+    texts, _ = suite_board.render(board, allow_dirty=True, expected=moved)
+    first = next(p for p in texts["README.md"].split("\n\n") if p.startswith("**Superseded"))
+    assert first.startswith("**Superseded records.**") and "`ood-bench run tiny` renews them" in first
+    assert texts["README.md"].index(first) < texts["README.md"].index("## ")  # before every table
+    assert "Superseded records." in suite_board.headline_text(board, expected=moved)
+
+
 def test_a_post_record_from_another_base_is_refused(tmp_path):
     from ood_bench import suite_board
     from ood_bench.errors import OodBenchError
