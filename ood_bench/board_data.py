@@ -59,10 +59,11 @@ def _seed_frame(m: pd.DataFrame, keys: list[str], flagged: np.ndarray | None, th
 
 
 def seed_rows(rec: Records, th: Thresholds, by_family: bool = False) -> pd.DataFrame:
-    """One line per (run, evaluated split[, family]): that seed's trace and answer pass@1 before and after and
-    their change, its problems outside the base's support and those that expanded beyond its tilt, its tilt,
-    and its compute. A headline cell's ``d_trace`` is the mean of its seeds' (the same problems in each seed);
-    the null rows' seeds are each base against its own re-sampling."""
+    """One line per (run, evaluated split[, family]): that seed's trace pass@1 before and after and its change,
+    its answer pass@1 change, its problems outside the base's support and those that expanded beyond its tilt.
+    A headline cell's ``d_trace`` is the mean of its seeds' (the same problems in each seed); the null rows'
+    seeds are each base against its own re-sampling. What belongs to the run rather than to a split (its
+    compute, its tilt, whether it trained) is in ``run_rows``."""
     frames = []
     for name in sorted(rec.runs):
         r = rec.runs[name]
@@ -72,28 +73,42 @@ def seed_rows(rec: Records, th: Thresholds, by_family: bool = False) -> pd.DataF
         flagged = beyond_tilt(lq_b, lq_p, tilt, th.outside, th.solved) if tilt.fitted else None
         lines = _seed_frame(m, ["split", "family"] if by_family else ["split"], flagged, th)
         post = r["kind"] == "post"
-        counters = r.get("counters") or {}
         lines = lines.assign(
             row=r["row"] if post else NULL,
-            algorithm=r["row"] if post else "base re-sampled",
             trained_on=r["split"] if post else "-",
             exposure=r["exposure"],
             seed=r["seed"],
             run=name,
-            base=r["base"] if post else name,
-            tilt_mean=tilt.mean,
-            tilt_bound=tilt.bound,
-            rollouts=float(counters.get("rollouts", 0)) if post else 0.0,
-            train_tokens=float(counters.get("train_tokens", 0)) if post else 0.0,
-            grad_steps=float(counters.get("grad_steps", 0)) if post else 0.0,
-            wall_s=run_wall_seconds(r.get("timings") or {}) if post else 0.0,
-            trained=rec.trend(name)["trained"] if post else None,
         )
         frames.append(lines)
-    columns = ["row", "algorithm", "trained_on", "exposure", "split", *(["family"] if by_family else []), "seed"]
-    out = pd.concat(frames, ignore_index=True)
-    rest = [c for c in out.columns if c not in columns]
-    return out[columns + rest].sort_values(columns, kind="stable").reset_index(drop=True)
+    keys = ["row", "trained_on", "exposure", "split", *(["family"] if by_family else []), "seed"]
+    values = ["run", "problems", "trace_base", "trace_post", "d_trace", "d_answer", "outside", "expanded"]
+    out = pd.concat(frames, ignore_index=True)[keys + values]
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def run_rows(rec: Records, th: Thresholds) -> pd.DataFrame:
+    """One line per run: its base, compute (as the headline's compute columns count it), fitted tilt and
+    whether it trained; a base's line is its null (no compute, its tilt against its own re-sampling)."""
+    rows = []
+    for name in sorted(rec.runs):
+        r = rec.runs[name]
+        post = r["kind"] == "post"
+        counters, tilt = r.get("counters") or {}, rec.tilt(name, th)
+        rows.append(
+            {
+                "run": name,
+                "base": r["base"] if post else name,
+                "rollouts": float(counters.get("rollouts", 0)) if post else 0.0,
+                "train_tokens": float(counters.get("train_tokens", 0)) if post else 0.0,
+                "grad_steps": float(counters.get("grad_steps", 0)) if post else 0.0,
+                "wall_s": run_wall_seconds(r.get("timings") or {}) if post else 0.0,
+                "trained": rec.trend(name)["trained"] if post else None,
+                "tilt_mean": tilt.mean,
+                "tilt_bound": tilt.bound,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _groups(rec: Records, rows: list[str]) -> dict[tuple[str, str, str], list[str]]:

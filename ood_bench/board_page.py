@@ -45,6 +45,13 @@ def records(df: pd.DataFrame) -> list[dict]:
     return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
 
 
+def columns(df: pd.DataFrame) -> dict:
+    """A frame as ``{"columns": [...], "rows": [[...], ...]}`` at six significant digits: the page's data
+    without each key repeated on every row (the script rebuilds the records)."""
+    rows = records(df)
+    return {"columns": list(df.columns), "rows": [[r[c] for c in df.columns] for r in rows]}
+
+
 def _script_json(value) -> str:
     """JSON safe inside a <script> element (no "</" to end it early)."""
     return json.dumps(value, separators=(",", ":"), sort_keys=True).replace("</", "<\\/")
@@ -239,6 +246,7 @@ dialog#drill::backdrop{background:rgba(0,0,0,.25)}
 dialog#drill h3{margin:.2em 0 .4em}dialog#drill h4{margin:1em 0 .3em}
 #drill-body table{border-collapse:collapse;font-size:13px}
 #drill-body th,#drill-body td{padding:2px 8px;border-bottom:1px solid #e2e2e2;text-align:right}
+#drill-body td{white-space:nowrap}
 #drill-body th:nth-child(2),#drill-body td:nth-child(2){text-align:left;white-space:nowrap}
 .drill-head{display:flex;justify-content:space-between;align-items:flex-start;gap:1em}
 .drill-head button{font:inherit;flex:none}
@@ -251,6 +259,17 @@ SCRIPT = r"""
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("board-data").textContent);
+  function objects(table) {
+    return table.rows.map(function (row) {
+      var o = {};
+      table.columns.forEach(function (c, i) { o[c] = row[i]; });
+      return o;
+    });
+  }
+  data.cells = objects(data.cells);
+  data.seeds = objects(data.seeds);
+  var runs = {};
+  objects(data.runs).forEach(function (r) { runs[r.run] = r; });
   var problems = JSON.parse(document.getElementById("board-problems").textContent);
   var SEED_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00"];
   var tables = Array.prototype.slice.call(document.querySelectorAll("table.board"));
@@ -329,7 +348,8 @@ SCRIPT = r"""
   function scatter(cell, seeds) {
     var W = 440, H = 330, L = 46, R = 12, T = 10, B = 40, lo = -problems.clip - 1, hi = 12;
     var sets = seeds.map(function (s, k) {
-      var x = decode((problems.bases[s.base] || {})[cell.split]), y = decode((problems.posts[s.run] || {})[cell.split]);
+      var x = decode((problems.bases[runs[s.run].base] || {})[cell.split]);
+      var y = decode((problems.posts[s.run] || {})[cell.split]);
       var flagged = ((problems.expanded[s.run] || {})[cell.split]) || [];
       (x || []).concat(y || []).forEach(function (v) { if (v !== null && v + 1 > hi) hi = Math.min(problems.clip + 1, Math.ceil(v) + 1); });
       return {x: x, y: y, flagged: flagged, colour: SEED_COLOURS[k % SEED_COLOURS.length], seed: s.seed};
@@ -356,8 +376,9 @@ SCRIPT = r"""
     line(0, 'stroke="#999" stroke-width="1"');
     out.push('<line x1="' + px(ox) + '" y1="' + T + '" x2="' + px(ox) + '" y2="' + (H - B) + '" stroke="#666" stroke-dasharray="2 3"/>');
     out.push('<line x1="' + L + '" y1="' + py(sy) + '" x2="' + (W - R) + '" y2="' + py(sy) + '" stroke="#666" stroke-dasharray="2 3"/>');
-    var tilts = seeds.map(function (s) { return s.tilt_mean; }).filter(function (v) { return v !== null; });
-    var bounds = seeds.map(function (s) { return s.tilt_bound; }).filter(function (v) { return v !== null && isFinite(v); });
+    var tilts = seeds.map(function (s) { return runs[s.run].tilt_mean; }).filter(function (v) { return v !== null; });
+    var bounds = seeds.map(function (s) { return runs[s.run].tilt_bound; })
+      .filter(function (v) { return v !== null && isFinite(v); });
     if (tilts.length) line(tilts.reduce(function (a, b) { return a + b; }, 0) / tilts.length, 'stroke="#333" stroke-width="1.5"');
     if (bounds.length) {
       bounds.sort(function (a, b) { return a - b; });
@@ -402,6 +423,7 @@ SCRIPT = r"""
       "; expanded beyond the run's tilt: " + (cell.expanded === null ? "n/a" : cell.expanded) + "; past the fixed thresholds: " +
       cell.expanded_threshold + ".</p>");
     var rows = seeds.map(function (s) {
+      var run = runs[s.run];
       return "<tr><td data-k=\"seed\" data-v=\"" + s.seed + "\">" + esc(s.seed) + "</td><td>" + esc(s.run) + "</td>" +
         "<td data-k=\"problems\" data-v=\"" + s.problems + "\">" + s.problems + "</td>" +
         "<td data-k=\"trace_base\" data-v=\"" + s.trace_base + "\">" + num(s.trace_base, 3) + "</td>" +
@@ -410,10 +432,10 @@ SCRIPT = r"""
         "<td data-k=\"d_answer\" data-v=\"" + s.d_answer + "\">" + fmt(s.d_answer) + "</td>" +
         "<td data-k=\"outside\" data-v=\"" + s.outside + "\">" + s.outside + "</td>" +
         "<td data-k=\"expanded\" data-v=\"" + (s.expanded === null ? "" : s.expanded) + "\">" + (s.expanded === null ? "n/a" : s.expanded) + "</td>" +
-        "<td>" + (s.trained === null ? "-" : s.trained ? "yes" : "no") + "</td>" +
-        "<td data-k=\"rollouts\" data-v=\"" + s.rollouts + "\">" + Number(s.rollouts).toLocaleString("en") + "</td>" +
-        "<td data-k=\"train_tokens\" data-v=\"" + s.train_tokens + "\">" + Number(s.train_tokens).toLocaleString("en") + "</td>" +
-        "<td data-k=\"wall_s\" data-v=\"" + s.wall_s + "\">" + (s.wall_s / 60).toFixed(1) + " min</td></tr>";
+        "<td>" + (run.trained === null ? "-" : run.trained ? "yes" : "no") + "</td>" +
+        "<td data-k=\"rollouts\" data-v=\"" + run.rollouts + "\">" + Number(run.rollouts).toLocaleString("en") + "</td>" +
+        "<td data-k=\"train_tokens\" data-v=\"" + run.train_tokens + "\">" + Number(run.train_tokens).toLocaleString("en") + "</td>" +
+        "<td data-k=\"wall_s\" data-v=\"" + run.wall_s + "\">" + (run.wall_s / 60).toFixed(1) + " min</td></tr>";
     }).join("");
     parts.push('<h4>Per seed</h4><div class="wrap"><table id="drill-seeds"><thead><tr><th>seed</th><th>run</th><th>problems</th>' +
       "<th>trace pass@1 base</th><th>post</th><th>change</th><th>answer change</th><th>outside</th><th>expanded</th>" +
@@ -443,17 +465,25 @@ SCRIPT = r"""
 
 
 def page(
-    rec: Records, head: pd.DataFrame, per_seed: pd.DataFrame, problems: dict, pngs: dict[str, bytes], readme: str
+    rec: Records,
+    head: pd.DataFrame,
+    per_seed: pd.DataFrame,
+    runs: pd.DataFrame,
+    problems: dict,
+    pngs: dict[str, bytes],
+    readme: str,
 ) -> str:
-    """The page's HTML (``pngs`` by plot key; empty bytes leave an empty image, as ``--check`` renders it)."""
+    """The page's HTML (``pngs`` by plot key; empty bytes leave an empty image, as ``--check`` renders it).
+    ``per_seed`` and ``runs``: ``board_data.seed_rows`` and ``run_rows``; ``problems``: ``problem_blob``."""
     th = Thresholds()
     info = _suite_text(rec)
     splits = [s for s in _eval_splits(rec) if s != "edge"]
     head = head.reset_index(drop=True)
     ordered = pd.concat([head[head["row"] != "null"], head[head["row"] == "null"]])
     data = {
-        "cells": records(head[[c for c in CELL_COLUMNS if c in head.columns]]),
-        "seeds": records(per_seed),
+        "cells": columns(head[[c for c in CELL_COLUMNS if c in head.columns]]),
+        "seeds": columns(per_seed),
+        "runs": columns(runs),
         "thresholds": {
             "outside": th.outside,
             "solved": th.solved,

@@ -2,11 +2,13 @@
 
 ``leaderboards/<suite>/`` gets ``README.md`` (the headline tables), ``leaderboard.csv``
 and ``leaderboard.json`` (the same rows with every metric, plus the per-family
-support rows of every run), four PNG plots and ``index.html`` (tables and plots on
-one self-contained page). Every number comes from the records' per-problem counts
-and exact log-probabilities, read through their manifests; nothing is copied from
-a summary. Each plot carries a digest of the data it draws in its PNG metadata, so
-``--check`` can tell a stale plot from a current one without comparing pixels.
+support rows and the per-seed rows of every run), four PNG plots (``board_plots``)
+and ``index.html`` (tables, filters, a drill-down per cell and plots on one
+self-contained page: ``board_page``). Every number comes from the records' per-problem
+counts and exact log-probabilities, read through their manifests; nothing is copied
+from a summary. Each plot carries a digest of the data it draws and of the code that
+draws it in its PNG metadata, so ``--check`` can tell a stale plot from a current one
+without comparing pixels.
 
 Intervals are 95% and cover pretraining seeds, problems and sampling together
 (``board_stats``), with Benjamini-Hochberg q-values and minimum detectable effects;
@@ -751,13 +753,15 @@ def render(
         JSON: _json(head, support, rec, found, expansions, cal, per_seed),
     }
     extra = {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block, "per_seed": per_seed}
-    return texts, {**extra, "problems": board_data.problem_blob(rec, th)}
+    return texts, {**extra, "runs": board_data.run_rows(rec, th), "problems": board_data.problem_blob(rec, th)}
 
 
 def _page(extra: dict, pngs: dict[str, bytes]) -> str:
     from . import board_page
 
-    return board_page.page(extra["rec"], extra["head"], extra["per_seed"], extra["problems"], pngs, extra["readme"])
+    return board_page.page(
+        extra["rec"], extra["head"], extra["per_seed"], extra["runs"], extra["problems"], pngs, extra["readme"]
+    )
 
 
 def write(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> Path:
@@ -834,8 +838,10 @@ def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
         for name, text in texts.items()
         if not (root / name).is_file() or not same_up_to_rounding((root / name).read_text(errors="replace"), text)
     ]
+    from .board_plots import digest
+
     for name, file in PLOTS.items():
-        if png_digest(root / file) != _digest(*extra["data"][name]):
+        if png_digest(root / file) != digest(extra["data"][name]):
             out.append(root / file)
     from .board_page import same_page
 
