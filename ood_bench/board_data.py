@@ -1,11 +1,11 @@
-"""What the leaderboard's plots and page draw, read from a suite's records (``suite_board.Records``).
+"""What the leaderboard's plots and page draw, read from a suite's records (a ``suite_board.Records``, ``rec``).
 
 The headline table pools seeds and families into one cell; a reader who wants to see what a cell is made of
 needs the pieces: each seed's own change (``seed_rows``, also in ``leaderboard.json`` as ``per_seed``), each
-family's own cell (``family_cells``: the same statistic as the headline, over one family's problems), and
+family's own cell (``suite_board.family_cells``: the headline's statistic over one family's problems), and
 each problem's exact gold-trace mass before and after (``problem_blob``, compact enough to embed in the page).
-The plots' data frames (``plot_data``) are built from these; each plot's digest (``suite_board._digest``)
-is taken over exactly the frames it draws.
+The plots' data frames (``plot_data``) are built from these; each plot's digest (``board_plots.digest``) is
+taken over exactly the frames it draws. Nothing here imports ``suite_board`` (it imports this module).
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import pandas as pd
 
 from .expansion import LOGIT_CLIP, beyond_tilt, logit
 from .run_records import run_wall_seconds
-from .suite_board import OOD_SPLITS, Records, _cell, _eval_splits, _paired
 from .support import Thresholds
+from .tasks.base import AXES
 
+OOD_SPLITS = [f"ood_{a}" for a in AXES]
 HEADLINE_ROWS = ("grpo", "sft")  # the rows the paper's claims are about, drawn strong; "null" is drawn with them
 NULL = "null"
 
 
-def headline_rows(rec: Records) -> list[str]:
+def headline_rows(rec) -> list[str]:
     """The suite's headline rows: GRPO and the SFT control where it has them, else its first two rows."""
     rows = sorted({r["row"] for r in rec.runs.values() if r["kind"] == "post"})
     chosen = [r for r in HEADLINE_ROWS if r in rows]
@@ -58,7 +59,7 @@ def _seed_frame(m: pd.DataFrame, keys: list[str], flagged: np.ndarray | None, th
     return out.reset_index()
 
 
-def seed_rows(rec: Records, th: Thresholds, by_family: bool = False) -> pd.DataFrame:
+def seed_rows(rec, th: Thresholds, by_family: bool = False) -> pd.DataFrame:
     """One line per (run, evaluated split[, family]): that seed's trace pass@1 before and after and its change,
     its answer pass@1 change, its problems outside the base's support and those that expanded beyond its tilt.
     A headline cell's ``d_trace`` is the mean of its seeds' (the same problems in each seed); the null rows'
@@ -87,7 +88,7 @@ def seed_rows(rec: Records, th: Thresholds, by_family: bool = False) -> pd.DataF
     return out.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def run_rows(rec: Records, th: Thresholds) -> pd.DataFrame:
+def run_rows(rec, th: Thresholds) -> pd.DataFrame:
     """One line per run: its base, compute (as the headline's compute columns count it), fitted tilt and
     whether it trained; a base's line is its null (no compute, its tilt against its own re-sampling)."""
     rows = []
@@ -111,68 +112,10 @@ def run_rows(rec: Records, th: Thresholds) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _groups(rec: Records, rows: list[str]) -> dict[tuple[str, str, str], list[str]]:
-    """(row, trained on, exposure) -> its runs, one per seed; the null's are the bases."""
-    out: dict[tuple[str, str, str], list[str]] = {}
-    for name, r in sorted(rec.runs.items()):
-        if r["kind"] == "post" and r["row"] in rows:
-            out.setdefault((r["row"], r["split"], r["exposure"]), []).append(name)
-        elif r["kind"] == "base":
-            out.setdefault((NULL, "-", r["exposure"]), []).append(name)
-    return out
-
-
-def family_cells(rec: Records, head: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
-    """The headline rows' cells on each OOD axis, one family at a time (the axis's panel of the gain plot): the
-    change with its interval, made exactly as a headline cell is (``_cell``) but over one family's problems.
-    Only the cells the plot draws: each row trained on the axis or on ID, and the null."""
-    rows = headline_rows(rec)
-    frac = head.set_index(["exposure", "split"])["exposure_frac"].groupby(level=[0, 1]).first()
-    out = []
-    for (row, trained, exposure), names in _groups(rec, rows).items():
-        for split in [s for s in _eval_splits(rec) if s in OOD_SPLITS]:
-            if trained not in ("-", "id", split):
-                continue
-            for family in sorted(set(rec.counts[names[0]]["family"])):
-                pairs = []
-                for n in names:
-                    r = rec.runs[n]
-                    base, post = (rec.counts[r["base"]], rec.counts[n]) if row != NULL else (rec.counts[n], rec.null[n])
-                    pairs.append(
-                        (
-                            n,
-                            _paired(
-                                base[base["family"] == family],
-                                post[post["family"] == family],
-                                split,
-                                rec.tilt(n, th),
-                                th,
-                            ),
-                            rec.tilt(n, th),
-                        )
-                    )
-                cell = _cell(pairs, th)
-                out.append(
-                    {
-                        "row": row,
-                        "trained_on": trained,
-                        "exposure": exposure,
-                        "exposure_frac": float(frac.get((exposure, split), np.nan)),
-                        "split": split,
-                        "family": family,
-                        "d_trace": cell["d_trace"],
-                        "d_trace_lo": cell["d_trace_lo"],
-                        "d_trace_hi": cell["d_trace_hi"],
-                    }
-                )
-    return pd.DataFrame(out)
-
-
 # ----------------------------------------------------------------------------- the plots' frames
 
 
-def _gain(rec: Records, head: pd.DataFrame, th: Thresholds, family_seeds: pd.DataFrame):
-    cells = family_cells(rec, head, th)
+def _gain(rec, head: pd.DataFrame, cells: pd.DataFrame, family_seeds: pd.DataFrame):
     rows = headline_rows(rec)
     frac = head.set_index(["exposure", "split"])["exposure_frac"].groupby(level=[0, 1]).first()
     ood = family_seeds[family_seeds["split"].isin(OOD_SPLITS)]
@@ -187,7 +130,7 @@ def _gain(rec: Records, head: pd.DataFrame, th: Thresholds, family_seeds: pd.Dat
     return cells, seeds.reset_index(drop=True), faded
 
 
-def _tilt(rec: Records, th: Thresholds):
+def _tilt(rec, th: Thresholds):
     """Each headline row's runs on the split they trained on: every problem's exact log-odds before and after
     (clipped where float32 log-probs carry no more), whether it expanded beyond the run's tilt, and each
     run's fitted tilt and bound."""
@@ -213,7 +156,7 @@ def _tilt(rec: Records, th: Thresholds):
     )
 
 
-def _pass_at_k(rec: Records) -> pd.DataFrame:
+def _pass_at_k(rec) -> pd.DataFrame:
     """Unbiased trace pass@k (``full_c``) for k = 1, 2, 4, ..., n, averaged over problems and seeds: each base
     on every split, each headline row's runs on the split they trained on and, when trained on ID, on every
     split."""
@@ -246,7 +189,7 @@ def _pass_at_k(rec: Records) -> pd.DataFrame:
     return df.groupby(columns, as_index=False)["value"].mean().round(6)
 
 
-def _curves(rec: Records) -> pd.DataFrame:
+def _curves(rec) -> pd.DataFrame:
     """Every post-training run's logged curve (reward, KL to the reference, entropy by step); SFT logs none."""
     curves = []
     for name, r in sorted(rec.runs.items()):
@@ -258,9 +201,12 @@ def _curves(rec: Records) -> pd.DataFrame:
     return pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["row", "trained_on", "step"])
 
 
-def plot_data(rec: Records, head: pd.DataFrame, th: Thresholds, family_seeds: pd.DataFrame) -> dict[str, tuple]:
-    """Each plot's frames (digested into its PNG), by the keys of ``suite_board.PLOTS``."""
-    cells, seeds, faded = _gain(rec, head, th, family_seeds)
+def plot_data(
+    rec, head: pd.DataFrame, th: Thresholds, family_seeds: pd.DataFrame, family_cells: pd.DataFrame
+) -> dict[str, tuple]:
+    """Each plot's frames (digested into its PNG), by the keys of ``suite_board.PLOTS``: ``family_seeds`` from
+    ``seed_rows(by_family=True)``, ``family_cells`` from ``suite_board.family_cells``."""
+    cells, seeds, faded = _gain(rec, head, family_cells, family_seeds)
     # the exposure order of every plot: by exposure fraction, then name (e0, e2, e10, not e0, e10, e2)
     order = head.groupby("exposure")["exposure_frac"].max().fillna(0).reset_index()
     order = order.sort_values(["exposure_frac", "exposure"])["exposure"].tolist()
@@ -287,7 +233,7 @@ def _encode(values: np.ndarray) -> str:
     return base64.b64encode(codes.tobytes()).decode()
 
 
-def problem_blob(rec: Records, th: Thresholds) -> dict:
+def problem_blob(rec, th: Thresholds) -> dict:
     """Every run's problems for the page's scatter: per base and split, logit Q_base of its problems (sorted by
     family and id); per post-trained run and split, logit Q_post of the same problems in the same order, and
     the positions of those that expanded beyond the run's tilt. The null rows need none: a base's exact masses
@@ -319,7 +265,3 @@ def problem_blob(rec: Records, th: Thresholds) -> dict:
                 if hit.any():
                     expanded[name][split] = [int(i) for i in np.flatnonzero(hit)]
     return {"step": STEP, "clip": LOGIT_CLIP, "missing": MISSING, "bases": bases, "posts": posts, "expanded": expanded}
-
-
-def split_order(rec: Records) -> list[str]:
-    return _eval_splits(rec)

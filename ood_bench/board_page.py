@@ -24,7 +24,6 @@ import pandas as pd
 
 from . import verdicts
 from .board_stats import Q_LEVEL
-from .suite_board import PLOTS, Records, _eval_splits, _suite_text
 from .support import Thresholds
 
 PROBLEMS_BLOCK = re.compile(r'(<script type="application/json" id="board-problems">)(.*?)(</script>)', re.S)
@@ -465,19 +464,22 @@ SCRIPT = r"""
 
 
 def page(
-    rec: Records,
+    rec,
     head: pd.DataFrame,
     per_seed: pd.DataFrame,
     runs: pd.DataFrame,
     problems: dict,
     pngs: dict[str, bytes],
     readme: str,
+    splits: list[str],
+    info: dict,
+    files: dict[str, str],
 ) -> str:
     """The page's HTML (``pngs`` by plot key; empty bytes leave an empty image, as ``--check`` renders it).
-    ``per_seed`` and ``runs``: ``board_data.seed_rows`` and ``run_rows``; ``problems``: ``problem_blob``."""
+    ``rec``: the suite's ``suite_board.Records``; ``head``: its headline; ``per_seed`` and ``runs``:
+    ``board_data.seed_rows`` and ``run_rows``; ``problems``: ``problem_blob``; ``splits``: the table's columns;
+    ``info``: the suite's description and what it left out; ``files``: each plot's file name."""
     th = Thresholds()
-    info = _suite_text(rec)
-    splits = [s for s in _eval_splits(rec) if s != "edge"]
     head = head.reset_index(drop=True)
     ordered = pd.concat([head[head["row"] != "null"], head[head["row"] == "null"]])
     data = {
@@ -503,7 +505,7 @@ def page(
     }
     images = "".join(
         f'<figure><img alt="{html.escape(captions[name])}" src="data:image/png;base64,'
-        f'{base64.b64encode(blob).decode()}"><figcaption>{html.escape(PLOTS[name])}: '
+        f'{base64.b64encode(blob).decode()}"><figcaption>{html.escape(files[name])}: '
         f"{html.escape(captions[name])}</figcaption></figure>"
         for name, blob in pngs.items()
     )

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import verdicts
+from . import board_data, verdicts
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .board_plots import DIGEST_KEY
 from .board_stats import Q_LEVEL, mean_change, q_values, rate_change
 from .did_train import run_trend
 from .errors import OodBenchError
@@ -48,7 +49,6 @@ PLOTS = {
     "curves": "training_curves.png",
 }
 OOD_SPLITS = [f"ood_{a}" for a in AXES]
-DIGEST_KEY = "ood-bench-data-sha256"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -373,6 +373,64 @@ def headline(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
 def _axis_exposure(rec: Records, name: str, split: str) -> float:
     axis = split.removeprefix("ood_")
     return rec.exposure_of(name, axis) if axis in AXES else float("nan")
+
+
+def _groups(rec: Records, rows: list[str]) -> dict[tuple[str, str, str], list[str]]:
+    """(row, trained on, exposure) -> its runs, one per seed; the null's are the bases."""
+    out: dict[tuple[str, str, str], list[str]] = {}
+    for name, r in sorted(rec.runs.items()):
+        if r["kind"] == "post" and r["row"] in rows:
+            out.setdefault((r["row"], r["split"], r["exposure"]), []).append(name)
+        elif r["kind"] == "base":
+            out.setdefault(("null", "-", r["exposure"]), []).append(name)
+    return out
+
+
+def family_cells(rec: Records, head: pd.DataFrame, th: Thresholds, rows: list[str]) -> pd.DataFrame:
+    """``rows``' cells on each OOD axis, one family at a time (the axis's panel of the gain plot): the change with
+    its interval, made exactly as a headline cell is (``_cell``) but over one family's problems. Only the cells
+    the plot draws: each row trained on the axis or on ID, and the null."""
+    frac = head.set_index(["exposure", "split"])["exposure_frac"].groupby(level=[0, 1]).first()
+    out = []
+    for (row, trained, exposure), names in _groups(rec, rows).items():
+        for split in [s for s in _eval_splits(rec) if s in OOD_SPLITS]:
+            if trained not in ("-", "id", split):
+                continue
+            for family in sorted(set(rec.counts[names[0]]["family"])):
+                pairs = []
+                for n in names:
+                    r = rec.runs[n]
+                    base, post = (
+                        (rec.counts[r["base"]], rec.counts[n]) if row != "null" else (rec.counts[n], rec.null[n])
+                    )
+                    pairs.append(
+                        (
+                            n,
+                            _paired(
+                                base[base["family"] == family],
+                                post[post["family"] == family],
+                                split,
+                                rec.tilt(n, th),
+                                th,
+                            ),
+                            rec.tilt(n, th),
+                        )
+                    )
+                cell = _cell(pairs, th)
+                out.append(
+                    {
+                        "row": row,
+                        "trained_on": trained,
+                        "exposure": exposure,
+                        "exposure_frac": float(frac.get((exposure, split), np.nan)),
+                        "split": split,
+                        "family": family,
+                        "d_trace": cell["d_trace"],
+                        "d_trace_lo": cell["d_trace_lo"],
+                        "d_trace_hi": cell["d_trace_hi"],
+                    }
+                )
+    return pd.DataFrame(out)
 
 
 def support_rows(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
@@ -707,15 +765,6 @@ def _json(
 # ----------------------------------------------------------------------------- plots
 
 
-def _digest(*frames: pd.DataFrame) -> str:
-    """What a plot draws, to four significant digits: more than a plot can show, and few enough that the
-    last-bit noise of another machine's arithmetic (see ``numeric_text``) leaves it alone."""
-    h = hashlib.sha256()
-    for df in frames:
-        h.update(df.reset_index(drop=True).to_csv(index=False, float_format="%.4g", lineterminator="\n").encode())
-    return h.hexdigest()
-
-
 def png_digest(path: Path) -> str | None:
     from PIL import Image
 
@@ -743,10 +792,9 @@ def render(
     cal = calibration(rec, th)
     readme = _readme(rec, head, block, cal)
     # what the plots and the page draw beyond the tables: each seed's values, each family's cells, each problem
-    from . import board_data
-
     per_seed = board_data.seed_rows(rec, th)
-    data = board_data.plot_data(rec, head, th, board_data.seed_rows(rec, th, by_family=True))
+    families = family_cells(rec, head, th, board_data.headline_rows(rec))
+    data = board_data.plot_data(rec, head, th, board_data.seed_rows(rec, th, by_family=True), families)
     texts = {
         README: readme,
         CSV: _csv(head),
@@ -759,8 +807,18 @@ def render(
 def _page(extra: dict, pngs: dict[str, bytes]) -> str:
     from . import board_page
 
+    rec = extra["rec"]
     return board_page.page(
-        extra["rec"], extra["head"], extra["per_seed"], extra["runs"], extra["problems"], pngs, extra["readme"]
+        rec,
+        extra["head"],
+        extra["per_seed"],
+        extra["runs"],
+        extra["problems"],
+        pngs,
+        extra["readme"],
+        splits=[s for s in _eval_splits(rec) if s != "edge"],
+        info=_suite_text(rec),
+        files=PLOTS,
     )
 
 
