@@ -375,7 +375,7 @@ def _axis_exposure(rec: Records, name: str, split: str) -> float:
     return rec.exposure_of(name, axis) if axis in AXES else float("nan")
 
 
-def _groups(rec: Records, rows: list[str]) -> dict[tuple[str, str, str], list[str]]:
+def _family_groups(rec: Records, rows: list[str]) -> dict[tuple[str, str, str], list[str]]:
     """(row, trained on, exposure) -> its runs, one per seed; the null's are the bases."""
     out: dict[tuple[str, str, str], list[str]] = {}
     for name, r in sorted(rec.runs.items()):
@@ -392,7 +392,7 @@ def family_cells(rec: Records, head: pd.DataFrame, th: Thresholds, rows: list[st
     the plot draws: each row trained on the axis or on ID, and the null."""
     frac = head.set_index(["exposure", "split"])["exposure_frac"].groupby(level=[0, 1]).first()
     out = []
-    for (row, trained, exposure), names in _groups(rec, rows).items():
+    for (row, trained, exposure), names in _family_groups(rec, rows).items():
         for split in [s for s in _eval_splits(rec) if s in OOD_SPLITS]:
             if trained not in ("-", "id", split):
                 continue

@@ -54,7 +54,8 @@ def published(request):
     rec = suite_board.Records(root)
     th = Thresholds()
     head = suite_board.headline(rec, th)
-    data = board_data.plot_data(rec, head, th, board_data.seed_rows(rec, th, by_family=True))
+    families = suite_board.family_cells(rec, head, th, board_data.headline_rows(rec))
+    data = board_data.plot_data(rec, head, th, board_data.seed_rows(rec, th, by_family=True), families)
     return root, rec, head, data
 
 
