@@ -130,9 +130,10 @@ def _table(ordered: pd.DataFrame, splits: list[str], cell, compute: bool, table_
         *splits,
         *(["trained", "rollouts", "train tokens", "wall"] if compute else []),
     ]
+    # a split's column carries its name, for the axis filter; every header is a button, for sorting by keyboard
+    split_of = {s: f' data-split="{html.escape(s)}"' for s in splits}
     ths = "".join(
-        f'<th scope="col"{f" data-split={chr(34)}{s}{chr(34)}" if s in splits else ""} aria-sort="none">'
-        f'<button type="button">{html.escape(s)}</button></th>'
+        f'<th scope="col"{split_of.get(s, "")} aria-sort="none"><button type="button">{html.escape(s)}</button></th>'
         for s in head
     )
     body = []
@@ -440,8 +441,8 @@ SCRIPT = r"""
       "<th>trace pass@1 base</th><th>post</th><th>change</th><th>answer change</th><th>outside</th><th>expanded</th>" +
       "<th>trained</th><th>rollouts</th><th>train tokens</th><th>wall</th></tr></thead><tbody>" + rows + "</tbody></table></div>");
     parts.push("<h4>Compute (mean per run)</h4><p>" + (isNull ? "none: a re-sampled base trains nothing." :
-      Number(cell.rollouts).toLocaleString("en") + " rollouts, " + Number(cell.train_tokens).toLocaleString("en") +
-      " training tokens, " + cell.grad_steps + " gradient steps, " + (cell.wall_s / 60).toFixed(1) + " min wall (training and evaluation); " +
+      Math.round(cell.rollouts).toLocaleString("en") + " rollouts, " + Math.round(cell.train_tokens).toLocaleString("en") +
+      " training tokens, " + Math.round(cell.grad_steps) + " gradient steps, " + (cell.wall_s / 60).toFixed(1) + " min wall (training and evaluation); " +
       (cell.runs_checked ? cell.runs_trained + " of " + cell.runs_checked + " runs trained (reward rose)." : "no reward curve to check.")) + "</p>");
     parts.push("<h4>Per problem: Q_base against Q_post</h4>" + (isNull ?
       '<p class="note">A base against itself re-sampled: its exact masses do not change, so there is nothing to scatter.</p>' :

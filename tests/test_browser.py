@@ -74,6 +74,13 @@ def test_the_committed_page_opens_clean_and_answers_in_the_browser(suite, tmp_pa
         page.select_option("#f-split", "ood_depth")  # one evaluated axis: its column alone
         assert page.locator("#gain-table thead th[data-split]:visible").count() == 1
         assert page.locator("#gain-table tbody tr:visible td.cell:visible").count() == visible()
+        # one exposure: the one whose cell has traces right (a drill-down with something in it)
+        exposure = max(
+            (r for r in board["headline"] if (r["row"], r["trained_on"], r["split"]) == ("grpo", "id", "ood_depth")),
+            key=lambda r: r["trace_base"],
+        )["exposure"]
+        page.select_option("#f-exposure", exposure)
+        assert visible() == 1
         # the filters are reachable by keyboard, in order
         page.locator("#f-split").focus()
         reached = []
@@ -86,7 +93,12 @@ def test_the_committed_page_opens_clean_and_answers_in_the_browser(suite, tmp_pa
         # a drill-down, opened from the keyboard: each seed's values are leaderboard.json's
         button = page.locator("#gain-table tbody tr:visible td.cell:visible button.open").first
         cell = board["headline"][int(button.get_attribute("data-cell"))]
-        assert (cell["row"], cell["trained_on"], cell["split"]) == ("grpo", "id", "ood_depth")
+        assert (cell["row"], cell["trained_on"], cell["exposure"], cell["split"]) == (
+            "grpo",
+            "id",
+            exposure,
+            "ood_depth",
+        )
         button.focus()
         page.keyboard.press("Enter")
         dialog = page.locator("dialog#drill")
