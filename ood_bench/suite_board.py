@@ -2,11 +2,13 @@
 
 ``leaderboards/<suite>/`` gets ``README.md`` (the headline tables), ``leaderboard.csv``
 and ``leaderboard.json`` (the same rows with every metric, plus the per-family
-support rows of every run), four PNG plots and ``index.html`` (tables and plots on
-one self-contained page). Every number comes from the records' per-problem counts
-and exact log-probabilities, read through their manifests; nothing is copied from
-a summary. Each plot carries a digest of the data it draws in its PNG metadata, so
-``--check`` can tell a stale plot from a current one without comparing pixels.
+support rows and the per-seed rows of every run), four PNG plots (``board_plots``)
+and ``index.html`` (tables, filters, a drill-down per cell and plots on one
+self-contained page: ``board_page``). Every number comes from the records' per-problem
+counts and exact log-probabilities, read through their manifests; nothing is copied
+from a summary. Each plot carries a digest of the data it draws and of the code that
+draws it in its PNG metadata, so ``--check`` can tell a stale plot from a current one
+without comparing pixels.
 
 Intervals are 95% and cover pretraining seeds, problems and sampling together
 (``board_stats``), with Benjamini-Hochberg q-values and minimum detectable effects;
@@ -18,9 +20,7 @@ seeds (Student's t), never narrower than the Wilson interval of its pooled count
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import io
 import json
 import math
@@ -29,15 +29,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import verdicts
+from . import board_data, verdicts
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .board_plots import DIGEST_KEY
 from .board_stats import Q_LEVEL, mean_change, q_values, rate_change
 from .did_train import run_trend
 from .errors import OodBenchError
 from .expansion import Tilt, beyond_tilt, fit_tilt, threshold_expanded
 from .numeric_text import same_up_to_rounding
 from .run_records import RECORD, read_record, run_wall_seconds
-from .support import Thresholds, load_counts, logit_from_logprob, merge_records, support_table, wilson_interval
+from .support import Thresholds, load_counts, merge_records, support_table, wilson_interval
 from .tasks.base import AXES
 
 README, CSV, JSON, HTML = "README.md", "leaderboard.csv", "leaderboard.json", "index.html"
@@ -48,7 +49,6 @@ PLOTS = {
     "curves": "training_curves.png",
 }
 OOD_SPLITS = [f"ood_{a}" for a in AXES]
-DIGEST_KEY = "ood-bench-data-sha256"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -393,6 +393,64 @@ def _axis_exposure(rec: Records, name: str, split: str) -> float:
     return rec.exposure_of(name, axis) if axis in AXES else float("nan")
 
 
+def _family_groups(rec: Records, rows: list[str]) -> dict[tuple[str, str, str], list[str]]:
+    """(row, trained on, exposure) -> its runs, one per seed; the null's are the bases."""
+    out: dict[tuple[str, str, str], list[str]] = {}
+    for name, r in sorted(rec.runs.items()):
+        if r["kind"] == "post" and r["row"] in rows:
+            out.setdefault((r["row"], r["split"], r["exposure"]), []).append(name)
+        elif r["kind"] == "base":
+            out.setdefault(("null", "-", r["exposure"]), []).append(name)
+    return out
+
+
+def family_cells(rec: Records, head: pd.DataFrame, th: Thresholds, rows: list[str]) -> pd.DataFrame:
+    """``rows``' cells on each OOD axis, one family at a time (the axis's panel of the gain plot): the change with
+    its interval, made exactly as a headline cell is (``_cell``) but over one family's problems. Only the cells
+    the plot draws: each row trained on the axis or on ID, and the null."""
+    frac = head.set_index(["exposure", "split"])["exposure_frac"].groupby(level=[0, 1]).first()
+    out = []
+    for (row, trained, exposure), names in _family_groups(rec, rows).items():
+        for split in [s for s in _eval_splits(rec) if s in OOD_SPLITS]:
+            if trained not in ("-", "id", split):
+                continue
+            for family in sorted(set(rec.counts[names[0]]["family"])):
+                pairs = []
+                for n in names:
+                    r = rec.runs[n]
+                    base, post = (
+                        (rec.counts[r["base"]], rec.counts[n]) if row != "null" else (rec.counts[n], rec.null[n])
+                    )
+                    pairs.append(
+                        (
+                            n,
+                            _paired(
+                                base[base["family"] == family],
+                                post[post["family"] == family],
+                                split,
+                                rec.tilt(n, th),
+                                th,
+                            ),
+                            rec.tilt(n, th),
+                        )
+                    )
+                cell = _cell(pairs, th)
+                out.append(
+                    {
+                        "row": row,
+                        "trained_on": trained,
+                        "exposure": exposure,
+                        "exposure_frac": float(frac.get((exposure, split), np.nan)),
+                        "split": split,
+                        "family": family,
+                        "d_trace": cell["d_trace"],
+                        "d_trace_lo": cell["d_trace_lo"],
+                        "d_trace_hi": cell["d_trace_hi"],
+                    }
+                )
+    return pd.DataFrame(out)
+
+
 def support_rows(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:
     """Every metric of the support comparison, per post run and (family, split), against its base."""
     frames = []
@@ -649,8 +707,9 @@ def _readme(rec: Records, head: pd.DataFrame, verdict_block: str, cal: pd.DataFr
     out.write(_markdown_table(t["expansion"]) + "\n\n")
     out.write(
         "![OOD gain against exposure](gain_vs_exposure.png)\n\n"
-        "*Change in trace pass@1 on each axis's OOD split against that axis's pretraining exposure, per "
-        "algorithm and training split, with 95% intervals; the grey band is the null.*\n\n"
+        "*Change in trace pass@1 on each OOD axis against the base's pretraining exposure to it, one panel per "
+        "axis and family: GRPO and the SFT control trained on the axis (solid) and on ID (dashed), with 95% "
+        "intervals and each seed behind them; the base-vs-base null in grey; the other rows faded.*\n\n"
         "![Q_post against Q_base](q_post_vs_q_base.png) ![pass@k](pass_at_k.png) "
         "![training curves](training_curves.png)\n\n"
     )
@@ -680,7 +739,13 @@ def _csv(df: pd.DataFrame) -> str:
 
 
 def _json(
-    head: pd.DataFrame, support: pd.DataFrame, rec: Records, found: list, tilts: pd.DataFrame, cal: pd.DataFrame
+    head: pd.DataFrame,
+    support: pd.DataFrame,
+    rec: Records,
+    found: list,
+    tilts: pd.DataFrame,
+    cal: pd.DataFrame,
+    per_seed: pd.DataFrame | None = None,
 ) -> str:
     def clean(df):
         return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
@@ -719,6 +784,8 @@ def _json(
                 "verdicts": [v.as_dict() for v in found],
                 "tilts": clean(tilts),
                 "calibration": clean(cal),
+                # each headline cell's seeds, one line per (run, evaluated split): what the page's drill-down shows
+                "per_seed": clean(per_seed) if per_seed is not None else [],
             },
             indent=1,
             sort_keys=True,
@@ -730,233 +797,6 @@ def _json(
 # ----------------------------------------------------------------------------- plots
 
 
-def _digest(*frames: pd.DataFrame) -> str:
-    """What a plot draws, to four significant digits: more than a plot can show, and few enough that the
-    last-bit noise of another machine's arithmetic (see ``numeric_text``) leaves it alone."""
-    h = hashlib.sha256()
-    for df in frames:
-        h.update(df.reset_index(drop=True).to_csv(index=False, float_format="%.4g", lineterminator="\n").encode())
-    return h.hexdigest()
-
-
-def _plot_data(rec: Records, head: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, ...]]:
-    gain = head[head["split"].isin(OOD_SPLITS)][
-        ["row", "trained_on", "exposure", "exposure_frac", "split", "d_trace", "d_trace_lo", "d_trace_hi"]
-    ]
-    points = []
-    for name in rec.posts():
-        r = rec.runs[name]
-        m = _paired(rec.counts[r["base"]], rec.counts[name], r["split"])
-        points.append(
-            pd.DataFrame(
-                {
-                    "row": r["row"],
-                    "trained_on": r["split"],
-                    "exposure": r["exposure"],
-                    "lq_base": m["gold_logprob_base"].round(4),
-                    "lq_post": m["gold_logprob_post"].round(4),
-                }
-            )
-        )
-    tilt = pd.concat(points, ignore_index=True) if points else pd.DataFrame(columns=["row", "trained_on"])
-    curves = []
-    for name in rec.posts():
-        r = rec.runs[name]
-        path = rec.root / "records" / name / "curves.csv"
-        if path.is_file() and path.stat().st_size:
-            c = pd.read_csv(path)
-            curves.append(c.assign(row=r["row"], trained_on=r["split"], exposure=r["exposure"]))
-    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["row", "step"])
-    passk = _pass_at_k(rec)
-    return {"gain": (gain,), "tilt": (tilt,), "passk": (passk,), "curves": (curve,)}
-
-
-def _pass_at_k(rec: Records) -> pd.DataFrame:
-    """Unbiased trace pass@k (every step and the answer right: ``full_c``) for k = 1, 2, 4, ..., n, per model
-    and split, averaged over seeds: each base and each post-trained model on the split it trained on and on ID."""
-    from .metrics import pass_at_k_exact
-
-    rows = []
-    for name, r in rec.runs.items():
-        df = rec.counts[name]  # load_counts fills full_c from trace_c for records older than it
-        for split, g in df.groupby("split"):
-            if r["kind"] == "post" and split not in (r["split"], "id"):
-                continue
-            n = int(g["n"].iloc[0])
-            k = 1
-            while k <= n:
-                value = float(np.mean([pass_at_k_exact(int(nn), int(c), k) for nn, c in zip(g["n"], g["full_c"])]))
-                rows.append(
-                    {
-                        "model": "base" if r["kind"] == "base" else f"{r['row']} on {r['split']}",
-                        "exposure": r["exposure"],
-                        "split": split,
-                        "k": k,
-                        "value": value,
-                    }
-                )
-                k *= 2
-    df = pd.DataFrame(rows)
-    return df.groupby(["model", "exposure", "split", "k"], as_index=False)["value"].mean().round(6)
-
-
-def _figure(draw, data: tuple[pd.DataFrame, ...]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import warnings
-
-    import matplotlib.pyplot as plt
-
-    with warnings.catch_warnings():  # many panels: tight_layout may give up on a margin, which changes nothing
-        warnings.simplefilter("ignore", UserWarning)
-        fig = draw(plt, *data)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None, DIGEST_KEY: _digest(*data)})
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _draw_gain(plt, gain: pd.DataFrame):
-    """Per axis: each row trained on that axis (solid) and on ID (dashed), one colour per row throughout."""
-    splits = [s for s in OOD_SPLITS if s in set(gain["split"])] or OOD_SPLITS[:1]
-    rows = sorted(set(gain["row"]) - {"null"})
-    colour = {row: plt.get_cmap("tab20")(i % 20) for i, row in enumerate(rows)}
-    fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits) + 1, 3.8), sharey=True, squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        g = gain[gain["split"] == split]
-        null = g[g["row"] == "null"].sort_values("exposure_frac")
-        if len(null):
-            ax.fill_between(
-                null["exposure_frac"],
-                null["d_trace_lo"].fillna(null["d_trace"]),
-                null["d_trace_hi"].fillna(null["d_trace"]),
-                color="0.85",
-            )
-        for (row, trained), line in g[g["trained_on"].isin(["id", split]) & (g["row"] != "null")].groupby(
-            ["row", "trained_on"]
-        ):
-            line = line.sort_values("exposure_frac")
-            err = np.vstack([line["d_trace"] - line["d_trace_lo"], line["d_trace_hi"] - line["d_trace"]])
-            ax.errorbar(
-                line["exposure_frac"],
-                line["d_trace"],
-                yerr=np.nan_to_num(err),
-                marker="o",
-                capsize=3,
-                color=colour[row],
-                linestyle="-" if trained == split else "--",
-            )
-        ax.axhline(0, color="0.5", linewidth=0.8)
-        ticks = sorted(set(g["exposure_frac"].dropna()))
-        ax.set_xticks(ticks, [f"{100 * t:g}%" for t in ticks])
-        ax.set_title(split)
-        ax.set_xlabel(f"pretraining exposure to {split}")
-    axes[0][0].set_ylabel("change in trace pass@1")
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles = [Line2D([], [], color=colour[r], marker="o", label=r) for r in rows] + [
-        Line2D([], [], color="0.3", linestyle="-", label="trained on this axis"),
-        Line2D([], [], color="0.3", linestyle="--", label="trained on ID"),
-        Patch(color="0.85", label="null (base re-sampled)"),
-    ]
-    ncol = min(6, len(handles))
-    legend_rows = math.ceil(len(handles) / ncol)
-    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8)
-    fig.set_figheight(3.8 + 0.25 * legend_rows)
-    fig.tight_layout(rect=(0, 0.06 + 0.06 * legend_rows, 1, 1))
-    return fig
-
-
-def _draw_tilt(plt, tilt: pd.DataFrame):
-    panels = list(tilt.groupby(["row", "trained_on"], sort=True)) if len(tilt) else []
-    cols = max(1, min(4, len(panels)))
-    rows = max(1, math.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.6 * rows), squeeze=False)
-    for ax, ((row, trained), g) in zip(axes.flat, panels):
-        x = logit_from_logprob(g["lq_base"].to_numpy(float), clip=60)
-        y = logit_from_logprob(g["lq_post"].to_numpy(float), clip=60)
-        for exposure, sel in g.groupby("exposure").groups.items():
-            idx = g.index.get_indexer(sel)
-            ax.scatter(x[idx], y[idx], s=6, alpha=0.5, label=f"exposure {exposure}")
-        lims = (-60, 10)
-        ax.plot(lims, lims, color="0.4", linewidth=0.8, label="identity (no change)")
-        measurable = (x > math.log(1e-6)) & (x < 6.9)
-        if measurable.any():
-            shift = float(np.mean(y[measurable] - x[measurable]))
-            ax.plot(
-                lims,
-                (lims[0] + shift, lims[1] + shift),
-                color="C3",
-                linewidth=1,
-                label=f"tilt: mean shift {shift:+.2f}",
-            )
-        ax.axvline(math.log(1e-6), color="0.6", linestyle=":", linewidth=0.8)
-        ax.axhline(math.log(1e-2 / (1 - 1e-2)), color="0.6", linestyle="--", linewidth=0.8)
-        ax.set_xlim(lims)
-        ax.set_ylim(lims)
-        ax.set_title(f"{row} on {trained}", fontsize=9)
-        ax.set_xlabel("logit Q_base")
-        ax.set_ylabel("logit Q_post")
-        ax.legend(fontsize=6, loc="upper left")
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
-def _draw_passk(plt, passk: pd.DataFrame):
-    splits = [s for s in ["id", *OOD_SPLITS] if s in set(passk["split"])] or ["id"]
-    fig, axes = plt.subplots(1, len(splits), figsize=(3.8 * len(splits), 3.4), squeeze=False, sharey=True)
-    styles = ["-", "--", ":", "-."]
-    exposures = sorted(set(passk["exposure"])) if len(passk) else []
-    for ax, split in zip(axes[0], splits):
-        for (model, exposure), g in passk[passk["split"] == split].groupby(["model", "exposure"]):
-            ax.plot(
-                g["k"],
-                g["value"],
-                marker=".",
-                linestyle=styles[exposures.index(exposure) % len(styles)],
-                color="black" if model == "base" else None,
-                label=f"{model} ({exposure})",
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_ylim(0, 1)
-        ax.set_title(split)
-        ax.set_xlabel("k")
-        ax.legend(fontsize=6)
-    axes[0][0].set_ylabel("trace pass@k")
-    fig.tight_layout()
-    return fig
-
-
-def _draw_curves(plt, curve: pd.DataFrame):
-    metrics = [m for m in ("reward", "kl_ref", "entropy") if m in curve.columns] or ["reward"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        if metric in curve.columns:
-            exposures = sorted(set(curve["exposure"]))
-            for (row, trained, exposure), g in curve.groupby(["row", "trained_on", "exposure"]):
-                mean = g.groupby("step")[metric].mean()  # over pretraining seeds
-                if mean.notna().any():
-                    ax.plot(
-                        mean.index,
-                        mean.to_numpy(),
-                        label=f"{row} on {trained} ({exposure})",
-                        linestyle=["-", "--", ":", "-."][exposures.index(exposure) % 4],
-                    )
-        ax.set_title(metric)
-        ax.set_xlabel("step")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-DRAW = {"gain": _draw_gain, "tilt": _draw_tilt, "passk": _draw_passk, "curves": _draw_curves}
-
-
 def png_digest(path: Path) -> str | None:
     from PIL import Image
 
@@ -965,73 +805,6 @@ def png_digest(path: Path) -> str | None:
             return (getattr(im, "text", None) or im.info).get(DIGEST_KEY)
     except Exception:  # a missing or damaged plot is simply stale
         return None
-
-
-# ----------------------------------------------------------------------------- the page
-
-SORT_SCRIPT = """<script>
-document.querySelectorAll("table.sortable th").forEach(function (th, col) {
-  th.addEventListener("click", function () {
-    var table = th.closest("table"), body = table.tBodies[0];
-    var rows = Array.from(body.rows), asc = th.dataset.asc !== "1";
-    rows.sort(function (a, b) {
-      var x = a.cells[th.cellIndex].innerText, y = b.cells[th.cellIndex].innerText;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
-      return asc ? c : -c;
-    });
-    th.dataset.asc = asc ? "1" : "0";
-    rows.forEach(function (r) { body.appendChild(r); });
-  });
-});
-</script>"""
-
-
-def _html(rec: Records, head: pd.DataFrame, pngs: dict[str, bytes], readme: str) -> str:
-    import re
-
-    t = tables(rec, head)
-    info = _suite_text(rec)
-
-    def table(df: pd.DataFrame) -> str:
-        # the markdown tables' **bold** (q < 0.05) becomes a marked cell
-        return re.sub(
-            r"\*\*(.+?)\*\*",
-            r'<strong class="sig">\1</strong>',
-            df.to_html(index=False, classes="sortable", border=0, escape=True),
-        )
-
-    block = verdicts.block_in(readme, rec.suite) or ""
-    bold, italic = re.compile(r"[*][*](.+?)[*][*]"), re.compile(r"[*](.+?)[*]")
-    items = "".join(
-        "<li>" + italic.sub(r"<em>\1</em>", bold.sub(r"<strong>\1</strong>", html.escape(line[2:]))) + "</li>"
-        for line in block.splitlines()
-        if line.startswith("- ")
-    )
-
-    images = "".join(
-        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(data).decode()}"><figcaption>{html.escape(PLOTS[name])}</figcaption></figure>'
-        for name, data in pngs.items()
-    )
-    style = (
-        "body{font-family:sans-serif;margin:2em;max-width:110em}table{border-collapse:collapse;font-size:13px}"
-        "th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}th{cursor:pointer;background:#f4f4f4}"
-        "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}"
-        "strong.sig{background:#fde9c4;font-weight:600}ul.verdicts li{margin:.4em 0;max-width:70em}"
-    )
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>ood-bench leaderboard: '
-        f"{html.escape(rec.suite)}</title><style>{style}</style></head><body>\n"
-        f"<h1>ood-bench leaderboard: {html.escape(rec.suite)}</h1>\n<p>{html.escape(info['description'])}</p>\n"
-        f"<p>{len(rec.bases())} bases, {len(rec.posts())} post-training runs. Click a column to sort.</p>\n"
-        f"<h2>Verdicts on the paper's claims (generated)</h2>\n<p>{html.escape(verdicts.TRAINING_NOTE)}</p>\n"
-        f'<ul class="verdicts">{items}</ul>\n'
-        f"<h2>Change in trace pass@1 after post-training (95% interval; null = base re-sampled)</h2>\n"
-        f"{table(t['gain'])}\n<h2>Expansion beyond the base's support (exact)</h2>\n{table(t['expansion'])}\n"
-        f"<h2>Plots</h2>\n{images}\n"
-        f"<p>Left out: {html.escape(info['left_out'])}</p>\n{SORT_SCRIPT}\n</body></html>\n"
-    )
 
 
 # ----------------------------------------------------------------------------- write and check
@@ -1050,24 +823,48 @@ def render(
     block = verdicts.markdown(rec.suite, found)
     cal = calibration(rec, th)
     readme = _readme(rec, head, block, cal)
-    data = _plot_data(rec, head)
+    # what the plots and the page draw beyond the tables: each seed's values, each family's cells, each problem
+    per_seed = board_data.seed_rows(rec, th)
+    families = family_cells(rec, head, th, board_data.headline_rows(rec))
+    data = board_data.plot_data(rec, head, th, board_data.seed_rows(rec, th, by_family=True), families)
     texts = {
         README: readme,
         CSV: _csv(head),
-        JSON: _json(head, support, rec, found, expansions, cal),
+        JSON: _json(head, support, rec, found, expansions, cal, per_seed),
     }
-    return texts, {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block}
+    extra = {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block, "per_seed": per_seed}
+    return texts, {**extra, "runs": board_data.run_rows(rec, th), "problems": board_data.problem_blob(rec, th)}
+
+
+def _page(extra: dict, pngs: dict[str, bytes]) -> str:
+    from . import board_page
+
+    rec = extra["rec"]
+    return board_page.page(
+        rec,
+        extra["head"],
+        extra["per_seed"],
+        extra["runs"],
+        extra["problems"],
+        pngs,
+        extra["readme"],
+        splits=[s for s in _eval_splits(rec) if s != "edge"],
+        info=_suite_text(rec),
+        files=PLOTS,
+    )
 
 
 def write(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> Path:
     root = Path(root)
     texts, extra = render(root, allow_dirty, expected)
-    pngs = {name: _figure(DRAW[name], extra["data"][name]) for name in PLOTS}
+    from . import board_plots
+
+    pngs = {name: board_plots.png(name, extra["data"][name]) for name in PLOTS}
     for name, data in pngs.items():
         atomic_write_bytes(root / PLOTS[name], data)
     for name, text in texts.items():
         atomic_write_text(root / name, text)
-    atomic_write_text(root / HTML, _html(extra["rec"], extra["head"], pngs, extra["readme"]))
+    atomic_write_text(root / HTML, _page(extra, pngs))
     quoting = _quoting_readme(root, extra["rec"].suite)
     if quoting is not None:  # the project README quotes the block verbatim: renew the quote with the board
         text = quoting.read_text()
@@ -1131,14 +928,15 @@ def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
         for name, text in texts.items()
         if not (root / name).is_file() or not same_up_to_rounding((root / name).read_text(errors="replace"), text)
     ]
+    from .board_plots import digest
+
     for name, file in PLOTS.items():
-        if png_digest(root / file) != _digest(*extra["data"][name]):
+        if png_digest(root / file) != digest(extra["data"][name]):
             out.append(root / file)
+    from .board_page import same_page
+
     page = root / HTML
-    expected = _html(extra["rec"], extra["head"], {name: b"" for name in PLOTS}, extra["readme"])
-    if not page.is_file() or not same_up_to_rounding(
-        _without_images(page.read_text(errors="replace")), _without_images(expected)
-    ):
+    if not page.is_file() or not same_page(page.read_text(errors="replace"), _page(extra, {n: b"" for n in PLOTS})):
         out.append(page)
     quoting = _quoting_readme(root, rec_suite := extra["rec"].suite)
     if quoting is not None and not same_up_to_rounding(
@@ -1154,14 +952,6 @@ def _quoting_readme(root: Path, suite: str) -> Path | None:
     if readme.is_file() and verdicts.block_in(readme.read_text(errors="replace"), suite) is not None:
         return readme
     return None
-
-
-def _without_images(page: str) -> str:
-    """The page with its embedded PNGs cut out: their pixels depend on the plotting library's version, the
-    rest (the tables, the text) on the records alone."""
-    import re
-
-    return re.sub(r'src="data:image/png;base64,[A-Za-z0-9+/=]*"', 'src=""', page)
 
 
 def record_digest(folder: Path) -> str:
