@@ -190,6 +190,15 @@ def _filters(head: pd.DataFrame, splits: list[str]) -> str:
     )
 
 
+def _superseded(readme: str) -> str:
+    """The README's "superseded records" line, where it has one, as the page's first paragraph."""
+    line = next((p for p in readme.split("\n\n") if p.startswith("**Superseded records.**")), "")
+    if not line:
+        return ""
+    text = html.escape(line.replace("**", "").replace("`", ""))
+    return f'<p class="superseded" role="note"><strong>{text.split(".", 1)[0]}.</strong>{text.split(".", 1)[1]}</p>\n'
+
+
 def _verdict_items(readme: str, suite: str) -> str:
     block = verdicts.block_in(readme, suite) or ""
     bold, italic = re.compile(r"[*][*](.+?)[*][*]"), re.compile(r"[*](.+?)[*]")
@@ -212,6 +221,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(
 main{max-width:1240px;margin:0 auto;padding:1.2em 20px 3em}
 h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.2em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd}
 p.how{max-width:75em;font-size:14px;color:#333}
+p.superseded{max-width:75em;background:#fff4e5;border-left:4px solid var(--vermillion);padding:.5em .8em}
 ul.verdicts{padding-left:1.2em}ul.verdicts li{margin:.45em 0;max-width:75em;font-size:14px}
 .verdict{padding:0 .35em;border-radius:3px;font-weight:600}
 .verdict.supported{background:#cfe5f3}.verdict.contradicted{background:#f7d3bd}.verdict.inconclusive{background:#e9e9e9}
@@ -523,7 +533,8 @@ def page(
         f"<h1>ood-bench leaderboard: {html.escape(rec.suite)}</h1>\n<p>{html.escape(info['description'])}</p>\n"
         f"<p>{len(rec.bases())} bases, {len(rec.posts())} post-training runs. Filter the tables below, sort them by "
         "any column, and open any cell for its seeds, compute and problems.</p>\n"
-        f'<h2>Verdicts on the paper\'s claims (generated)</h2>\n<p class="how">{html.escape(verdicts.TRAINING_NOTE)}</p>\n'
+        + _superseded(readme)
+        + f'<h2>Verdicts on the paper\'s claims (generated)</h2>\n<p class="how">{html.escape(verdicts.TRAINING_NOTE)}</p>\n'
         f'<ul class="verdicts">{_verdict_items(readme, rec.suite)}</ul>\n'
         "<h2>Change in trace pass@1 after post-training</h2>\n"
         '<p class="how">Each cell: the mean change of the sampled trace pass@1 (every step and the answer right), '

@@ -670,11 +670,13 @@ def test_a_board_whose_every_record_predates_the_code_stands_for_them_and_says_s
     moved = {name: "0" * 16 for name in grid}  # what a family version bump does to every key
     rec = suite_board.Records(board, allow_dirty=True, expected=moved)
     assert rec.superseded["records"] == len(grid) and rec.superseded["results_versions"] == [1]
-    texts, _ = suite_board.render(board, allow_dirty=True, expected=moved)
+    texts, extra = suite_board.render(board, allow_dirty=True, expected=moved)
     first = next(p for p in texts["README.md"].split("\n\n") if p.startswith("**Superseded"))
     assert first.startswith("**Superseded records.**") and "`ood-bench run tiny` renews them" in first
     assert texts["README.md"].index(first) < texts["README.md"].index("## ")  # before every table
     assert "Superseded records." in suite_board.headline_text(board, expected=moved)
+    page = suite_board._page(extra, {n: b"" for n in suite_board.PLOTS})
+    assert '<p class="superseded" role="note"><strong>Superseded records.</strong>' in page
 
 
 def test_a_post_record_from_another_base_is_refused(tmp_path):
