@@ -73,6 +73,9 @@ class _GraphSteps(StepSpace):
 
 
 STEPS = _GraphSteps(primitives=HOPS, held_out_pairs=HELD_OUT, fused_fraction=0.35)
+_HOP = f"-?[{''.join(EDGE_TYPES)}]"
+# One trace line, whatever its nodes: a node, a hop or a fused pair of hops, a node (``C-x+yB``).
+STEP_PATTERN = rf"[A-Za-z]{_HOP}(?:\+{_HOP})?[A-Za-z]"
 # Held-out pairs per ood_comp problem. With a handful of nodes, any familiar step
 # put in place of a held-out one lands on the right node about one time in five
 # (``tasks.chance.chance_rate``: 0.21 with one); two of them cut luck to ~0.05.
@@ -118,6 +121,7 @@ class GraphRoute(TaskFamily):
     version = 4
     tag = "G"
     steps_space = STEPS
+    step_pattern = STEP_PATTERN
     description = "follow a route of forward (x, y) and inverse (-x, -y) hops, or fused pairs, through an edge list"
 
     def __init__(self, ranges: AxisRanges = RANGES) -> None:

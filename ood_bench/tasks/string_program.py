@@ -48,6 +48,9 @@ STEPS = StepSpace(
     held_out_pairs=frozenset({("rev", "shl"), ("shl", "swp"), ("swp", "rev")}),
 )
 RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(4, 6), ood_length=(8, 10))
+_OP = f"(?:{'|'.join(PRIMITIVES)})"
+# One trace line, whatever its symbols: an op or a fused pair of ops, a colon, the string (``rot+shl:ACDF``).
+STEP_PATTERN = rf"{_OP}(?:\+{_OP})?:[A-Za-z]+"
 
 
 def apply_step(step: tuple[str, ...], s: str, alphabet: str) -> str:
@@ -63,6 +66,7 @@ class StringProgram(TaskFamily):
     version = 2
     tag = "S"
     steps_space = STEPS
+    step_pattern = STEP_PATTERN
     description = "apply a chain of rot/rev/shl/swp (or fused pairs like rev+shl) to a string of distinct symbols"
 
     def __init__(self, ranges: AxisRanges = RANGES) -> None:
