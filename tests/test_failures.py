@@ -196,3 +196,38 @@ def test_the_failures_command_refuses_bad_values(capsys):
     assert "--n-test=0" in capsys.readouterr().err
     assert main(["failures", "--checkpoint", str(QUICK_BASE), "--splits", "ood_banana"]) == 2
     assert "ood_banana" in capsys.readouterr().err
+
+
+def test_every_gold_completion_fits_the_decoding_budget_of_its_batch(families):
+    """A split must never fail by the token cap on its own gold trace: the gold completion and its <eos>
+    fit evaluation's max_new_tokens, and what block_size leaves after the longest prompt of the split
+    (the rollout engine left-pads a batch to that prompt and decodes at most block_size minus it)."""
+    from ood_bench.data import held_out_problems
+    from ood_bench.evaluate import EvalConfig
+    from ood_bench.model import ModelConfig
+    from ood_bench.tokenizer import TOKENIZER
+
+    max_new, block = EvalConfig().max_new_tokens, ModelConfig().block_size
+    for fam in families:
+        for split in SPLITS:
+            problems = held_out_problems(fam, split, 500)
+            longest_prompt = max(len(TOKENIZER.encode(p.prompt, bos=True)) for p in problems)
+            budget = min(max_new, block - longest_prompt)
+            longest_gold = max(len(TOKENIZER.encode(p.completion, eos=True)) for p in problems)
+            assert longest_gold <= budget, (fam.name, split, longest_gold, budget)
+
+
+def test_graph_ood_length_copies_its_start_node_from_further_back_than_id_ever_does(graph):
+    """The first trace line copies the start node from ``len(prompt) - 2`` tokens back. Every ood_length
+    problem copies from further than any ID problem (the edge list grows with the nodes), so an
+    ood_length failure may be a copy failure: ``start_copy_probe`` measures it against distance."""
+    from ood_bench.data import held_out_problems
+
+    def distances(split):
+        return [len(p.prompt) - 2 for p in held_out_problems(graph, split, 500)]
+
+    for split in ("id", "ood_length"):
+        for p in held_out_problems(graph, split, 50):
+            assert p.steps[0][0] == p.prompt[2]  # the first line starts with the start node
+    assert max(distances("id")) < min(distances("ood_length"))
+    assert max(distances("id")) <= 60  # 5 nodes, three 5-symbol steps: the layout's ID bound
