@@ -711,11 +711,26 @@ def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
 
 @pytest.mark.parametrize("suite", ["quick", "standard"])
 def test_the_published_leaderboards_match_their_committed_records(suite, capsys):
-    if not (ROOT / "leaderboards" / suite / "records").is_dir():
+    from ood_bench.plugins import get_tasks
+
+    records = ROOT / "leaderboards" / suite / "records"
+    if not records.is_dir():
         pytest.skip(f"no published {suite} records in this checkout")
+    recorded = {
+        name: version
+        for record in records.glob("*/record.json")
+        for name, version in json.loads(record.read_text())["task_versions"].items()
+    }
+    installed = {name: get_tasks().get(name).version for name in recorded}
     cwd = os.getcwd()
     os.chdir(ROOT)  # suite names resolve under ./leaderboards
     try:
+        if recorded != installed:
+            # A family's items changed after the suite last ran (its records stay until it runs again): the
+            # board must refuse them as stale rather than mix versions.
+            assert main(["leaderboard", suite, "--check"]) == 2
+            assert "is stale" in capsys.readouterr().err
+            pytest.skip(f"the {suite} records are on {recorded}, the installed families {installed}: re-run the suite")
         assert main(["leaderboard", suite, "--check"]) == 0, capsys.readouterr().err
     finally:
         os.chdir(cwd)
