@@ -313,6 +313,82 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_failures(args) -> int:
+    from .data import TEST_SET_SIZE, held_out_problems
+    from .failures import (
+        BREAKDOWN_COLUMNS,
+        FORMAT_COLUMNS,
+        answer_probe,
+        breakdown,
+        by_k,
+        format_rows,
+        line_end_probe,
+        sample_splits,
+        start_copy_probe,
+    )
+    from .plugins import find_family
+    from .pretrain import load_base
+    from .tasks.base import SPLITS
+
+    tasks = _plugins().tasks
+    model, cfg, _ = load_base(args.checkpoint)
+    names = args.families or [f for f, share in cfg.mixture.families.items() if share > 0]
+    families = [find_family(n) for n in names]
+    splits = args.splits or list(SPLITS)
+    for split in splits:
+        if split not in SPLITS:
+            raise OodBenchError(f"unknown split {split!r} (choose from {', '.join(SPLITS)})")
+    for name, value, lo, hi in (
+        ("--n-test", args.n_test, 1, TEST_SET_SIZE),
+        ("--n", args.n, 1, 1024),
+        ("--max-new-tokens", args.max_new_tokens, 1, cfg.model.block_size),
+    ):
+        if not lo <= value <= hi:
+            raise OodBenchError(f"invalid value {name}={value}: must be in {lo}..{hi}")
+    if args.seed < 0:
+        raise OodBenchError(f"invalid value --seed={args.seed}: must be >= 0")
+    if not args.temperature > 0:
+        raise OodBenchError(f"invalid value --temperature={args.temperature}: must be > 0 (greedy is always drawn too)")
+    rows = sample_splits(
+        model, families, splits, args.n_test, args.n, args.max_new_tokens, args.temperature, args.seed, list(tasks)
+    )
+    table = breakdown(rows)
+    out = {"checkpoint": str(args.checkpoint), "breakdown": table, "probes": {}}
+    print(f"failures of {args.checkpoint}: {args.n_test} problems x ({args.n} sampled + greedy) per split")
+    print("\nfailed: share of samples with a wrong answer; each reason: its share of the failed ones; clean_stop:")
+    print("share of the early stops whose lines were all right; capped: share of samples that hit the token cap\n")
+    print(format_rows(table, BREAKDOWN_COLUMNS))
+    print("\ntrace format: share of all samples whose step lines are all their own family's, or some another's\n")
+    print(format_rows(table, FORMAT_COLUMNS))
+    probes = out["probes"]
+    if "graph" in names:
+        graph = tasks.get("graph")
+        problems = [
+            p for s in ("id", "edge", "ood_length") if s in splits for p in held_out_problems(graph, s, args.n_test)
+        ]
+        probes["graph_start_copy"] = start_copy_probe(model, problems)
+        print("\ngraph: copying the start node into the first trace line, by copy distance (tokens back)\n")
+        print(format_rows(probes["graph_start_copy"]))
+    if "string" in names:
+        string = tasks.get("string")
+        for split in [s for s in ("id", "ood_length") if s in splits]:
+            rows_k = line_end_probe(model, held_out_problems(string, split, args.n_test))
+            probes[f"string_line_end_{split}"] = rows_k
+            print(f"\nstring {split}: probability of ending a state after k symbols, by gold state length")
+            print("(teacher forced on the gold trace)\n")
+            print(format_rows(by_k(rows_k, "p_end")))
+    for name in names:
+        if "ood_depth" in splits:
+            rows_k = answer_probe(model, held_out_problems(tasks.get(name), "ood_depth", args.n_test))
+            probes[f"{name}_answer_after_k_lines_ood_depth"] = rows_k
+            print(f"\n{name} ood_depth: writing the answer after k gold lines instead of the next step\n")
+            print(format_rows(rows_k))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({**out, "samples": rows}, indent=1) + "\n")
+    return 0
+
+
 def cmd_run(args) -> int:
     from . import runner
     from .suite import expand, load_suite, parse_shard, shard, with_row
@@ -663,6 +739,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(see `ood-bench pretrain --print-config` for the eval keys)",
     )
     ev.set_defaults(func=cmd_evaluate)
+
+    fa = sub.add_parser(
+        "failures",
+        help="why a checkpoint's samples fail, per split: token cap, another family's format, stopping early, "
+        "a wrong step, a miscopied answer; and probes of where it stops and copies",
+    )
+    fa.add_argument("--checkpoint", required=True, help="a checkpoint or published base weights (.safetensors)")
+    fa.add_argument("--families", nargs="+", help="families (default: those of its mixture)")
+    fa.add_argument("--splits", nargs="+", help="splits (default: all six)")
+    fa.add_argument("--n-test", type=int, default=50, help="test problems per split (default: 50)")
+    fa.add_argument("--n", type=int, default=4, help="sampled completions per problem, besides greedy (default: 4)")
+    fa.add_argument("--max-new-tokens", type=int, default=128, help="decoding budget (default: 128, evaluation's)")
+    fa.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
+    fa.add_argument("--seed", type=int, default=0, help="sampling seed")
+    fa.add_argument("--json", metavar="FILE", help="also write the tables, probes and every sample here")
+    fa.set_defaults(func=cmd_failures)
 
     pl = sub.add_parser("plugins", help="list loaded plugins: version, distribution, what each registers")
     pl.add_argument("--json", action="store_true", help="machine-readable output")

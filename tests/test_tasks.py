@@ -250,6 +250,81 @@ def test_graph_composition_uses_held_out_pairs_only_out_of_distribution(tasks):
             assert bool(steps & held) == expect
 
 
+def _flip(hop: str) -> str:
+    return hop[1:] if hop.startswith("-") else "-" + hop
+
+
+def _sign_or_order_variants(pair: tuple[str, str]) -> set[tuple[str, str]]:
+    """The familiar pairs a held-out pair becomes with a hop's sign flipped, both, or the order changed:
+    pairs that ID trains (neither held out nor undoing themselves)."""
+    from ood_bench.tasks.graph_route import HELD_OUT
+
+    a, b = pair
+    flipped = {(x, y) for x in (a, _flip(a)) for y in (b, _flip(b))}
+    every = flipped | {(y, x) for x, y in flipped}
+    undoes = {v for v in every if v[0].lstrip("-") == v[1].lstrip("-") and v[0] != v[1]}  # x+-x: never generated
+    return every - undoes - HELD_OUT - {pair}
+
+
+def _graph_comp_solved_by_variants(problem) -> tuple[bool, bool]:
+    """Replayed on the prompt's edge list, independently of the generator: (every held-out step of the
+    problem lands on its gold node when a sign-flipped or reordered familiar pair stands in, so that
+    familiar pairs give the whole answer; some held-out step does)."""
+    from ood_bench.tasks.graph_route import HELD_OUT
+
+    _, route, edge_text = problem.prompt.strip()[2:].split("|")
+    edges = {(e[0], e[1]): e[2] for e in edge_text.split()}
+    back = {(e[2], e[1]): e[0] for e in edge_text.split()}
+
+    def hop(node, h):
+        return back[(node, h[1])] if h.startswith("-") else edges[(node, h)]
+
+    hits = []
+    for line, step in zip(problem.steps, route.split(",")):
+        pair = tuple(step.split("+"))
+        if pair in HELD_OUT:
+            source, target = line[0], line[-1]
+            hits.append(any(hop(hop(source, a), b) == target for a, b in _sign_or_order_variants(pair)))
+    assert hits, problem.prompt
+    return all(hits), any(hits)
+
+
+def test_no_familiar_pair_with_a_sign_flipped_or_its_order_changed_solves_graph_comp(tasks):
+    """A held-out pair done as a familiar pair with a sign flipped (x+-y as x+y or -x+-y) or with the
+    order changed too (y+x) must not land where the held-out pair does: else ood_comp is solved
+    without composing anything new. Graph v4 left 59% of its test problems solvable that way."""
+    from ood_bench.data import held_out_problems
+
+    fam = tasks.get("graph")
+    assert _sign_or_order_variants(("x", "-y")) == {("x", "y"), ("-x", "-y"), ("-y", "x"), ("y", "x"), ("y", "-x")}
+    for problems in (held_out_problems(fam, "ood_comp", 300), [fam.generate("ood_comp", 0, i) for i in range(300)]):
+        solved = [_graph_comp_solved_by_variants(p) for p in problems]
+        whole = sum(w for w, _ in solved) / len(solved)
+        part = sum(a for _, a in solved) / len(solved)
+        assert whole == 0.0, f"{whole:.1%} of graph ood_comp problems are solved by sign-flipped or reordered pairs"
+        assert part == 0.0, f"in {part:.1%} of graph ood_comp problems such a pair stands in for a held-out step"
+
+
+def test_no_string_ood_repr_answer_depends_on_an_order_of_its_symbols(tasks):
+    """Pretraining shows one alphabet order (A-J); an ood_repr op that follows the order of the new symbols
+    (rot) asks for an order it never saw. The answer must be the same whatever their order."""
+    import dataclasses
+    import random
+
+    from ood_bench.data import held_out_problems
+
+    fam = tasks.get("string")
+    rng = random.Random(0)
+    changed = []
+    for p in held_out_problems(fam, "ood_repr", 300):
+        alphabet = p.meta["alphabet"]
+        orders = [alphabet[::-1], alphabet[3:] + alphabet[:3], "".join(rng.sample(alphabet, len(alphabet)))]
+        reordered = [dataclasses.replace(p, prompt=p.prompt.replace(alphabet, o, 1)) for o in orders]
+        changed.append(any(fam.run_program(q, list(p.meta["program"])) != p.answer for q in reordered))
+    share = sum(changed) / len(changed)
+    assert share == 0.0, f"{share:.1%} of string ood_repr answers change with the order of the alphabet"
+
+
 def test_ranges_and_step_spaces_refuse_what_would_not_be_ood():
     import random
 
@@ -398,3 +473,10 @@ def test_the_contract_catches_ood_repr_symbols_another_family_answers_with(famil
         ContractError, match="split 'ood_repr', problem 0: answer symbol '.' is an ID answer symbol of family 'string'"
     ):
         check_family_fully(_example_family(_generate=_generate), held_out_problems, per_split=20, others=families)
+
+
+def test_the_contract_catches_a_step_pattern_that_refuses_the_family_s_own_lines():
+    from ood_bench.tasks.contract import ContractError, check_family
+
+    with pytest.raises(ContractError, match=r"problem 0: step '.*' does not match the family's step_pattern 'inc'"):
+        check_family(_example_family(step_pattern="inc"))

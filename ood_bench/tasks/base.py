@@ -164,6 +164,10 @@ class TaskFamily(ABC):
     splits: tuple[str, ...] = SPLITS
     ranges = None  # an AxisRanges: the depth and length of ID, edge and OOD problems
     steps_space = None  # a StepSpace: the primitives, the held-out and the excluded pairs
+    # A regular expression one trace line of this family matches in full, whatever its content is
+    # (``ood_bench.failures`` tells a wrong step from a line in another family's format by it); None:
+    # the family declares no line format, and its lines are never called malformed.
+    step_pattern: str | None = None
 
     def generate(self, split: str, seed: int, index: int) -> Problem:
         """Problem ``index`` of ``split`` under ``seed``: the same arguments always give the same ``Problem``.

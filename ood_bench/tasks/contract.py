@@ -10,7 +10,8 @@ What must hold, and why:
 - ``splits`` are exactly ``id``, the four ``ood_*`` and ``edge``;
 - the prompt is ``"<tag>:<query>\\n"``: it starts with the tag and a colon and
   ends with the only newline it holds (the core adds nothing);
-- every step is non-empty and holds no newline and no ``#`` (the answer marker);
+- every step is non-empty and holds no newline and no ``#`` (the answer marker), and
+  matches ``step_pattern`` where the family sets one (``ood_bench.failures`` reads formats by it);
   the answer is non-empty and holds no newline;
 - every symbol is in the shared vocabulary (``ood_bench.tokenizer.SYMBOLS``);
 - the same (split, seed, index) gives the same problem (generators are pure);
@@ -41,6 +42,8 @@ wrong and how to fix it.
 
 from __future__ import annotations
 
+import re
+
 from ..errors import OodBenchError
 from ..tokenizer import SYMBOLS, TOKENIZER
 from .base import SPLITS, Score, TaskFamily
@@ -48,6 +51,7 @@ from .base import SPLITS, Score, TaskFamily
 VOCABULARY = frozenset(SYMBOLS)
 REQUIRED_META = ("depth", "length", "steps", "program")
 CONTEXT = 256  # the default model's block_size (ModelConfig), which bos + problem + eos must fit
+BIGRAM_REFERENCE = 200  # ID problems per split the ood_comp character-pair rule compares with, at least
 
 
 class ContractError(OodBenchError):
@@ -98,6 +102,11 @@ def check_family(family: TaskFamily, per_split: int = 3, others: list[TaskFamily
             for step in p.steps:
                 if not step or "\n" in step or "#" in step:
                     raise ContractError(f"{at}: step {step!r} must be non-empty, with no newline and no '#'")
+                if family.step_pattern is not None and not re.fullmatch(family.step_pattern, step):
+                    raise ContractError(
+                        f"{at}: step {step!r} does not match the family's step_pattern "
+                        f"{family.step_pattern!r}; fix: widen the pattern to every line the family writes"
+                    )
             if not p.answer or "\n" in p.answer:
                 raise ContractError(f"{at}: answer {p.answer!r} must be non-empty, with no newline")
             unknown = sorted(set(p.text) - VOCABULARY)
@@ -238,10 +247,13 @@ def _check_like_the_tests(family: TaskFamily, test_problems, n: int, others: lis
             raise ContractError(
                 f"{where}: held-out pair {a}+{b}: {a} must start and {b} end some ID pair; fix: hold out fewer pairs"
             )
+    # What ID writes, read off at least BIGRAM_REFERENCE problems per split: a pair of symbols ID writes
+    # now and then (two nodes in a row of a path) is missing from a small sample by chance, and the rule
+    # would then fire on a redraw of the same family (graph v5 at 50 problems per split).
     id_bigrams = {
         t[i : i + 2]
         for split in ("id", "ood_depth", "ood_length", "edge")
-        for p in problems[split]
+        for p in test_problems(family, split, max(n, BIGRAM_REFERENCE))
         for t in [p.completion]
         for i in range(len(t) - 1)
     }

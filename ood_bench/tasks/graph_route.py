@@ -19,9 +19,11 @@ steps there). Each hop of a held-out pair
 occurs first and second in ID pairs, and every character sequence of a
 held-out trace line (``+-`` included) occurs in ID, so failing there is failing
 to combine known parts, not meeting an unknown token or mechanism. On graphs
-this small the pair in the other order, or one of its hops alone, often lands on
-the same node; ``ood_comp`` redraws such problems, so doing a part instead of the
-whole is never right by luck (``ood_bench.tasks.chance`` measures what is left).
+this small the pair in the other order, one of its hops alone, or a familiar
+pair that differs from it in a sign or in order (``x+y`` or ``y+x`` for
+``x+-y``) often lands on the same node; ``ood_comp`` redraws such problems, so
+doing a part, or a familiar neighbour, instead of the whole is never right by
+luck (``ood_bench.tasks.chance`` measures what is left).
 (A held-out pair is not necessarily out of distribution for a model that
 composes lookups generically: in graph v3, a held-out ``y+x`` scored 0.53
 against 0.78 in ID.)
@@ -73,6 +75,9 @@ class _GraphSteps(StepSpace):
 
 
 STEPS = _GraphSteps(primitives=HOPS, held_out_pairs=HELD_OUT, fused_fraction=0.35)
+_HOP = f"-?[{''.join(EDGE_TYPES)}]"
+# One trace line, whatever its nodes: a node, a hop or a fused pair of hops, a node (``C-x+yB``).
+STEP_PATTERN = rf"[A-Za-z]{_HOP}(?:\+{_HOP})?[A-Za-z]"
 # Held-out pairs per ood_comp problem. With a handful of nodes, any familiar step
 # put in place of a held-out one lands on the right node about one time in five
 # (``tasks.chance.chance_rate``: 0.21 with one); two of them cut luck to ~0.05.
@@ -100,12 +105,25 @@ def _walk(forward: dict[str, dict[str, str]], start: str, route) -> list[str]:
     return path
 
 
+def _flip(hop: str) -> str:
+    return hop[1:] if _inverse(hop) else f"-{hop}"
+
+
+def sign_and_order_variants(pair: tuple[str, str]) -> list[tuple[str, str]]:
+    """The ID pairs ``pair`` becomes with the sign of one hop or both flipped, its order changed, or both
+    (``x+y``, ``-x+-y``, ``y+-x``, ``y+x``, ``-y+x`` for ``x+-y``): familiar pairs a model may do instead."""
+    a, b = pair
+    flipped = {(x, y) for x in (a, _flip(a)) for y in (b, _flip(b))}
+    return sorted(v for v in flipped | {(y, x) for x, y in flipped} if v in STEPS.id_pairs)
+
+
 def _part_stands_in(forward, start: str, route, path: list[str]) -> bool:
     from .chance import familiar_alternatives
 
     for i, step in enumerate(route):
         if tuple(step) in STEPS.held_out_pairs:
-            for alt in familiar_alternatives(STEPS, tuple(step), broad=False):
+            stand_ins = familiar_alternatives(STEPS, tuple(step), broad=False) + sign_and_order_variants(tuple(step))
+            for alt in dict.fromkeys(stand_ins):
                 if _walk(forward, start, route[:i] + [alt] + route[i + 1 :]) == path:
                     return True
     return False
@@ -115,9 +133,12 @@ class GraphRoute(TaskFamily):
     name = "graph"
     # v4: three held-out pairs of every kind instead of all inverse-second ones; ood_comp
     # redrawn while a part of the pair stands in for it; ood_repr nodes are trained letters.
-    version = 4
+    # v5: ood_comp also redrawn while a familiar pair with a sign flipped or the order changed
+    # stands in (59.7% of the v4 test problems were solved by such pairs).
+    version = 5
     tag = "G"
     steps_space = STEPS
+    step_pattern = STEP_PATTERN
     description = "follow a route of forward (x, y) and inverse (-x, -y) hops, or fused pairs, through an edge list"
 
     def __init__(self, ranges: AxisRanges = RANGES) -> None:
@@ -138,9 +159,10 @@ class GraphRoute(TaskFamily):
             start = rng.choice(nodes)
             route = STEPS.sample(rng, depth, held_out=COMP_HELD_OUT if split == "ood_comp" else 0)
             path = _walk(forward, start, route)
-            # A held-out pair must not be stood in for by its parts: redraw the
-            # problem while the pair in the other order, or either hop alone,
-            # lands on the same node (on small graphs that is most of them).
+            # A held-out pair must not be stood in for by its parts or a familiar
+            # neighbour: redraw the problem while the pair in the other order, either
+            # hop alone, or an ID pair that differs from it in signs or order lands on
+            # the same node (on small graphs that is most of them).
             if split != "ood_comp" or not _part_stands_in(forward, start, route, path):
                 break
         step_names = [step_name(s) for s in route]

@@ -5,9 +5,13 @@ start string, the program. The trace writes the string after each step
 (``rev:CJBE``, ``rot+shl:ACDF`` ...) and the answer is the final string.
 
 The alphabet is written in every prompt because ``rot`` (every symbol to the
-next one in the alphabet) needs its order: ``ood_repr`` writes the same problems
-over another alphabet, and the model can only know that alphabet's order the way
-it could know the ID one, by reading it. The ``ood_repr`` symbols are the
+next one in the alphabet) needs its order. Every pretraining prompt states the
+same order (A-J), so reading an order from the prompt is never trained: an
+``ood_repr`` problem with ``rot`` would ask for the order of its new symbols,
+something pretraining never showed. ``ood_repr`` therefore keeps to the ops that
+move symbols by position (``rev``, ``shl``, ``swp`` and their pairs): the same
+problems as ID programs without ``rot``, over another alphabet, whose answers do
+not depend on that alphabet's order. The ``ood_repr`` symbols are the
 lower-case letters of the op names (``rot``, ``rev``, ``shl``, ``swp``), which
 every ID trace writes, so their embeddings are trained: a failure there is a
 failure to re-bind roles, not an untrained token.
@@ -39,6 +43,9 @@ PRIMITIVES = {
     "shl": lambda s, a: s[1:] + s[:1],  # rotate the string left by one
     "swp": lambda s, a: s[1] + s[0] + s[2:],  # swap the first two symbols
 }
+# The ops whose result depends on the alphabet's order; ood_repr, over an order pretraining never
+# showed, leaves them out.
+ORDERED_OPS = frozenset({"rot"})
 
 # Position permutations that do not commute, so each held-out pair is a new
 # function; from 4 symbols on, none equals a primitive or an ID pair (on 3
@@ -48,6 +55,9 @@ STEPS = StepSpace(
     held_out_pairs=frozenset({("rev", "shl"), ("shl", "swp"), ("swp", "rev")}),
 )
 RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(4, 6), ood_length=(8, 10))
+_OP = f"(?:{'|'.join(PRIMITIVES)})"
+# One trace line, whatever its symbols: an op or a fused pair of ops, a colon, the string (``rot+shl:ACDF``).
+STEP_PATTERN = rf"{_OP}(?:\+{_OP})?:[A-Za-z]+"
 
 
 def apply_step(step: tuple[str, ...], s: str, alphabet: str) -> str:
@@ -60,9 +70,12 @@ class StringProgram(TaskFamily):
     name = "string"
     # v2: distinct symbols, at least 4; the alphabet stated in the prompt; ood_repr
     # over trained lower-case letters.
-    version = 2
+    # v3: ood_repr programs without rot (65% of the v2 test answers changed with the order of
+    # the new alphabet, which pretraining never showed).
+    version = 3
     tag = "S"
     steps_space = STEPS
+    step_pattern = STEP_PATTERN
     description = "apply a chain of rot/rev/shl/swp (or fused pairs like rev+shl) to a string of distinct symbols"
 
     def __init__(self, ranges: AxisRanges = RANGES) -> None:
@@ -75,6 +88,9 @@ class StringProgram(TaskFamily):
         alphabet = REPR_ALPHABET if split == "ood_repr" else ID_ALPHABET
         state = "".join(rng.sample(alphabet, length))
         program = STEPS.sample(rng, depth, held_out=split == "ood_comp")
+        while split == "ood_repr" and any(op in ORDERED_OPS for step in program for op in step):
+            # an ID program of the same depth without rot: redraw until there is none
+            program = STEPS.sample(rng, depth, held_out=False)
         names = [step_name(s) for s in program]
         prompt = f"{self.tag}:{alphabet}|{state}|{','.join(names)}\n"
         lines = []

@@ -51,6 +51,9 @@ STEPS = StepSpace(
     excluded_pairs=frozenset({("rev", "rev"), ("rev", "inc"), ("rev", "tri"), ("shl", "inc"), ("shl", "tri")}),
 )
 RANGES = AxisRanges(id_depth=(1, 3), ood_depth=(5, 6), id_length=(3, 5), ood_length=(7, 9))
+_STEP = f"(?:{'|'.join(PRIMITIVES)})"
+# One trace line, whatever its digits (or ood_repr letters): a step or a fused pair, a colon, the string.
+STEP_PATTERN = rf"{_STEP}(?:\+{_STEP})?:[0-9a-z]+"
 
 
 def apply_step(step: tuple[str, ...], s: str, order: str) -> str:
@@ -65,6 +68,7 @@ class ModSum(TaskFamily):
     tag = "M"
     description = "add 1 or multiply by 3 (mod 10) every digit, reverse or rotate, step by step"
     steps_space = STEPS
+    step_pattern = STEP_PATTERN
 
     def __init__(self, ranges: AxisRanges = RANGES) -> None:
         self.ranges = ranges
