@@ -33,8 +33,9 @@ from .support import Thresholds
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 CONTROL = "sft"  # the row that trains on gold traces: the detector's positive control
 TRAINING_NOTE = (
-    "A run counts as trained when its training reward rose over its steps (the least-squares slope of "
-    f"reward on step, one-sided p < {TREND_ALPHA:g}); SFT logs no reward curve and is taken as trained. "
+    "A run counts as trained when its own objective moved the right way over its steps (the least-squares "
+    f"slope on step, one-sided p < {TREND_ALPHA:g}): the training reward for RL, the gold traces' NLL for "
+    "SFT; an SFT record made before the objective was logged cannot be checked and is taken as trained. "
     "A claim that rests on runs that did not train reads inconclusive: a run that did nothing can "
     "neither expand nor gain."
 )
