@@ -565,6 +565,44 @@ def cmd_posttrain(args) -> int:
     return 0
 
 
+def cmd_dev_check(args) -> int:
+    from .config import parse_overrides
+    from .dev_check import DEFAULTS, EXIT_UNHEALTHY, default_base, dev_check, format_report
+    from .posttrain import load_posttrain_config
+
+    _plugins()
+    given = parse_overrides(list(args.overrides))  # a malformed KEY=VALUE is one line, here
+    for key, option in (("algorithm", "ALGO"), ("base", "--base"), ("out_dir", "--out"), ("seed", "--seed")):
+        if key in given:
+            raise OodBenchError(f"dev-check takes {key} as {option}, not as {key}=...")
+    # the short defaults, unless the command line sets the same key
+    keys = {o.split("=", 1)[0] for o in args.overrides}
+    overrides = [f"{k}={v}" for k, v in DEFAULTS.items() if k not in keys] + list(args.overrides)
+    base = args.base or str(default_base())
+    overrides += [f"algorithm={args.algo}", f"base={base}", f"seed={args.seed}"]
+    cfg = load_posttrain_config(None, overrides)  # every key and value checked before any compute
+    from .algorithms import build_algorithm_config
+    from .plugins import get_plugins
+    from .pretrain import load_base
+
+    build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)  # an unknown algorithm or knob
+    load_base(cfg.base)  # a missing or corrupt base
+    if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
+        raise OodBenchError(f"--out {args.out!r} is not empty; dev-check writes a fresh run into it")
+    if args.threads < 1:
+        raise OodBenchError(f"invalid value --threads={args.threads}: must be >= 1")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        report = dev_check(cfg, progress=not args.no_progress, out=Path(args.out) if args.out else None)
+    finally:
+        torch.set_num_threads(threads)  # a caller's process (a test, a notebook) gets its own setting back
+    print(format_report(report))
+    return 0 if report.healthy else EXIT_UNHEALTHY
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -674,6 +712,35 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--no-progress", action="store_true", help="no progress bar")
     po.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     po.set_defaults(func=cmd_posttrain)
+
+    dc = sub.add_parser(
+        "dev-check",
+        help="a few gradient steps of an algorithm on the smoke base: is the loss finite, did the reward move "
+        "(exit 0 healthy, 1 not)",
+    )
+    dc.add_argument("algo", metavar="ALGO", help="algorithm name (see `ood-bench algorithms`)")
+    dc.add_argument(
+        "--base",
+        help="base to start from (default: the committed smoke base, leaderboards/smoke/bases/smoke.safetensors)",
+    )
+    dc.add_argument("--seed", type=int, default=0, help="seed of prompts and rollouts")
+    dc.add_argument("--out", help="keep the run (logs, checkpoint) in this empty folder (default: a temporary one)")
+    dc.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (default 1: the smoke base's matrices are too small to share out; a larger --base may "
+        "want more)",
+    )
+    dc.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="posttrain's dotted overrides: algo.lr=1e-4 budget.grad_steps=6 prompts_per_step=8 "
+        "(default: 12 steps of 16 prompts)",
+    )
+    dc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dc.set_defaults(func=cmd_dev_check)
 
     cp = sub.add_parser(
         "compare",
@@ -838,11 +905,11 @@ def _main(argv: list[str] | None) -> int:
     if extra:
         args.overrides = list(args.overrides or []) + extra
     try:
-        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run):
+        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_dev_check):
             from .precision import env_precision
 
             env_precision()  # a bad OOD_BENCH_PRECISION is one line before any compute, used by this config or not
-        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_evaluate):
+        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_evaluate, cmd_dev_check):
             from .kernels import decode_kernel, env_engine
 
             if env_engine() == "kernel":  # also a bad value: one line, before any compute
