@@ -337,8 +337,8 @@ def cmd_run(args) -> int:
             )
     suite = load_suite(args.suite, overrides, added)
     precision_line = _auto_precision_line(suite)
-    if added and precision_line:
-        suite, precision_line = _with_published_precision(suite, args, added, precision_line)
+    if (added or suite.parents) and precision_line:
+        suite, precision_line = _with_published_precision(suite, args, overrides, added, precision_line)
     if args.print_config:
         return _print_config(suite.to_dict())
     grid = expand(suite)
@@ -376,6 +376,8 @@ def cmd_run(args) -> int:
     writable_folder(where.records, "records folder", create=False)
     writable_folder(where.work, "work folder", create=False)
     todo = [s for s, st in rows if st == "todo"]
+    # the runs a parent suite published become this suite's records (and weights) before any run needs them
+    runner.adopt_from_parents([s for s, st in rows if st == "parent"], where, suite.name)
     by_name = {s.name: s for s in grid}
     rates = runner._rates(where)
     estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
@@ -420,10 +422,11 @@ def _auto_precision_line(suite) -> str | None:
     return None
 
 
-def _with_published_precision(suite, args, added, line: str):
-    """--with adds a row against the published bases, so there ``auto`` means the precision they were made in
-    (unless OOD_BENCH_PRECISION says otherwise): on a CPU where auto would give another, the bases would get
-    other keys, be pretrained again, and the row would stand on other bases than the rows it is compared with."""
+def _with_published_precision(suite, args, overrides, added, line: str):
+    """--with adds a row against the published bases, and a suite that extends another reuses that one's, so
+    there ``auto`` means the precision they were made in (unless OOD_BENCH_PRECISION says otherwise): on a CPU
+    where auto would give another, the bases would get other keys, be pretrained again, and the rows would
+    stand on other bases than the rows they are compared with."""
     from . import runner
     from .precision import AUTO, ENV, env_precision
     from .run_records import read_record
@@ -433,15 +436,20 @@ def _with_published_precision(suite, args, added, line: str):
         return suite, line
     where = runner.places(suite, args.work_root, args.publish_root)
     bases = [s for s in expand(suite) if s.kind == "base"]
-    made = {runner.precision_of((read_record(where.records / s.name) or {}).get("config")) for s in bases}
+    made = set()
+    for folder in (where.published, *where.parents):  # this suite's own records, else its nearest parent's
+        made = {runner.precision_of((read_record(folder / "records" / s.name) or {}).get("config")) for s in bases}
+        if made != {None}:
+            break
     ours = {s.config["trainer"]["precision"] for s in bases}
     if len(made) != 1 or None in made or made == ours:
         return suite, line
     published = made.pop()
-    suite = load_suite(args.suite, [f"bases.overrides.trainer.precision={published}"], added)
+    suite = load_suite(args.suite, [*overrides, f"bases.overrides.trainer.precision={published}"], added)
+    why = "--with adds its row against them" if added else f"{suite.name} reuses its parent's"
     return suite, (
-        f"bases: trainer.precision auto -> {published}, the published bases' (--with adds its row "
-        f"against them; {ENV}=32-true would pretrain new ones)"
+        f"bases: trainer.precision auto -> {published}, the published bases' ({why}; {ENV}=32-true would "
+        f"pretrain new ones)"
     )
 
 
