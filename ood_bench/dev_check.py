@@ -162,7 +162,7 @@ def format_report(r: Report) -> str:
             if not rewards
             else f"{len(rewards)} steps, the rule needs {MIN_STEPS}"
         )
-        lines.append(f"reward moved:     cannot tell ({why})")
+        lines.append(f"reward moved:     cannot tell: {why}")
     else:
         lines.append(
             f"reward moved:     {'yes' if t['trained'] else 'NO'}: {rewards[0]:.3f} at the first step, "
@@ -179,7 +179,11 @@ def format_report(r: Report) -> str:
             else "n/a (the algorithm logs no clip_frac)"
         )
     )
-    lines.append(f"KL to reference:  {_num(r.value('diag/kl_ref'), '.3g')} per token at the last step (k3)")
+    kl = r.value("diag/kl_ref")
+    lines.append(
+        "KL to reference:  "
+        + (f"{kl:.3g} per token at the last step (k3)" if kl is not None else "n/a (no rollouts to score it on)")
+    )
     verdict = (
         "healthy (exit 0)"
         if r.healthy

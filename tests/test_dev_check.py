@@ -41,6 +41,12 @@ def test_dev_check_sees_grpo_learn_and_a_frozen_policy_not(capsys):
     assert "reward moved:     NO" in out and "NOT healthy (exit 1): the training reward did not rise" in out
 
 
+def test_an_algorithm_without_rollouts_is_judged_on_finiteness_alone(capsys):
+    assert main(["dev-check", "sft", "--no-progress", "budget.grad_steps=2", "prompts_per_step=2"]) == 0
+    out = capsys.readouterr().out
+    assert "reward moved:     cannot tell: no rollout reward was logged" in out and "healthy (exit 0)" in out
+
+
 @pytest.mark.parametrize("inside_the_step", [False, True])
 def test_a_loss_or_weight_that_stops_being_finite_is_exit_1(inside_the_step, monkeypatch, capsys):
     """FiniteGuard stops a run whose weights stop being finite; Context.optimize refuses a NaN loss inside the
