@@ -595,8 +595,9 @@ def cmd_dev_check(args) -> int:
 
     build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)  # an unknown algorithm or knob
     load_base(cfg.base)  # a missing or corrupt base
-    if args.out and Path(args.out).exists() and any(Path(args.out).iterdir()):
-        raise OodBenchError(f"--out {args.out!r} is not empty; dev-check writes a fresh run into it")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OodBenchError(f"--out {args.out!r} is not an empty folder; dev-check writes a fresh run into one")
     if args.threads < 1:
         raise OodBenchError(f"invalid value --threads={args.threads}: must be >= 1")
     import torch
@@ -604,7 +605,7 @@ def cmd_dev_check(args) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        report = dev_check(cfg, progress=not args.no_progress, out=Path(args.out) if args.out else None)
+        report = dev_check(cfg, progress=not args.no_progress, out=out)
     finally:
         torch.set_num_threads(threads)  # a caller's process (a test, a notebook) gets its own setting back
     print(format_report(report))

@@ -78,6 +78,8 @@ def test_a_loss_or_weight_that_stops_being_finite_is_exit_1(inside_the_step, mon
         (["grpo", "--base", "missing.safetensors"], "missing.safetensors"),
         (["grpo", "base=x.ckpt"], "--base"),
         (["grpo", "notakey"], "notakey"),
+        (["grpo", "--out", __file__], "not an empty folder"),
+        (["grpo", "--threads", "0"], "--threads=0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_any_compute(args, message, monkeypatch, capsys):
