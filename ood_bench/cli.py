@@ -413,8 +413,8 @@ def cmd_run(args) -> int:
             )
     suite = load_suite(args.suite, overrides, added)
     precision_line = _auto_precision_line(suite)
-    if added and precision_line:
-        suite, precision_line = _with_published_precision(suite, args, added, precision_line)
+    if (added or suite.parents) and precision_line:
+        suite, precision_line = _with_published_precision(suite, args, overrides, added, precision_line)
     if args.print_config:
         return _print_config(suite.to_dict())
     grid = expand(suite)
@@ -452,6 +452,8 @@ def cmd_run(args) -> int:
     writable_folder(where.records, "records folder", create=False)
     writable_folder(where.work, "work folder", create=False)
     todo = [s for s, st in rows if st == "todo"]
+    # the runs a parent suite published become this suite's records (and weights) before any run needs them
+    runner.adopt_from_parents([s for s, st in rows if st == "parent"], where, suite.name)
     by_name = {s.name: s for s in grid}
     rates = runner._rates(where)
     estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
@@ -496,10 +498,11 @@ def _auto_precision_line(suite) -> str | None:
     return None
 
 
-def _with_published_precision(suite, args, added, line: str):
-    """--with adds a row against the published bases, so there ``auto`` means the precision they were made in
-    (unless OOD_BENCH_PRECISION says otherwise): on a CPU where auto would give another, the bases would get
-    other keys, be pretrained again, and the row would stand on other bases than the rows it is compared with."""
+def _with_published_precision(suite, args, overrides, added, line: str):
+    """--with adds a row against the published bases, and a suite that extends another reuses that one's, so
+    there ``auto`` means the precision they were made in (unless OOD_BENCH_PRECISION says otherwise): on a CPU
+    where auto would give another, the bases would get other keys, be pretrained again, and the rows would
+    stand on other bases than the rows they are compared with."""
     from . import runner
     from .precision import AUTO, ENV, env_precision
     from .run_records import read_record
@@ -509,15 +512,20 @@ def _with_published_precision(suite, args, added, line: str):
         return suite, line
     where = runner.places(suite, args.work_root, args.publish_root)
     bases = [s for s in expand(suite) if s.kind == "base"]
-    made = {runner.precision_of((read_record(where.records / s.name) or {}).get("config")) for s in bases}
+    made = set()
+    for folder in (where.published, *where.parents):  # this suite's own records, else its nearest parent's
+        made = {runner.precision_of((read_record(folder / "records" / s.name) or {}).get("config")) for s in bases}
+        if made != {None}:
+            break
     ours = {s.config["trainer"]["precision"] for s in bases}
     if len(made) != 1 or None in made or made == ours:
         return suite, line
     published = made.pop()
-    suite = load_suite(args.suite, [f"bases.overrides.trainer.precision={published}"], added)
+    suite = load_suite(args.suite, [*overrides, f"bases.overrides.trainer.precision={published}"], added)
+    why = "--with adds its row against them" if added else f"{suite.name} reuses its parent's"
     return suite, (
-        f"bases: trainer.precision auto -> {published}, the published bases' (--with adds its row "
-        f"against them; {ENV}=32-true would pretrain new ones)"
+        f"bases: trainer.precision auto -> {published}, the published bases' ({why}; {ENV}=32-true would "
+        f"pretrain new ones)"
     )
 
 
@@ -660,6 +668,45 @@ def cmd_posttrain(args) -> int:
     return 0
 
 
+def cmd_dev_check(args) -> int:
+    from .config import parse_overrides
+    from .dev_check import DEFAULTS, EXIT_UNHEALTHY, default_base, dev_check, format_report
+    from .posttrain import load_posttrain_config
+
+    _plugins()
+    given = parse_overrides(list(args.overrides))  # a malformed KEY=VALUE is one line, here
+    for key, option in (("algorithm", "ALGO"), ("base", "--base"), ("out_dir", "--out"), ("seed", "--seed")):
+        if key in given:
+            raise OodBenchError(f"dev-check takes {key} as {option}, not as {key}=...")
+    # the short defaults, unless the command line sets the same key
+    keys = {o.split("=", 1)[0] for o in args.overrides}
+    overrides = [f"{k}={v}" for k, v in DEFAULTS.items() if k not in keys] + list(args.overrides)
+    base = args.base or str(default_base())
+    overrides += [f"algorithm={args.algo}", f"base={base}", f"seed={args.seed}"]
+    cfg = load_posttrain_config(None, overrides)  # every key and value checked before any compute
+    from .algorithms import build_algorithm_config
+    from .plugins import get_plugins
+    from .pretrain import load_base
+
+    build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)  # an unknown algorithm or knob
+    load_base(cfg.base)  # a missing or corrupt base
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OodBenchError(f"--out {args.out!r} is not an empty folder; dev-check writes a fresh run into one")
+    if args.threads < 1:
+        raise OodBenchError(f"invalid value --threads={args.threads}: must be >= 1")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        report = dev_check(cfg, progress=not args.no_progress, out=out)
+    finally:
+        torch.set_num_threads(threads)  # a caller's process (a test, a notebook) gets its own setting back
+    print(format_report(report))
+    return 0 if report.healthy else EXIT_UNHEALTHY
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -785,6 +832,35 @@ def build_parser() -> argparse.ArgumentParser:
     po.add_argument("--no-progress", action="store_true", help="no progress bar")
     po.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     po.set_defaults(func=cmd_posttrain)
+
+    dc = sub.add_parser(
+        "dev-check",
+        help="a few gradient steps of an algorithm on the smoke base: is the loss finite, did the reward move "
+        "(exit 0 healthy, 1 not)",
+    )
+    dc.add_argument("algo", metavar="ALGO", help="algorithm name (see `ood-bench algorithms`)")
+    dc.add_argument(
+        "--base",
+        help="base to start from (default: the committed smoke base, leaderboards/smoke/bases/smoke.safetensors)",
+    )
+    dc.add_argument("--seed", type=int, default=0, help="seed of prompts and rollouts")
+    dc.add_argument("--out", help="keep the run (logs, checkpoint) in this empty folder (default: a temporary one)")
+    dc.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (default 1: the smoke base's matrices are too small to share out; a larger --base may "
+        "want more)",
+    )
+    dc.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="posttrain's dotted overrides: algo.lr=1e-4 budget.grad_steps=6 prompts_per_step=8 "
+        "(default: 12 steps of 16 prompts)",
+    )
+    dc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dc.set_defaults(func=cmd_dev_check)
 
     cp = sub.add_parser(
         "compare",
@@ -965,11 +1041,11 @@ def _main(argv: list[str] | None) -> int:
     if extra:
         args.overrides = list(args.overrides or []) + extra
     try:
-        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run):
+        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_dev_check):
             from .precision import env_precision
 
             env_precision()  # a bad OOD_BENCH_PRECISION is one line before any compute, used by this config or not
-        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_evaluate):
+        if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_evaluate, cmd_dev_check):
             from .kernels import decode_kernel, env_engine
 
             if env_engine() == "kernel":  # also a bad value: one line, before any compute

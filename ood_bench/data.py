@@ -169,12 +169,17 @@ class PromptStream(IterableDataset):
         per_step: int,
         start_step: int = 0,
         shares: list[float] | None = None,
+        repeat: bool = False,
     ) -> None:
         self.families, self.split, self.seed = families, split, seed
         self.per_step, self.start_step = per_step, start_step
         self.shares = shares or [1.0] * len(families)
+        # every step the first step's prompts: `ood-bench dev-check` fits one batch, so the reward it watches
+        # moves with the policy alone, not with how hard each step's draw happened to be
+        self.repeat = repeat
 
     def batch(self, step: int) -> list[Problem]:
+        step = 0 if self.repeat else step
         return [self._problem("prompts", step * self.per_step + j) for j in range(self.per_step)]
 
     def extra(self, start: int, k: int) -> list[Problem]:

@@ -162,7 +162,9 @@ class BudgetStop(Callback):
 class PostTrainModule(L.LightningModule):
     """Lightning's side of a post-training run: the loop, checkpoints and logs around a ``Context``."""
 
-    def __init__(self, config: dict, base_config: dict, algorithm: dict, base_model=None) -> None:
+    def __init__(
+        self, config: dict, base_config: dict, algorithm: dict, base_model=None, repeat_prompts: bool = False
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         from .plugins import get_plugins
@@ -190,7 +192,9 @@ class PostTrainModule(L.LightningModule):
         self.algo_config = build_algorithm_config(algo_cls, self.cfg.algo)
         names = self.cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
         self.families = [plugins.tasks.get(n) for n in names]
-        self.prompts = PromptStream(self.families, self.cfg.rl_split, self.cfg.seed, self.cfg.prompts_per_step)
+        self.prompts = PromptStream(
+            self.families, self.cfg.rl_split, self.cfg.seed, self.cfg.prompts_per_step, repeat=repeat_prompts
+        )
         # The optimizer arrives in on_train_start (Lightning makes it after the modules exist).
         self.ctx = Context(
             self.model,
@@ -213,6 +217,7 @@ class PostTrainModule(L.LightningModule):
         self.objective = tuple(getattr(algo_cls, "objective", ("reward", "max")))
         self.objective_history: list[float] = []
         self.stopped_on_plateau: int | None = None
+        self.last_logs: dict[str, float] = {}
 
     @property
     def policy(self):
@@ -255,6 +260,7 @@ class PostTrainModule(L.LightningModule):
         logs = {f"algo/{k}": v for k, v in diag.items()}
         logs.update({f"diag/{k}": v for k, v in standard.items()})
         logs.update({f"budget/{k}": float(v) for k, v in c.as_dict().items()})
+        self.last_logs = logs  # this step's scalars alone (Lightning's callback_metrics keep older steps' too)
         self.log_dict(logs, on_step=True, prog_bar=False)
         if "reward" in standard:
             self.log("reward", standard["reward"], prog_bar=True)
@@ -284,8 +290,16 @@ def default_out_dir(cfg: PostTrainConfig) -> Path:
     return home_folder(cfg.base) / "posttrain" / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}"
 
 
-def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:
-    """Run (or resume, or skip if finished) one post-training run; returns its checkpoint."""
+def posttrain(
+    cfg: PostTrainConfig,
+    progress: bool = True,
+    callbacks: list[Callback] | None = None,
+    repeat_prompts: bool = False,
+) -> Path:
+    """Run (or resume, or skip if finished) one post-training run; returns its checkpoint.
+
+    ``repeat_prompts``: every step trains on the run's first batch of prompts (``ood-bench dev-check``); it is
+    part of the run's identity, so such a run never passes for an ordinary one of the same config."""
     from .plugins import get_plugins
 
     plugins = get_plugins()
@@ -317,10 +331,18 @@ def posttrain(cfg: PostTrainConfig, progress: bool = True, callbacks: list[Callb
     digest = base[2].get(CHECKSUM_KEY) or state_digest(base[2]["state_dict"])
     identity = run_identity({**resolved, "base": f"sha256:{digest}"}, keep, versions)
     by_path = run_identity(resolved, keep, versions)
+    if repeat_prompts:
+        identity, by_path = {**identity, "repeat_prompts": True}, {**by_path, "repeat_prompts": True}
 
     def build_module():
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        return PostTrainModule(cfg.to_dict(), base_cfg.to_dict(), dataclasses.asdict(algo_cfg), base_model=base)
+        return PostTrainModule(
+            cfg.to_dict(),
+            base_cfg.to_dict(),
+            dataclasses.asdict(algo_cfg),
+            base_model=base,
+            repeat_prompts=repeat_prompts,
+        )
 
     def build_trainer():
         return make_trainer(

@@ -45,6 +45,7 @@ DEFAULT_RATES = {"pretrain_step": 0.2, "post_step": 1.7, "sft_step": 0.3, "eval_
 class Places:
     work: Path  # runs/<suite>
     published: Path  # leaderboards/<suite>
+    parents: tuple[Path, ...] = ()  # leaderboards/<parent> of each suite it extends, nearest first
 
     @property
     def records(self) -> Path:
@@ -55,11 +56,13 @@ class Places:
 
 
 def places(suite: SuiteConfig, work_root: str | Path = "runs", publish_root: str | Path = "leaderboards") -> Places:
-    return Places(Path(work_root).absolute() / suite.name, Path(publish_root).absolute() / suite.name)
+    root = Path(publish_root).absolute()
+    return Places(Path(work_root).absolute() / suite.name, root / suite.name, tuple(root / p for p in suite.parents))
 
 
 def status(spec: RunSpec, where: Places, reuse_published: bool) -> str:
-    """'done' (finished here), 'published' (a committed record with this key, reused), or 'todo'."""
+    """'done' (finished here), 'published' (a committed record with this key, reused), 'parent' (a parent
+    suite published it, see ``parent_record``), or 'todo'."""
     local = read_record(where.work / spec.name)
     published = read_record(where.records / spec.name)
     # done: finished here, and this very record is the published one (a run killed between writing its
@@ -68,18 +71,68 @@ def status(spec: RunSpec, where: Places, reuse_published: bool) -> str:
         return "done"
     if reuse_published and published and published["key"] == spec.key:
         return "published"
+    if parent_record(spec, where) is not None:
+        return "parent"
     return "todo"
+
+
+def parent_record(spec: RunSpec, where: Places) -> Path | None:
+    """The record folder of this very run (the same key) that a suite this one extends published, with its
+    base's weights for a base; None if no parent has it. Reused whatever ``reuse_published`` says: that flag is
+    about re-running the suite's own records to see them reproduce, and a parent's record is not this suite's
+    to reproduce (``ood-bench run PARENT`` does that)."""
+    for parent in where.parents:
+        folder = parent / "records" / spec.name
+        try:
+            record = read_record(folder)
+        except OodBenchError:  # a damaged record of the parent's: this run is made here instead
+            continue
+        weights = parent / "bases" / f"{spec.name}.safetensors"
+        if record and record["key"] == spec.key and (spec.kind != "base" or weights.is_file()):
+            return folder
+    return None
+
+
+def adopt_from_parents(specs: list[RunSpec], where: Places, suite_name: str) -> None:
+    """Copy each run's parent record (and a base's weights) into this suite's folders, so its leaderboard, its
+    post runs and ``--with`` read them as its own: the record says which suite made it (``adopted_from``).
+    Copies of the same weights are the same bytes, which git stores once."""
+    for spec in specs:
+        source = parent_record(spec, where)
+        if source is None:
+            continue
+        target = where.records / spec.name
+        mine = read_record(target)
+        if not (mine and mine["key"] == spec.key):
+            fresh = _fresh(target)
+            shutil.copytree(source, fresh, dirs_exist_ok=True)
+            record = read_record(fresh)
+            record["adopted_from"] = record.get("adopted_from") or record.get("suite")
+            record["suite"] = suite_name
+            atomic_write_json(fresh / RECORD, record)
+            from .results import replace_folder
+
+            replace_folder(fresh, target)
+        weights = source.parent.parent / "bases" / f"{spec.name}.safetensors"
+        if spec.kind == "base" and not where.weights(spec.name).is_file():
+            where.weights(spec.name).parent.mkdir(parents=True, exist_ok=True)
+            tmp = where.weights(spec.name).with_name(f".{spec.name}.safetensors.tmp")
+            shutil.copyfile(weights, tmp)
+            tmp.replace(where.weights(spec.name))
 
 
 # ----------------------------------------------------------------------------- estimates
 
 
 def _rates(where: Places) -> dict:
-    """Seconds per step and per sample from the suite's own records when there are any."""
+    """Seconds per step and per sample from the suite's own records when there are any, else from those of the
+    nearest suite it extends that has some (the same machine's figures, most likely)."""
     rates = dict(DEFAULT_RATES)
     per = {"pretrain_step": [], "post_step": [], "sft_step": []}
-    if where.records.is_dir():
-        for folder in where.records.iterdir():
+    for records in (where.records, *(p / "records" for p in where.parents)):
+        if any(per.values()) or not records.is_dir():
+            continue
+        for folder in records.iterdir():
             try:
                 rec = read_record(folder)
             except OodBenchError:
@@ -135,11 +188,13 @@ def format_plan(rows: list[tuple[RunSpec, str]], seconds: float) -> str:
     for s, st in rows:
         lines.append(f"{s.name:<34} {s.kind:<5} {s.key:<16} {st}")
     todo = sum(st == "todo" for _, st in rows)
+    inherited = sum(st == "parent" for _, st in rows)
     lines.append(
         f"\n{len(rows)} runs: {todo} to do, {len(rows) - todo} to skip "
         f"({sum(st == 'done' for _, st in rows)} done here, "
-        f"{sum(st == 'published' for _, st in rows)} published); estimated wall time on this machine "
-        f"{_clock(seconds)}"
+        f"{sum(st == 'published' for _, st in rows)} published"
+        + (f", {inherited} published by the suite it extends" if inherited else "")
+        + f"); estimated wall time on this machine {_clock(seconds)}"
     )
     return "\n".join(lines)
 
@@ -618,7 +673,8 @@ def rates_source(where: Places) -> str:
     mine = [k for k in ("pretrain_step", "post_step", "sft_step") if rates[k] != DEFAULT_RATES[k]]
     if mine:
         return (
-            f"(estimate from this suite's own records for {', '.join(mine)}, defaults for the rest; on another "
+            f"(estimate from this suite's own records, or else those of the suite it extends, for "
+            f"{', '.join(mine)}, defaults for the rest; on another "
             f"machine the estimate is off by its speed)"
         )
     return "(estimate from default rates measured on a 2-core CPU; a suite's own records refine it as they come)"

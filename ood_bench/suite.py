@@ -105,6 +105,10 @@ class SuiteConfig:
     name: str = ""
     description: str = ""
     extends: str = ""  # another suite (embedded name or file) this one builds on
+    # Suites whose published runs this one reuses when a run's key matches (their bases' weights, and their
+    # records and evaluations): filled in from `extends` (nearest first), so a suite that extends quick and only
+    # adds a row pretrains nothing. Runs of another recipe have other keys, and are run here.
+    parents: list[str] = field(default_factory=list)
     # A fresh clone continues from the committed records (true) or re-runs everything, writing its
     # records over the committed ones so `git diff` shows whether they were reproduced (false).
     reuse_published: bool = False
@@ -136,6 +140,7 @@ def read_suite_file(name: str) -> dict:
     own_name = data.get("name") or Path(str(name)).stem
     here = Path(str(name)).parent if Path(str(name)).is_file() else Path(".")
     chain = [str(name)]
+    lineage = []  # the suites extended, by name (their published folders), nearest first
     while data.get("extends"):
         parent_name = str(data.pop("extends"))
         if not Path(parent_name).is_absolute() and (here / parent_name).is_file():
@@ -144,6 +149,7 @@ def read_suite_file(name: str) -> dict:
             raise ConfigError(f"suite {chain[0]!r} extends itself through {' -> '.join(chain + [parent_name])}")
         chain.append(parent_name)
         parent = read_yaml(parent_name, builtin_dir=SUITE_DIR)
+        lineage.append(str(parent.get("name") or Path(parent_name).stem))
         if Path(parent_name).is_file():
             here = Path(parent_name).parent
         child_rows = (data.get("posttrain") or {}).get("add_rows") or []
@@ -155,6 +161,11 @@ def read_suite_file(name: str) -> dict:
         data = merged
     data.pop("extends", None)
     data["name"] = own_name
+    named = data.get("parents") or []
+    if lineage or named:
+        if not isinstance(named, list):
+            raise ConfigError(f"invalid config value parents={named!r}: give a list of suite names")
+        data["parents"] = [p for p in dict.fromkeys([*lineage, *map(str, named)]) if p != own_name]
     return data
 
 
@@ -163,6 +174,8 @@ def load_suite(name: str, overrides: list[str] | None = None, with_rows: list[Ro
     data = deep_merge(read_suite_file(name), parse_overrides(overrides or []))
     suite = build(SuiteConfig, data)
     check(_is_name(suite.name), "name", suite.name, "a suite name is letters, digits, '_' and '.' only")
+    for parent in suite.parents:
+        check(_is_name(parent), "parents", parent, "a suite name is letters, digits, '_' and '.' only")
     suite.posttrain.rows = suite.posttrain.rows + suite.posttrain.add_rows + list(with_rows or [])
     suite.posttrain.add_rows = []
     suite.bases.validate()

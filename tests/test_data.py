@@ -44,11 +44,11 @@ def test_exposure_zero_never_draws_ood():
 
 
 @pytest.mark.parametrize("axis", AXES)
-def test_test_problems_never_enter_the_pretraining_stream(tasks, axis):
+def test_test_problems_never_enter_the_pretraining_stream(families, axis):
     exposure = {a: 0.0 for a in AXES}
     exposure[axis] = 0.5
-    m = Mixture(MixtureConfig(exposure=exposure), 0)
-    reserved = set().union(*(reserved_uids(f) for f in tasks))
+    m = Mixture(MixtureConfig(exposure=exposure), 0)  # the default mixture: the built-in families
+    reserved = set().union(*(reserved_uids(f) for f in families))
     stream = {m.problem(i).uid for i in range(3000)}
     assert not (stream & reserved)
 
@@ -61,8 +61,8 @@ def test_the_filter_is_doing_real_work(tasks):
     assert raw & reserved_uids(fam), "expected raw collisions; the disjointness test would be vacuous"
 
 
-def test_test_sets_are_distinct_and_stable(tasks):
-    for fam in tasks:
+def test_test_sets_are_distinct_and_stable(families):
+    for fam in families:
         for split in fam.splits:
             probs = held_out_problems(fam, split, 100)
             assert len({p.uid for p in probs}) == 100

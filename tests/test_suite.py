@@ -415,6 +415,97 @@ def test_with_adds_a_third_party_row_against_the_published_bases(tiny_board, tmp
     assert all(f"| {row}" in board for row in ("grpo |", "sft |", "reinforce_"))
 
 
+def test_a_suite_that_extends_another_reuses_its_published_bases_and_runs(tiny_board, tmp_path, monkeypatch, capsys):
+    """``extends: tiny`` with tiny's base recipe: tiny's published bases (weights, evaluations) and runs are
+    this suite's too, so it pretrains nothing and estimates no time for them; only its own row runs."""
+    import ood_bench.pretrain
+
+    publish = tmp_path / "lb"
+    shutil.copytree(tiny_board[1] / "tiny", publish / "tiny")  # a fresh clone: the parent's published folder
+    child = tmp_path / "child.yaml"
+    child.write_text(
+        f"extends: {TINY_SUITE}\nposttrain:\n  add_rows:\n"
+        "    - {name: rloo, algorithm: rloo, splits: [id], algo: {group_size: 2, max_new_tokens: 24}}\n"
+    )
+    assert load_suite(str(child)).parents == ["tiny"]
+    args = ["run", str(child), "--work-root", str(tmp_path / "runs"), "--publish-root", str(publish)]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    plan = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.startswith(("base-", "sft-"))}
+    assert plan and set(plan.values()) == {"parent"}, out  # every base and every run tiny published
+    assert "12 runs: 2 to do, 10 to skip" in out and "10 published by the suite it extends" in out
+    from ood_bench import runner
+
+    suite = load_suite(str(child))
+    rloo = [s for s in expand(suite) if s.row == "rloo"]
+    estimate = sum(runner.estimate_seconds(s, runner._rates(runner.places(suite, tmp_path, publish))) for s in rloo)
+    assert f"estimated wall time on this machine {runner._clock(estimate)}" in out  # the two rloo runs alone
+
+    def refuse(*a, **k):
+        raise AssertionError("a base the parent published was pretrained again")
+
+    monkeypatch.setattr(ood_bench.pretrain, "pretrain", refuse)
+    assert main([*args, "--no-progress"]) == 0
+    assert "12 runs, 2 to do, 10 skipped" in capsys.readouterr().out
+    mine, theirs = publish / "child", publish / "tiny"
+    for base in ("base-e0-s0", "base-e5-s0"):
+        assert (mine / "bases" / f"{base}.safetensors").read_bytes() == (
+            theirs / "bases" / f"{base}.safetensors"
+        ).read_bytes()
+        record = json.loads((mine / "records" / base / "record.json").read_text())
+        assert record["suite"] == "child" and record["adopted_from"] == "tiny"
+        for sub in ("eval", "null"):  # its evaluations are the parent's
+            assert (mine / "records" / base / sub / "eval.json").read_bytes() == (
+                theirs / "records" / base / sub / "eval.json"
+            ).read_bytes()
+    assert sorted(p.parent.name for p in (mine / "records").glob("rloo-*/record.json")) == [
+        "rloo-id-e0-s0",
+        "rloo-id-e5-s0",
+    ]
+    board = (mine / "README.md").read_text()
+    assert all(f"| {row} |" in board for row in ("grpo", "sft", "rloo"))
+    assert main(["leaderboard", str(mine), "--check", "--allow-dirty"]) == 0
+
+    # another base recipe gives other keys: those bases are this suite's to pretrain
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(f"extends: {TINY_SUITE}\nbases:\n  overrides:\n    train: {{max_steps: 5}}\n")
+    assert (
+        main(["run", str(changed), "--work-root", str(tmp_path / "runs"), "--publish-root", str(publish), "--dry-run"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "10 runs: 10 to do" in out
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_suite_that_extends_quick_reuses_its_bases_whatever_auto_gives_on_this_cpu(
+    native, tmp_path, monkeypatch, capsys
+):
+    """quick's bases pretrain at trainer.precision auto and were published in bf16-mixed: a suite extending it
+    takes auto to mean the published bases' precision (as --with does), so on a CPU where auto would give fp32
+    its bases keep their keys and are reused, and --dry-run estimates no pretraining."""
+    import ood_bench.precision as precision
+
+    if not (ROOT / "leaderboards" / "quick" / "records").is_dir():
+        pytest.skip("no published quick records in this checkout")
+    monkeypatch.delenv(precision.ENV, raising=False)
+    monkeypatch.setattr(
+        precision,
+        "cpu_info",
+        lambda: {"capability": "AVX512" if native else "AVX2", "bf16_native": native, "model": "x"},
+    )
+    child = tmp_path / "mine.yaml"
+    child.write_text("extends: quick\nposttrain:\n  add_rows:\n    - {name: rloo, algorithm: rloo}\n")
+    args = ["run", str(child), "--work-root", str(tmp_path), "--publish-root", str(ROOT / "leaderboards")]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    statuses = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.startswith(("base-", "grpo-"))}
+    assert statuses and set(statuses.values()) == {"parent"}, out
+    assert "14 runs: 4 to do, 10 to skip" in out
+    if not native:
+        assert "auto -> bf16-mixed, the published bases' (mine reuses its parent's" in out
+
+
 # ----------------------------------------------------------------------------- the leaderboard
 
 
