@@ -571,11 +571,22 @@ def _calibration_counts(rec: Records) -> dict[str, dict[int, pd.DataFrame]]:
     out = {}
     for name in rec.bases():
         seeds = {0: rec.counts[name], 1: rec.null[name]}
+        weights = _scored_weights(rec.root / "records" / name / "eval")
         for folder in sorted((rec.root / CALIBRATION / name).glob("s*")):
             if folder.name[1:].isdigit() and (folder / "eval.json").is_file():
+                if _scored_weights(folder) != weights:  # a base pretrained again: its old nulls are another model's
+                    raise OodBenchError(
+                        f"calibration {str(folder)!r} scored other weights than the record of base {name!r}: "
+                        f"run `ood-bench calibrate {rec.suite} --sampling-seeds ...` again (or remove it)"
+                    )
                 seeds[int(folder.name[1:])] = load_counts(folder)
         out[name] = seeds
     return out
+
+
+def _scored_weights(folder: Path) -> str | None:
+    """The sha256 of the checkpoint an evaluation folder scored (its ``eval.json``)."""
+    return json.loads((folder / "eval.json").read_text()).get("checkpoint_sha256")
 
 
 def calibration(rec: Records, th: Thresholds | None = None) -> pd.DataFrame:

@@ -917,6 +917,7 @@ def test_a_readme_quoting_the_verdict_block_is_renewed_by_the_board_and_checked_
 
 def test_the_board_reports_its_false_positive_rate_on_real_nulls_from_calibration_data(tmp_path):
     from ood_bench import suite_board
+    from ood_bench.errors import OodBenchError
     from ood_bench.results import manifest
 
     golden_records(tmp_path)
@@ -940,6 +941,12 @@ def test_the_board_reports_its_false_positive_rate_on_real_nulls_from_calibratio
         (folder / "eval.json").write_text(json.dumps(record))
     cal = suite_board.calibration(suite_board.Records(tmp_path))
     assert int(cal["false_positive"].sum()) > honest
+    # a base pretrained again (other weights) cannot borrow the nulls of the old one: one line, not a mix
+    folder = tmp_path / "calibration" / "base-e0-s0" / "s2"
+    record = json.loads((folder / "eval.json").read_text())
+    (folder / "eval.json").write_text(json.dumps({**record, "checkpoint_sha256": "0" * 64}))
+    with pytest.raises(OodBenchError, match="scored other weights than the record of base 'base-e0-s0'"):
+        suite_board.calibration(suite_board.Records(tmp_path))
 
 
 def test_check_takes_a_fast_path_only_while_inputs_and_published_files_are_unchanged(tmp_path, monkeypatch):
