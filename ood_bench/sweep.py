@@ -22,13 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from scipy import stats
+from tqdm import tqdm
 
 from .algorithms import build_algorithm_config
 from .atomic import atomic_write_bytes, atomic_write_text
+from .board_plots import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
 from .did_train import objective_trend
 from .errors import ConfigError
+from .evaluate import EvalConfig, evaluate_split
 from .plugins import get_plugins
 from .posttrain import PostTrainConfig, load_posttrain_config, posttrain
+from .pretrain import load_base
 from .run_records import training_curves
 
 SMOOTH = 5  # steps in the plot's moving average
@@ -75,8 +80,6 @@ def positive_control(table: pd.DataFrame) -> dict:
     seed, the same recipe): it passes when the objective's mean rise over the bases is at least
     min(0.10, a third of the distance from the first tenth's mean to 1), its t-interval over the bases
     excludes 0, and held-out pass@1 on the training split rose on average."""
-    from scipy import stats
-
     rise = table["change"].to_numpy(float)
     start = float(table["first_tenth"].mean())
     need = min(0.10, (1.0 - start) / 3)
@@ -156,9 +159,6 @@ def measure(point: Point, objective: tuple[str, str]) -> dict:
 def heldout_pass(checkpoint: Path | str, split: str, families: list[str], n_test: int, n_samples: int) -> float:
     """Sampled pass@1 on ``n_test`` held-out problems per family of ``split`` (the evaluation's own problems
     and random numbers, so base and post-trained models are compared on the same draws)."""
-    from .evaluate import EvalConfig, evaluate_split
-    from .pretrain import load_base
-
     model = load_base(checkpoint)[0]
     ecfg = EvalConfig(splits=[split], n_test=n_test, n_samples=n_samples)
     tasks = get_plugins().tasks
@@ -168,10 +168,6 @@ def heldout_pass(checkpoint: Path | str, split: str, families: list[str], n_test
 
 def run_sweep(spec: SweepSpec, argv: list[str], progress: bool = True) -> pd.DataFrame:
     """Run every point (skipping finished ones), then write the table, its README and the curves plot."""
-    from tqdm import tqdm
-
-    from .pretrain import load_base
-
     grid = points(spec)
     algo_cls = get_plugins().algorithm(spec.algorithm)
     objective = tuple(getattr(algo_cls, "objective", ("reward", "max")))
@@ -254,20 +250,27 @@ def _markdown(df: pd.DataFrame) -> str:
 
 
 def _plot(table: pd.DataFrame, grid: list[Point]) -> bytes:
-    import matplotlib
+    import matplotlib  # late: slow to import, and only the plot needs it (Agg is chosen before pyplot loads)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
-    colors = plt.get_cmap("tab10")
+    palette = [BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY, BLACK, YELLOW]  # Okabe-Ito: colour-blind safe
     for i, point in enumerate(grid):
         curve = pd.read_csv(io.StringIO(training_curves(Path(point.config.out_dir))))
         column = "objective" if "objective" in curve.columns else "reward"
         if column not in curve:
             continue
         y = curve[column].rolling(SMOOTH, min_periods=1).mean()
-        ax.plot(curve["step"], y, color=colors(i % 10), label=point.name, lw=1.5)
+        ax.plot(
+            curve["step"],
+            y,
+            color=palette[i % len(palette)],
+            ls=("-", "--")[i // len(palette) % 2],
+            label=point.name,
+            lw=1.5,
+        )
     ax.set_xlabel("gradient step")
     ax.set_ylabel(f"{table['objective'].iloc[0]} (moving average of {SMOOTH} steps)")
     ax.grid(alpha=0.3)
