@@ -216,6 +216,21 @@ def cmd_leaderboard(args) -> int:
 
         name = read_suite_file(name)["name"]
     root = leaderboard.resolve(name)
+    if not suite_board.is_suite_folder(root) and any(root.glob("*/sweep.csv")):  # leaderboards/sweeps
+        from .sweep import stale as stale_sweeps
+
+        stale = stale_sweeps(root)
+        if stale:
+            raise OodBenchError(f"sweep tables that differ from their sweep.csv: {', '.join(map(str, stale))}")
+        print(f"{root}: sweep tables match their sweep.csv")
+        return 0
+    if not suite_board.is_suite_folder(root) and any(root.glob("bases/*.safetensors")):  # leaderboards/smoke
+        from .checkpoints import read_weights
+
+        for weights in sorted(root.glob("bases/*.safetensors")):
+            read_weights(weights)  # its state must hash to its recorded sha256, or this is one line
+        print(f"{root}: published bases read and match their sha256 (no tables here)")
+        return 0
     if suite_board.is_suite_folder(root):  # a suite's run records (leaderboards/<suite>/records/*/record.json)
         expected = suite_board.expected_keys(name, root)
         if args.check:

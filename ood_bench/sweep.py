@@ -198,12 +198,7 @@ def run_sweep(spec: SweepSpec, argv: list[str], progress: bool = True) -> pd.Dat
 def write(spec: SweepSpec, table: pd.DataFrame, grid: list[Point], argv: list[str]) -> None:
     spec.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(spec.out / "sweep.csv", table.to_csv(index=False, float_format="%.4g", lineterminator="\n"))
-    shown = table.drop(columns=["wall_s_this_session"]).copy()
-    for col in ("change",):
-        shown[col] = [
-            f"{c:+.3f} [{lo:+.3f}, {hi:+.3f}]" for c, lo, hi in zip(table[col], table.change_low, table.change_high)
-        ]
-    shown = shown.drop(columns=["change_low", "change_high"])
+    shown = _shown(table)
     lines = [
         f"# Sweep: {spec.algorithm} on `{spec.base}`",
         "",
@@ -241,8 +236,47 @@ def write(spec: SweepSpec, table: pd.DataFrame, grid: list[Point], argv: list[st
     atomic_write_bytes(spec.out / "curves.png", _plot(table, grid))
 
 
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as the README shows it: the change with its interval in one cell, no wall time."""
+    shown = table.drop(columns=["wall_s_this_session", "change_low", "change_high"]).copy()
+    shown["change"] = [
+        f"{c:+.3f} [{lo:+.3f}, {hi:+.3f}]" for c, lo, hi in zip(table.change, table.change_low, table.change_high)
+    ]
+    return shown
+
+
+MEASURED = ("first_tenth", "last_tenth", "change", "change_low", "change_high", "slope_p", "kl_ref_last")
+
+
+def _read(csv: Path) -> pd.DataFrame:
+    """A sweep.csv as ``measure`` made it: grid values as written on the command line, measurements as floats."""
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    for col in table.columns:
+        if col in MEASURED or col.startswith("heldout"):
+            table[col] = pd.to_numeric(table[col])
+    return table
+
+
+def stale(root: Path) -> list[Path]:
+    """The sweep READMEs under ``root`` whose table no longer matches their ``sweep.csv`` (numbers compared up
+    to the rounding of the csv): what ``ood-bench leaderboard sweeps --check`` reports."""
+    from .numeric_text import same_up_to_rounding
+
+    out = []
+    for csv in sorted(Path(root).glob("*/sweep.csv")):
+        readme = csv.parent / "README.md"
+        table = _markdown(_shown(_read(csv)))
+        text = readme.read_text() if readme.is_file() else ""
+        committed = "\n".join(ln for ln in text.splitlines() if ln.startswith("|"))
+        if not same_up_to_rounding(committed, table):
+            out.append(readme)
+    return out
+
+
 def _markdown(df: pd.DataFrame) -> str:
     def cell(v) -> str:
+        if v is None or v == "" or (isinstance(v, float) and v != v):
+            return "-"
         return f"{v:.3g}" if isinstance(v, float) else str(v)
 
     head = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns)

@@ -75,3 +75,16 @@ def test_the_positive_control_needs_a_rise_its_interval_above_zero_and_a_heldout
     assert not positive_control(table([0.7] * 3, [0.3, -0.1, 0.15], [0.02] * 3))["passed"]  # interval spans 0
     assert not positive_control(table([0.7] * 3, [0.12, 0.10, 0.14], [-0.01] * 3))["passed"]  # held-out fell
     assert not positive_control(table([0.7], [0.2], [0.1]))["passed"]  # one base: no interval over seeds
+
+
+def test_the_committed_sweep_tables_match_their_csv_and_an_edit_is_caught(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).resolve().parent.parent / "leaderboards" / "sweeps"
+    assert main(["leaderboard", str(committed), "--check"]) == 0
+    shutil.copytree(committed, tmp_path / "sweeps")
+    readme = tmp_path / "sweeps" / "grpo" / "README.md"
+    readme.write_text(readme.read_text().replace("| 0.633 |", "| 0.733 |", 1))
+    assert main(["leaderboard", str(tmp_path / "sweeps"), "--check"]) == 2
+    assert "grpo/README.md" in capsys.readouterr().err
