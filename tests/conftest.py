@@ -47,6 +47,17 @@ TINY_OVERRIDES = [
 ]
 
 
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory):
+    """A base pretrained in seconds with TINY_OVERRIDES, shared by the whole session: every test that uses it
+    writes its runs and evaluations under an --out of its own, never beside the base."""
+    from ood_bench.cli import main
+
+    out = tmp_path_factory.mktemp("base")
+    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 0
+    return out / "base.ckpt"
+
+
 def write_eval_folder(folder, files: dict, seed: int = 0, **meta):
     """An evaluation folder as ``evaluate`` writes it: ``samples/<name>.jsonl`` for each list of
     per-problem records in ``files``, and an ``eval.json`` whose manifest names them."""

@@ -10,7 +10,6 @@ import ood_bench.plugins as plugins_mod
 from ood_bench.cli import main
 from ood_bench.plugins import Plugins
 
-from .conftest import TINY_OVERRIDES
 from .test_plugins import ROOT, fake_dist
 
 BAD = """
@@ -52,13 +51,6 @@ POST = [
     "trainer.accelerator=cpu",
     "trainer.devices=1",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    out = tmp_path_factory.mktemp("base")
-    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 0
-    return out / "base.ckpt"
 
 
 @pytest.fixture

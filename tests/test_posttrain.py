@@ -8,8 +8,6 @@ import torch
 from ood_bench.cli import main
 from ood_bench.plugins import get_plugins
 
-from .conftest import TINY_OVERRIDES
-
 BUILTIN = ["grpo", "ppo", "rloo", "sft", "expert_iteration"]
 TINY_POST = [
     "prompts_per_step=2",
@@ -26,13 +24,6 @@ def tiny_post(*extra: str) -> list[str]:
     """TINY_POST with some keys replaced by ``extra`` (an override may be given once)."""
     keys = {e.split("=")[0] for e in extra}
     return [o for o in TINY_POST if o.split("=")[0] not in keys] + list(extra)
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    out = tmp_path_factory.mktemp("base")
-    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 0
-    return out / "base.ckpt"
 
 
 def test_builtin_algorithms_come_from_entry_points():

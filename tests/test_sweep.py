@@ -5,8 +5,6 @@ import pytest
 
 from ood_bench.cli import main
 
-from .conftest import TINY_OVERRIDES
-
 POINT = [
     "prompts_per_step=2",
     "budget.grad_steps=4",
@@ -14,13 +12,6 @@ POINT = [
     "trainer.accelerator=cpu",
     "trainer.devices=1",
 ]
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    out = tmp_path_factory.mktemp("base")
-    assert main(["pretrain", "--no-progress", f"out_dir={out}", *TINY_OVERRIDES]) == 0
-    return out / "base.ckpt"
 
 
 def test_a_sweep_runs_every_point_once_and_tables_what_it_measured(tiny_base, tmp_path, capsys):
