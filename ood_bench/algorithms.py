@@ -20,6 +20,7 @@ from torch import nn
 
 from .config import ConfigError, check
 from .context import Context, Counters, LogProbs, RolloutBatch
+from .faults import checked_extra_modules
 
 if TYPE_CHECKING:
     from .tasks.base import Problem
@@ -225,7 +226,8 @@ def standalone(
     reference = copy.deepcopy(policy).requires_grad_(False).eval()
     ctx = Context(policy, reference, families, config, optimizer=None, seed=seed, draw=draw)
     algo = algorithm_class(config, ctx)
-    params = list(policy.parameters()) + [p for m in algo.extra_modules().values() for p in m.parameters()]
+    extra = checked_extra_modules(algorithm_class.name, algo.extra_modules())
+    params = list(policy.parameters()) + [p for m in extra.values() for p in m.parameters()]
     ctx.optimizer = torch.optim.AdamW(
         params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, config.adam_beta2)
     )

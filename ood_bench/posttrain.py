@@ -28,7 +28,7 @@ from .checkpoints import CHECKSUM_KEY, state_digest
 from .config import build, check, deep_merge, parse_overrides, read_yaml
 from .context import Context
 from .data import TEST_SET_SIZE, PromptStream, check_context_holds
-from .faults import checked_diagnostics, plugin_call
+from .faults import checked_diagnostics, checked_extra_modules, checked_state, plugin_call
 from .pretrain import load_base
 from .records import environment
 from .tasks.base import SPLITS
@@ -211,7 +211,7 @@ class PostTrainModule(L.LightningModule):
         with plugin_call("algorithm", name, "__init__"):
             self.algorithm: Algorithm = algo_cls(self.algo_config, self.ctx)
         with plugin_call("algorithm", name, "extra_modules"):
-            self.extra = nn.ModuleDict(self.algorithm.extra_modules())
+            self.extra = nn.ModuleDict(checked_extra_modules(name, self.algorithm.extra_modules()))
         self.last_batch_tokens = 0
         # the run's own objective per gradient step: what the stopping rule and the "did it train" check read
         self.objective = tuple(getattr(algo_cls, "objective", ("reward", "max")))
@@ -273,12 +273,15 @@ class PostTrainModule(L.LightningModule):
         checkpoint["counters"] = self.ctx.counters.as_dict()
         checkpoint["objective_history"] = list(self.objective_history)  # a resumed plateau rule sees it all
         with plugin_call("algorithm", self.cfg.algorithm, "state_dict"):
-            checkpoint["algorithm_state"] = self.algorithm.state_dict()
+            state = self.algorithm.state_dict()
+        checkpoint["algorithm_state"] = checked_state(self.cfg.algorithm, state)
 
     def on_load_checkpoint(self, checkpoint):
         self.ctx.counters.load(checkpoint.get("counters", {}))
         self.objective_history = list(checkpoint.get("objective_history", []))
-        if checkpoint.get("algorithm_state"):
+        # every checkpoint since algorithm state was saved has it, {} included: load_state_dict is called on
+        # every resume, so an algorithm can count on it (older checkpoints, without the key, skip it)
+        if "algorithm_state" in checkpoint:
             with plugin_call("algorithm", self.cfg.algorithm, "load_state_dict"):
                 self.algorithm.load_state_dict(checkpoint["algorithm_state"])
 

@@ -14,6 +14,7 @@ from .test_plugins import ROOT, fake_dist
 
 BAD = """
 import os
+import torch
 from ood_bench.api import Algorithm, hookimpl
 
 class Bad(Algorithm):
@@ -23,6 +24,30 @@ class Bad(Algorithm):
         super().__init__(config, ctx)
         if os.environ["BAD_MODE"] == "init":
             raise RuntimeError("no GPU for me")
+
+    def extra_modules(self):
+        mode = os.environ["BAD_MODE"]
+        if mode == "extra-raise":
+            raise RuntimeError("no value head")
+        if mode == "extra-none":
+            return None  # a forgotten return
+        if mode == "extra-tensor":
+            return {"value": torch.zeros(3)}
+        return {}
+
+    def state_dict(self):
+        mode = os.environ["BAD_MODE"]
+        if mode == "state-raise":
+            raise ValueError("no state yet")
+        if mode == "state-none":
+            return None
+        if mode == "state-lambda":
+            return {"schedule": lambda t: t}
+        return {}
+
+    def load_state_dict(self, state):
+        if os.environ["BAD_MODE"] == "load-raise":
+            raise KeyError("baseline")
 
     def step(self, problems):
         batch = self.ctx.rollout(problems, 2)
@@ -70,6 +95,12 @@ def bad_plugin(tmp_path, monkeypatch):
         ("type", "failed in step: it returned int, not a dict of diagnostics (name -> number)"),
         ("text", "failed in step: a diagnostic it returned is not a number (could not convert string to float: 'low')"),
         ("init", "failed in __init__: RuntimeError: no GPU for me"),
+        ("extra-raise", "failed in extra_modules: RuntimeError: no value head"),
+        ("extra-none", "failed in extra_modules: it returned NoneType, not a dict of trainable modules"),
+        ("extra-tensor", "failed in extra_modules: its 'value' is a Tensor, not a torch.nn.Module"),
+        ("state-raise", "failed in state_dict: ValueError: no state yet"),
+        ("state-none", "failed in state_dict: it returned NoneType, not a dict of the algorithm's state"),
+        ("state-lambda", "failed in state_dict: its 'schedule' cannot be saved in a checkpoint"),
     ],
 )
 def test_an_algorithm_fault_is_one_line_exit_2_and_leaves_no_run_folder(
@@ -84,6 +115,30 @@ def test_an_algorithm_fault_is_one_line_exit_2_and_leaves_no_run_folder(
     assert "OOD_BENCH_DEBUG=1 shows the traceback" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("ood-bench: error")]) == 1
     assert not out.exists()  # no lock, no log folder, no hparams.yaml without a checkpoint
+
+
+@pytest.mark.parametrize("lost", ["posttrained.ckpt", "posttrain_record.json"])
+def test_a_load_state_dict_fault_on_resume_is_one_line_and_leaves_the_checkpoints_as_they_were(
+    lost, bad_plugin, tiny_base, tmp_path, monkeypatch, capsys
+):
+    """Both resume paths give the algorithm its state back, an empty one too: the run that resumes from
+    last.ckpt, and the finished run whose record is rebuilt from its checkpoint."""
+    monkeypatch.setenv("BAD_MODE", "load-raise")
+    monkeypatch.delenv("OOD_BENCH_DEBUG", raising=False)
+    out = tmp_path / "run"
+    argv = ["posttrain", "--algo", "bad", "--base", str(tiny_base), "--out", str(out), *POST, "ckpt_every=1"]
+    assert main(argv) == 0  # a fresh run loads no state
+    (out / lost).unlink()
+    kept = {p: p.read_bytes() for p in out.rglob("*.ckpt")}
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "ood-bench: error: plugin 'fakeplug_bad' (algorithm 'bad') failed in load_state_dict: KeyError: 'baseline'"
+    ) in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("ood-bench: error")]) == 1
+    assert {p: p.read_bytes() for p in out.rglob("*.ckpt")} == kept  # the run still resumes from them
+    assert not (out / lost).exists() and not list(out.rglob(".*.tmp"))
 
 
 def test_a_fault_shows_its_traceback_with_debug_on(bad_plugin, tiny_base, tmp_path, monkeypatch, capsys):
