@@ -889,30 +889,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a second evaluation of the base (another --seed): report the observed base-vs-base null too",
     )
-    cp.add_argument(
-        "--outside",
-        type=float,
-        default=Thresholds.outside,
-        help="exact trace mass below which a problem is outside the base's support (default 1e-6)",
-    )
-    cp.add_argument(
-        "--inside",
-        type=float,
-        default=Thresholds.inside,
-        help="exact trace mass from which a problem is inside the base's support (default 1e-2)",
-    )
-    cp.add_argument(
-        "--solved",
-        type=float,
-        default=Thresholds.solved,
-        help="exact trace mass from which the post-trained model solves a problem (default 1e-2)",
-    )
-    cp.add_argument(
-        "--fdr",
-        type=float,
-        default=Thresholds.fdr,
-        help="false discovery rate of the per-problem move test (default 0.05)",
-    )
+    for name, what in (
+        ("outside", "exact trace mass below which a problem is outside the base's support (default 1e-6)"),
+        ("inside", "exact trace mass from which a problem is inside the base's support (default 1e-2)"),
+        ("solved", "exact trace mass from which the post-trained model solves a problem (default 1e-2)"),
+        ("fdr", "false discovery rate of the per-problem move test (default 0.05)"),
+    ):
+        cp.add_argument(f"--{name}", type=float, default=getattr(Thresholds, name), help=what)
     cp.add_argument("--json", action="store_true", help="machine-readable output (writes nothing)")
     cp.add_argument(
         "--out",
