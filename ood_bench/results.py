@@ -20,7 +20,7 @@ from .atomic import atomic_write_json, writable_folder
 from .errors import OodBenchError
 
 EVAL_RECORD = "eval.json"
-TABLE_COLUMNS = ["family", "split", "greedy", "pass@1", "pass@1_stderr", "trace_pass@1", "trace_mass", "gold_logprob"]
+TABLE_COLUMNS = ["family", "split", "greedy", "pass@1", "pass@1_stderr", "full_pass@1", "trace_mass", "gold_logprob"]
 
 
 def format_table(df: pd.DataFrame) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import board_data, verdicts
+from . import board_data, did_train, verdicts
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .board_plots import DIGEST_KEY
 from .board_stats import Q_LEVEL, mean_change, q_values, rate_change
@@ -535,6 +535,104 @@ def _wide(df: pd.DataFrame, cell, splits: list[str], compute: bool) -> pd.DataFr
     return pd.DataFrame(out)
 
 
+CONTROL_ROW, CONTROL_SPLIT = "grpo", "id"  # the RL positive control: GRPO's runs trained on ID prompts
+
+
+def positive_control(rec: Records, head: pd.DataFrame) -> pd.DataFrame:
+    """The RL positive control per exposure level (``did_train.positive_control``): the training-reward rise
+    of the control row's runs on ID prompts, one per pretraining seed, and the held-out change of answer
+    pass@1 on ID (the headline cell's ``d_answer``, its interval over seeds and sampling)."""
+    first_base = {}
+    for n in rec.bases():
+        first_base.setdefault(rec.runs[n]["exposure"], n)
+    rows = []
+    for level in sorted(first_base, key=lambda e: (sum(rec.exposure_of(first_base[e], a) for a in AXES), e)):
+        names = [
+            n
+            for n in rec.posts()
+            if rec.runs[n].get("row") == CONTROL_ROW
+            and rec.runs[n].get("split") == CONTROL_SPLIT
+            and rec.runs[n]["exposure"] == level
+        ]
+        if not names:
+            continue
+        cell = head[
+            (head["row"] == CONTROL_ROW)
+            & (head["trained_on"] == CONTROL_SPLIT)
+            & (head["exposure"] == level)
+            & (head["split"] == CONTROL_SPLIT)
+        ]
+        held = float(cell["d_answer"].iloc[0]) if len(cell) else float("nan")
+        pc = did_train.positive_control([rec.trend(n) for n in sorted(names)], held)
+        pc.update(
+            exposure=level,
+            exposure_label=rec.exposure_label(names[0]),
+            heldout_lo=float(cell["d_answer_lo"].iloc[0]) if len(cell) else float("nan"),
+            heldout_hi=float(cell["d_answer_hi"].iloc[0]) if len(cell) else float("nan"),
+        )
+        rows.append(pc)
+    return pd.DataFrame(rows)
+
+
+def control_status(control: pd.DataFrame) -> tuple[str, str]:
+    """The board's control: ``passed`` when every exposure level passed; else the first reason."""
+    if control.empty:
+        return "failed", f"no `{CONTROL_ROW}` run trained on {CONTROL_SPLIT} prompts to serve as the control"
+    for r in control.itertuples():
+        if r.status != "passed":
+            return r.status, f"{r.exposure_label}: {r.reason}"
+    return "passed", ""
+
+
+def _control_table(control: pd.DataFrame) -> str:
+    def interval(lo, hi) -> str:
+        return "-" if lo != lo else f"[{_signed(lo)}, {_signed(hi)}]"
+
+    shown = pd.DataFrame(
+        {
+            "exposure": control["exposure_label"],
+            "seeds": control["seeds"],
+            "reward at start": control["start"].map(lambda v: f"{v:.3f}"),
+            "rise [95%]": [
+                f"{_signed(r.rise)} {interval(r.low, r.high)}" + (" (over steps)" if r.seeds == 1 else "")
+                for r in control.itertuples()
+            ],
+            "needed": control["needed"].map(lambda v: f"{v:.3f}"),
+            "held-out ID pass@1 change [95%]": [
+                f"{_signed(r.heldout_change)} {interval(r.heldout_lo, r.heldout_hi)}" for r in control.itertuples()
+            ],
+            "control": [
+                "not judged (one seed)" if r.status == "one seed" else r.status + (f" ({r.reason})" if r.reason else "")
+                for r in control.itertuples()
+            ],
+        }
+    )
+    return _markdown_table(shown)
+
+
+def _control_text(rec: Records, control: pd.DataFrame) -> str:
+    lo, hi = did_train.REWARD_BAND
+    status, why = control_status(control)
+    head = {
+        "passed": "**Passed**: GRPO trains on these bases, so a cell where it did not expand says something.",
+        "failed": f"**Failed** ({why}): this board publishes no verdict.",
+        "one seed": "**Not judged**: one pretraining seed gives no interval over seeds (each run's interval "
+        "below is over its own steps).",
+    }[status]
+    return (
+        "## Positive control: does GRPO train here?\n\n"
+        "Before any cell can read 'GRPO did not expand the support', GRPO must have trained. "
+        f"Each `{CONTROL_ROW}` run on {CONTROL_SPLIT} prompts logs its mean training reward per step; its rise is the mean over the last "
+        "tenth of the steps minus the first tenth, averaged over pretraining seeds with a t-interval over them, "
+        "and the held-out change is the answer pass@1 on the board's own ID problems (post minus base, the "
+        f"interval over seeds and sampling). *Rule:* the reward starts in [{lo:g}, {hi:g}], rises by at least "
+        f"{did_train.MIN_RISE:g} (or a third of the distance to 1 if smaller) with an interval above 0 over two or "
+        f"more seeds, and held-out pass@1 rises; every exposure level must pass. {head}\n\n"
+        + _control_table(control)
+        + "\n\n"
+    )
+
+
 def _markdown_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -667,7 +765,7 @@ def superseded_line(rec: Records) -> str:
     )
 
 
-def _readme(rec: Records, head: pd.DataFrame, verdict_block: str, cal: pd.DataFrame) -> str:
+def _readme(rec: Records, head: pd.DataFrame, verdict_block: str, cal: pd.DataFrame, control: pd.DataFrame) -> str:
     t = tables(rec, head)
     info = _suite_text(rec)
     commits = sorted({r.get("git_commit", "?")[:10] for r in rec.runs.values()})
@@ -686,6 +784,7 @@ def _readme(rec: Records, head: pd.DataFrame, verdict_block: str, cal: pd.DataFr
         out.write(f"**{len(rec.dirty)} record(s) come from a checkout with uncommitted code changes.**\n\n")
     if rec.superseded:
         out.write(superseded_line(rec) + "\n\n")
+    out.write(_control_text(rec, control) if not control.empty else "")
     out.write(verdict_block + "\n")
     out.write(
         "## Change in trace pass@1 after post-training\n\n"
@@ -757,6 +856,7 @@ def _json(
     tilts: pd.DataFrame,
     cal: pd.DataFrame,
     per_seed: pd.DataFrame | None = None,
+    control: pd.DataFrame | None = None,
 ) -> str:
     def clean(df):
         return json.loads(df.to_json(orient="records", double_precision=6)) if len(df) else []
@@ -793,6 +893,7 @@ def _json(
                 "support": clean(support),
                 "runs": runs,
                 "verdicts": [v.as_dict() for v in found],
+                "positive_control": clean(control) if control is not None else [],
                 "tilts": clean(tilts),
                 "calibration": clean(cal),
                 # each headline cell's seeds, one line per (run, evaluated split): what the page's drill-down shows
@@ -830,10 +931,13 @@ def render(
     head = headline(rec, th)
     support = support_rows(rec, th)
     expansions = verdicts.run_expansions(rec, th)
-    found = verdicts.verdicts(rec, head, expansions)
-    block = verdicts.markdown(rec.suite, found)
+    control = positive_control(rec, head)
+    status, why = control_status(control)
+    withheld = f"the RL positive control failed ({why})" if status == "failed" else ""
+    found = [] if withheld else verdicts.verdicts(rec, head, expansions)
+    block = verdicts.markdown(rec.suite, found, withheld)
     cal = calibration(rec, th)
-    readme = _readme(rec, head, block, cal)
+    readme = _readme(rec, head, block, cal, control)
     # what the plots and the page draw beyond the tables: each seed's values, each family's cells, each problem
     per_seed = board_data.seed_rows(rec, th)
     families = family_cells(rec, head, th, board_data.headline_rows(rec))
@@ -841,7 +945,7 @@ def render(
     texts = {
         README: readme,
         CSV: _csv(head),
-        JSON: _json(head, support, rec, found, expansions, cal, per_seed),
+        JSON: _json(head, support, rec, found, expansions, cal, per_seed, control),
     }
     extra = {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block, "per_seed": per_seed}
     return texts, {**extra, "runs": board_data.run_rows(rec, th), "problems": board_data.problem_blob(rec, th)}

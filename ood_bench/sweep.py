@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 from tqdm import tqdm
 
+from . import did_train
 from .algorithms import build_algorithm_config
 from .atomic import atomic_write_bytes, atomic_write_text
 from .board_plots import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
@@ -77,30 +77,13 @@ def _label(value: str) -> str:
 
 def positive_control(table: pd.DataFrame) -> dict:
     """The RL positive control over the bases of a sweep that varies ``base`` (one point per pretraining
-    seed, the same recipe): it passes when the objective's mean rise over the bases is at least
-    min(0.10, a third of the distance from the first tenth's mean to 1), its t-interval over the bases
-    excludes 0, and held-out pass@1 on the training split rose on average."""
-    rise = table["change"].to_numpy(float)
-    start = float(table["first_tenth"].mean())
-    need = min(0.10, (1.0 - start) / 3)
-    k = len(rise)
-    mean = float(rise.mean())
-    if k > 1 and rise.std(ddof=1) > 0:
-        low, high = stats.t.interval(0.95, k - 1, loc=mean, scale=rise.std(ddof=1) / k**0.5)
-    else:
-        low = high = float("nan")
+    seed, the same recipe), judged by ``did_train.positive_control``."""
+    runs = [
+        {"change": r.change, "change_low": r.change_low, "change_high": r.change_high, "first": r.first_tenth}
+        for r in table.itertuples()
+    ]
     held = float(table["heldout_change"].mean()) if "heldout_change" in table else float("nan")
-    passed = bool(k > 1 and mean >= need and low > 0 and held > 0)
-    return {
-        "bases": k,
-        "start": start,
-        "needed": need,
-        "rise": mean,
-        "low": float(low),
-        "high": float(high),
-        "heldout_change": held,
-        "passed": passed,
-    }
+    return did_train.positive_control(runs, held)
 
 
 def points(spec: SweepSpec) -> list[Point]:
@@ -222,16 +205,7 @@ def write(spec: SweepSpec, table: pd.DataFrame, grid: list[Point], argv: list[st
     ]
     if list(spec.grid) == ["base"] and len(table) > 1:
         pc = positive_control(table)
-        lines += [
-            "## Positive control over the bases",
-            "",
-            f"Over {pc['bases']} bases the objective rose by {pc['rise']:+.3f} (95% t-interval over bases "
-            f"[{pc['low']:+.3f}, {pc['high']:+.3f}]) from a first-tenth mean of {pc['start']:.3f}; the control "
-            f"needs a rise of at least {pc['needed']:.3f} (0.10, or a third of the distance to 1 if smaller), an "
-            f"interval above 0, and held-out pass@1 on the training split rising (it moved "
-            f"{pc['heldout_change']:+.3f}). **{'Passed' if pc['passed'] else 'Failed'}.**",
-            "",
-        ]
+        lines += ["## Positive control over the bases", "", did_train.control_sentence(pc), ""]
     atomic_write_text(spec.out / "README.md", "\n".join(lines))
     atomic_write_bytes(spec.out / "curves.png", _plot(table, grid))
 

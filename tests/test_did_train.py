@@ -42,14 +42,22 @@ def test_the_change_has_an_interval_and_sft_is_judged_by_a_falling_nll(tmp_path)
 
 
 def test_cells_of_runs_that_did_not_train_read_so_and_their_verdict_is_inconclusive(tmp_path):
-    golden_records(tmp_path, {"grpo": 12.0})  # GRPO "expands", yet its reward never moved (as with lr 1e-12)
-    for folder in (tmp_path / "records").glob("grpo-*"):
+    golden_records(tmp_path, {"grpo": 12.0})  # GRPO "expands" on ood_depth, yet there its reward never moved
+    for folder in (tmp_path / "records").glob("grpo-ood_depth-*"):
         curve([0.4] * 10).assign(kl_ref=0.0).to_csv(folder / "curves.csv", index=False)
     texts, _ = suite_board.render(tmp_path)
     readme = texts["README.md"]
     grpo_lines = [ln for ln in readme.splitlines() if ln.startswith("| grpo | ood_depth")]
     assert grpo_lines and all("did not train (0 of 3 runs)" in ln for ln in grpo_lines[-2:])
-    first = json.loads(texts["leaderboard.json"])["verdicts"][0]
-    assert first["verdict"] == "inconclusive" and "grpo trained in 0 of 12 runs" in first["numbers"]
+    found = {v["claim"]: v for v in json.loads(texts["leaderboard.json"])["verdicts"]}
+    exposure = found["OOD gains come only where pretraining exposure is non-zero"]
+    assert exposure["verdict"] == "inconclusive" and "trained in 0 of 6" in exposure["numbers"]
     tilts = json.loads(texts["leaderboard.json"])["tilts"]
-    assert {t["trained"] for t in tilts if t["row"] == "grpo"} == {False}
+    assert {t["trained"] for t in tilts if t["run"].startswith("grpo-ood_depth")} == {False}
+
+    # where GRPO trained nowhere (lr 1e-12), the positive control fails and the board publishes no verdict
+    for folder in (tmp_path / "records").glob("grpo-id-*"):
+        curve([0.4] * 10).assign(kl_ref=0.0).to_csv(folder / "curves.csv", index=False)
+    texts, _ = suite_board.render(tmp_path)
+    assert json.loads(texts["leaderboard.json"])["verdicts"] == []
+    assert "**No verdicts on the `golden` board:** the RL positive control failed" in texts["README.md"]

@@ -127,7 +127,18 @@ def test_a_seed_gives_the_same_tokens_run_to_run_with_the_kernel(engine):
     assert kernels.engine() == "kernel" and environment()["engine"] == "kernel"
 
 
-def test_eager_is_the_default_and_records_say_so(monkeypatch):
+def test_the_kernel_is_the_default_where_it_builds_and_records_say_so(monkeypatch, built):
+    """Results version 2 made ``auto`` the default: the kernel decodes wherever it builds."""
+    monkeypatch.delenv(kernels.ENV, raising=False)
+    kernels._loaded["module"] = built
+    try:
+        assert kernels.env_engine() == "auto" and kernels.decode_kernel() is built
+        assert environment()["engine"] == "kernel"
+    finally:
+        kernels.reset()
+
+
+def test_without_a_compiler_the_default_decodes_eagerly_and_records_say_so(monkeypatch, unbuildable):
     monkeypatch.delenv(kernels.ENV, raising=False)
     assert kernels.decode_kernel() is None
     assert environment()["engine"] == "eager"
@@ -211,8 +222,9 @@ def test_a_rerun_with_the_other_engine_says_it_cannot_compare_bit_for_bit():
 
 
 def test_the_engine_is_no_part_of_any_run_key(monkeypatch, unbuildable):
-    """Records name their engine, but a run's key hashes only what decides its numbers under results version 1:
-    the committed (eager) records stay valid whatever OOD_BENCH_ENGINE says."""
+    """Records name their engine, but a run's key hashes only the config, task versions and results version:
+    a machine where the kernel does not build re-runs the same runs eagerly, and its reproduction line says
+    the two are not comparable bit for bit rather than that they differ."""
     from ood_bench.suite import expand, load_suite
 
     keys = {}

@@ -536,11 +536,12 @@ def write_record(root: Path, name: str, kind: str, problems: dict, null: dict | 
     (folder / "record.json").write_text(json.dumps(record))
 
 
-def golden_records(root: Path, lifts: dict | None = None) -> None:
+def golden_records(root: Path, lifts: dict | None = None, reward_rise: float = 0.2) -> None:
     """Two exposure levels x three pretraining seeds; GRPO (a pure +1.5-nat tilt) and SFT (which also lifts
     problems from outside the support) on ID and on ood_depth; every number drawn from a fixed seed.
     ``lifts``: each row's extra log-odds on the outside problems of the split it trains on (default GRPO 0,
-    SFT 12)."""
+    SFT 12). GRPO's training reward (its ``curves.csv``) rises from 0.5 by ``reward_rise`` over 20 steps,
+    with noise: the board's positive control."""
     lifts = {"grpo": 0.0, "sft": 12.0, **(lifts or {})}
     rng = np.random.default_rng(7)
     splits = ["id", "ood_depth"]
@@ -611,6 +612,11 @@ def golden_records(root: Path, lifts: dict | None = None) -> None:
                         counters={"rollouts": 1280 if row == "grpo" else 0, "train_tokens": 5000, "grad_steps": 10},
                         timings={"train": 30.0, "eval": 6.0},
                     )
+                    if row == "grpo":
+                        steps = np.arange(20)
+                        reward = 0.5 + reward_rise * steps / 19 + np.random.default_rng(100 + seed).normal(0, 0.03, 20)
+                        curve = "step,reward\n" + "".join(f"{a},{b:.4f}\n" for a, b in zip(steps, reward))
+                        (root / "records" / name / "curves.csv").write_text(curve)
 
 
 def test_the_leaderboard_of_fixed_records_matches_its_golden_file(tmp_path):
@@ -649,6 +655,25 @@ def test_a_planted_effect_flips_the_generated_verdict(tmp_path, lifts, verdict):
     first = found[0]
     assert first["claim"].startswith("GRPO is a conservative reweighting") and first["verdict"] == verdict
     assert first["rule"] and first["numbers"]
+
+
+def test_a_board_whose_positive_control_fails_says_so_first_and_publishes_no_verdict(tmp_path):
+    from ood_bench import suite_board
+
+    golden_records(tmp_path)  # GRPO's reward rises by 0.2 at every seed: the control passes
+    texts = suite_board.render(tmp_path)[0]
+    board = json.loads(texts["leaderboard.json"])
+    assert {c["status"] for c in board["positive_control"]} == {"passed"} and board["verdicts"]
+    readme = texts["README.md"]
+    assert readme.index("## Positive control") < readme.index("<!-- verdicts:") < readme.index("## Change in")
+
+    flat = tmp_path / "flat"
+    golden_records(flat, reward_rise=0.0)  # the same board where GRPO's training reward never rose
+    texts = suite_board.render(flat)[0]
+    board = json.loads(texts["leaderboard.json"])
+    assert {c["status"] for c in board["positive_control"]} == {"failed"} and board["verdicts"] == []
+    assert "**No verdicts on the `golden` board:** the RL positive control failed" in texts["README.md"]
+    assert "Verdicts on the `golden` board" not in texts["README.md"]
 
 
 def test_check_catches_a_stale_table_and_a_stale_plot(tmp_path, capsys):

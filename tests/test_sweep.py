@@ -52,20 +52,35 @@ def test_a_bad_grid_is_one_line_and_exit_2_before_any_run(grid, message, tiny_ba
     assert message in err and err.count("\n") == 1 and not (tmp_path / "sw").exists()
 
 
-def test_the_positive_control_needs_a_rise_its_interval_above_zero_and_a_heldout_gain():
+def test_the_positive_control_needs_a_base_in_the_band_a_rise_its_interval_above_zero_and_a_heldout_gain():
     from ood_bench.sweep import positive_control
 
     def table(first, change, held):
-        return pd.DataFrame({"first_tenth": first, "change": change, "heldout_change": held})
+        n = len(first)
+        return pd.DataFrame(
+            {
+                "first_tenth": first,
+                "change": change,
+                "change_low": [-1] * n,
+                "change_high": [1] * n,
+                "heldout_change": held,
+            }
+        )
+
+    def status(*args):
+        return positive_control(table(*args))["status"]
 
     ok = positive_control(table([0.70, 0.72, 0.68], [0.12, 0.10, 0.14], [0.05, 0.03, 0.04]))
-    assert ok["passed"] and ok["needed"] == pytest.approx(0.10) and ok["low"] > 0
-    # near the top the bar is a third of the distance to 1: 0.02 here
-    assert positive_control(table([0.94, 0.94, 0.94], [0.03, 0.025, 0.035], [0.01] * 3))["passed"]
-    assert not positive_control(table([0.7] * 3, [0.05, 0.06, 0.04], [0.02] * 3))["passed"]  # too small a rise
-    assert not positive_control(table([0.7] * 3, [0.3, -0.1, 0.15], [0.02] * 3))["passed"]  # interval spans 0
-    assert not positive_control(table([0.7] * 3, [0.12, 0.10, 0.14], [-0.01] * 3))["passed"]  # held-out fell
-    assert not positive_control(table([0.7], [0.2], [0.1]))["passed"]  # one base: no interval over seeds
+    assert ok["status"] == "passed" and ok["needed"] == pytest.approx(0.10) and ok["low"] > 0
+    # near the top of the band the bar is a third of the distance to 1: 0.04 here
+    assert status([0.88] * 3, [0.05, 0.045, 0.055], [0.01] * 3) == "passed"
+    # a base that starts above 0.9 (or under 0.1) cannot show the control, whatever it does
+    saturated = positive_control(table([0.94] * 3, [0.03, 0.025, 0.035], [0.01] * 3))
+    assert saturated["status"] == "failed" and "outside [0.1, 0.9]" in saturated["reason"]
+    assert status([0.7] * 3, [0.05, 0.06, 0.04], [0.02] * 3) == "failed"  # too small a rise
+    assert status([0.7] * 3, [0.3, -0.1, 0.15], [0.02] * 3) == "failed"  # interval spans 0
+    assert status([0.7] * 3, [0.12, 0.10, 0.14], [-0.01] * 3) == "failed"  # held-out fell
+    assert status([0.7], [0.2], [0.1]) == "one seed"  # no interval over seeds: not judged
 
 
 def test_the_committed_sweep_tables_match_their_csv_and_an_edit_is_caught(tmp_path, capsys):

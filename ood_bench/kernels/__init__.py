@@ -1,7 +1,7 @@
 """The decode engine's path: eager PyTorch, or a C++ kernel for the per-row attention of a decode step.
 
-``OOD_BENCH_ENGINE`` chooses: ``eager`` (the default), ``kernel`` (build it or fail with one line, exit 2)
-or ``auto`` (the kernel if it builds here, else eager with a one-line note). The kernel
+``OOD_BENCH_ENGINE`` chooses: ``auto`` (the default: the kernel if it builds here, else eager with a
+one-line note), ``kernel`` (build it or fail with one line, exit 2) or ``eager``. The kernel
 (``decode_attention.cpp``) is compiled on first use by ``torch.utils.cpp_extension.load`` (it needs a C++
 compiler and ninja) into a cache folder, ``OOD_BENCH_KERNEL_DIR`` or torch's ``~/.cache/torch_extensions``,
 and loaded from there afterwards. Records name the path that decoded them (``engine`` in ``eval.json``
@@ -20,10 +20,9 @@ from ..errors import ConfigError, OodBenchError
 ENV = "OOD_BENCH_ENGINE"
 DIR_ENV = "OOD_BENCH_KERNEL_DIR"
 CHOICES = ("eager", "kernel", "auto")
-# Eager stays the default while every committed record (results version 1) was decoded by it: the kernel
-# sums in another order, which changes sampled tokens, so records made with it would not reproduce the
-# committed ones. The default becomes "auto" at the next results-version bump, which re-runs the suites.
-DEFAULT = "eager"
+# The kernel sums in another order than eager, which changes sampled tokens, so the default moved from
+# "eager" to "auto" with results version 2, which re-ran the suites; a record names the path it used.
+DEFAULT = "auto"
 SOURCE = Path(__file__).with_name("decode_attention.cpp")
 
 _loaded: dict[str, object] = {}  # the built module (or the reason it failed), once per process
