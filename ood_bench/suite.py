@@ -63,6 +63,9 @@ class RowConfig:
     algo: dict = field(default_factory=dict)  # the algorithm's knobs (`ood-bench algorithms NAME`)
     budget: dict = field(default_factory=dict)  # keys of the suite's budget this row changes
     splits: list[str] = field(default_factory=list)  # training splits; empty: the suite's
+    # pretraining seeds whose bases this row post-trains; empty: every seed of `bases.seeds`. A suite
+    # spends its seeds where a verdict rests (five there) and fewer elsewhere (three)
+    seeds: list[int] = field(default_factory=list)
     overrides: dict = field(default_factory=dict)  # any other post-training key (prompts_per_step, ...)
     note: str = ""
 
@@ -190,6 +193,13 @@ def load_suite(name: str, overrides: list[str] | None = None, with_rows: list[Ro
         check(names.count(row.name) == 1, "posttrain.rows.name", row.name, "two rows share this name")
         for split in row.splits:
             check(split in SPLITS, f"posttrain.rows.{row.name}.splits", split, "unknown split")
+        for seed in row.seeds:
+            check(
+                seed in suite.bases.seeds,
+                f"posttrain.rows.{row.name}.seeds",
+                seed,
+                f"not a seed of the bases (bases.seeds: {', '.join(map(str, suite.bases.seeds))})",
+            )
     expand(suite)  # resolves every run's config: the one place every bad value is caught
     return suite
 
@@ -313,6 +323,8 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
             if not row.algorithm:
                 raise ConfigError(f"invalid config value posttrain.rows.{row.name}.algorithm='': name the algorithm")
             algo_cls = plugins.algorithm(row.algorithm)  # an unknown algorithm is one line, here
+            if row.seeds and base.seed not in row.seeds:
+                continue
             for split in row.splits or suite.posttrain.splits:
                 data = deep_merge(
                     {

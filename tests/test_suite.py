@@ -97,7 +97,24 @@ BAD_SUITES = {
         "two rows share",
     ),
     "a seed given twice": ("bases:\n  seeds: [0, 0]\n", "seed is given twice"),
+    "a row on a seed no base has": (
+        "posttrain:\n  rows:\n    - {name: g, algorithm: grpo, seeds: [7]}\n",
+        "posttrain.rows.g.seeds=7: not a seed of the bases",
+    ),
 }
+
+
+def test_a_row_with_seeds_post_trains_only_those_seeds_bases_and_the_others_keep_their_keys(tmp_path):
+    path = tmp_path / "seeds.yaml"
+    rows = "    - {name: g, algorithm: grpo}\n    - {name: s, algorithm: sft, seeds: [1]}\n"
+    path.write_text(f"extends: {TINY_SUITE}\nname: seeds\nbases:\n  seeds: [0, 1]\nposttrain:\n  rows:\n{rows}")
+    specs = expand(load_suite(str(path)))
+    posts = {(s.row, s.seed) for s in specs if s.kind == "post"}
+    assert {("g", 0), ("g", 1), ("s", 1)} <= posts and ("s", 0) not in posts
+    every = tmp_path / "every.yaml"
+    every.write_text(path.read_text().replace(", seeds: [1]", ""))
+    keys = {s.name: s.key for s in expand(load_suite(str(every)))}
+    assert all(keys[s.name] == s.key for s in specs)
 
 
 @pytest.mark.parametrize("case", list(BAD_SUITES))
