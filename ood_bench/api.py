@@ -135,10 +135,13 @@ def load_base(path):
 def get_plugins():
     """The loaded plugins: ``.tasks.get(name)`` gives a family, ``.algorithm(name)`` an algorithm class.
 
-    Returns the process-wide ``Plugins`` object (built once, on first use).
+    Returns the process-wide ``Plugins`` object (built once, on first use). ``.tasks.names()`` lists the
+    registered task families (sorted), ``.algorithms`` maps each algorithm's name to its class, and ``.info``
+    says which plugin registered what (what ``ood-bench plugins`` prints).
 
     Example::
 
+        print(get_plugins().tasks.names())  # ['graph', 'string', ...] with the installed plugins' families
         string = get_plugins().tasks.get("string")
         GRPO = get_plugins().algorithm("grpo")
     """

@@ -106,6 +106,7 @@ class RolloutBatch:
 
     @property
     def group_size(self) -> int:
+        """G, the samples of each prompt (int): ``len(rewards) // len(problems)``, the ``n`` given to ``rollout``."""
         return len(self.rewards) // len(self.problems)
 
 

@@ -10,9 +10,12 @@ warning, and raised only in strict mode (``OOD_BENCH_STRICT_PLUGINS=1`` or
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata as md
 import os
 import sys
+import types
+import typing
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from .tasks.registry import DuplicateRegistration, TaskRegistry
 
 ENTRY_POINT_GROUP = "ood_bench"
 CORE_PLUGINS = ("ood_bench.tasks.builtin",)
+HOOKS = "register_algorithms / register_tasks / register_metrics"
 
 
 class PluginError(OodBenchError):
@@ -73,6 +77,7 @@ class Plugins:
         self.metrics: dict[str, Callable[..., Any]] = {}
         self._owners: dict[tuple[str, str], str] = {}
         self._collect()
+        self._warn_registers_nothing()
 
     # ----------------------------------------------------------------- loading
     def _fail(self, name: str, what: str, exc: BaseException, hint: str = "") -> None:
@@ -100,16 +105,11 @@ class Plugins:
             self.info[ep.name] = PluginInfo(
                 name=ep.name, module=ep.value, distribution=dist, version=_version(dist) if dist else None
             )
-            # An entry point naming a module or object that is not there is the commonest slip
-            hint = (
-                f" (check the entry point in its pyproject.toml: [project.entry-points.ood_bench] "
-                f'{ep.name} = "{ep.value}", then reinstall it)'
-            )
             try:
                 obj = ep.load()
                 self.pm.register(obj, name=ep.name)
             except (ImportError, AttributeError) as exc:
-                self._fail(ep.name, "import", exc, hint)
+                self._fail(ep.name, "import", exc, _import_hint(ep, exc))
             except Exception as exc:  # any import-time error of third-party code
                 self._fail(ep.name, "import", exc)
             except SystemExit as exc:  # a plugin must not end the program by importing it
@@ -123,18 +123,52 @@ class Plugins:
                     stacklevel=2,
                 )
 
+    def _warn(self, msg: str) -> None:
+        """One warning line about a plugin that loaded (raised in strict mode)."""
+        if self.strict:
+            raise PluginError(msg)
+        warnings.warn(msg, PluginWarning, stacklevel=4)
+
+    def _warn_registers_nothing(self) -> None:
+        """A plugin whose hook is misspelled or lacks ``@hookimpl`` loads fine and contributes nothing:
+        say so, naming each hook pluggy does not know (``check_pending``)."""
+        unknown: dict[str, list[str]] = {}
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:  # pluggy stops at the first: name them all, by plugin
+            for hook_name, caller in vars(self.pm.hook).items():
+                if hook_name.startswith("_") or caller.has_spec():
+                    continue
+                for impl in caller.get_hookimpls():
+                    unknown.setdefault(impl.plugin_name, []).append(hook_name)
+        for name, info in self.info.items():
+            if info.error or name in CORE_PLUGINS:
+                continue
+            odd = ", ".join(map(repr, unknown.get(name, [])))
+            hooks = [c for c in self.pm.get_hookcallers(self.pm.get_plugin(name)) or [] if c.has_spec()]
+            if not info.registered and not hooks:  # (a hook that ran and registered nothing chose to)
+                also = f" (it implements {odd}, which is no hook)" if odd else ""
+                self._warn(
+                    f"plugin {name!r} registers nothing: is its hook decorated with @hookimpl and named {HOOKS}?{also}"
+                )
+            elif odd:
+                self._warn(f"plugin {name!r} implements {odd}, which is no hook: the hooks are {HOOKS}")
+
     def _each_impl(self, hook_name: str, register_for: Callable[[str], Callable[..., None]]) -> None:
         """Call one hook plugin by plugin, so each registration knows its owner
         and a plugin whose hook raises is reported alone."""
         hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        # ood-bench's own plugins first, then the others by entry-point name: on a name two plugins register,
+        # the first keeps it, so a third-party plugin never displaces a built-in algorithm or family
+        impls = sorted(hook.get_hookimpls(), key=lambda impl: self.info[impl.plugin_name].distribution != "ood-bench")
+        for impl in impls:
             name = impl.plugin_name
             if self.info[name].error:
                 continue
             try:
                 impl.function(register=register_for(name))
-            except DuplicateRegistration:
-                raise  # duplicate names are an error for everyone, naming both plugins
+            except PluginError:
+                raise  # strict mode
             except OodBenchError as exc:
                 self._fail(name, f"register ({hook_name})", exc)
             except Exception as exc:
@@ -147,17 +181,26 @@ class Plugins:
     def _collect(self) -> None:
         def tasks_for(plugin):
             def register(family):
-                self.tasks.register(family, owner=f"plugin {plugin!r}")
+                if isinstance(family, type):
+                    raise OodBenchError(
+                        f"task family {family.__name__} registered as a class; register an instance: "
+                        f"register({family.__name__}())"
+                    )
+                try:
+                    self.tasks.register(family, owner=f"plugin {plugin!r}")
+                except DuplicateRegistration as exc:
+                    self._warn(f"{exc}; the second is dropped{_rename(plugin)}")
+                    return
                 self._note(plugin, "tasks", family.name)
 
             return register
 
         def algorithms_for(plugin):
             def register(algo_cls):
-                name = getattr(algo_cls, "name", "")
-                if not name:
-                    raise OodBenchError(f"algorithm {algo_cls!r} has no name")
-                self._add(self.algorithms, "algorithm", name, algo_cls, plugin)
+                fault = _algorithm_fault(algo_cls)
+                if fault:
+                    raise OodBenchError(fault)
+                self._add(self.algorithms, "algorithm", algo_cls.name, algo_cls, plugin)
 
             return register
 
@@ -173,9 +216,11 @@ class Plugins:
 
     def _add(self, table: dict, kind: str, name: str, item, plugin: str) -> None:
         if name in table:
-            raise DuplicateRegistration(
-                f"{kind} {name!r} registered twice: by plugin {self._owners[(kind, name)]!r} and by plugin {plugin!r}"
+            self._warn(
+                f"{kind} {name!r} registered twice: by plugin {self._owners[(kind, name)]!r} and by plugin "
+                f"{plugin!r}; the second is dropped{_rename(plugin)}"
             )
+            return
         table[name] = item
         self._owners[(kind, name)] = plugin
         self._note(plugin, f"{kind}s", name)
@@ -202,6 +247,81 @@ class Plugins:
 
     def failures(self) -> list[str]:
         return [i.error for i in self.info.values() if i.error]
+
+
+def _rename(plugin: str) -> str:
+    return f" (rename it in plugin {plugin!r}, or set OOD_BENCH_DISABLE_PLUGINS={plugin} to load only the first)"
+
+
+def _import_hint(ep: md.EntryPoint, exc: BaseException) -> str:
+    """The fix for an entry point that fails to load: its pyproject.toml when what is missing is the entry
+    point's own module or object, the dependency when the module imports one that is not installed."""
+    module, attr = ep.module, ep.attr
+    missing = getattr(exc, "name", None)
+    point = (
+        f" (check the entry point in its pyproject.toml: [project.entry-points.ood_bench] "
+        f'{ep.name} = "{ep.value}", then reinstall it)'
+    )
+    if isinstance(exc, ModuleNotFoundError) and missing:
+        if module == missing or module.startswith(missing + "."):
+            return point
+        return f" (its module {module!r} imports {missing!r}, which is not installed)"
+    if isinstance(exc, AttributeError) and attr and missing in attr.split(".") and module in sys.modules:
+        return point
+    return ""
+
+
+def _default_fits(value: Any, tp: Any) -> bool:
+    """Whether a config field's default has its annotated type (ints count as floats, bools as nothing else)."""
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_default_fits(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple, dict, set, frozenset):
+        return isinstance(value, origin)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True  # Literal and the like: not checked here
+
+
+def _algorithm_fault(algo_cls: Any) -> str | None:
+    """What makes ``algo_cls`` unusable, in words naming it, or None: caught at registration, not at run time."""
+    from .algorithms import Algorithm
+
+    if not (isinstance(algo_cls, type) and issubclass(algo_cls, Algorithm)):
+        return f"{algo_cls!r} is not a subclass of Algorithm (register the class, not an instance)"
+    cls = algo_cls.__name__
+    if not getattr(algo_cls, "name", ""):
+        return f"algorithm class {cls} has no name"
+    if algo_cls.step is Algorithm.step:
+        return f"algorithm class {cls} has no step method (def step(self, problems) -> dict of diagnostics)"
+    config = algo_cls.config_class
+    if not dataclasses.is_dataclass(config) or not isinstance(config, type):
+        return f"config_class {getattr(config, '__name__', config)!r} of {cls} is not a dataclass (add @dataclass)"
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    lost = [n for n in vars(config).get("__annotations__", {}) if n not in fields and not n.startswith("_")]
+    lost = [n for n in lost if not any(w in str(vars(config)["__annotations__"][n]) for w in ("ClassVar", "InitVar"))]
+    if lost:
+        return (
+            f"config_class {config.__name__} of {cls} is not a dataclass (add @dataclass): "
+            f"its knobs {', '.join(lost)} would be ignored"
+        )
+    try:
+        hints = typing.get_type_hints(config)
+    except Exception as exc:  # an annotation that names nothing importable
+        return f"config_class {config.__name__} of {cls}: its annotations do not resolve ({type(exc).__name__}: {exc})"
+    for name, f in fields.items():
+        if f.default is not dataclasses.MISSING and name in hints and not _default_fits(f.default, hints[name]):
+            tp = getattr(hints[name], "__name__", str(hints[name]))
+            return f"config_class {config.__name__} of {cls}: knob {name}: {tp} = {f.default!r} is not a {tp}"
+    return None
 
 
 def _version(dist: str | None) -> str | None:

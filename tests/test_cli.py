@@ -310,6 +310,14 @@ def test_console_script_exits_2_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
 
 
+def test_python_dash_m_ood_bench_is_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "ood_bench", "plugins"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "plugin API" in proc.stdout and "grpo" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "ood_bench", "no-such-command"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "ood-bench" in bad.stderr
+
+
 def test_tasks_command_lists_families_and_examples(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out

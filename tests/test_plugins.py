@@ -13,7 +13,6 @@ import torch
 
 from ood_bench import hookspecs
 from ood_bench.cli import main
-from ood_bench.errors import OodBenchError
 from ood_bench.plugins import PluginError, Plugins
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,10 +86,191 @@ def test_a_plugin_whose_hook_raises_is_reported_alone(sandbox):
     assert "grpo" in plugins.algorithms
 
 
-def test_duplicate_names_are_an_error_naming_both_plugins(sandbox):
+def test_a_duplicate_name_is_dropped_with_one_warning_naming_both_plugins(sandbox, monkeypatch, capsys):
     fake_dist(sandbox, "fakeplug_dup", GOOD.format(algo="grpo"))
-    with pytest.raises(OodBenchError, match="'grpo' registered twice: by plugin 'grpo' and by plugin 'fakeplug_dup'"):
+    with pytest.warns(RuntimeWarning) as caught:
+        plugins = Plugins()
+    (line,) = [str(w.message) for w in caught if "registered twice" in str(w.message)]
+    assert "algorithm 'grpo' registered twice: by plugin 'grpo' and by plugin 'fakeplug_dup'" in line
+    assert "rename" in line and "OOD_BENCH_DISABLE_PLUGINS=fakeplug_dup" in line and "\n" not in line
+    assert plugins.algorithm_owner("grpo") == "grpo" and "sft" in plugins.algorithms  # the first stays
+    with pytest.raises(PluginError, match="registered twice"):
+        Plugins(strict=True)
+    # every command still runs, `ood-bench plugins` included
+    import ood_bench.plugins as plugins_module
+
+    with pytest.warns(RuntimeWarning, match="registered twice"):
+        monkeypatch.setattr(plugins_module, "_PLUGINS", Plugins())
+    assert main(["plugins"]) == 0 and main(["algorithms", "grpo"]) == 0
+    assert "fakeplug_dup" in capsys.readouterr().out
+
+
+def test_a_duplicate_family_name_is_dropped_with_one_warning(sandbox):
+    fake_dist(
+        sandbox,
+        "fakeplug_dupfam",
+        """
+        from ood_bench import hookimpl
+        from ood_bench.tasks.string_program import StringProgram
+
+        class Again(StringProgram):
+            tag = "C"
+
+        @hookimpl
+        def register_tasks(register):
+            register(Again())
+    """,
+    )
+    with pytest.warns(RuntimeWarning, match="task family 'string' registered twice: .*'fakeplug_dupfam'.*rename"):
+        plugins = Plugins()
+    assert plugins.tasks.owner("string") != "plugin 'fakeplug_dupfam'" and "graph" in plugins.tasks
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # the hook misspelled
+        """
+        from ood_bench import hookimpl
+        from ood_bench.algorithms import Algorithm
+
+        class Mine(Algorithm):
+            name = "mine"
+            def step(self, problems):
+                return {}
+
+        @hookimpl
+        def register_algorithm(register):
+            register(Mine)
+        """,
+        # @hookimpl forgotten
+        """
+        from ood_bench.algorithms import Algorithm
+
+        class Mine(Algorithm):
+            name = "mine"
+            def step(self, problems):
+                return {}
+
+        def register_algorithms(register):
+            register(Mine)
+        """,
+    ],
+    ids=["misspelled", "undecorated"],
+)
+def test_a_plugin_that_registers_nothing_is_warned_about(sandbox, code):
+    fake_dist(sandbox, "fakeplug_silent", code)
+    with pytest.warns(RuntimeWarning) as caught:
+        plugins = Plugins()
+    (line,) = [str(w.message) for w in caught if "fakeplug_silent" in str(w.message)]
+    assert line.startswith("plugin 'fakeplug_silent' registers nothing: is its hook decorated with @hookimpl")
+    assert "register_algorithms / register_tasks / register_metrics" in line
+    assert ("'register_algorithm', which is no hook" in line) == ("def register_algorithm(" in code)
+    assert "mine" not in plugins.algorithms and "grpo" in plugins.algorithms
+    with pytest.raises(PluginError, match="registers nothing"):
+        Plugins(strict=True)
+
+
+ALGO = """
+from dataclasses import dataclass
+from ood_bench.api import Algorithm, AlgorithmConfig, hookimpl
+
+{config}
+
+class Mine(Algorithm):
+    name, description, config_class = "mine", "a broken one", Cfg
+{step}
+
+class Fine(Algorithm):
+    name, description = "fine", "registered after the broken one, by another hook call"
+    def step(self, problems):
+        return {{}}
+
+@hookimpl
+def register_algorithms(register):
+    register(Mine)
+"""
+STEP = "    def step(self, problems):\n        return {}"
+
+
+@pytest.mark.parametrize(
+    "config, step, why",
+    [
+        ("Cfg = AlgorithmConfig", "", "algorithm class Mine has no step method"),
+        (
+            "class Cfg(AlgorithmConfig):\n    coef: float = 0.1",
+            STEP,
+            r"config_class Cfg of Mine is not a dataclass \(add @dataclass\): its knobs coef",
+        ),
+        (
+            "class Cfg:\n    pass",
+            STEP,
+            r"config_class 'Cfg' of Mine is not a dataclass",
+        ),
+        (
+            "@dataclass\nclass Cfg(AlgorithmConfig):\n    coef: float = '0.1'",
+            STEP,
+            "config_class Cfg of Mine: knob coef: float = '0.1' is not a float",
+        ),
+        (
+            "@dataclass\nclass Cfg(AlgorithmConfig):\n    n: int | None = 'x'",
+            STEP,
+            "knob n: .* = 'x' is not a",
+        ),
+    ],
+    ids=["no-step", "no-dataclass", "plain-class", "float-as-str", "optional-int-as-str"],
+)
+def test_a_broken_algorithm_is_refused_at_registration_naming_plugin_and_class(sandbox, config, step, why):
+    fake_dist(sandbox, "fakeplug_algo", ALGO.format(config=config, step=step))
+    with pytest.warns(RuntimeWarning, match=f"plugin 'fakeplug_algo' failed to register .*{why}"):
+        plugins = Plugins()
+    assert "mine" not in plugins.algorithms and "grpo" in plugins.algorithms
+
+
+def test_a_sound_algorithm_with_optional_and_int_for_float_knobs_is_accepted(sandbox):
+    config = "@dataclass\nclass Cfg(AlgorithmConfig):\n    coef: float = 1\n    n: int | None = None"
+    fake_dist(sandbox, "fakeplug_algo", ALGO.format(config=config, step=STEP))
+    plugins = Plugins(strict=True)
+    assert "mine" in plugins.algorithms
+
+
+def test_a_family_registered_as_a_class_is_refused_naming_it(sandbox):
+    fake_dist(
+        sandbox,
+        "fakeplug_famclass",
+        """
+        from ood_bench import hookimpl
+        from ood_bench.tasks.string_program import StringProgram
+
+        class Copy(StringProgram):
+            name, tag = "copy", "C"
+
+        @hookimpl
+        def register_tasks(register):
+            register(Copy)
+    """,
+    )
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"plugin 'fakeplug_famclass' failed to register .*Copy registered as a class; .*register\(Copy\(\)\)",
+    ):
+        plugins = Plugins()
+    assert "copy" not in plugins.tasks and "string" in plugins.tasks
+
+
+def test_the_entry_point_hint_only_when_the_entry_point_is_what_is_missing(sandbox):
+    fake_dist(sandbox, "fakeplug_dep", "import banana_not_installed\n")
+    (sandbox / "fakeplug_wrong.py").write_text("")
+    info = sandbox / "fakeplug_wrong-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug_wrong\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[ood_bench]\nfakeplug_wrong = fakeplug_wrong.plugn\n")
+    with pytest.warns(RuntimeWarning) as caught:
         Plugins()
+    lines = {w.message.args[0].split("'")[1]: str(w.message) for w in caught if "failed to import" in str(w.message)}
+    assert "pyproject.toml" not in lines["fakeplug_dep"]
+    assert "imports 'banana_not_installed', which is not installed" in lines["fakeplug_dep"]
+    assert "check the entry point in its pyproject.toml" in lines["fakeplug_wrong"]
 
 
 def test_allow_and_block_lists(sandbox, monkeypatch):

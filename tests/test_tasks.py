@@ -480,3 +480,24 @@ def test_the_contract_catches_a_step_pattern_that_refuses_the_family_s_own_lines
 
     with pytest.raises(ContractError, match=r"problem 0: step '.*' does not match the family's step_pattern 'inc'"):
         check_family(_example_family(step_pattern="inc"))
+
+
+def test_the_contract_says_how_to_fix_a_held_out_pair_whose_hop_no_id_pair_has(families):
+    """shl+rev held out and every other pair starting with shl excluded: shl starts no ID pair."""
+    from ood_bench.data import held_out_problems
+    from ood_bench.tasks.contract import ContractError, check_family_fully
+    from ood_bench.tasks.steps import StepSpace
+
+    space = StepSpace(
+        primitives=("inc", "tri", "rev", "shl"),
+        held_out_pairs=frozenset({("inc", "tri"), ("shl", "rev")}),
+        excluded_pairs=frozenset(
+            {("rev", "rev"), ("rev", "inc"), ("rev", "tri"), ("shl", "inc"), ("shl", "tri"), ("shl", "shl")}
+        ),
+    )
+    with pytest.raises(
+        ContractError,
+        match=r"held-out pair shl\+rev: shl must start and rev end some ID pair; fix: hold out or exclude "
+        r"other pairs, so that shl starts and rev ends some ID pair$",
+    ):
+        check_family_fully(_example_family(steps_space=space), held_out_problems, per_split=20, others=families)

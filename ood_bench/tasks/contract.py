@@ -245,7 +245,8 @@ def _check_like_the_tests(family: TaskFamily, test_problems, n: int, others: lis
     for a, b in sorted(space.held_out_pairs):
         if not (any(q[0] == a for q in space.id_pairs) and any(q[1] == b for q in space.id_pairs)):
             raise ContractError(
-                f"{where}: held-out pair {a}+{b}: {a} must start and {b} end some ID pair; fix: hold out fewer pairs"
+                f"{where}: held-out pair {a}+{b}: {a} must start and {b} end some ID pair; fix: hold out or "
+                f"exclude other pairs, so that {a} starts and {b} ends some ID pair"
             )
     # What ID writes, read off at least BIGRAM_REFERENCE problems per split: a pair of symbols ID writes
     # now and then (two nodes in a row of a path) is missing from a small sample by chance, and the rule
