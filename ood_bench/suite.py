@@ -85,6 +85,17 @@ class PosttrainSection:
 
 
 @dataclass
+class PositiveControl:
+    """Which runs show that the suite's RL algorithm trains at all (the board's first table): the runs of
+    ``row`` trained on ``split`` from the bases of ``exposures`` (empty: every level). Named in the suite
+    file before anything runs, so the control is not picked after seeing which runs rose."""
+
+    row: str = "grpo"
+    split: str = "id"
+    exposures: list[str] = field(default_factory=list)
+
+
+@dataclass
 class SuiteEval:
     """How every model of the suite is evaluated (the same for all, so comparisons are paired)."""
 
@@ -121,6 +132,7 @@ class SuiteConfig:
     left_out: str = ""  # what the grid leaves out and why: printed with the leaderboard
     bases: BasesConfig = field(default_factory=BasesConfig)
     posttrain: PosttrainSection = field(default_factory=PosttrainSection)
+    positive_control: PositiveControl = field(default_factory=PositiveControl)
     eval: SuiteEval = field(default_factory=SuiteEval)
     resources: Resources = field(default_factory=Resources)
 
@@ -200,8 +212,25 @@ def load_suite(name: str, overrides: list[str] | None = None, with_rows: list[Ro
                 seed,
                 f"not a seed of the bases (bases.seeds: {', '.join(map(str, suite.bases.seeds))})",
             )
+    _check_control(suite)
     expand(suite)  # resolves every run's config: the one place every bad value is caught
     return suite
+
+
+def _check_control(suite: SuiteConfig) -> None:
+    """The positive control names runs the suite makes (a suite without rows has no control to name)."""
+    pc = suite.positive_control
+    rows = {r.name: r for r in suite.posttrain.rows}
+    if not rows:
+        return
+    if pc.row not in rows:
+        # a suite without the default control row (a third-party suite of other algorithms) has no RL control
+        check(pc.row == PositiveControl.row, "positive_control.row", pc.row, f"no such row (rows: {', '.join(rows)})")
+        return
+    splits = rows[pc.row].splits or suite.posttrain.splits
+    check(pc.split in splits, "positive_control.split", pc.split, f"row {pc.row} trains on {', '.join(splits)} only")
+    for level in pc.exposures:
+        check(level in suite.bases.exposures, "positive_control.exposures", level, "not an exposure level of the bases")
 
 
 def with_row(algorithm: str, knobs: list[str]) -> RowConfig:

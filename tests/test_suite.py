@@ -97,6 +97,15 @@ BAD_SUITES = {
         "two rows share",
     ),
     "a seed given twice": ("bases:\n  seeds: [0, 0]\n", "seed is given twice"),
+    "a control on a split its row does not train on": (
+        "positive_control: {row: grpo, split: ood_length}\n",
+        "positive_control.split='ood_length': row grpo trains on id, ood_depth only",
+    ),
+    "a control on a row the suite lacks": ("positive_control: {row: ppo}\n", "positive_control.row='ppo': no such row"),
+    "a control on an exposure no base has": (
+        "positive_control: {exposures: [e9]}\n",
+        "positive_control.exposures='e9': not an exposure level",
+    ),
     "a row on a seed no base has": (
         "posttrain:\n  rows:\n    - {name: g, algorithm: grpo, seeds: [7]}\n",
         "posttrain.rows.g.seeds=7: not a seed of the bases",
@@ -672,6 +681,18 @@ def test_a_planted_effect_flips_the_generated_verdict(tmp_path, lifts, verdict):
     first = found[0]
     assert first["claim"].startswith("GRPO is a conservative reweighting") and first["verdict"] == verdict
     assert first["rule"] and first["numbers"]
+
+
+def test_the_control_is_the_row_split_and_exposures_the_suite_file_names(tmp_path, monkeypatch):
+    from ood_bench import suite_board
+
+    golden_records(tmp_path)
+    control = {"row": "grpo", "split": "ood_depth", "exposures": ["e5"]}
+    monkeypatch.setattr("ood_bench.suite.read_suite_file", lambda name: {"positive_control": control})
+    texts = suite_board.render(tmp_path)[0]
+    board = json.loads(texts["leaderboard.json"])
+    assert [(c["exposure"], c["status"]) for c in board["positive_control"]] == [("e5", "passed")]
+    assert "(`positive_control`: row `grpo`, split `ood_depth`)" in texts["README.md"]
 
 
 def test_a_board_whose_positive_control_fails_says_so_first_and_publishes_no_verdict(tmp_path):
