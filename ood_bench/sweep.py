@@ -96,7 +96,7 @@ def points(spec: SweepSpec) -> list[Point]:
         name = "-".join(f"{k.split('.')[-1]}{_label(v)}" for k, v in values.items()) or "default"
         overrides = [
             f"algorithm={spec.algorithm}",
-            f"base={spec.base}",
+            *([] if "base" in values else [f"base={spec.base}"]),  # a grid over bases names each point's own
             f"out_dir={spec.out / 'runs' / name}",
             *spec.fixed,
             *(f"{k}={v}" for k, v in values.items()),

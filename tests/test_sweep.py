@@ -36,6 +36,20 @@ def test_a_sweep_runs_every_point_once_and_tables_what_it_measured(tiny_base, tm
     )
 
 
+def test_a_grid_over_bases_gives_each_point_its_own_base(tiny_base, tmp_path):
+    """The positive control's sweep: one point per pretraining seed's base (the --base given for the sweep
+    must not be given a second time to each point)."""
+    from ood_bench.sweep import SweepSpec, parse_grid, points
+
+    a, b = tmp_path / "base-s0.ckpt", tmp_path / "base-s1.ckpt"
+    a.write_bytes(tiny_base.read_bytes())
+    b.write_bytes(tiny_base.read_bytes())
+    spec = SweepSpec(out=tmp_path / "sw", base=str(a), algorithm="grpo", grid=parse_grid([f"base={a},{b}"]))
+    grid = points(spec)
+    assert [p.name for p in grid] == ["basebase-s0", "basebase-s1"]
+    assert [p.config.base for p in grid] == [str(a), str(b)]
+
+
 @pytest.mark.parametrize(
     "grid,message",
     [
