@@ -75,6 +75,13 @@ def _label(value: str) -> str:
     return Path(value).stem if "/" in value else value
 
 
+def _part(key: str, value: str) -> str:
+    """One key's part of a point's name: ``lr0.001``; a value that already starts with the key's name
+    keeps it once (``base-e2-s0``, not ``basebase-e2-s0``)."""
+    short, label = key.split(".")[-1], _label(value)
+    return label if label.startswith(short) else f"{short}{label}"
+
+
 def positive_control(table: pd.DataFrame) -> dict:
     """The RL positive control over the bases of a sweep that varies ``base`` (one point per pretraining
     seed, the same recipe), judged by ``did_train.positive_control``."""
@@ -93,7 +100,7 @@ def points(spec: SweepSpec) -> list[Point]:
     out = []
     for combo in itertools.product(*(spec.grid[k] for k in keys)) if keys else [()]:
         values = dict(zip(keys, combo))
-        name = "-".join(f"{k.split('.')[-1]}{_label(v)}" for k, v in values.items()) or "default"
+        name = "-".join(_part(k, v) for k, v in values.items()) or "default"
         overrides = [
             f"algorithm={spec.algorithm}",
             *([] if "base" in values else [f"base={spec.base}"]),  # a grid over bases names each point's own
@@ -156,23 +163,24 @@ def run_sweep(spec: SweepSpec, argv: list[str], progress: bool = True) -> pd.Dat
     objective = tuple(getattr(algo_cls, "objective", ("reward", "max")))
     base_cfg = load_base(spec.base)[1]
     rows, wall = [], {}
+    base_pass: dict[tuple[str, str], float] = {}  # (base, split) -> its held-out pass@1, scored once
     for point in tqdm(grid, desc="sweep", unit="point", disable=not progress, dynamic_ncols=True):
         start = time.perf_counter()
         ckpt = posttrain(point.config, progress=False)
         wall[point.name] = time.perf_counter() - start
         row = measure(point, objective)
         if spec.heldout:
-            families = point.config.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
-            row["heldout_pass@1"] = heldout_pass(
-                ckpt, point.config.rl_split, families, spec.heldout, spec.heldout_samples
-            )
+            cfg = point.config
+            families = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
+            row["heldout_pass@1"] = heldout_pass(ckpt, cfg.rl_split, families, spec.heldout, spec.heldout_samples)
+            # Each point against its own base: a grid over bases (pretraining seeds) has one per point.
+            key = (cfg.base, cfg.rl_split)
+            if key not in base_pass:
+                base_pass[key] = heldout_pass(cfg.base, cfg.rl_split, families, spec.heldout, spec.heldout_samples)
+            row["heldout_base"] = base_pass[key]
+            row["heldout_change"] = row["heldout_pass@1"] - row["heldout_base"]
         rows.append(row)
     table = pd.DataFrame(rows)
-    if spec.heldout:
-        families = grid[0].config.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
-        base_pass = heldout_pass(spec.base, grid[0].config.rl_split, families, spec.heldout, spec.heldout_samples)
-        table["heldout_base"] = base_pass
-        table["heldout_change"] = table["heldout_pass@1"] - base_pass
     table["wall_s_this_session"] = [round(wall[p], 1) for p in table["point"]]
     write(spec, table, grid, argv)
     return table

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from ood_bench.cli import main
+from ood_bench.sweep import parse_grid
 
 POINT = [
     "prompts_per_step=2",
@@ -39,15 +40,33 @@ def test_a_sweep_runs_every_point_once_and_tables_what_it_measured(tiny_base, tm
 def test_a_grid_over_bases_gives_each_point_its_own_base(tiny_base, tmp_path):
     """The positive control's sweep: one point per pretraining seed's base (the --base given for the sweep
     must not be given a second time to each point)."""
-    from ood_bench.sweep import SweepSpec, parse_grid, points
+    from ood_bench.sweep import SweepSpec, points
 
     a, b = tmp_path / "base-s0.ckpt", tmp_path / "base-s1.ckpt"
     a.write_bytes(tiny_base.read_bytes())
     b.write_bytes(tiny_base.read_bytes())
     spec = SweepSpec(out=tmp_path / "sw", base=str(a), algorithm="grpo", grid=parse_grid([f"base={a},{b}"]))
     grid = points(spec)
-    assert [p.name for p in grid] == ["basebase-s0", "basebase-s1"]
+    assert [p.name for p in grid] == ["base-s0", "base-s1"]
     assert [p.config.base for p in grid] == [str(a), str(b)]
+
+
+def test_each_point_of_a_grid_over_bases_is_compared_with_its_own_base(tiny_base, tmp_path, monkeypatch):
+    """heldout_change is the point's model against the base it started from, not against --base: with one
+    base per pretraining seed, the sweep's --base is only the first of them."""
+    import ood_bench.sweep as sweep
+
+    a, b = tmp_path / "base-s0.ckpt", tmp_path / "base-s1.ckpt"
+    a.write_bytes(tiny_base.read_bytes())
+    b.write_bytes(tiny_base.read_bytes())
+    score = {str(a): 0.2, str(b): 0.6}  # what each base scores; a post-trained model scores 0.5
+    monkeypatch.setattr(sweep, "heldout_pass", lambda ckpt, *args: score.get(str(ckpt), 0.5))
+    spec = sweep.SweepSpec(
+        out=tmp_path / "sw", base=str(a), algorithm="sft", grid=parse_grid([f"base={a},{b}"]), fixed=POINT, heldout=3
+    )
+    table = sweep.run_sweep(spec, ["sweep"], progress=False)
+    assert list(table["heldout_base"]) == [0.2, 0.6]
+    assert list(table["heldout_change"].round(6)) == [0.3, -0.1]
 
 
 @pytest.mark.parametrize(
