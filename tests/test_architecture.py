@@ -84,7 +84,7 @@ def test_the_core_has_no_import_cycle():
 def test_config_is_domain_free_and_the_leaderboard_needs_no_torch():
     graph = import_graph()
     assert graph["ood_bench.config"] <= {"ood_bench.errors"}
-    code = "import sys, ood_bench.leaderboard, ood_bench.support; print('torch' in sys.modules)"
+    code = "import sys, ood_bench.board.leaderboard, ood_bench.evaluation.support; print('torch' in sys.modules)"
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent).stdout.strip()
         == "False"
@@ -102,7 +102,7 @@ def test_a_pretraining_config_on_builtin_families_imports_no_plugin():
     code = (
         "import sys; from ood_bench.cli import main; "
         "assert main(['pretrain', '--config', 'quick', '--print-config']) == 0; "
-        "from ood_bench.pretrain import task_sources; "
+        "from ood_bench.training.pretrain import task_sources; "
         "assert task_sources({'string': 1.0})['string']['distribution'] == 'ood-bench'; "
         "print(sorted(m for m in sys.modules if m.startswith('ood_bench_algorithms')))"
     )

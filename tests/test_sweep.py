@@ -62,7 +62,7 @@ def test_a_bad_grid_is_one_line_and_exit_2_before_any_run(grid, message, tiny_ba
 
 
 def test_the_positive_control_needs_a_rise_its_interval_above_zero_and_a_heldout_gain():
-    from ood_bench.sweep import positive_control
+    from ood_bench.suite.sweep import positive_control
 
     def table(first, change, held):
         return pd.DataFrame({"first_tenth": first, "change": change, "heldout_change": held})

@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 
 from ..errors import OodBenchError
-from ..tokenizer import SYMBOLS, TOKENIZER
+from ..model.tokenizer import SYMBOLS, TOKENIZER
 from .base import SPLITS, Score, TaskFamily
 
 VOCABULARY = frozenset(SYMBOLS)
