@@ -10,11 +10,15 @@ plugins import nothing else from ``ood_bench`` (a test checks it).
 (``python docs/make_api.py``); a test fails when it is stale.
 """
 
-from .training.algorithms import Algorithm, AlgorithmConfig, PostTrainContext, knob_docs, standalone
 from .config import ConfigError, check
-from .training.context import STANDARD_DIAGNOSTICS, Context, Counters, LogProbs, RolloutBatch
 from .hookspecs import hookimpl
 from .model.model import GPT, ModelConfig
+from .model.tokenizer import BOS, EOS, PAD, TOKENIZER
+from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily, parse_completion
+from .tasks.contract import ContractError, check_family
+from .tasks.steps import AxisRanges, StepSpace, step_name
+from .training.algorithms import Algorithm, AlgorithmConfig, PostTrainContext, knob_docs, standalone
+from .training.context import STANDARD_DIAGNOSTICS, Context, Counters, LogProbs, RolloutBatch
 from .training.rl import (
     AGGREGATIONS,
     KL_ESTIMATORS,
@@ -29,10 +33,6 @@ from .training.rl import (
     leave_one_out_baseline,
     masked_mean,
 )
-from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily, parse_completion
-from .tasks.contract import ContractError, check_family
-from .tasks.steps import AxisRanges, StepSpace, step_name
-from .model.tokenizer import BOS, EOS, PAD, TOKENIZER
 
 # 1.1: the RL math, parse_completion, TaskFamily.run_program / steps_space; API_VERSION in run records
 API_VERSION = "1.1"

@@ -152,8 +152,8 @@ def cmd_pretrain(args) -> int:
 
 
 def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
-    from .suite.eval_run import evaluate_checkpoint
     from .storage.results import format_table
+    from .suite.eval_run import evaluate_checkpoint
 
     _plugins()
     df = evaluate_checkpoint(ckpt_path, ecfg, seed, out_dir, progress, loaded)
@@ -165,8 +165,8 @@ def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None)
     """After evaluating a post-trained checkpoint, compare it with its base's evaluation:
     ``--base-eval`` if given, else the ``eval/`` folder beside the base checkpoint, when the
     base was evaluated on the same problems at the same n."""
-    from .storage.checkpoints import home_folder
     from .evaluation.support import compare_evals
+    from .storage.checkpoints import home_folder
 
     if base_eval is None:
         base = (ckpt.get("hyper_parameters", {}).get("posttrain") or {}).get("base")
@@ -342,8 +342,8 @@ def cmd_failures(args) -> int:
         start_copy_probe,
     )
     from .plugins import find_family
-    from .training.pretrain import load_base
     from .tasks.base import SPLITS
+    from .training.pretrain import load_base
 
     tasks = _plugins().tasks
     model, cfg, _ = load_base(args.checkpoint)
@@ -518,10 +518,10 @@ def _with_published_precision(suite, args, overrides, added, line: str):
     there ``auto`` means the precision they were made in (unless OOD_BENCH_PRECISION says otherwise): on a CPU
     where auto would give another, the bases would get other keys, be pretrained again, and the rows would
     stand on other bases than the rows they are compared with."""
-    from .suite import runner
-    from .training.precision import AUTO, ENV, env_precision
     from .storage.run_records import read_record
+    from .suite import runner
     from .suite.suite import expand, load_suite
+    from .training.precision import AUTO, ENV, env_precision
 
     if env_precision() != AUTO:
         return suite, line
@@ -658,8 +658,8 @@ def cmd_posttrain(args) -> int:
             overrides.append(f"{key}={value}")
     cfg = load_posttrain_config(args.config, overrides, need_base=not args.print_config)
     if args.print_config:
-        from .training.algorithms import build_algorithm_config
         from .plugins import get_plugins
+        from .training.algorithms import build_algorithm_config
 
         algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
         # Every key, --base or not: the default out_dir lies beside the base, so without one it stays empty.
@@ -699,8 +699,8 @@ def cmd_dev_check(args) -> int:
     base = args.base or str(default_base())
     overrides += [f"algorithm={args.algo}", f"base={base}", f"seed={args.seed}"]
     cfg = load_posttrain_config(None, overrides)  # every key and value checked before any compute
-    from .training.algorithms import build_algorithm_config
     from .plugins import get_plugins
+    from .training.algorithms import build_algorithm_config
     from .training.pretrain import load_base
 
     build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)  # an unknown algorithm or knob

@@ -77,8 +77,8 @@ def test_dapo_draws_more_prompts_until_its_batch_is_informative():
 
 
 def test_dapo_refuses_a_clip_below_its_lower_clip():
-    from ood_bench.training.algorithms import build_algorithm_config
     from ood_bench.errors import ConfigError
+    from ood_bench.training.algorithms import build_algorithm_config
 
     try:
         build_algorithm_config(get_plugins().algorithm("dapo"), {"eps_high": 0.1})

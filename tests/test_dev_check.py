@@ -14,9 +14,9 @@ SMALL = ["--no-progress", "budget.grad_steps=8", "prompts_per_step=8"]
 
 def test_the_smoke_base_is_committed_and_gives_grpo_a_reward_to_learn_from():
     """The smoke base's whole point: GRPO's step-0 reward on ID is neither near 0 nor near 1."""
-    from ood_bench.training.algorithms import standalone
     from ood_bench.data import PromptStream
     from ood_bench.plugins import get_plugins
+    from ood_bench.training.algorithms import standalone
     from ood_bench.training.pretrain import load_base
 
     model, cfg, _ = load_base(SMOKE_BASE)

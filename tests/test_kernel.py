@@ -4,12 +4,12 @@ and a run that goes on eagerly (saying so once) where it cannot be built."""
 import pytest
 import torch
 
-from ood_bench.model import kernels
 from ood_bench.cli import main
 from ood_bench.errors import OodBenchError
+from ood_bench.model import kernels
 from ood_bench.model.model import GPT, KVCache, ModelConfig, SelfAttention, SharedPrefix
-from ood_bench.training.provenance import environment
 from ood_bench.model.rollout import sample
+from ood_bench.training.provenance import environment
 
 
 @pytest.fixture(scope="module")

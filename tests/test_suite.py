@@ -227,9 +227,9 @@ def test_a_finished_suite_trains_and_evaluates_nothing_when_run_again(tiny_board
 
 
 def test_a_record_holds_what_a_reader_needs_and_no_sample_texts(tiny_board):
+    from ood_bench.evaluation.support import load_counts
     from ood_bench.storage.checkpoints import CHECKSUM_KEY, read_checkpoint
     from ood_bench.storage.run_records import restore_checkpoint
-    from ood_bench.evaluation.support import load_counts
 
     work, publish = tiny_board
     records = publish / "tiny" / "records"
@@ -974,9 +974,9 @@ def test_check_takes_a_fast_path_only_while_inputs_and_published_files_are_uncha
 
 def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, tmp_path, capsys, monkeypatch):
     import ood_bench.suite.eval_run
+    from ood_bench.evaluation.support import load_counts
     from ood_bench.suite.calibrate import evaluate_at, published_bases
     from ood_bench.suite.runner import places
-    from ood_bench.evaluation.support import load_counts
 
     publish = tmp_path / "lb"
     shutil.copytree(tiny_board[1], publish)

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation.expansion import LOGIT_CLIP, beyond_tilt, logit
-from ..storage.run_records import run_wall_seconds
 from ..evaluation.support import Thresholds
+from ..storage.run_records import run_wall_seconds
 from ..tasks.base import AXES
 
 OOD_SPLITS = [f"ood_{a}" for a in AXES]

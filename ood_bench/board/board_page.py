@@ -22,9 +22,9 @@ import re
 
 import pandas as pd
 
+from ..evaluation.support import Thresholds
 from . import verdicts
 from .board_stats import Q_LEVEL
-from ..evaluation.support import Thresholds
 
 PROBLEMS_BLOCK = re.compile(r'(<script type="application/json" id="board-problems">)(.*?)(</script>)', re.S)
 IMAGE = re.compile(r'src="data:image/png;base64,[A-Za-z0-9+/=]*"')

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .board_data import NULL, OOD_SPLITS
 from ..evaluation.expansion import LOGIT_CLIP
 from ..evaluation.support import Thresholds
+from .board_data import NULL, OOD_SPLITS
 
 # Okabe & Ito (2008), "Color Universal Design": told apart under every common colour-vision deficiency
 BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (

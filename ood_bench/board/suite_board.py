@@ -29,17 +29,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import board_data, verdicts
-from ..storage.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .board_plots import DIGEST_KEY
-from .board_stats import Q_LEVEL, mean_change, q_values, rate_change
-from ..evaluation.did_train import run_trend
 from ..errors import OodBenchError
+from ..evaluation.did_train import run_trend
 from ..evaluation.expansion import Tilt, beyond_tilt, fit_tilt, threshold_expanded
+from ..evaluation.support import Thresholds, load_counts, merge_records, support_table, wilson_interval
+from ..storage.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..storage.numeric_text import same_up_to_rounding
 from ..storage.run_records import RECORD, read_record, run_wall_seconds
-from ..evaluation.support import Thresholds, load_counts, merge_records, support_table, wilson_interval
 from ..tasks.base import AXES
+from . import board_data, verdicts
+from .board_plots import DIGEST_KEY
+from .board_stats import Q_LEVEL, mean_change, q_values, rate_change
 
 README, CSV, JSON, HTML = "README.md", "leaderboard.csv", "leaderboard.json", "index.html"
 PLOTS = {

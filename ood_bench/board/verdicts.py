@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .board_stats import Q_LEVEL
 from ..evaluation.did_train import ALPHA as TREND_ALPHA
 from ..evaluation.did_train import run_trend
 from ..evaluation.expansion import ALPHA, beyond_tilt
 from ..evaluation.support import Thresholds
+from .board_stats import Q_LEVEL
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 CONTROL = "sft"  # the row that trains on gold traces: the detector's positive control

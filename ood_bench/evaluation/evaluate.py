@@ -18,16 +18,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..storage.atomic import atomic_write_text
 from ..config import check
 from ..data import TEST_SET_SIZE, held_out_problems
-from .metrics import MeanWithStderr, PassAtK, default_ks
 from ..model.model import GPT
-from ..storage.results import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
 from ..model.rollout import sample, sequence_logprobs
-from .support import Thresholds
-from ..tasks.base import SPLITS, Problem, TaskFamily, checked_score, torch_seed
 from ..model.tokenizer import TOKENIZER
+from ..storage.atomic import atomic_write_text
+from ..storage.results import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
+from ..tasks.base import SPLITS, Problem, TaskFamily, checked_score, torch_seed
+from .metrics import MeanWithStderr, PassAtK, default_ks
+from .support import Thresholds
 
 # Gold mass below this is outside a model's effective support (see support.Thresholds).
 OUTSIDE_LOGPROB = math.log(Thresholds().outside)

@@ -31,8 +31,8 @@ from collections import defaultdict
 
 import torch
 
-from ..tasks.base import Problem, TaskFamily, checked_score, parse_completion
 from ..model.tokenizer import EOS, TOKENIZER
+from ..tasks.base import Problem, TaskFamily, checked_score, parse_completion
 
 CATEGORIES = ("token_cap", "other_family", "format", "stopped_early", "extra_step", "wrong_step", "miscopy")
 GREEDY = -1  # the ``sample`` number of a greedy completion
@@ -99,8 +99,8 @@ def sample_splits(
     rollout engine allowed: ``max_new_tokens`` or less where ``block_size`` leaves less), its trace
     format and its failure category."""
     from ..data import held_out_problems
-    from .evaluate import sample_uniforms
     from ..model.rollout import sample
+    from .evaluate import sample_uniforms
 
     others = list(others if others is not None else families)
     rows = []

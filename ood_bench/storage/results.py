@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_write_json, writable_folder
 from ..errors import OodBenchError
+from .atomic import atomic_write_json, writable_folder
 
 EVAL_RECORD = "eval.json"
 TABLE_COLUMNS = ["family", "split", "greedy", "pass@1", "pass@1_stderr", "trace_pass@1", "trace_mass", "gold_logprob"]

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import OodBenchError
 from .atomic import atomic_write_json
 from .checkpoints import WEIGHTS_META
-from ..errors import OodBenchError
 
 RECORD = "record.json"
 TEXT_FIELDS = ("prompt", "gold", "sample")  # dropped from committed per-problem files

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..storage.checkpoints import CHECKSUM_KEY
 from ..errors import OodBenchError
+from ..storage.checkpoints import CHECKSUM_KEY
 from ..storage.results import EVAL_RECORD
 from ..storage.run_records import read_record
 from .runner import Places, _eval_config, _set_threads
@@ -107,9 +107,9 @@ def evaluate_at(
     """One evaluation, as the runner's null: into the base's work folder, then compacted into its seed folder.
     ``cpus``: threads, the suite's by default like the runner's (the results do not depend on them: the quick
     base gives the same bytes at 1 and 2; on a shared machine one thread wastes far less time waiting)."""
-    from .eval_run import evaluate_checkpoint
     from ..storage.results import fresh_folder, replace_folder
     from ..storage.run_records import compact_eval
+    from .eval_run import evaluate_checkpoint
 
     _set_threads(cpus or suite.resources.cpus)
     work = where.work / base.spec.name / FOLDER / f"s{seed}"

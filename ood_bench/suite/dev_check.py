@@ -30,8 +30,8 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
 
-from ..evaluation.did_train import ALPHA, MIN_STEPS, reward_trend
 from ..errors import NonFiniteError, OodBenchError
+from ..evaluation.did_train import ALPHA, MIN_STEPS, reward_trend
 
 EXIT_UNHEALTHY = 1
 # The committed smoke base (ood_bench/configs/smoke.yaml), found beside the package in a clone of the
@@ -100,8 +100,8 @@ def dev_check(cfg, progress: bool = False, out: Path | None = None) -> Report:
     None) and judge it."""
     import pandas as pd
 
-    from ..training.algorithms import build_algorithm_config
     from ..plugins import get_plugins
+    from ..training.algorithms import build_algorithm_config
     from ..training.posttrain import posttrain
 
     algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)

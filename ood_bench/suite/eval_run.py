@@ -11,12 +11,12 @@ import pandas as pd
 def evaluate_checkpoint(
     ckpt_path: str | Path, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None
 ) -> pd.DataFrame:
-    from ..storage.checkpoints import CHECKSUM_KEY
     from ..evaluation.evaluate import SAMPLING, evaluate
     from ..plugins import get_plugins
+    from ..storage.checkpoints import CHECKSUM_KEY
+    from ..storage.results import fresh_folder, replace_folder, write_eval_record
     from ..training.pretrain import load_base
     from ..training.provenance import environment
-    from ..storage.results import fresh_folder, replace_folder, write_eval_record
 
     tasks = get_plugins().tasks
     model, cfg, ckpt = loaded or load_base(ckpt_path)

@@ -20,9 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..storage.atomic import atomic_write_json
 from ..errors import OodBenchError
-from .memory import release_memory
+from ..storage.atomic import atomic_write_json
 from ..storage.run_records import (
     RECORD,
     compact_eval,
@@ -33,6 +32,7 @@ from ..storage.run_records import (
     train_wall_seconds,
     training_curves,
 )
+from .memory import release_memory
 from .suite import RESULTS_VERSION, RunSpec, SuiteConfig
 
 # Seconds per unit on a 2-core CPU (measured: quick pretraining 2000 steps in ~400 s, GRPO ~1.7 s per step of
@@ -250,8 +250,8 @@ def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions, restore:
 
 def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places, opts: RunOptions) -> dict:
     """Run one base or post run to its record (resuming a partial one); returns the record."""
-    from .eval_run import evaluate_checkpoint
     from ..storage.results import replace_folder
+    from .eval_run import evaluate_checkpoint
 
     _set_threads(opts.cpus)
     work = where.work / spec.name

@@ -260,9 +260,9 @@ def _family_versions(names) -> dict[str, int]:
 
 def expand(suite: SuiteConfig) -> list[RunSpec]:
     """Every run of the suite, bases first, each with its resolved config and content key."""
-    from ..training.algorithms import build_algorithm_config
     from ..data import TEST_SET_SIZE, check_context_holds
     from ..plugins import find_family, get_plugins
+    from ..training.algorithms import build_algorithm_config
     from ..training.posttrain import NOT_RESULTS, Budget, PostTrainConfig, budget_identity
     from ..training.training import precision_identity
 

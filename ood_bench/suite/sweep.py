@@ -25,16 +25,16 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
-from ..training.algorithms import build_algorithm_config
-from ..storage.atomic import atomic_write_bytes, atomic_write_text
 from ..board.board_plots import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
-from ..evaluation.did_train import objective_trend
 from ..errors import ConfigError
+from ..evaluation.did_train import objective_trend
 from ..evaluation.evaluate import EvalConfig, evaluate_split
 from ..plugins import get_plugins
+from ..storage.atomic import atomic_write_bytes, atomic_write_text
+from ..storage.run_records import training_curves
+from ..training.algorithms import build_algorithm_config
 from ..training.posttrain import PostTrainConfig, load_posttrain_config, posttrain
 from ..training.pretrain import load_base
-from ..storage.run_records import training_curves
 
 SMOOTH = 5  # steps in the plot's moving average
 

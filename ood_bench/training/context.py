@@ -24,8 +24,8 @@ from torch import nn
 
 from ..errors import NonFiniteError
 from ..model.rollout import pack, sample, shared_prompt_logprobs, token_logprobs
-from ..tasks.base import checked_score, torch_seed
 from ..model.tokenizer import EOS, TOKENIZER
+from ..tasks.base import checked_score, torch_seed
 
 if TYPE_CHECKING:
     from ..model.model import GPT

@@ -21,17 +21,17 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .algorithms import Algorithm, build_algorithm_config
 from ..api import API_VERSION
-from ..storage.atomic import atomic_write_json
-from ..storage.checkpoints import CHECKSUM_KEY, state_digest
 from ..config import build, check, deep_merge, parse_overrides, read_yaml
-from .context import Context
 from ..data import TEST_SET_SIZE, PromptStream, check_context_holds
 from ..faults import checked_diagnostics, plugin_call
+from ..storage.atomic import atomic_write_json
+from ..storage.checkpoints import CHECKSUM_KEY, state_digest
+from ..tasks.base import SPLITS
+from .algorithms import Algorithm, build_algorithm_config
+from .context import Context
 from .pretrain import load_base
 from .provenance import environment
-from ..tasks.base import SPLITS
 from .training import TrainerConfig, fit_once, make_trainer, run_identity
 
 RL_SPLITS = SPLITS  # RL prompts may come from any split, the OOD ones included

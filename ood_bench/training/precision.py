@@ -25,9 +25,9 @@ import statistics
 import time
 from pathlib import Path
 
-from ..storage.atomic import atomic_write_json
-from ..model.cpuinfo import read_cpuinfo as _cpuinfo
 from ..errors import ConfigError
+from ..model.cpuinfo import read_cpuinfo as _cpuinfo
+from ..storage.atomic import atomic_write_json
 
 AUTO = "auto"
 ENV = "OOD_BENCH_PRECISION"

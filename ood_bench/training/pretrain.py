@@ -19,8 +19,6 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from ..storage.atomic import atomic_write_json
-from ..storage.checkpoints import read_checkpoint
 from ..config import build, check
 from ..data import (
     IGNORE_INDEX,
@@ -35,6 +33,8 @@ from ..data import (
 from ..errors import OodBenchError
 from ..evaluation.evaluate import EvalConfig
 from ..model.model import GPT, ModelConfig
+from ..storage.atomic import atomic_write_json
+from ..storage.checkpoints import read_checkpoint
 from .provenance import environment
 from .training import TrainerConfig, fit_once, make_trainer, run_identity
 

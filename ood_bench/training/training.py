@@ -17,10 +17,10 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
-from ..storage.atomic import writable_folder
-from ..storage.checkpoints import AtomicCheckpointIO
 from ..config import check
 from ..errors import ConfigError, NonFiniteError, OodBenchError, RunInterrupted
+from ..storage.atomic import writable_folder
+from ..storage.checkpoints import AtomicCheckpointIO
 
 
 @dataclass
