@@ -11,7 +11,7 @@ plugins import nothing else from ``ood_bench`` (a test checks it).
 """
 
 from .config import ConfigError, check
-from .hookspecs import hookimpl
+from .hookspecs import API_VERSION, hookimpl
 from .model.model import GPT, ModelConfig
 from .model.tokenizer import BOS, EOS, PAD, TOKENIZER
 from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily, parse_completion
@@ -33,9 +33,6 @@ from .training.rl import (
     leave_one_out_baseline,
     masked_mean,
 )
-
-# 1.1: the RL math, parse_completion, TaskFamily.run_program / steps_space; API_VERSION in run records
-API_VERSION = "1.1"
 
 __all__ = sorted(
     [

@@ -28,19 +28,9 @@ import pandas as pd
 
 from ..evaluation.expansion import LOGIT_CLIP
 from ..evaluation.support import Thresholds
+from ..palette import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
 from .board_data import NULL, OOD_SPLITS
 
-# Okabe & Ito (2008), "Color Universal Design": told apart under every common colour-vision deficiency
-BLACK, ORANGE, SKY, GREEN, YELLOW, BLUE, VERMILLION, PURPLE = (
-    "#000000",
-    "#E69F00",
-    "#56B4E9",
-    "#009E73",
-    "#F0E442",
-    "#0072B2",
-    "#D55E00",
-    "#CC79A7",
-)
 ROW_COLOURS = {"grpo": VERMILLION, "sft": BLUE, NULL: "#6E6E6E"}
 SPARE_ROW_COLOURS = [PURPLE, GREEN, ORANGE, SKY]  # headline rows of a suite without grpo or sft
 EXPOSURE_COLOURS = [ORANGE, SKY, GREEN, PURPLE, YELLOW, BLACK]  # in order of exposure

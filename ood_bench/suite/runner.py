@@ -363,7 +363,7 @@ def _record(
     work: Path,
     record_src: Path,
 ) -> dict:
-    from ..api import API_VERSION
+    from ..hookspecs import API_VERSION
     from ..plugins import get_plugins
     from ..training.provenance import environment
 

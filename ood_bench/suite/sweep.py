@@ -25,10 +25,10 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
-from ..board.board_plots import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
 from ..errors import ConfigError
 from ..evaluation.did_train import objective_trend
 from ..evaluation.evaluate import EvalConfig, evaluate_split
+from ..palette import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
 from ..plugins import get_plugins
 from ..storage.atomic import atomic_write_bytes, atomic_write_text
 from ..storage.run_records import training_curves

@@ -21,10 +21,10 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..api import API_VERSION
 from ..config import build, check, deep_merge, parse_overrides, read_yaml
 from ..data import TEST_SET_SIZE, PromptStream, check_context_holds
 from ..faults import checked_diagnostics, plugin_call
+from ..hookspecs import API_VERSION
 from ..storage.atomic import atomic_write_json
 from ..storage.checkpoints import CHECKSUM_KEY, state_digest
 from ..tasks.base import SPLITS
