@@ -1,4 +1,4 @@
-"""The decode kernel (ood_bench/kernels): the same attention as the eager path, chosen by OOD_BENCH_ENGINE,
+"""The decode kernel (ood_bench/model/kernels): the same attention as the eager path, chosen by OOD_BENCH_ENGINE,
 and a run that goes on eagerly (saying so once) where it cannot be built."""
 
 import pytest

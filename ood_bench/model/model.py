@@ -268,7 +268,7 @@ class SelfAttention(nn.Module):
                 return self.proj(self._attend_with_prefix(q, k, v, cache.prefix).transpose(1, 2).reshape(B, T, C))
             if T == 1 and attn_mask is not None:
                 kernel = _kernel_for(q)
-                if kernel is not None:  # every row and head in one call (see ood_bench/kernels)
+                if kernel is not None:  # every row and head in one call (see ood_bench/model/kernels)
                     no_prompt = q.new_empty(B, self.n_head, 1, 0)  # no shared prompt: the cache holds every key
                     _, y = kernel.decode_attention(
                         q.squeeze(2),

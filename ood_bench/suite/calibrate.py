@@ -8,7 +8,7 @@ evaluates each published base exactly as the runner's null evaluation does (the
 base's published weights, the suite's eval config and threads, the same
 ``evaluate_checkpoint`` and ``compact_eval``), only at other seeds, into
 ``leaderboards/<suite>/calibration/<base>/s<seed>/``: the format of
-``records/<base>/null/``, which ``ood_bench.support.load_counts`` reads. No
+``records/<base>/null/``, which ``ood_bench.evaluation.support.load_counts`` reads. No
 training; each seed folder is swapped in whole, and one already there (same
 weights, eval config and seed) is skipped, so an interrupted run resumes.
 """
@@ -183,7 +183,7 @@ flag a change where there is none. Each `<base>/s<seed>/` is made exactly as the
 config, only at another sampling seed, and has its format: `eval.json` (config, seed, weights' sha256,
 environment, summary, manifest) and `samples/<family>__<split>.csv` (per-problem counts `c`, `trace_c`,
 `full_c` out of `n`, greedy verdicts and the exact gold log-probability). Read one with
-`ood_bench.support.load_counts("leaderboards/{suite.name}/calibration/<base>/s<seed>")`; the records give
+`ood_bench.evaluation.support.load_counts("leaderboards/{suite.name}/calibration/<base>/s<seed>")`; the records give
 seeds 0 (`eval/`) and {suite.eval.null_seed} (`null/`) of the same bases.
 
 Regenerate (resumable; a seed folder already there is skipped):

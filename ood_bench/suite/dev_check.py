@@ -9,7 +9,7 @@ short report of what a plugin author checks first:
 
 - **loss finite**: every step's loss and, after the last step, every weight (a NaN stops the run at its step);
 - **reward moved**: the step's mean training reward against the step, by the rule boards use to decide
-  whether a run trained (``ood_bench.did_train.reward_trend``: least-squares slope, one-sided p < 0.05);
+  whether a run trained (``ood_bench.evaluation.did_train.reward_trend``: least-squares slope, one-sided p < 0.05);
 - **clip fraction**: the mean of what the algorithm logs as ``clip_frac`` (PPO-style ratio clipping), if it
   logs one;
 - **KL to the reference**: the core's ``kl_ref`` (k3, per token) at the last step.
@@ -44,7 +44,7 @@ DEFAULTS = {"budget.grad_steps": 12, "prompts_per_step": 16}
 RULE = (
     f"the reward moved when the least-squares slope of the step's mean training reward on the step is "
     f"positive with one-sided p < {ALPHA} (at least {MIN_STEPS} steps; the rule boards use for 'trained', "
-    f"ood_bench/did_train.py)"
+    f"ood_bench/evaluation/did_train.py)"
 )
 
 

@@ -3,7 +3,7 @@
 An algorithm is a class with a ``name``, a ``config_class`` (a dataclass whose
 fields are its knobs, all logged with the run) and a ``step`` method that turns
 one batch of training prompts into zero or more optimizer steps through the
-``Context`` (``ood_bench.context``). The context owns the policy, the frozen reference, the one
+``Context`` (``ood_bench.training.context``). The context owns the policy, the frozen reference, the one
 rollout engine, the verifier rewards, the optimizer and the budget counters, so
 every algorithm is measured the same way.
 """

@@ -32,7 +32,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     # any precision Lightning accepts (32-true, 16-mixed, bf16-mixed, 32, ...), or auto: bf16-mixed where the CPU
-    # multiplies bf16 natively, else 32-true (ood_bench/precision.py), resolved by validate before any key is made
+    # multiplies bf16 natively, else 32-true (ood_bench/training/precision.py), resolved by validate before any key is made
     precision: Any = "32-true"
     logger: str = "csv"  # csv (always there), tensorboard or wandb (when installed); logs go to <out_dir>/logs
 
