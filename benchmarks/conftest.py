@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ood_bench.model import GPT, ModelConfig
-from ood_bench.tokenizer import BOS, EOS, PAD, TOKENIZER
+from ood_bench.model.model import GPT, ModelConfig
+from ood_bench.model.tokenizer import BOS, EOS, PAD, TOKENIZER
 
 V = TOKENIZER.vocab_size
 HERE = Path(__file__).parent

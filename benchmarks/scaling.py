@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.conftest import eos_bias, random_prompts  # noqa: E402
-from ood_bench.model import GPT, ModelConfig  # noqa: E402
-from ood_bench.rollout import sample  # noqa: E402
+from ood_bench.model.model import GPT, ModelConfig  # noqa: E402
+from ood_bench.model.rollout import sample  # noqa: E402
 
 
 def timed(fn, repeats: int = 3) -> float:

@@ -16,8 +16,8 @@ import time
 import pytest
 import torch
 
-from ood_bench import kernels
-from ood_bench.rollout import sample
+from ood_bench.model import kernels
+from ood_bench.model.rollout import sample
 
 from .conftest import EOS, PAD, eos_bias, gpt2_twin, our_model, random_prompts, stop_bias
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from ood_bench.data import held_out_problems
-from ood_bench.evaluate import EvalConfig, evaluate_split
+from ood_bench.evaluation.evaluate import EvalConfig, evaluate_split
+from ood_bench.model.tokenizer import EOS, PAD, TOKENIZER
 from ood_bench.plugins import get_plugins
-from ood_bench.tokenizer import EOS, PAD, TOKENIZER
 
 from .conftest import eos_bias, gpt2_twin, our_model, stop_bias
 

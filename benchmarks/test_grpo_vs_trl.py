@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from ood_bench.algorithms import standalone
 from ood_bench.data import held_out_problems
+from ood_bench.model.tokenizer import BOS, TOKENIZER
 from ood_bench.plugins import get_plugins
-from ood_bench.tokenizer import BOS, TOKENIZER
+from ood_bench.training.algorithms import standalone
 
 from .conftest import eos_bias, gpt2_twin, our_model
 

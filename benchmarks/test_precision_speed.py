@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from ood_bench.config import load_config
 from ood_bench.data import IGNORE_INDEX
-from ood_bench.precision import cpu_info, resolve_precision
-from ood_bench.pretrain import PretrainConfig, PretrainModule, pretrain_loader
+from ood_bench.training.precision import cpu_info, resolve_precision
+from ood_bench.training.pretrain import PretrainConfig, PretrainModule, pretrain_loader
 
 ROUNDS, STEPS = 3, 3  # per round and precision: 3 timed steps after one untimed (under AVX2, bf16 takes seconds)
 MATMUL_REPS = 5

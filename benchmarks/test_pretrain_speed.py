@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Callback
 
 from ood_bench.config import load_config
 from ood_bench.data import IGNORE_INDEX
-from ood_bench.pretrain import PretrainConfig, PretrainModule, pretrain_loader
+from ood_bench.training.pretrain import PretrainConfig, PretrainModule, pretrain_loader
 
 STEPS, WARMUP = 30, 2  # 28 timed steps a side: a 12-step run moved the Lightning-vs-loop gap by several percent
 ROUNDS, ROUND_STEPS = 5, 12  # the interleaved comparison: 5 rounds of 10 timed steps a side

@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from ood_bench.rollout import sample
+from ood_bench.model.rollout import sample
 
 from .conftest import EOS, PAD, eos_bias, gpt2_twin, our_model, random_prompts, stop_bias
 

@@ -10,12 +10,16 @@ plugins import nothing else from ``ood_bench`` (a test checks it).
 (``python docs/make_api.py``); a test fails when it is stale.
 """
 
-from .algorithms import Algorithm, AlgorithmConfig, PostTrainContext, knob_docs, standalone
 from .config import ConfigError, check
-from .context import STANDARD_DIAGNOSTICS, Context, Counters, LogProbs, RolloutBatch
-from .hookspecs import hookimpl
-from .model import GPT, ModelConfig
-from .rl import (
+from .hookspecs import API_VERSION, hookimpl
+from .model.model import GPT, ModelConfig
+from .model.tokenizer import BOS, EOS, PAD, TOKENIZER
+from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily, parse_completion
+from .tasks.contract import ContractError, check_family
+from .tasks.steps import AxisRanges, StepSpace, step_name
+from .training.algorithms import Algorithm, AlgorithmConfig, PostTrainContext, knob_docs, standalone
+from .training.context import STANDARD_DIAGNOSTICS, Context, Counters, LogProbs, RolloutBatch
+from .training.rl import (
     AGGREGATIONS,
     KL_ESTIMATORS,
     aggregate,
@@ -29,13 +33,6 @@ from .rl import (
     leave_one_out_baseline,
     masked_mean,
 )
-from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily, parse_completion
-from .tasks.contract import ContractError, check_family
-from .tasks.steps import AxisRanges, StepSpace, step_name
-from .tokenizer import BOS, EOS, PAD, TOKENIZER
-
-# 1.1: the RL math, parse_completion, TaskFamily.run_program / steps_space; API_VERSION in run records
-API_VERSION = "1.1"
 
 __all__ = sorted(
     [
@@ -127,7 +124,7 @@ def load_base(path):
 
         model, config, ckpt = load_base("runs/quick/base.ckpt")
     """
-    from .pretrain import load_base as _load
+    from .training.pretrain import load_base as _load
 
     return _load(path)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .errors import OodBenchError, RunInterrupted
 from .faults import PluginFault
-from .quiet import quiet_third_party as _quiet_third_party
+from .suite.quiet import quiet_third_party as _quiet_third_party
 
 EXIT_USAGE = 2
 
@@ -127,7 +127,7 @@ def cmd_tasks(args) -> int:
 
 def _load_pretrain_config(config: str, overrides: list[str]):
     from .config import load_config
-    from .pretrain import PretrainConfig
+    from .training.pretrain import PretrainConfig
 
     return load_config(PretrainConfig, config, overrides)
 
@@ -141,7 +141,7 @@ def _print_config(resolved: dict) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .pretrain import pretrain
+    from .training.pretrain import pretrain
 
     cfg = _load_pretrain_config(args.config, args.overrides)
     if args.print_config:
@@ -152,8 +152,8 @@ def cmd_pretrain(args) -> int:
 
 
 def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
-    from .eval_run import evaluate_checkpoint
-    from .results import format_table
+    from .storage.results import format_table
+    from .suite.eval_run import evaluate_checkpoint
 
     _plugins()
     df = evaluate_checkpoint(ckpt_path, ecfg, seed, out_dir, progress, loaded)
@@ -165,8 +165,8 @@ def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None)
     """After evaluating a post-trained checkpoint, compare it with its base's evaluation:
     ``--base-eval`` if given, else the ``eval/`` folder beside the base checkpoint, when the
     base was evaluated on the same problems at the same n."""
-    from .checkpoints import home_folder
-    from .support import compare_evals
+    from .evaluation.support import compare_evals
+    from .storage.checkpoints import home_folder
 
     if base_eval is None:
         base = (ckpt.get("hyper_parameters", {}).get("posttrain") or {}).get("base")
@@ -183,8 +183,8 @@ def _compare_with_base(ckpt: dict, out_dir: Path, base_eval: Path | None = None)
 
 def _write_support(table, base_eval: Path, post_eval: Path, thresholds=None, out_dir: Path | None = None) -> None:
     """Print the comparison; write ``support.json`` and ``support.png`` into ``out_dir`` when one is given."""
-    from .support import Thresholds, format_support
-    from .support_record import write_support_record
+    from .evaluation.support import Thresholds, format_support
+    from .evaluation.support_record import write_support_record
 
     th = thresholds or Thresholds()
     print(f"\nsupport against the base ({base_eval})")
@@ -195,7 +195,7 @@ def _write_support(table, base_eval: Path, post_eval: Path, thresholds=None, out
 
 
 def cmd_compare(args) -> int:
-    from .support import Thresholds, compare_evals
+    from .evaluation.support import Thresholds, compare_evals
 
     th = Thresholds(outside=args.outside, inside=args.inside, solved=args.solved, fdr=args.fdr)
     table = compare_evals(args.base, args.post, th, null_dir=args.null)
@@ -208,16 +208,16 @@ def cmd_compare(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from . import leaderboard, suite_board
+    from .board import leaderboard, suite_board
 
     name = args.records
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():  # a suite file: its leaderboard folder
-        from .suite import read_suite_file
+        from .suite.suite import read_suite_file
 
         name = read_suite_file(name)["name"]
     root = leaderboard.resolve(name)
     if not suite_board.is_suite_folder(root) and any(root.glob("*/sweep.csv")):  # leaderboards/sweeps
-        from .sweep import stale as stale_sweeps
+        from .suite.sweep import stale as stale_sweeps
 
         stale = stale_sweeps(root)
         if stale:
@@ -225,7 +225,7 @@ def cmd_leaderboard(args) -> int:
         print(f"{root}: sweep tables match their sweep.csv")
         return 0
     if not suite_board.is_suite_folder(root) and any(root.glob("bases/*.safetensors")):  # leaderboards/smoke
-        from .checkpoints import read_weights
+        from .storage.checkpoints import read_weights
 
         for weights in sorted(root.glob("bases/*.safetensors")):
             read_weights(weights)  # its state must hash to its recorded sha256, or this is one line
@@ -268,8 +268,8 @@ def cmd_leaderboard(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .config import build, deep_merge, parse_overrides
-    from .evaluate import EvalConfig
-    from .pretrain import load_base
+    from .evaluation.evaluate import EvalConfig
+    from .training.pretrain import load_base
 
     _plugins()
     loaded = load_base(args.checkpoint)  # fail fast on a bad checkpoint, before any work
@@ -320,7 +320,7 @@ def cmd_evaluate(args) -> int:
         ecfg.n_test,
         key="the checkpoint's model.block_size",
     )
-    from .checkpoints import home_folder
+    from .storage.checkpoints import home_folder
 
     out_dir = Path(args.out) if args.out else home_folder(args.checkpoint) / "eval"
     _run_eval(args.checkpoint, ecfg, args.seed, out_dir, not args.no_progress, loaded)
@@ -330,7 +330,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_failures(args) -> int:
     from .data import TEST_SET_SIZE, held_out_problems
-    from .failures import (
+    from .evaluation.failures import (
         BREAKDOWN_COLUMNS,
         FORMAT_COLUMNS,
         answer_probe,
@@ -342,8 +342,8 @@ def cmd_failures(args) -> int:
         start_copy_probe,
     )
     from .plugins import find_family
-    from .pretrain import load_base
     from .tasks.base import SPLITS
+    from .training.pretrain import load_base
 
     tasks = _plugins().tasks
     model, cfg, _ = load_base(args.checkpoint)
@@ -405,8 +405,8 @@ def cmd_failures(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from . import runner
-    from .suite import expand, load_suite, parse_shard, shard, with_row
+    from .suite import runner
+    from .suite.suite import expand, load_suite, parse_shard, shard, with_row
 
     overrides = list(args.overrides)
     added = []
@@ -461,7 +461,7 @@ def cmd_run(args) -> int:
         print(runner.format_plan(rows, seconds))
         print(runner.rates_source(where))
         return 0
-    from .atomic import writable_folder
+    from .storage.atomic import writable_folder
 
     # both checked before either is made: a refused run leaves no empty folder behind
     writable_folder(where.records, "records folder", create=False)
@@ -479,7 +479,7 @@ def cmd_run(args) -> int:
     )
     if precision_line:
         print(precision_line, flush=True)
-    from .records import code_version
+    from .training.provenance import code_version
 
     if todo and code_version().endswith("-dirty"):
         print(
@@ -491,7 +491,7 @@ def cmd_run(args) -> int:
     opts = runner.RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples, cpus=suite.resources.cpus)
     launch = {"ray": runner.run_ray, "slurm": runner.run_slurm}.get(args.launcher, runner.run_local)
     launch(todo, by_name, suite, where, opts, estimates)
-    from . import suite_board
+    from .board import suite_board
 
     keys = {s.name: s.key for s in grid}
     board = suite_board.write(where.published, allow_dirty=True, expected=keys)
@@ -505,7 +505,7 @@ def _auto_precision_line(suite) -> str | None:
     """The bases' precision when the suite leaves it to the CPU (auto): which one, and why, since it decides the
     runs' keys (and so whether the committed records are this machine's to reproduce)."""
     from .config import deep_merge, read_yaml
-    from .precision import AUTO, why_auto
+    from .training.precision import AUTO, why_auto
 
     recipe = deep_merge(read_yaml(suite.bases.config), suite.bases.overrides)
     if str((recipe.get("trainer") or {}).get("precision")) == AUTO:
@@ -518,10 +518,10 @@ def _with_published_precision(suite, args, overrides, added, line: str):
     there ``auto`` means the precision they were made in (unless OOD_BENCH_PRECISION says otherwise): on a CPU
     where auto would give another, the bases would get other keys, be pretrained again, and the rows would
     stand on other bases than the rows they are compared with."""
-    from . import runner
-    from .precision import AUTO, ENV, env_precision
-    from .run_records import read_record
-    from .suite import expand, load_suite
+    from .storage.run_records import read_record
+    from .suite import runner
+    from .suite.suite import expand, load_suite
+    from .training.precision import AUTO, ENV, env_precision
 
     if env_precision() != AUTO:
         return suite, line
@@ -545,9 +545,9 @@ def _with_published_precision(suite, args, overrides, added, line: str):
 
 
 def cmd_calibrate(args) -> int:
-    from .calibrate import calibrate
-    from .runner import places
-    from .suite import load_suite
+    from .suite.calibrate import calibrate
+    from .suite.runner import places
+    from .suite.suite import load_suite
 
     _plugins()
     suite = load_suite(args.suite)
@@ -624,7 +624,7 @@ def cmd_algorithms(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import SweepSpec, parse_grid, points, run_sweep
+    from .suite.sweep import SweepSpec, parse_grid, points, run_sweep
 
     _plugins()
     if args.heldout < 0:
@@ -643,7 +643,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_posttrain(args) -> int:
-    from .posttrain import default_out_dir, load_posttrain_config, posttrain
+    from .training.posttrain import default_out_dir, load_posttrain_config, posttrain
 
     _plugins()
     overrides = list(args.overrides)
@@ -658,8 +658,8 @@ def cmd_posttrain(args) -> int:
             overrides.append(f"{key}={value}")
     cfg = load_posttrain_config(args.config, overrides, need_base=not args.print_config)
     if args.print_config:
-        from .algorithms import build_algorithm_config
         from .plugins import get_plugins
+        from .training.algorithms import build_algorithm_config
 
         algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
         # Every key, --base or not: the default out_dir lies beside the base, so without one it stays empty.
@@ -685,8 +685,8 @@ def cmd_posttrain(args) -> int:
 
 def cmd_dev_check(args) -> int:
     from .config import parse_overrides
-    from .dev_check import DEFAULTS, EXIT_UNHEALTHY, default_base, dev_check, format_report
-    from .posttrain import load_posttrain_config
+    from .suite.dev_check import DEFAULTS, EXIT_UNHEALTHY, default_base, dev_check, format_report
+    from .training.posttrain import load_posttrain_config
 
     _plugins()
     given = parse_overrides(list(args.overrides))  # a malformed KEY=VALUE is one line, here
@@ -699,9 +699,9 @@ def cmd_dev_check(args) -> int:
     base = args.base or str(default_base())
     overrides += [f"algorithm={args.algo}", f"base={base}", f"seed={args.seed}"]
     cfg = load_posttrain_config(None, overrides)  # every key and value checked before any compute
-    from .algorithms import build_algorithm_config
     from .plugins import get_plugins
-    from .pretrain import load_base
+    from .training.algorithms import build_algorithm_config
+    from .training.pretrain import load_base
 
     build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)  # an unknown algorithm or knob
     load_base(cfg.base)  # a missing or corrupt base
@@ -734,7 +734,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .support import Thresholds
+    from .evaluation.support import Thresholds
 
     p = _Parser(
         prog="ood-bench",
@@ -1040,11 +1040,11 @@ def _main(argv: list[str] | None) -> int:
         args.overrides = list(args.overrides or []) + extra
     try:
         if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_dev_check):
-            from .precision import env_precision
+            from .training.precision import env_precision
 
             env_precision()  # a bad OOD_BENCH_PRECISION is one line before any compute, used by this config or not
         if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_evaluate, cmd_dev_check):
-            from .kernels import decode_kernel, env_engine
+            from .model.kernels import decode_kernel, env_engine
 
             if env_engine() == "kernel":  # also a bad value: one line, before any compute
                 decode_kernel()  # built (or found built) now, so a machine that cannot build it fails here

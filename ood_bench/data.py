@@ -17,8 +17,8 @@ from torch.utils.data import IterableDataset
 
 from .config import check
 from .errors import ConfigError
+from .model.tokenizer import BOS, EOS, PAD, TOKENIZER
 from .tasks.base import AXES, Problem, TaskFamily, derive_seed, ood_split
-from .tokenizer import BOS, EOS, PAD, TOKENIZER
 
 TEST_SEED = 1_000_003
 TEST_SET_SIZE = 500  # per family and split; evaluation may use any prefix of it

@@ -21,6 +21,10 @@ and an entry point in the ``ood_bench`` group of its ``pyproject.toml``::
 import pluggy
 
 PROJECT = "ood_bench"
+# The plugin API's version (``ood_bench.api`` exports it): here, beside the hooks it versions, so that the run
+# records below the API can carry it without importing the API itself.
+# 1.1: the RL math, parse_completion, TaskFamily.run_program / steps_space; API_VERSION in run records
+API_VERSION = "1.1"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -38,7 +42,7 @@ def register_tasks(register):
 def register_algorithms(register):
     """Register post-training algorithms: call ``register(algorithm_class)``.
 
-    The class subclasses ``ood_bench.algorithms.Algorithm``, sets a unique
+    The class subclasses ``ood_bench.api.Algorithm``, sets a unique
     ``name`` and a ``config_class`` dataclass whose fields are its knobs.
     """
 

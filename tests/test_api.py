@@ -7,7 +7,7 @@ import torch
 
 from ood_bench.api import API_VERSION, Context, LogProbs, standalone
 from ood_bench.data import PromptStream
-from ood_bench.model import GPT, ModelConfig
+from ood_bench.model.model import GPT, ModelConfig
 from ood_bench.plugins import get_plugins
 
 
@@ -77,8 +77,8 @@ def test_dapo_draws_more_prompts_until_its_batch_is_informative():
 
 
 def test_dapo_refuses_a_clip_below_its_lower_clip():
-    from ood_bench.algorithms import build_algorithm_config
     from ood_bench.errors import ConfigError
+    from ood_bench.training.algorithms import build_algorithm_config
 
     try:
         build_algorithm_config(get_plugins().algorithm("dapo"), {"eps_high": 0.1})
@@ -92,7 +92,7 @@ def test_an_algorithm_runs_without_lightning():
     code = """
 import sys, torch
 from ood_bench.api import standalone
-from ood_bench.model import GPT, ModelConfig
+from ood_bench.model.model import GPT, ModelConfig
 from ood_bench.plugins import get_plugins
 from ood_bench.data import PromptStream
 fams = [get_plugins().tasks.get('string')]
@@ -108,7 +108,7 @@ print('lightning' in sys.modules)
 def test_grpo_without_kl_never_scores_the_whole_batch_under_the_reference():
     """At beta = 0 the reference enters no loss: it is scored only for the core's kl_ref diagnostic,
     on a sample of at most DIAGNOSTIC_ROWS rollouts; at beta > 0 on every rollout, once."""
-    from ood_bench.context import DIAGNOSTIC_ROWS
+    from ood_bench.training.context import DIAGNOSTIC_ROWS
 
     for beta, expected in ((0.0, DIAGNOSTIC_ROWS), (0.1, 32 * 4)):
         algo, stream = _tiny("grpo", beta=beta)

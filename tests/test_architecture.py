@@ -1,4 +1,5 @@
-"""The core's dependencies point down: no import cycle, even through imports inside functions."""
+"""The core's dependencies point down: no import cycle, even through imports inside functions, and each part of
+the package imports only the parts below it that the design names (``docs/design.md``, section 4)."""
 
 import ast
 import subprocess
@@ -71,6 +72,83 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+# Which part of ``ood_bench`` may import which: a subpackage or a top-level module, lowest first. A part imports
+# itself and the parts its row names, never one above it (the table itself has no cycle). docs/design.md draws it.
+MAY_IMPORT: dict[str, set[str]] = {
+    "errors": set(),
+    "hookspecs": set(),  # the plugin hooks and API_VERSION
+    "palette": set(),
+    "config": {"errors"},
+    "faults": {"errors"},
+    "storage": {"errors"},
+    "model": {"errors", "config"},
+    "tasks": {"errors", "faults", "hookspecs", "model"},  # the tokenizer's vocabulary
+    "plugins": {"errors", "faults", "hookspecs", "tasks"},
+    "data": {"errors", "config", "model", "tasks", "plugins"},
+    "evaluation": {"errors", "config", "storage", "model", "tasks", "plugins", "data"},
+    "training": {
+        "errors",
+        "config",
+        "faults",
+        "hookspecs",
+        "storage",
+        "model",
+        "tasks",
+        "plugins",
+        "data",
+        "evaluation",
+    },
+    "suite": {
+        *("errors", "config", "faults", "hookspecs", "palette", "storage", "model", "tasks", "plugins", "data"),
+        *("evaluation", "training"),
+    },
+    "board": {"errors", "palette", "storage", "tasks", "evaluation", "suite"},  # no model, no training
+    "api": {"errors", "config", "hookspecs", "model", "tasks", "plugins", "training"},
+    "cli": {
+        *("errors", "config", "faults", "hookspecs", "palette", "storage", "model", "tasks", "plugins", "data"),
+        *("evaluation", "training", "suite", "board", "api"),
+    },
+    "ood_bench": {"hookspecs"},  # the package's __init__: hookimpl for plugin authors
+    "__main__": {"cli"},
+}
+
+
+def part(module: str) -> str:
+    """``ood_bench.storage.atomic`` -> ``storage``; ``ood_bench.cli`` -> ``cli``; ``ood_bench`` -> itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def wrong_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from one part into another that ``MAY_IMPORT`` does not allow."""
+    return sorted(
+        f"{m} imports {t}"
+        for m, targets in graph.items()
+        for t in targets
+        if part(t) != part(m) and part(t) not in MAY_IMPORT.get(part(m), set())
+    )
+
+
+def test_the_direction_check_catches_an_upward_import():
+    assert wrong_imports({"ood_bench.storage.atomic": {"ood_bench.board.verdicts"}}) == [
+        "ood_bench.storage.atomic imports ood_bench.board.verdicts"
+    ]
+    assert (
+        wrong_imports({"ood_bench.board.verdicts": {"ood_bench.storage.atomic", "ood_bench.board.board_stats"}}) == []
+    )
+
+
+def test_the_design_table_points_down_and_names_every_part():
+    assert find_cycle(MAY_IMPORT) is None
+    assert all(allowed <= set(MAY_IMPORT) for allowed in MAY_IMPORT.values())
+    assert {part(m) for m in import_graph()} == set(MAY_IMPORT)
+
+
+def test_each_part_imports_only_what_the_design_allows():
+    wrong = wrong_imports(import_graph())
+    assert not wrong, "imports the design (MAY_IMPORT, docs/design.md) does not allow:\n" + "\n".join(wrong)
+
+
 def test_find_cycle_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
@@ -84,7 +162,7 @@ def test_the_core_has_no_import_cycle():
 def test_config_is_domain_free_and_the_leaderboard_needs_no_torch():
     graph = import_graph()
     assert graph["ood_bench.config"] <= {"ood_bench.errors"}
-    code = "import sys, ood_bench.leaderboard, ood_bench.support; print('torch' in sys.modules)"
+    code = "import sys, ood_bench.board.leaderboard, ood_bench.evaluation.support; print('torch' in sys.modules)"
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent).stdout.strip()
         == "False"
@@ -102,7 +180,7 @@ def test_a_pretraining_config_on_builtin_families_imports_no_plugin():
     code = (
         "import sys; from ood_bench.cli import main; "
         "assert main(['pretrain', '--config', 'quick', '--print-config']) == 0; "
-        "from ood_bench.pretrain import task_sources; "
+        "from ood_bench.training.pretrain import task_sources; "
         "assert task_sources({'string': 1.0})['string']['distribution'] == 'ood-bench'; "
         "print(sorted(m for m in sys.modules if m.startswith('ood_bench_algorithms')))"
     )

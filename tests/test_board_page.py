@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 
-from ood_bench import board_plots, suite_board
-from ood_bench.board_page import PROBLEMS_BLOCK, _script_json
+from ood_bench.board import board_plots, suite_board
+from ood_bench.board.board_page import PROBLEMS_BLOCK, _script_json
 from ood_bench.cli import main
 
 from .test_suite import golden_records

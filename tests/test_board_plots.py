@@ -11,8 +11,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from ood_bench import board_data, board_plots, suite_board
-from ood_bench.support import Thresholds
+from ood_bench.board import board_data, board_plots, suite_board
+from ood_bench.evaluation.support import Thresholds
 
 from .legend_layout import legend_overlaps
 

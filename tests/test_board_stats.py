@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 from scipy.special import expit
 
-from ood_bench import board_stats, suite_board
-from ood_bench.support import Thresholds
+from ood_bench.board import board_stats, suite_board
+from ood_bench.evaluation.support import Thresholds
 
 
 def _counts(p: np.ndarray, uniforms: np.ndarray, lq: np.ndarray) -> pd.DataFrame:

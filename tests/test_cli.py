@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from ood_bench.cli import main
-from ood_bench.kernels import engine
+from ood_bench.model.kernels import engine
 from ood_bench.plugins import get_tasks
 
 from .conftest import TINY_OVERRIDES, TINY_SUITE
@@ -116,7 +116,7 @@ class Crash(Callback):
 
 def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path):
     from ood_bench.config import load_config
-    from ood_bench.pretrain import PretrainConfig, pretrain
+    from ood_bench.training.pretrain import PretrainConfig, pretrain
 
     def cfg(out):
         return load_config(PretrainConfig, "quick", [f"out_dir={out}", *TINY_OVERRIDES])
@@ -148,7 +148,7 @@ def test_a_resumed_run_records_the_training_time_of_every_session(tmp_path):
     """The first session spends at least 2 x 0.3 s on the two steps it checkpoints before it dies; the
     resumed one sleeps not at all. The record must count the first session's time, not only the last's."""
     from ood_bench.config import load_config
-    from ood_bench.pretrain import PretrainConfig, pretrain
+    from ood_bench.training.pretrain import PretrainConfig, pretrain
 
     cfg = load_config(PretrainConfig, "quick", [f"out_dir={tmp_path}", *TINY_OVERRIDES])
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -170,7 +170,7 @@ def test_training_time_survives_a_resume_that_trains_nothing_and_a_rebuilt_recor
     """A run killed after its last step's checkpoint resumes with nothing left to train, and a finished run
     whose record was lost gets it rebuilt from its checkpoint: both must keep the first session's time."""
     from ood_bench.config import load_config
-    from ood_bench.pretrain import PretrainConfig, pretrain
+    from ood_bench.training.pretrain import PretrainConfig, pretrain
 
     cfg = load_config(PretrainConfig, "quick", [f"out_dir={tmp_path}", *TINY_OVERRIDES])
     with pytest.raises(RuntimeError, match="simulated crash at the end"):
@@ -400,8 +400,8 @@ def test_a_checkpoint_whose_family_is_missing_names_what_it_needs(tiny_run, tmp_
 
 
 def test_adam_betas_are_knobs_not_constants():
-    from ood_bench.algorithms import AlgorithmConfig
-    from ood_bench.pretrain import TrainConfig
+    from ood_bench.training.algorithms import AlgorithmConfig
+    from ood_bench.training.pretrain import TrainConfig
 
     assert TrainConfig().adam_beta2 == 0.95 and AlgorithmConfig().adam_beta2 == 0.99
     assert main(["pretrain", "--print-config", "train.adam_beta2=1.5"]) == 2
@@ -426,7 +426,7 @@ def test_a_plugin_whose_loss_turns_nan_never_reaches_the_weights(tiny_run):
     from ood_bench.api import standalone
     from ood_bench.data import PromptStream
     from ood_bench.errors import NonFiniteError
-    from ood_bench.pretrain import load_base
+    from ood_bench.training.pretrain import load_base
 
     model, cfg, _ = load_base(tiny_run / "base.ckpt")
     fams = [get_tasks().get("string")]
@@ -485,7 +485,7 @@ def test_a_signal_during_training_saves_a_checkpoint_and_exits_with_its_status(t
     assert step > 0 and not (out / "base.ckpt").exists()
     if sig == "SIGTERM":  # the same config resumes from that step (stopped here after two more)
         from ood_bench.config import load_config
-        from ood_bench.pretrain import PretrainConfig, pretrain
+        from ood_bench.training.pretrain import PretrainConfig, pretrain
 
         class TwoMore(Callback):
             def on_train_batch_end(self, trainer, *args):
@@ -497,7 +497,7 @@ def test_a_signal_during_training_saves_a_checkpoint_and_exits_with_its_status(t
 
 
 def test_a_run_folder_has_one_writer_at_a_time(tmp_path, capsys):
-    from ood_bench.training import run_folder_lock
+    from ood_bench.training.training import run_folder_lock
 
     out = tmp_path / "locked"
     (out / "checkpoints").mkdir(parents=True)
@@ -514,12 +514,12 @@ def test_a_run_folder_has_one_writer_at_a_time(tmp_path, capsys):
 def test_a_lock_left_by_a_killed_run_is_not_stale(tmp_path):
     out = tmp_path / "killed"
     code = (
-        "import os, sys; from ood_bench.training import run_folder_lock\n"
+        "import os, sys; from ood_bench.training.training import run_folder_lock\n"
         f"cm = run_folder_lock(__import__('pathlib').Path({str(out)!r})); cm.__enter__(); os._exit(9)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 9
     assert (out / ".lock").exists()
-    from ood_bench.training import run_folder_lock
+    from ood_bench.training.training import run_folder_lock
 
     with run_folder_lock(out):
         pass
@@ -681,7 +681,7 @@ def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_previous_evalua
 ):
     import errno
 
-    import ood_bench.results as results
+    import ood_bench.storage.results as results
 
     out = tmp_path / "ev"
     argv = [
@@ -883,7 +883,7 @@ def test_a_config_section_of_the_wrong_type_is_not_dropped(tmp_path, capsys):
 
 def test_a_checkpoint_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
     """torch reports a full disk during a save as a RuntimeError; the run stops with one line."""
-    import ood_bench.checkpoints as checkpoints
+    import ood_bench.storage.checkpoints as checkpoints
 
     def full(obj, f, *args, **kwargs):
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 88192 vs 88080")
@@ -966,7 +966,7 @@ def test_sigterm_during_an_evaluation_is_one_line_and_exit_143(tiny_run, tmp_pat
 
 def _published(tiny_run, folder):
     """The tiny base published as a suite publishes its bases: ``<suite>/bases/<base>.safetensors``."""
-    from ood_bench.run_records import save_weights
+    from ood_bench.storage.run_records import save_weights
 
     weights = folder / "tiny" / "bases" / "base-e0-s0.safetensors"
     save_weights(tiny_run / "base.ckpt", weights)

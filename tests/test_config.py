@@ -2,8 +2,8 @@ import pytest
 
 from ood_bench.config import build, load_config, parse_overrides
 from ood_bench.errors import ConfigError
-from ood_bench.evaluate import EvalConfig
-from ood_bench.pretrain import PretrainConfig
+from ood_bench.evaluation.evaluate import EvalConfig
+from ood_bench.training.pretrain import PretrainConfig
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_exponent_without_a_dot_is_a_float_and_junk_is_not():
 
 
 def test_a_mapping_given_whole_replaces_the_one_it_overrides():
-    from ood_bench.pretrain import PretrainConfig
+    from ood_bench.training.pretrain import PretrainConfig
 
     cfg = load_config(PretrainConfig, "quick", ["mixture.families={string: 1.0}"])
     assert cfg.mixture.families == {"string": 1.0}  # graph dropped, not merged back in
@@ -74,8 +74,8 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_named_as_slower(monkeypatch,
     so (one line) rather than left with a slow run."""
     import torch
 
-    import ood_bench.precision as precision
-    from ood_bench.training import TrainerConfig, warn_if_bf16_is_emulated
+    import ood_bench.training.precision as precision
+    from ood_bench.training.training import TrainerConfig, warn_if_bf16_is_emulated
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(precision, "cpu_info", lambda: {"capability": "AVX2", "bf16_native": False, "model": "x"})
@@ -92,8 +92,8 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_named_as_slower(monkeypatch,
 def test_the_quick_and_standard_suites_pretrain_in_fp32_on_every_cpu(native, monkeypatch):
     """A precision is part of a run's key: both suites name 32-true, so a CPU with native bf16 and one
     without expand the same keys, and neither pretrains in emulated bf16."""
-    import ood_bench.precision as precision
-    from ood_bench.suite import expand, load_suite
+    import ood_bench.training.precision as precision
+    from ood_bench.suite.suite import expand, load_suite
 
     monkeypatch.delenv(precision.ENV, raising=False)
     monkeypatch.setattr(

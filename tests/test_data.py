@@ -94,7 +94,7 @@ def test_packed_rows_compute_each_example_exactly_as_alone(tasks, pos):
     """Packing changes only the layout: every example's logits and targets are those it has unpacked."""
     import torch
 
-    from ood_bench.model import GPT, ModelConfig
+    from ood_bench.model.model import GPT, ModelConfig
 
     ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(7) for f in ("string", "graph")]
     packed = collate_packed(ex, row_len=128)
@@ -145,7 +145,7 @@ def test_skipped_positions_keep_the_convolution_inside_each_packed_example(tasks
     the convolution finds document starts by token index, not by position."""
     import torch
 
-    from ood_bench.model import GPT, ModelConfig
+    from ood_bench.model.model import GPT, ModelConfig
 
     ex = [encode_problem(tasks.get(f).generate("id", 0, i), 256) for i in range(4) for f in ("string", "graph")]
     for k, e in enumerate(ex):  # a jump right after <bos>: position alone would let the conv see the row before

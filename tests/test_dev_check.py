@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ood_bench.cli import main
-from ood_bench.dev_check import SMOKE_BASE
+from ood_bench.suite.dev_check import SMOKE_BASE
 
 # Smaller than the command's default (12 steps of 16 prompts), so the two runs take seconds: on the smoke base
 # GRPO still rises with p ~ 0.002 here, and the frozen policy stays flat with p ~ 0.3 (rule: p < 0.05).
@@ -14,10 +14,10 @@ SMALL = ["--no-progress", "budget.grad_steps=8", "prompts_per_step=8"]
 
 def test_the_smoke_base_is_committed_and_gives_grpo_a_reward_to_learn_from():
     """The smoke base's whole point: GRPO's step-0 reward on ID is neither near 0 nor near 1."""
-    from ood_bench.algorithms import standalone
     from ood_bench.data import PromptStream
     from ood_bench.plugins import get_plugins
-    from ood_bench.pretrain import load_base
+    from ood_bench.training.algorithms import standalone
+    from ood_bench.training.pretrain import load_base
 
     model, cfg, _ = load_base(SMOKE_BASE)
     plugins = get_plugins()
@@ -51,7 +51,7 @@ def test_an_algorithm_without_rollouts_is_judged_on_finiteness_alone(capsys):
 def test_a_loss_or_weight_that_stops_being_finite_is_exit_1(inside_the_step, monkeypatch, capsys):
     """FiniteGuard stops a run whose weights stop being finite; Context.optimize refuses a NaN loss inside the
     algorithm's step, where it arrives as a plugin fault caused by it. Either is "not finite", exit 1."""
-    import ood_bench.posttrain
+    import ood_bench.training.posttrain
     from ood_bench.errors import NonFiniteError
     from ood_bench.faults import fault
 
@@ -61,7 +61,7 @@ def test_a_loss_or_weight_that_stops_being_finite_is_exit_1(inside_the_step, mon
             raise fault("algorithm", "grpo", "step", f"NonFiniteError: {cause}") from cause
         raise cause
 
-    monkeypatch.setattr(ood_bench.posttrain, "posttrain", not_finite)
+    monkeypatch.setattr(ood_bench.training.posttrain, "posttrain", not_finite)
     assert main(["dev-check", "grpo", "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert "loss finite:      NO (the algorithm's loss is nan" in out
@@ -83,12 +83,12 @@ def test_a_loss_or_weight_that_stops_being_finite_is_exit_1(inside_the_step, mon
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_any_compute(args, message, monkeypatch, capsys):
-    import ood_bench.posttrain
+    import ood_bench.training.posttrain
 
     def refuse(*a, **k):
         raise AssertionError("bad input reached training")
 
-    monkeypatch.setattr(ood_bench.posttrain, "posttrain", refuse)
+    monkeypatch.setattr(ood_bench.training.posttrain, "posttrain", refuse)
     assert main(["dev-check", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ood-bench: error:") and err.count("\n") == 1 and message in err, err

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from ood_bench import suite_board
-from ood_bench.did_train import objective_trend, reward_trend, run_trend
+from ood_bench.board import suite_board
+from ood_bench.evaluation.did_train import objective_trend, reward_trend, run_trend
 
 from .test_suite import golden_records
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ood_bench.expansion import MIN_FIT, Tilt, beyond_tilt, fit_tilt, tilted
-from ood_bench.support import load_counts, support_table
+from ood_bench.evaluation.expansion import MIN_FIT, Tilt, beyond_tilt, fit_tilt, tilted
+from ood_bench.evaluation.support import load_counts, support_table
 
 STANDARD = Path(__file__).resolve().parents[1] / "leaderboards" / "standard" / "records"
 

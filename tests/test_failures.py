@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ood_bench.cli import main
-from ood_bench.failures import (
+from ood_bench.evaluation.failures import (
     CATEGORIES,
     GREEDY,
     answer_probe,
@@ -19,7 +19,7 @@ from ood_bench.failures import (
     start_copy_probe,
     trace_format,
 )
-from ood_bench.model import GPT, ModelConfig
+from ood_bench.model.model import GPT, ModelConfig
 from ood_bench.tasks.base import SPLITS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,9 +203,9 @@ def test_every_gold_completion_fits_the_decoding_budget_of_its_batch(families):
     fit evaluation's max_new_tokens, and what block_size leaves after the longest prompt of the split
     (the rollout engine left-pads a batch to that prompt and decodes at most block_size minus it)."""
     from ood_bench.data import held_out_problems
-    from ood_bench.evaluate import EvalConfig
-    from ood_bench.model import ModelConfig
-    from ood_bench.tokenizer import TOKENIZER
+    from ood_bench.evaluation.evaluate import EvalConfig
+    from ood_bench.model.model import ModelConfig
+    from ood_bench.model.tokenizer import TOKENIZER
 
     max_new, block = EvalConfig().max_new_tokens, ModelConfig().block_size
     for fam in families:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ood_bench.cli import main
 from ood_bench.config import load_config
-from ood_bench.pretrain import PretrainConfig
+from ood_bench.training.pretrain import PretrainConfig
 
 
 def _keys(tree: dict, prefix: str = "") -> list[str]:

@@ -1,15 +1,15 @@
-"""The decode kernel (ood_bench/kernels): the same attention as the eager path, chosen by OOD_BENCH_ENGINE,
+"""The decode kernel (ood_bench/model/kernels): the same attention as the eager path, chosen by OOD_BENCH_ENGINE,
 and a run that goes on eagerly (saying so once) where it cannot be built."""
 
 import pytest
 import torch
 
-from ood_bench import kernels
 from ood_bench.cli import main
 from ood_bench.errors import OodBenchError
-from ood_bench.model import GPT, KVCache, ModelConfig, SelfAttention, SharedPrefix
-from ood_bench.records import environment
-from ood_bench.rollout import sample
+from ood_bench.model import kernels
+from ood_bench.model.model import GPT, KVCache, ModelConfig, SelfAttention, SharedPrefix
+from ood_bench.model.rollout import sample
+from ood_bench.training.provenance import environment
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_a_bad_engine_value_is_one_line_and_exit_2_before_any_compute(argv, monk
 
 
 def test_a_rerun_with_the_other_engine_says_it_cannot_compare_bit_for_bit():
-    from ood_bench.runner import reproduction_line
+    from ood_bench.suite.runner import reproduction_line
 
     cpu = {"capability": "AVX512", "bf16_native": True, "model": "m"}
     committed = {"cpu": cpu, "precision": "32-true", "engine": "eager"}
@@ -225,7 +225,7 @@ def test_the_engine_is_no_part_of_any_run_key(monkeypatch, unbuildable):
     """Records name their engine, but a run's key hashes only the config, task versions and results version:
     a machine where the kernel does not build re-runs the same runs eagerly, and its reproduction line says
     the two are not comparable bit for bit rather than that they differ."""
-    from ood_bench.suite import expand, load_suite
+    from ood_bench.suite.suite import expand, load_suite
 
     keys = {}
     for mode in ("eager", "auto"):

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from ood_bench.cli import main
-from ood_bench.results import manifest
+from ood_bench.storage.results import manifest
 
 RECORDS = Path(__file__).resolve().parents[1] / "leaderboards" / "records"
 
@@ -83,7 +83,7 @@ def test_check_catches_a_change_a_reader_could_see(tmp_path, capsys):
 
 
 def test_numbers_compare_at_the_stated_tolerance():
-    from ood_bench.numeric_text import same_up_to_rounding
+    from ood_bench.storage.numeric_text import same_up_to_rounding
 
     assert same_up_to_rounding("E_null 2.23073e-11 x", "E_null 2.23075e-11 x")
     assert same_up_to_rounding("| 0.123 |", "| 0.124 |")  # a rounding boundary crossed by last-bit noise

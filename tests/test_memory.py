@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ood_bench.memory import release_memory
+from ood_bench.suite.memory import release_memory
 
 
 def _rss_mb() -> float:

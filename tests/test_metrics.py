@@ -5,7 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ood_bench.metrics import MeanWithStderr, PassAtK, default_ks, pass_at_k, pass_at_k_exact
+from ood_bench.evaluation.metrics import MeanWithStderr, PassAtK, default_ks, pass_at_k, pass_at_k_exact
 
 
 @given(st.data())

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from ood_bench.model import GPT, KVCache, ModelConfig
-from ood_bench.rollout import pack, sample, sequence_logprobs, token_logprobs
-from ood_bench.tokenizer import EOS
+from ood_bench.model.model import GPT, KVCache, ModelConfig
+from ood_bench.model.rollout import pack, sample, sequence_logprobs, token_logprobs
+from ood_bench.model.tokenizer import EOS
 
 
 def tiny(pos="rope", seed=0, rope_fraction=1.0):
@@ -105,7 +105,7 @@ def test_position_encoding_knob_changes_the_model():
 
 def test_partial_rope_leaves_content_channels_position_free():
     """With rope_fraction < 1 the unrotated channels of q.k do not depend on position."""
-    from ood_bench.model import apply_rope, rotary_dims
+    from ood_bench.model.model import apply_rope, rotary_dims
 
     m = tiny("rope", rope_fraction=0.5)
     rot = rotary_dims(m.cfg)
@@ -127,7 +127,7 @@ def test_partial_rope_leaves_content_channels_position_free():
 def test_prompts_computed_once_score_like_whole_rows(pos, frac, conv):
     """``shared_prompt_logprobs`` (each prompt once for its n samples) equals ``token_logprobs`` on the
     packed rows: log-probs, mask, logits and gradients, for prompts of different lengths."""
-    from ood_bench.rollout import shared_prompt_logprobs
+    from ood_bench.model.rollout import shared_prompt_logprobs
 
     torch.manual_seed(0)
     m = GPT(
@@ -202,7 +202,7 @@ def _saved_bytes(fn) -> int:
 def test_activation_checkpointing_gives_the_same_gradients_bit_for_bit_and_keeps_less(shared):
     """``recompute`` (post-training's ``activation_checkpointing``) trades memory for compute only: every
     gradient and log-prob is identical to the bit, and the forward keeps a fraction of the activations."""
-    from ood_bench.rollout import shared_prompt_logprobs
+    from ood_bench.model.rollout import shared_prompt_logprobs
 
     torch.manual_seed(0)
     m = GPT(ModelConfig(n_layer=3, n_head=2, n_embd=32, block_size=64, conv_kernel=4))

@@ -18,7 +18,7 @@ from ood_bench.plugins import PluginError, Plugins
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = """
 from ood_bench import hookimpl
-from ood_bench.algorithms import Algorithm
+from ood_bench.training.algorithms import Algorithm
 
 class Noop(Algorithm):
     name = "{algo}"
@@ -426,8 +426,8 @@ def test_a_plugin_metric_is_computed_on_the_evaluation_records(sandbox, monkeypa
     """,
     )
     import ood_bench.plugins as plugins_mod
-    from ood_bench.evaluate import EvalConfig, evaluate_split
-    from ood_bench.model import GPT, ModelConfig
+    from ood_bench.evaluation.evaluate import EvalConfig, evaluate_split
+    from ood_bench.model.model import GPT, ModelConfig
 
     monkeypatch.setattr(plugins_mod, "_PLUGINS", Plugins())
     model = GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16))
@@ -634,7 +634,7 @@ def test_a_third_party_algorithm_with_state_resumes_to_identical_weights(sandbox
     """,
     )
     import ood_bench.plugins as plugins_module
-    from ood_bench.posttrain import load_posttrain_config, posttrain
+    from ood_bench.training.posttrain import load_posttrain_config, posttrain
 
     from .conftest import TINY_OVERRIDES
     from .test_cli import Crash

@@ -179,7 +179,7 @@ def test_prompt_budget_stops_the_run(tiny_base, tmp_path):
 
 
 def test_the_plateau_rule_stops_a_flat_curve_and_lets_a_rising_one_go_on():
-    from ood_bench.posttrain import plateaued
+    from ood_bench.training.posttrain import plateaued
 
     flat = [0.4, 0.5, 0.45, 0.42, 0.48, 0.44, 0.46, 0.43]
     assert plateaued(flat, window=4, delta=0.01)
@@ -237,7 +237,7 @@ def test_wrong_base_is_refused(tmp_path, capsys):
 def _standalone(tiny_base, algo, **knobs):
     """An algorithm on the tiny base through the public API, with no Lightning at all."""
     from ood_bench.api import standalone
-    from ood_bench.pretrain import load_base
+    from ood_bench.training.pretrain import load_base
 
     model, base_cfg, _ = load_base(tiny_base)
     plugins = get_plugins()
@@ -262,8 +262,8 @@ def test_outside_the_support_grpo_gets_no_signal_and_sft_does(tiny_base):
     for k, v in policy.state_dict().items():
         assert torch.equal(v, before[k]), k  # zero advantage: zero gradient, nothing moves
 
-    from ood_bench.rollout import sequence_logprobs
-    from ood_bench.tokenizer import EOS, TOKENIZER
+    from ood_bench.model.rollout import sequence_logprobs
+    from ood_bench.model.tokenizer import EOS, TOKENIZER
 
     sft = _standalone(tiny_base, "sft", lr=3e-3)
     prompts = [TOKENIZER.encode(p.prompt, bos=True) for p in problems]
@@ -276,7 +276,7 @@ def test_outside_the_support_grpo_gets_no_signal_and_sft_does(tiny_base):
 
 
 def test_interrupted_posttraining_resumes_to_the_same_weights(tiny_base, tmp_path):
-    from ood_bench.posttrain import load_posttrain_config, posttrain
+    from ood_bench.training.posttrain import load_posttrain_config, posttrain
 
     from .test_cli import Crash
 
@@ -305,7 +305,7 @@ def test_a_posttraining_run_resumes_after_its_base_moved(tiny_base, tmp_path):
     import shutil
 
     from ood_bench.errors import OodBenchError
-    from ood_bench.posttrain import load_posttrain_config, posttrain
+    from ood_bench.training.posttrain import load_posttrain_config, posttrain
 
     from .test_cli import Crash
 
@@ -389,13 +389,13 @@ def test_activation_checkpointing_changes_no_weight_and_no_key(algo, tiny_base, 
     """Post-training recomputes activations by default; turning that off gives the same weights to the bit
     (GRPO scores through the shared-prompt pass, PPO through whole rows with its value head), and it is
     not part of what identifies a run."""
-    import ood_bench.model
-    from ood_bench.posttrain import NOT_RESULTS, PostTrainConfig, load_posttrain_config, posttrain
+    import ood_bench.model.model
+    from ood_bench.training.posttrain import NOT_RESULTS, PostTrainConfig, load_posttrain_config, posttrain
 
     assert PostTrainConfig().activation_checkpointing
     calls = []
-    real = ood_bench.model.checkpoint
-    monkeypatch.setattr(ood_bench.model, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = ood_bench.model.model.checkpoint
+    monkeypatch.setattr(ood_bench.model.model, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
 
     def run(flag):
         calls.clear()

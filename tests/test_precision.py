@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import ood_bench.precision as precision
+import ood_bench.training.precision as precision
 from ood_bench.cli import main
 from ood_bench.errors import ConfigError
-from ood_bench.runner import reproduction_line
-from ood_bench.suite import expand, load_suite
+from ood_bench.suite.runner import reproduction_line
+from ood_bench.suite.suite import expand, load_suite
 
 from .conftest import TINY_SUITE
 
@@ -194,7 +194,7 @@ def test_the_resolver_under_aten_cpu_capability_avx2_picks_fp32():
         [
             sys.executable,
             "-c",
-            "from ood_bench.precision import cpu_info, resolve_precision; "
+            "from ood_bench.training.precision import cpu_info, resolve_precision; "
             "print(resolve_precision('auto'), cpu_info()['capability'], cpu_info()['bf16_native'])",
         ],
         env=env,

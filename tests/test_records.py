@@ -212,8 +212,8 @@ def test_published_weights_are_the_same_bytes_whichever_directory_the_run_wrote_
     # the config's out_dir named the machine's work directory, so every clone published other bytes
     import torch
 
-    from ood_bench.checkpoints import CHECKSUM_KEY, atomic_torch_save, read_checkpoint, state_digest
-    from ood_bench.run_records import restore_checkpoint, save_weights
+    from ood_bench.storage.checkpoints import CHECKSUM_KEY, atomic_torch_save, read_checkpoint, state_digest
+    from ood_bench.storage.run_records import restore_checkpoint, save_weights
 
     state = {"model.w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
     published = []
@@ -243,8 +243,8 @@ def test_weights_published_with_three_metadata_entries_still_restore(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from ood_bench.checkpoints import CHECKSUM_KEY, read_checkpoint, state_digest
-    from ood_bench.run_records import restore_checkpoint
+    from ood_bench.storage.checkpoints import CHECKSUM_KEY, read_checkpoint, state_digest
+    from ood_bench.storage.run_records import restore_checkpoint
 
     state = {"model.w": torch.ones(2, 2)}
     old = tmp_path / "old.safetensors"

@@ -8,7 +8,14 @@ from ood_bench_algorithms.grpo import GRPOConfig, grpo_loss
 from ood_bench_algorithms.ppo import token_rewards, value_loss
 from ood_bench_algorithms.rloo import rloo_loss
 
-from ood_bench.rl import aggregate, clipped_surrogate, gae, group_advantages, kl_estimate, leave_one_out_baseline
+from ood_bench.training.rl import (
+    aggregate,
+    clipped_surrogate,
+    gae,
+    group_advantages,
+    kl_estimate,
+    leave_one_out_baseline,
+)
 
 
 def test_group_advantages_by_hand():
@@ -39,7 +46,7 @@ def test_an_all_equal_group_of_non_binary_rewards_has_exactly_zero_advantage(val
 
 
 def test_approx_kl_is_cleanrls_unbiased_estimator_for_old_policy_samples():
-    from ood_bench.rl import approx_kl
+    from ood_bench.training.rl import approx_kl
 
     old = torch.tensor([0.6, 0.3, 0.1])
     new = torch.tensor([0.3, 0.4, 0.3])
@@ -51,9 +58,9 @@ def test_approx_kl_is_cleanrls_unbiased_estimator_for_old_policy_samples():
 
 
 def test_ratio_algorithms_refuse_a_truncated_sampler():
-    from ood_bench.algorithms import build_algorithm_config
     from ood_bench.errors import ConfigError
     from ood_bench.plugins import get_plugins
+    from ood_bench.training.algorithms import build_algorithm_config
 
     plugins = get_plugins()
     for name in ("grpo", "ppo", "rloo"):

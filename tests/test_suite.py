@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from ood_bench.cli import main
-from ood_bench.suite import expand, load_suite, shard
+from ood_bench.suite.suite import expand, load_suite, shard
 
 from .conftest import TINY_SUITE
 
@@ -145,7 +145,7 @@ def test_a_suite_that_extends_itself_is_one_line(tmp_path, capsys):
 
 
 def test_keys_change_with_what_decides_the_numbers_and_nothing_else(monkeypatch):
-    import ood_bench.suite as suite_mod
+    import ood_bench.suite.suite as suite_mod
 
     keys = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE)))}
     # a GRPO knob re-keys the GRPO runs only
@@ -235,17 +235,17 @@ def test_dry_run_prints_the_grid_what_is_skipped_and_an_estimate(tiny_board, cap
 
 
 def test_a_finished_suite_trains_and_evaluates_nothing_when_run_again(tiny_board, monkeypatch, capsys):
-    import ood_bench.eval_run
-    import ood_bench.posttrain
-    import ood_bench.pretrain
+    import ood_bench.suite.eval_run
+    import ood_bench.training.posttrain
+    import ood_bench.training.pretrain
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished run was started again")
 
     for module, name in (
-        (ood_bench.pretrain, "pretrain"),
-        (ood_bench.posttrain, "posttrain"),
-        (ood_bench.eval_run, "evaluate_checkpoint"),
+        (ood_bench.training.pretrain, "pretrain"),
+        (ood_bench.training.posttrain, "posttrain"),
+        (ood_bench.suite.eval_run, "evaluate_checkpoint"),
     ):
         monkeypatch.setattr(module, name, refuse)
     assert run_tiny(*tiny_board) == 0
@@ -253,9 +253,9 @@ def test_a_finished_suite_trains_and_evaluates_nothing_when_run_again(tiny_board
 
 
 def test_a_record_holds_what_a_reader_needs_and_no_sample_texts(tiny_board):
-    from ood_bench.checkpoints import CHECKSUM_KEY, read_checkpoint
-    from ood_bench.run_records import restore_checkpoint
-    from ood_bench.support import load_counts
+    from ood_bench.evaluation.support import load_counts
+    from ood_bench.storage.checkpoints import CHECKSUM_KEY, read_checkpoint
+    from ood_bench.storage.run_records import restore_checkpoint
 
     work, publish = tiny_board
     records = publish / "tiny" / "records"
@@ -353,7 +353,7 @@ def test_a_run_trained_by_an_earlier_invocation_counts_that_training_in_its_wall
 def test_a_run_counts_as_done_only_once_its_own_record_is_published(tiny_board, tmp_path):
     """A run killed after it wrote its record in its work folder but before it published it must run again,
     even where an older record of the same key is published (the committed quick records, say)."""
-    from ood_bench import runner
+    from ood_bench.suite import runner
 
     work, lb = tmp_path / "runs", tmp_path / "lb"
     shutil.copytree(tiny_board[0], work)
@@ -444,7 +444,7 @@ def test_with_adds_a_third_party_row_against_the_published_bases(tiny_board, tmp
 def test_a_suite_that_extends_another_reuses_its_published_bases_and_runs(tiny_board, tmp_path, monkeypatch, capsys):
     """``extends: tiny`` with tiny's base recipe: tiny's published bases (weights, evaluations) and runs are
     this suite's too, so it pretrains nothing and estimates no time for them; only its own row runs."""
-    import ood_bench.pretrain
+    import ood_bench.training.pretrain
 
     publish = tmp_path / "lb"
     shutil.copytree(tiny_board[1] / "tiny", publish / "tiny")  # a fresh clone: the parent's published folder
@@ -460,7 +460,7 @@ def test_a_suite_that_extends_another_reuses_its_published_bases_and_runs(tiny_b
     plan = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.startswith(("base-", "sft-"))}
     assert plan and set(plan.values()) == {"parent"}, out  # every base and every run tiny published
     assert "12 runs: 2 to do, 10 to skip" in out and "10 published by the suite it extends" in out
-    from ood_bench import runner
+    from ood_bench.suite import runner
 
     suite = load_suite(str(child))
     rloo = [s for s in expand(suite) if s.row == "rloo"]
@@ -470,7 +470,7 @@ def test_a_suite_that_extends_another_reuses_its_published_bases_and_runs(tiny_b
     def refuse(*a, **k):
         raise AssertionError("a base the parent published was pretrained again")
 
-    monkeypatch.setattr(ood_bench.pretrain, "pretrain", refuse)
+    monkeypatch.setattr(ood_bench.training.pretrain, "pretrain", refuse)
     assert main([*args, "--no-progress"]) == 0
     assert "12 runs, 2 to do, 10 skipped" in capsys.readouterr().out
     mine, theirs = publish / "child", publish / "tiny"
@@ -509,7 +509,7 @@ def test_a_suite_that_extends_quick_reuses_its_bases_whatever_auto_gives_on_this
 ):
     """A suite extending quick reuses quick's published runs on any kind of CPU (quick names 32-true, so no
     CPU's auto moves its keys), and --dry-run estimates no pretraining."""
-    import ood_bench.precision as precision
+    import ood_bench.training.precision as precision
 
     if not (ROOT / "leaderboards" / "quick" / "records").is_dir():
         pytest.skip("no published quick records in this checkout")
@@ -536,7 +536,7 @@ def write_record(root: Path, name: str, kind: str, problems: dict, null: dict | 
     """A run record as the runner writes it, from per-(family, split) lists of per-problem rows."""
     import pandas as pd
 
-    from ood_bench.results import manifest
+    from ood_bench.storage.results import manifest
 
     folder = root / "records" / name
     for sub, rows in (("eval", problems), ("null", null)):
@@ -646,7 +646,7 @@ def golden_records(root: Path, lifts: dict | None = None, reward_rise: float = 0
 
 
 def test_the_leaderboard_of_fixed_records_matches_its_golden_file(tmp_path):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
 
     golden_records(tmp_path)
     texts, _ = suite_board.render(tmp_path)
@@ -674,7 +674,7 @@ def test_the_leaderboard_of_fixed_records_matches_its_golden_file(tmp_path):
     ],
 )
 def test_a_planted_effect_flips_the_generated_verdict(tmp_path, lifts, verdict):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
 
     golden_records(tmp_path, lifts)
     found = json.loads(suite_board.render(tmp_path)[0]["leaderboard.json"])["verdicts"]
@@ -688,7 +688,7 @@ def test_the_control_is_the_row_split_and_exposures_the_suite_file_names(tmp_pat
 
     golden_records(tmp_path)
     control = {"row": "grpo", "split": "ood_depth", "exposures": ["e5"]}
-    monkeypatch.setattr("ood_bench.suite.read_suite_file", lambda name: {"positive_control": control})
+    monkeypatch.setattr("ood_bench.suite.suite.read_suite_file", lambda name: {"positive_control": control})
     texts = suite_board.render(tmp_path)[0]
     board = json.loads(texts["leaderboard.json"])
     assert [(c["exposure"], c["status"]) for c in board["positive_control"]] == [("e5", "passed")]
@@ -715,7 +715,7 @@ def test_a_board_whose_positive_control_fails_says_so_first_and_publishes_no_ver
 
 
 def test_check_catches_a_stale_table_and_a_stale_plot(tmp_path, capsys):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
 
     golden_records(tmp_path)
     suite_board.write(tmp_path)
@@ -762,7 +762,7 @@ def test_records_from_a_modified_checkout_are_refused_unless_allowed(tmp_path, c
 def test_index_html_is_one_self_contained_sortable_page(tiny_board, tmp_path):
     from html.parser import HTMLParser
 
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
 
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_board[1] / "tiny", folder)
@@ -796,7 +796,7 @@ def test_index_html_is_one_self_contained_sortable_page(tiny_board, tmp_path):
 
 
 def test_a_record_whose_key_the_suite_no_longer_gives_is_refused_not_mixed_in(tiny_board, capsys):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
     from ood_bench.errors import OodBenchError
 
     grid = {s.name: s.key for s in expand(load_suite(str(TINY_SUITE), ["posttrain.budget.grad_steps=3"]))}
@@ -812,7 +812,7 @@ def test_a_board_whose_every_record_predates_the_code_stands_for_them_and_says_s
     are, opening with a line that says they are superseded and how to renew them, rather than refusing."""
     import shutil
 
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
 
     board = tmp_path / "tiny"
     shutil.copytree(tiny_board[1] / "tiny", board)
@@ -831,7 +831,7 @@ def test_a_board_whose_every_record_predates_the_code_stands_for_them_and_says_s
 
 
 def test_a_post_record_from_another_base_is_refused(tmp_path):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
     from ood_bench.errors import OodBenchError
 
     golden_records(tmp_path)
@@ -868,7 +868,7 @@ def test_a_suite_file_names_itself_and_finds_its_parent_beside_it(tmp_path):
 
 
 def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
-    from ood_bench.records import code_version
+    from ood_bench.training.provenance import code_version
 
     if subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
@@ -927,8 +927,8 @@ def test_the_board_counts_a_trace_right_only_when_its_answer_is_right_too():
     trace pass@1 at 0.143 against a trace mass of 0.041."""
     import pandas as pd
 
-    from ood_bench import suite_board
-    from ood_bench.support import Thresholds
+    from ood_bench.board import suite_board
+    from ood_bench.evaluation.support import Thresholds
 
     def counts(trace_c, full_c):
         return pd.DataFrame(
@@ -954,7 +954,7 @@ def test_the_board_counts_a_trace_right_only_when_its_answer_is_right_too():
 
 
 def test_a_readme_quoting_the_verdict_block_is_renewed_by_the_board_and_checked_for_drift(tmp_path, capsys):
-    from ood_bench import suite_board, verdicts
+    from ood_bench.board import suite_board, verdicts
 
     board = tmp_path / "leaderboards" / "golden"
     golden_records(board)
@@ -976,9 +976,9 @@ def test_a_readme_quoting_the_verdict_block_is_renewed_by_the_board_and_checked_
 
 
 def test_the_board_reports_its_false_positive_rate_on_real_nulls_from_calibration_data(tmp_path):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
     from ood_bench.errors import OodBenchError
-    from ood_bench.results import manifest
+    from ood_bench.storage.results import manifest
 
     golden_records(tmp_path)
     for base in ("base-e0-s0", "base-e0-s1", "base-e0-s2", "base-e5-s0", "base-e5-s1", "base-e5-s2"):
@@ -1010,7 +1010,7 @@ def test_the_board_reports_its_false_positive_rate_on_real_nulls_from_calibratio
 
 
 def test_check_takes_a_fast_path_only_while_inputs_and_published_files_are_unchanged(tmp_path, monkeypatch):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
 
     golden_records(tmp_path)
     suite_board.write(tmp_path)
@@ -1036,10 +1036,10 @@ def test_check_takes_a_fast_path_only_while_inputs_and_published_files_are_uncha
 
 
 def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, tmp_path, capsys, monkeypatch):
-    import ood_bench.eval_run
-    from ood_bench.calibrate import evaluate_at, published_bases
-    from ood_bench.runner import places
-    from ood_bench.support import load_counts
+    import ood_bench.suite.eval_run
+    from ood_bench.evaluation.support import load_counts
+    from ood_bench.suite.calibrate import evaluate_at, published_bases
+    from ood_bench.suite.runner import places
 
     publish = tmp_path / "lb"
     shutil.copytree(tiny_board[1], publish)
@@ -1087,7 +1087,7 @@ def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, t
     def refuse(*a, **k):
         raise AssertionError("evaluated again")
 
-    monkeypatch.setattr(ood_bench.eval_run, "evaluate_checkpoint", refuse)
+    monkeypatch.setattr(ood_bench.suite.eval_run, "evaluate_checkpoint", refuse)
     assert main(argv) == 0
     assert "4 already done" in capsys.readouterr().out
 

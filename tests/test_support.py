@@ -20,7 +20,7 @@ import pytest
 
 from ood_bench.cli import main
 from ood_bench.errors import OodBenchError
-from ood_bench.support import (
+from ood_bench.evaluation.support import (
     Thresholds,
     compare_evals,
     load_counts,

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from ood_bench.cli import main
-from ood_bench.sweep import parse_grid
+from ood_bench.suite.sweep import parse_grid
 
 POINT = [
     "prompts_per_step=2",
@@ -40,7 +40,7 @@ def test_a_sweep_runs_every_point_once_and_tables_what_it_measured(tiny_base, tm
 def test_a_grid_over_bases_gives_each_point_its_own_base(tiny_base, tmp_path):
     """The positive control's sweep: one point per pretraining seed's base (the --base given for the sweep
     must not be given a second time to each point)."""
-    from ood_bench.sweep import SweepSpec, points
+    from ood_bench.suite.sweep import SweepSpec, points
 
     a, b = tmp_path / "base-s0.ckpt", tmp_path / "base-s1.ckpt"
     a.write_bytes(tiny_base.read_bytes())
@@ -54,7 +54,7 @@ def test_a_grid_over_bases_gives_each_point_its_own_base(tiny_base, tmp_path):
 def test_each_point_of_a_grid_over_bases_is_compared_with_its_own_base(tiny_base, tmp_path, monkeypatch):
     """heldout_change is the point's model against the base it started from, not against --base: with one
     base per pretraining seed, the sweep's --base is only the first of them."""
-    import ood_bench.sweep as sweep
+    import ood_bench.suite.sweep as sweep
 
     a, b = tmp_path / "base-s0.ckpt", tmp_path / "base-s1.ckpt"
     a.write_bytes(tiny_base.read_bytes())
@@ -86,7 +86,7 @@ def test_a_bad_grid_is_one_line_and_exit_2_before_any_run(grid, message, tiny_ba
 
 
 def test_the_positive_control_needs_a_base_in_the_band_a_rise_its_interval_above_zero_and_a_heldout_gain():
-    from ood_bench.sweep import positive_control
+    from ood_bench.suite.sweep import positive_control
 
     def table(first, change, held):
         n = len(first)

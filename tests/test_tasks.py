@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ood_bench.model.tokenizer import TOKENIZER
 from ood_bench.tasks.base import SPLITS, parse_completion
-from ood_bench.tokenizer import TOKENIZER
 
 GOLDEN = Path(__file__).with_name("golden_hashes.json")
 N_GOLDEN = 50

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ood_bench.tokenizer import BOS, EOS, PAD, SYMBOLS, TOKENIZER
+from ood_bench.model.tokenizer import BOS, EOS, PAD, SYMBOLS, TOKENIZER
 
 
 @given(st.text(alphabet=SYMBOLS, max_size=200))

@@ -165,7 +165,7 @@ class TaskFamily(ABC):
     ranges = None  # an AxisRanges: the depth and length of ID, edge and OOD problems
     steps_space = None  # a StepSpace: the primitives, the held-out and the excluded pairs
     # A regular expression one trace line of this family matches in full, whatever its content is
-    # (``ood_bench.failures`` tells a wrong step from a line in another family's format by it); None:
+    # (``ood_bench.evaluation.failures`` tells a wrong step from a line in another family's format by it); None:
     # the family declares no line format, and its lines are never called malformed.
     step_pattern: str | None = None
 

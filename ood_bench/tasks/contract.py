@@ -11,9 +11,9 @@ What must hold, and why:
 - the prompt is ``"<tag>:<query>\\n"``: it starts with the tag and a colon and
   ends with the only newline it holds (the core adds nothing);
 - every step is non-empty and holds no newline and no ``#`` (the answer marker), and
-  matches ``step_pattern`` where the family sets one (``ood_bench.failures`` reads formats by it);
+  matches ``step_pattern`` where the family sets one (``ood_bench.evaluation.failures`` reads formats by it);
   the answer is non-empty and holds no newline;
-- every symbol is in the shared vocabulary (``ood_bench.tokenizer.SYMBOLS``);
+- every symbol is in the shared vocabulary (``ood_bench.model.tokenizer.SYMBOLS``);
 - the same (split, seed, index) gives the same problem (generators are pure);
 - the gold completion scores 1.0, answer and trace; ``score`` returns a ``Score``
   for any text, without an exception (a model writes wrong, truncated, garbled
@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 
 from ..errors import OodBenchError
-from ..tokenizer import SYMBOLS, TOKENIZER
+from ..model.tokenizer import SYMBOLS, TOKENIZER
 from .base import SPLITS, Score, TaskFamily
 
 VOCABULARY = frozenset(SYMBOLS)
