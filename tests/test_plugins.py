@@ -132,7 +132,7 @@ def test_a_duplicate_family_name_is_dropped_with_one_warning(sandbox):
         # the hook misspelled
         """
         from ood_bench import hookimpl
-        from ood_bench.algorithms import Algorithm
+        from ood_bench.api import Algorithm
 
         class Mine(Algorithm):
             name = "mine"
@@ -145,7 +145,7 @@ def test_a_duplicate_family_name_is_dropped_with_one_warning(sandbox):
         """,
         # @hookimpl forgotten
         """
-        from ood_bench.algorithms import Algorithm
+        from ood_bench.api import Algorithm
 
         class Mine(Algorithm):
             name = "mine"

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..config import ConfigError, check
 from ..faults import checked_extra_modules
+from ..plugins import ALGORITHM_CHECKS
 from .context import Context, Counters, LogProbs, RolloutBatch
 
 if TYPE_CHECKING:
@@ -247,3 +250,57 @@ __all__ = [
     "standalone",
     "ConfigError",
 ]
+
+
+def _default_fits(value: Any, tp: Any) -> bool:
+    """Whether a config field's default has its annotated type (ints count as floats, bools as nothing else)."""
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_default_fits(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (list, tuple, dict, set, frozenset):
+        return isinstance(value, origin)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True  # Literal and the like: not checked here
+
+
+def algorithm_fault(algo_cls: Any) -> str | None:
+    """What makes ``algo_cls`` unusable, in words naming it, or None: caught at registration, not at run time."""
+    if not (isinstance(algo_cls, type) and issubclass(algo_cls, Algorithm)):
+        return f"{algo_cls!r} is not a subclass of Algorithm (register the class, not an instance)"
+    cls = algo_cls.__name__
+    if not getattr(algo_cls, "name", ""):
+        return f"algorithm class {cls} has no name"
+    if algo_cls.step is Algorithm.step:
+        return f"algorithm class {cls} has no step method (def step(self, problems) -> dict of diagnostics)"
+    config = algo_cls.config_class
+    if not dataclasses.is_dataclass(config) or not isinstance(config, type):
+        return f"config_class {getattr(config, '__name__', config)!r} of {cls} is not a dataclass (add @dataclass)"
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    lost = [n for n in vars(config).get("__annotations__", {}) if n not in fields and not n.startswith("_")]
+    lost = [n for n in lost if not any(w in str(vars(config)["__annotations__"][n]) for w in ("ClassVar", "InitVar"))]
+    if lost:
+        return (
+            f"config_class {config.__name__} of {cls} is not a dataclass (add @dataclass): "
+            f"its knobs {', '.join(lost)} would be ignored"
+        )
+    try:
+        hints = typing.get_type_hints(config)
+    except Exception as exc:  # an annotation that names nothing importable
+        return f"config_class {config.__name__} of {cls}: its annotations do not resolve ({type(exc).__name__}: {exc})"
+    for name, f in fields.items():
+        if f.default is not dataclasses.MISSING and name in hints and not _default_fits(f.default, hints[name]):
+            tp = getattr(hints[name], "__name__", str(hints[name]))
+            return f"config_class {config.__name__} of {cls}: knob {name}: {tp} = {f.default!r} is not a {tp}"
+    return None
+
+
+ALGORITHM_CHECKS.append(algorithm_fault)

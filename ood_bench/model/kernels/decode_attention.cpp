@@ -1,4 +1,4 @@
-// One decode step's attention for every row and head in one call (ood_bench/kernels/__init__.py builds it).
+// One decode step's attention for every row and head in one call (ood_bench/model/kernels/__init__.py builds it).
 //
 // Each of the N rows has one new query per head. It attends to its prompt's keys, whose scores the
 // caller has already computed per prompt in one batched matmul (s_pre: (P, H, n, Tp), row r is prompt
