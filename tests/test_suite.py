@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from ood_bench.cli import main
-from ood_bench.suite.suite import expand, load_suite, shard
+from ood_bench.suite.suite import RESULTS_VERSION, expand, load_suite, shard
 
 from .conftest import TINY_SUITE
 
@@ -684,7 +684,7 @@ def test_a_planted_effect_flips_the_generated_verdict(tmp_path, lifts, verdict):
 
 
 def test_the_control_is_the_row_split_and_exposures_the_suite_file_names(tmp_path, monkeypatch):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
 
     golden_records(tmp_path)
     control = {"row": "grpo", "split": "ood_depth", "exposures": ["e5"]}
@@ -696,7 +696,7 @@ def test_the_control_is_the_row_split_and_exposures_the_suite_file_names(tmp_pat
 
 
 def test_a_board_whose_positive_control_fails_says_so_first_and_publishes_no_verdict(tmp_path):
-    from ood_bench import suite_board
+    from ood_bench.board import suite_board
 
     golden_records(tmp_path)  # GRPO's reward rises by 0.2 at every seed: the control passes
     texts = suite_board.render(tmp_path)[0]
@@ -820,7 +820,7 @@ def test_a_board_whose_every_record_predates_the_code_stands_for_them_and_says_s
     assert suite_board.Records(board, allow_dirty=True, expected=grid).superseded is None
     moved = {name: "0" * 16 for name in grid}  # what a family version bump does to every key
     rec = suite_board.Records(board, allow_dirty=True, expected=moved)
-    assert rec.superseded["records"] == len(grid) and rec.superseded["results_versions"] == [1]
+    assert rec.superseded["records"] == len(grid) and rec.superseded["results_versions"] == [RESULTS_VERSION]
     texts, extra = suite_board.render(board, allow_dirty=True, expected=moved)
     first = next(p for p in texts["README.md"].split("\n\n") if p.startswith("**Superseded"))
     assert first.startswith("**Superseded records.**") and "`ood-bench run tiny` renews them" in first
