@@ -1128,3 +1128,27 @@ def test_a_base_without_its_null_evaluation_is_one_line_naming_it(tmp_path, caps
     assert main(["leaderboard", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "base 'base-e0-s1' has no null evaluation" in err and err.count("\n") == 1
+
+
+def test_the_estimate_reads_a_post_training_step_per_32_prompts_whatever_the_records_used(tmp_path):
+    """Records made at 16 prompts per step take half as long per step as the same run at 32: the rate read
+    from them is per 32 prompts, so a suite at 32 prompts is not estimated at half its time."""
+    from types import SimpleNamespace
+
+    from ood_bench.suite import runner
+
+    records = tmp_path / "records"
+    for name, prompts, train in (("grpo-a", 16, 20.0), ("grpo-b", 32, 40.0), ("sft-a", 16, 2.0)):
+        (records / name).mkdir(parents=True)
+        record = {
+            "key": name,
+            "kind": "post",
+            "algorithm": name.split("-")[0],
+            "steps": 10,
+            "timings": {"train": train},
+            "config": {"prompts_per_step": prompts},
+        }
+        (records / name / "record.json").write_text(json.dumps(record))
+    rates = runner._rates(SimpleNamespace(records=records, parents=[]))
+    assert rates["post_step"] == pytest.approx(4.0)  # 2 s per 16-prompt step and 4 s per 32-prompt step
+    assert rates["sft_step"] == pytest.approx(0.4)

@@ -147,7 +147,11 @@ def _rates(where: Places) -> dict:
                     if rec.get("algorithm") == "sft"
                     else "post_step"
                 )
-                per[kind].append(train_wall_seconds(t) / steps)
+                # post-training rates are per step of 32 prompts (estimate_seconds scales them to a run's
+                # own prompts_per_step): a suite at 16 prompts would otherwise halve a 32-prompt suite's estimate
+                prompts = (rec.get("config") or {}).get("prompts_per_step") or 32
+                scale = 32 / prompts if kind != "pretrain_step" else 1.0
+                per[kind].append(train_wall_seconds(t) / steps * scale)
     for kind, values in per.items():
         if values:
             rates[kind] = sum(values) / len(values)
