@@ -470,11 +470,11 @@ def cmd_run(args) -> int:
     # the runs a parent suite published become this suite's records (and weights) before any run needs them
     runner.adopt_from_parents([s for s, st in rows if st == "parent"], where, suite.name)
     by_name = {s.name: s for s in grid}
-    rates = runner._rates(where)
+    rates = runner.measured_rates(where)
     estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
     print(
         f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
-        f"estimated {runner._clock(seconds)} on this machine",
+        f"estimated {runner.clock(seconds)} on this machine",
         flush=True,
     )
     if precision_line:

@@ -464,8 +464,10 @@ def test_a_suite_that_extends_another_reuses_its_published_bases_and_runs(tiny_b
 
     suite = load_suite(str(child))
     rloo = [s for s in expand(suite) if s.row == "rloo"]
-    estimate = sum(runner.estimate_seconds(s, runner._rates(runner.places(suite, tmp_path, publish))) for s in rloo)
-    assert f"estimated wall time on this machine {runner._clock(estimate)}" in out  # the two rloo runs alone
+    estimate = sum(
+        runner.estimate_seconds(s, runner.measured_rates(runner.places(suite, tmp_path, publish))) for s in rloo
+    )
+    assert f"estimated wall time on this machine {runner.clock(estimate)}" in out  # the two rloo runs alone
 
     def refuse(*a, **k):
         raise AssertionError("a base the parent published was pretrained again")
@@ -1149,6 +1151,6 @@ def test_the_estimate_reads_a_post_training_step_per_32_prompts_whatever_the_rec
             "config": {"prompts_per_step": prompts},
         }
         (records / name / "record.json").write_text(json.dumps(record))
-    rates = runner._rates(SimpleNamespace(records=records, parents=[]))
+    rates = runner.measured_rates(SimpleNamespace(records=records, parents=[]))
     assert rates["post_step"] == pytest.approx(4.0)  # 2 s per 16-prompt step and 4 s per 32-prompt step
     assert rates["sft_step"] == pytest.approx(0.4)

@@ -124,7 +124,7 @@ def adopt_from_parents(specs: list[RunSpec], where: Places, suite_name: str) -> 
 # ----------------------------------------------------------------------------- estimates
 
 
-def _rates(where: Places) -> dict:
+def measured_rates(where: Places) -> dict:
     """Seconds per step and per sample from the suite's own records when there are any, else from those of the
     nearest suite it extends that has some (the same machine's figures, most likely)."""
     rates = dict(DEFAULT_RATES)
@@ -176,7 +176,7 @@ def estimate_seconds(spec: RunSpec, rates: dict) -> float:
     return spec.config["budget"]["grad_steps"] * per_step + eval_s + rates["overhead"]
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
@@ -198,7 +198,7 @@ def format_plan(rows: list[tuple[RunSpec, str]], seconds: float) -> str:
         f"({sum(st == 'done' for _, st in rows)} done here, "
         f"{sum(st == 'published' for _, st in rows)} published"
         + (f", {inherited} published by the suite it extends" if inherited else "")
-        + f"); estimated wall time on this machine {_clock(seconds)}"
+        + f"); estimated wall time on this machine {clock(seconds)}"
     )
     return "\n".join(lines)
 
@@ -442,8 +442,7 @@ def run_local(
     for i, spec in enumerate(todo, 1):
         elapsed = time.perf_counter() - start
         say(
-            f"[{i}/{len(todo)}] {spec.name} ({_what(spec)}) · elapsed {_clock(elapsed)} · "
-            f"estimated left {_clock(left)}",
+            f"[{i}/{len(todo)}] {spec.name} ({_what(spec)}) · elapsed {clock(elapsed)} · estimated left {clock(left)}",
             flush=True,
         )
         record = execute(spec, specs.get(spec.base), suite.name, where, opts)
@@ -463,8 +462,8 @@ def _what(spec: RunSpec) -> str:
 def _say_finished(record: dict, count: int, total: int, on: str, start: float, left: float, say) -> None:
     """The progress line of a launcher that learns of runs as they finish elsewhere (Ray, Slurm)."""
     say(
-        f"[{count}/{total}] {record['name']} finished on {on} · elapsed {_clock(time.perf_counter() - start)} · "
-        f"estimated left (serial) {_clock(left)}",
+        f"[{count}/{total}] {record['name']} finished on {on} · elapsed {clock(time.perf_counter() - start)} · "
+        f"estimated left (serial) {clock(left)}",
         flush=True,
     )
     _say_reproduced(record, say)
@@ -673,7 +672,7 @@ def has_published(spec: RunSpec, where: Places) -> bool:
 
 
 def rates_source(where: Places) -> str:
-    rates = _rates(where)
+    rates = measured_rates(where)
     mine = [k for k in ("pretrain_step", "post_step", "sft_step") if rates[k] != DEFAULT_RATES[k]]
     if mine:
         return (
@@ -685,5 +684,5 @@ def rates_source(where: Places) -> str:
 
 
 def plan_seconds(rows: list[tuple[RunSpec, str]], where: Places) -> float:
-    rates = _rates(where)
+    rates = measured_rates(where)
     return sum(estimate_seconds(s, rates) for s, st in rows if st == "todo")
