@@ -709,11 +709,15 @@ def test_a_board_whose_positive_control_fails_says_so_first_and_publishes_no_ver
 
     flat = tmp_path / "flat"
     golden_records(flat, reward_rise=0.0)  # the same board where GRPO's training reward never rose
-    texts = suite_board.render(flat)[0]
+    texts, extra = suite_board.render(flat)
     board = json.loads(texts["leaderboard.json"])
     assert {c["status"] for c in board["positive_control"]} == {"failed"} and board["verdicts"] == []
     assert "**No verdicts on the `golden` board:** the RL positive control failed" in texts["README.md"]
     assert "Verdicts on the `golden` board" not in texts["README.md"]
+    # the page says why its verdict list is empty, as the README does
+    page = suite_board._page(extra, {n: b"" for n in suite_board.PLOTS})
+    verdict_list = page[page.index('<ul class="verdicts">') : page.index("</ul>", page.index('<ul class="verdicts">'))]
+    assert "<strong>No verdicts on the `golden` board:</strong> the RL positive control failed" in verdict_list
 
 
 def test_check_catches_a_stale_table_and_a_stale_plot(tmp_path, capsys):

@@ -207,12 +207,18 @@ def _verdict_items(readme: str, suite: str) -> str:
         "<li>"
         + word.sub(
             r': <span class="verdict \1">\1</span>.</strong>',
-            italic.sub(r"<em>\1</em>", bold.sub(r"<strong>\1</strong>", html.escape(line[2:]))),
+            italic.sub(r"<em>\1</em>", bold.sub(r"<strong>\1</strong>", html.escape(line))),
         )
         + "</li>"
-        for line in block.splitlines()
-        if line.startswith("- ")
+        for line in _verdict_lines(block)
     )
+
+
+def _verdict_lines(block: str) -> list[str]:
+    """The verdicts of a README's block, or the one line saying why the board publishes none (its positive
+    control failed): a page must not show an empty list where the README says why it is empty."""
+    lines = block.splitlines()
+    return [ln[2:] for ln in lines if ln.startswith("- ")] or [ln for ln in lines if ln.startswith("**No verdicts")]
 
 
 STYLE = """
