@@ -221,6 +221,23 @@ def test_a_rerun_with_the_other_engine_says_it_cannot_compare_bit_for_bit():
     )
 
 
+def test_a_rerun_on_another_thread_count_says_it_cannot_compare_bit_for_bit():
+    """A matmul split over another number of threads adds in another order: the quick recipe pretrained on one
+    thread and on two gave other weights from the same seed and config."""
+    from ood_bench.suite.runner import reproduction_line
+
+    cpu = {"capability": "AVX512", "bf16_native": True, "model": "m"}
+    committed = {"cpu": cpu, "precision": "32-true", "engine": "kernel", "threads": 2}
+    assert reproduction_line({**committed, "threads": 1, "reproduced": False, "committed": committed}) == (
+        "committed record made on AVX512/32-true on 2 threads, this run AVX512/32-true on 1 thread: not comparable "
+        "bit for bit"
+    )
+    assert (
+        reproduction_line({**committed, "reproduced": True, "committed": committed})
+        == "reproduced the committed record exactly"
+    )
+
+
 def test_the_engine_is_no_part_of_any_run_key(monkeypatch, unbuildable):
     """Records name their engine, but a run's key hashes only the config, task versions and results version:
     a machine where the kernel does not build re-runs the same runs eagerly, and its reproduction line says

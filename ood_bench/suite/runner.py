@@ -484,13 +484,20 @@ def made_with(record: dict) -> dict:
     cap = cpu.get("capability")
     if cap and str(precision).startswith("bf16") and cpu.get("bf16_native") is False:
         cap += " (bf16 emulated)"  # oneDNN's emulation rounds otherwise than the native instructions
-    return {"cpu": cap, "precision": precision, "base": record.get("base_precision"), "engine": record.get("engine")}
+    return {
+        "cpu": cap,
+        "precision": precision,
+        "base": record.get("base_precision"),
+        "engine": record.get("engine"),
+        "threads": record.get("threads"),
+    }
 
 
-def _label(made: dict, engine: bool = False) -> str:
+def _label(made: dict, engine: bool = False, threads: bool = False) -> str:
     base = f" on a {made['base']} base" if made["base"] else ""
     decoding = f" ({made['engine']} decoding)" if engine else ""  # named only where the two records' differ
-    return f"{made['cpu'] or 'an unrecorded CPU'}/{made['precision']}{base}{decoding}"
+    split = f" on {made['threads']} thread{'s' if made['threads'] != 1 else ''}" if threads else ""
+    return f"{made['cpu'] or 'an unrecorded CPU'}/{made['precision']}{base}{decoding}{split}"
 
 
 def reproduction_line(record: dict) -> str | None:
@@ -501,9 +508,10 @@ def reproduction_line(record: dict) -> str | None:
     then, now = made_with(record["committed"]), made_with(record)
     if any(then[k] and now[k] and then[k] != now[k] for k in then):
         engine = bool(then["engine"] and now["engine"] and then["engine"] != now["engine"])
+        threads = bool(then["threads"] and now["threads"] and then["threads"] != now["threads"])
         line = (
-            f"committed record made on {_label(then, engine)}, this run {_label(now, engine)}: not comparable "
-            f"bit for bit"
+            f"committed record made on {_label(then, engine, threads)}, this run {_label(now, engine, threads)}: "
+            "not comparable bit for bit"
         )
         if "replaced" in record:
             return f"{line}; this record replaced it (its key was {record['replaced']})"

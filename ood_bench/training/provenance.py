@@ -8,6 +8,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+import torch
+
 PACKAGES = ("ood-bench", "torch", "lightning", "torchmetrics", "pluggy", "pandas")
 
 
@@ -63,5 +65,8 @@ def environment() -> dict:
         # which decode path sampled (OOD_BENCH_ENGINE): the kernel sums in another order than eager, so a
         # sampled token can differ between them; not part of any run key (docs/performance.md)
         "engine": engine(),
+        # intra-op threads: a matmul split over another number of threads adds in another order, so the same
+        # seed and config give the same bytes only at the same thread count (docs/precision.md)
+        "threads": torch.get_num_threads(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
