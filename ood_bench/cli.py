@@ -28,8 +28,10 @@ def _plugins():
     return get_plugins()
 
 
-class Terminated(Exception):
-    """SIGTERM outside training (training saves a checkpoint first and raises ``RunInterrupted``)."""
+class Terminated(BaseException):
+    """SIGTERM outside training (training saves a checkpoint first and raises ``RunInterrupted``). A
+    BaseException, like KeyboardInterrupt, so that no ``except Exception`` on its way takes it for a failure
+    and carries on (the decode kernel's build did: a SIGTERM during it read as "kernel unavailable", exit 0)."""
 
 
 def _sigterm_like_ctrl_c():

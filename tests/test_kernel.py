@@ -221,6 +221,22 @@ def test_a_rerun_with_the_other_engine_says_it_cannot_compare_bit_for_bit():
     )
 
 
+def test_a_sigterm_during_the_kernel_build_is_not_taken_for_a_failed_build(monkeypatch):
+    """On a fresh clone the kernel builds during the first evaluation; a SIGTERM then must end the command
+    (exit 143), not read as "kernel unavailable" and let it finish with exit 0."""
+    from ood_bench.cli import Terminated
+
+    def build():
+        raise Terminated()
+
+    monkeypatch.setattr(kernels, "_loaded", {})
+    monkeypatch.setattr(kernels, "build", build)
+    monkeypatch.setenv(kernels.ENV, "auto")
+    with pytest.raises(Terminated):
+        kernels.decode_kernel()
+    assert "module" not in kernels._loaded  # nothing cached as a failure: the next call builds again
+
+
 def test_a_rerun_on_another_thread_count_says_it_cannot_compare_bit_for_bit():
     """A matmul split over another number of threads adds in another order: the quick recipe pretrained on one
     thread and on two gave other weights from the same seed and config."""
