@@ -1164,3 +1164,33 @@ def test_the_estimate_reads_a_post_training_step_per_32_prompts_whatever_the_rec
     rates = runner.measured_rates(SimpleNamespace(records=records, parents=[]))
     assert rates["post_step"] == pytest.approx(4.0)  # 2 s per 16-prompt step and 4 s per 32-prompt step
     assert rates["sft_step"] == pytest.approx(0.4)
+
+
+def test_the_estimate_of_runs_going_together_uses_their_own_thread_count(tmp_path):
+    """Two runs at once on one thread each: the plan reads the one-thread records' rates where there are any
+    (a one-thread run is slower than a two-thread one) and divides the serial sum by the runs going at once;
+    one after another, or on a cluster this machine cannot see, is one at a time."""
+    from types import SimpleNamespace
+
+    from ood_bench.suite import runner
+
+    records = tmp_path / "records"
+    for name, threads, train in (("base-a", 2, 100.0), ("base-b", 1, 160.0), ("base-c", None, 100.0)):
+        (records / name).mkdir(parents=True)
+        record = {"key": name, "kind": "base", "steps": 100, "timings": {"train": train}}
+        if threads:
+            record["threads"] = threads
+        (records / name / "record.json").write_text(json.dumps(record))
+    where = SimpleNamespace(records=records, parents=[])
+    assert runner.measured_rates(where)["pretrain_step"] == pytest.approx(1.2)  # every record
+    assert runner.measured_rates(where, threads=1)["pretrain_step"] == pytest.approx(1.6)  # one-thread only
+    assert runner.measured_rates(where, threads=4)["pretrain_step"] == pytest.approx(1.2)  # none: every record
+    assert runner.runs_at_once("ray", cpus=1, cores=2) == 2
+    assert runner.runs_at_once("ray", cpus=2, cores=2) == 1
+    assert runner.runs_at_once("local", cpus=1, cores=2) == 1
+    spec = SimpleNamespace(
+        kind="base", config={"train": {"max_steps": 100}}, eval={"splits": ["id"], "n_test": 1, "n_samples": 1}
+    )
+    one = runner.plan_seconds([(spec, "todo"), (spec, "todo")], where, 1, 1)
+    two = runner.plan_seconds([(spec, "todo"), (spec, "todo")], where, 2, 1)
+    assert two == pytest.approx(one / 2) and one > 2 * 160

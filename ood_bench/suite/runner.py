@@ -124,11 +124,16 @@ def adopt_from_parents(specs: list[RunSpec], where: Places, suite_name: str) -> 
 # ----------------------------------------------------------------------------- estimates
 
 
-def measured_rates(where: Places) -> dict:
+def measured_rates(where: Places, threads: int | None = None) -> dict:
     """Seconds per step and per sample from the suite's own records when there are any, else from those of the
-    nearest suite it extends that has some (the same machine's figures, most likely)."""
+    nearest suite it extends that has some (the same machine's figures, most likely).
+
+    With ``threads``, a kind's rate comes from the records made on that many threads when there are any: a
+    plan that runs two runs at once on one thread each needs one-thread rates (a run on one thread of a
+    two-core machine is slower than on two), and records without a thread count fill only the kinds left."""
     rates = dict(DEFAULT_RATES)
     per = {"pretrain_step": [], "post_step": [], "sft_step": []}
+    same = {kind: [] for kind in per}  # the same, from records made on ``threads`` threads
     for records in (where.records, *(p / "records" for p in where.parents)):
         if any(per.values()) or not records.is_dir():
             continue
@@ -152,10 +157,22 @@ def measured_rates(where: Places) -> dict:
                 prompts = (rec.get("config") or {}).get("prompts_per_step") or 32
                 scale = 32 / prompts if kind != "pretrain_step" else 1.0
                 per[kind].append(train_wall_seconds(t) / steps * scale)
+                if threads is not None and rec.get("threads") == threads:
+                    same[kind].append(per[kind][-1])
     for kind, values in per.items():
+        values = same[kind] or values
         if values:
             rates[kind] = sum(values) / len(values)
     return rates
+
+
+def runs_at_once(launcher: str, cpus: int, cores: int | None = None) -> int:
+    """How many runs a launcher keeps going at once on this machine: Ray started here packs
+    ``cores // resources.cpus`` tasks; one after another (local), or a cluster's (Slurm, or Ray joining
+    ``RAY_ADDRESS``), whose size this machine cannot see, counts as one."""
+    if launcher != "ray" or os.environ.get("RAY_ADDRESS"):
+        return 1
+    return max(1, (cores or os.cpu_count() or 1) // max(1, cpus))
 
 
 def estimate_seconds(spec: RunSpec, rates: dict) -> float:
@@ -182,9 +199,11 @@ def clock(seconds: float) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
-def plan(specs: list[RunSpec], where: Places, reuse_published: bool) -> tuple[list[tuple[RunSpec, str]], float]:
+def plan(
+    specs: list[RunSpec], where: Places, reuse_published: bool, at_once: int = 1, threads: int | None = None
+) -> tuple[list[tuple[RunSpec, str]], float]:
     rows = [(s, status(s, where, reuse_published)) for s in specs]
-    return rows, plan_seconds(rows, where)
+    return rows, plan_seconds(rows, where, at_once, threads)
 
 
 def format_plan(rows: list[tuple[RunSpec, str]], seconds: float) -> str:
@@ -679,18 +698,31 @@ def has_published(spec: RunSpec, where: Places) -> bool:
     return bool(published and published["key"] == spec.key and where.weights(spec.name).is_file())
 
 
-def rates_source(where: Places) -> str:
-    rates = measured_rates(where)
+def rates_source(where: Places, at_once: int = 1, threads: int | None = None) -> str:
+    rates = measured_rates(where, threads)
+    together = (
+        f"; {at_once} runs at once on {threads} thread{'s' if threads != 1 else ''} each, at the rates of records "
+        f"made on {threads} where there are any"
+        if at_once > 1
+        else ""
+    )
     mine = [k for k in ("pretrain_step", "post_step", "sft_step") if rates[k] != DEFAULT_RATES[k]]
     if mine:
         return (
             f"(estimate from this suite's own records, or else those of the suite it extends, for "
-            f"{', '.join(mine)}, defaults for the rest; on another "
+            f"{', '.join(mine)}, defaults for the rest{together}; on another "
             f"machine the estimate is off by its speed)"
         )
-    return "(estimate from default rates measured on a 2-core CPU; a suite's own records refine it as they come)"
+    return (
+        f"(estimate from default rates measured on a 2-core CPU{together}; a suite's own records refine it as "
+        f"they come)"
+    )
 
 
-def plan_seconds(rows: list[tuple[RunSpec, str]], where: Places) -> float:
-    rates = measured_rates(where)
-    return sum(estimate_seconds(s, rates) for s, st in rows if st == "todo")
+def plan_seconds(
+    rows: list[tuple[RunSpec, str]], where: Places, at_once: int = 1, threads: int | None = None
+) -> float:
+    """Wall time of the runs to do: their serial sum at ``threads``-thread rates, shared by ``at_once`` runs
+    going together (a lower bound when few bases hold many runs: a post run waits for its base)."""
+    rates = measured_rates(where, threads)
+    return sum(estimate_seconds(s, rates) for s, st in rows if st == "todo") / max(1, at_once)

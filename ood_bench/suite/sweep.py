@@ -156,6 +156,17 @@ def heldout_pass(checkpoint: Path | str, split: str, families: list[str], n_test
     return float(sum(scores) / len(scores))
 
 
+def _train_seconds(run: Path) -> float | None:
+    """The point's own training time from its record, earlier sessions included: unlike the wall time of this
+    session, it survives a re-run that skips the finished point (the compute each point used)."""
+    try:
+        record = json.loads((run / "posttrain_record.json").read_text())
+    except (OSError, ValueError):
+        return None
+    seconds = (record.get("train_seconds") or 0.0) + (record.get("train_seconds_earlier") or 0.0)
+    return round(seconds, 1) if seconds else None
+
+
 def run_sweep(spec: SweepSpec, argv: list[str], progress: bool = True) -> pd.DataFrame:
     """Run every point (skipping finished ones), then write the table, its README and the curves plot."""
     grid = points(spec)
@@ -169,6 +180,7 @@ def run_sweep(spec: SweepSpec, argv: list[str], progress: bool = True) -> pd.Dat
         ckpt = posttrain(point.config, progress=False)
         wall[point.name] = time.perf_counter() - start
         row = measure(point, objective)
+        row["train_s"] = _train_seconds(Path(ckpt).parent)
         if spec.heldout:
             cfg = point.config
             families = cfg.families or [f for f, s in base_cfg.mixture.families.items() if s > 0]
