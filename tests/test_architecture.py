@@ -1,5 +1,6 @@
 """The core's dependencies point down: no import cycle, even through imports inside functions, and each part of
-the package imports only the parts below it that the design names (``docs/design.md``, section 4)."""
+the package imports only the parts below it that the design names (``docs/design.md``, section 4); inside
+``board/`` and ``cli/``, each module imports only the modules of its part below it."""
 
 import ast
 import subprocess
@@ -113,6 +114,41 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 
 
+# Inside a part split into modules of one job each, the modules point down too: each imports only the modules of
+# its part that its row names (the package's own __init__ is "__init__"). docs/design.md names them.
+WITHIN: dict[str, dict[str, set[str]]] = {
+    "board": {
+        "__init__": set(),
+        "board_stats": set(),  # intervals and q-values
+        "board_data": set(),  # what the plots and the page draw
+        "markdown": set(),
+        "records": set(),
+        "leaderboard": set(),  # the older boards of evaluation folders
+        "board_plots": {"board_data"},
+        "verdicts": {"board_stats"},
+        "board_page": {"board_stats", "verdicts"},
+        "headline": {"board_stats", "records"},
+        "control": {"markdown", "records"},
+        "calibration": {"headline", "records"},
+        "readme": {"board_stats", "calibration", "control", "headline", "markdown", "records"},
+        "suite_board": {  # the entry: renders, writes and checks a suite's board
+            *("board_data", "board_page", "board_plots", "board_stats", "verdicts"),
+            *("records", "headline", "control", "calibration", "readme"),
+        },
+    },
+    "cli": {
+        "common": set(),
+        "catalog": {"common"},
+        "evaluate": {"common"},
+        "train": {"common"},
+        "run": {"common"},
+        "parser": {"common", "catalog", "evaluate", "train", "run"},
+        "__init__": {"common", "parser", "catalog", "evaluate", "train", "run"},  # main()
+        "__main__": {"__init__"},  # python -m ood_bench.cli
+    },
+}
+
+
 def part(module: str) -> str:
     """``ood_bench.storage.atomic`` -> ``storage``; ``ood_bench.cli`` -> ``cli``; ``ood_bench`` -> itself."""
     parts = module.split(".")
@@ -126,6 +162,24 @@ def wrong_imports(graph: dict[str, set[str]]) -> list[str]:
         for m, targets in graph.items()
         for t in targets
         if part(t) != part(m) and part(t) not in MAY_IMPORT.get(part(m), set())
+    )
+
+
+def module_in_part(module: str) -> str:
+    """``ood_bench.board.records`` -> ``records``; ``ood_bench.cli`` (the package itself) -> ``__init__``."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else "__init__"
+
+
+def wrong_imports_within(graph: dict[str, set[str]]) -> list[str]:
+    """Every import between two modules of a part in ``WITHIN`` that its table does not allow."""
+    return sorted(
+        f"{m} imports {t}"
+        for m, targets in graph.items()
+        for t in targets
+        if part(m) in WITHIN
+        and part(t) == part(m)
+        and module_in_part(t) not in WITHIN[part(m)].get(module_in_part(m), set())
     )
 
 
@@ -147,6 +201,26 @@ def test_the_design_table_points_down_and_names_every_part():
 def test_each_part_imports_only_what_the_design_allows():
     wrong = wrong_imports(import_graph())
     assert not wrong, "imports the design (MAY_IMPORT, docs/design.md) does not allow:\n" + "\n".join(wrong)
+
+
+def test_the_check_inside_a_part_catches_an_upward_import():
+    assert wrong_imports_within(
+        {"ood_bench.board.records": {"ood_bench.board.suite_board"}, "ood_bench.cli.common": {"ood_bench.cli"}}
+    ) == ["ood_bench.board.records imports ood_bench.board.suite_board", "ood_bench.cli.common imports ood_bench.cli"]
+    assert wrong_imports_within({"ood_bench.board.readme": {"ood_bench.board.records", "ood_bench.storage"}}) == []
+
+
+def test_the_tables_inside_a_part_point_down_and_name_every_module():
+    modules = import_graph()
+    for name, table in WITHIN.items():
+        assert find_cycle(table) is None, name
+        assert all(allowed <= set(table) for allowed in table.values()), name
+        assert {module_in_part(m) for m in modules if part(m) == name} == set(table), name
+
+
+def test_each_module_imports_only_the_modules_below_it_in_its_part():
+    wrong = wrong_imports_within(import_graph())
+    assert not wrong, "imports inside a part that WITHIN (docs/design.md) does not allow:\n" + "\n".join(wrong)
 
 
 def test_find_cycle_finds_one():

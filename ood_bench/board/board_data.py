@@ -1,11 +1,12 @@
-"""What the leaderboard's plots and page draw, read from a suite's records (a ``suite_board.Records``, ``rec``).
+"""What the leaderboard's plots and page draw, read from a suite's records (a ``records.Records``, ``rec``).
 
 The headline table pools seeds and families into one cell; a reader who wants to see what a cell is made of
 needs the pieces: each seed's own change (``seed_rows``, also in ``leaderboard.json`` as ``per_seed``), each
-family's own cell (``suite_board.family_cells``: the headline's statistic over one family's problems), and
+family's own cell (``headline.family_cells``: the headline's statistic over one family's problems), and
 each problem's exact gold-trace mass before and after (``problem_blob``, compact enough to embed in the page).
 The plots' data frames (``plot_data``) are built from these; each plot's digest (``board_plots.digest``) is
-taken over exactly the frames it draws. Nothing here imports ``suite_board`` (it imports this module).
+taken over exactly the frames it draws. Nothing here imports ``suite_board`` or the modules it draws on
+(``suite_board`` imports this module).
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ def plot_data(
     rec, head: pd.DataFrame, th: Thresholds, family_seeds: pd.DataFrame, family_cells: pd.DataFrame
 ) -> dict[str, tuple]:
     """Each plot's frames (digested into its PNG), by the keys of ``suite_board.PLOTS``: ``family_seeds`` from
-    ``seed_rows(by_family=True)``, ``family_cells`` from ``suite_board.family_cells``."""
+    ``seed_rows(by_family=True)``, ``family_cells`` from ``headline.family_cells``."""
     cells, seeds, faded = _gain(rec, head, family_cells, family_seeds)
     # the exposure order of every plot: by exposure fraction, then name (e0, e2, e10, not e0, e10, e2)
     order = head.groupby("exposure")["exposure_frac"].max().fillna(0).reset_index()

@@ -493,7 +493,7 @@ def page(
     files: dict[str, str],
 ) -> str:
     """The page's HTML (``pngs`` by plot key; empty bytes leave an empty image, as ``--check`` renders it).
-    ``rec``: the suite's ``suite_board.Records``; ``head``: its headline; ``per_seed`` and ``runs``:
+    ``rec``: the suite's ``records.Records``; ``head``: its headline; ``per_seed`` and ``runs``:
     ``board_data.seed_rows`` and ``run_rows``; ``problems``: ``problem_blob``; ``splits``: the table's columns;
     ``info``: the suite's description and what it left out; ``files``: each plot's file name."""
     th = Thresholds()
