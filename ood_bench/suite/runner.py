@@ -131,9 +131,20 @@ def measured_rates(where: Places, threads: int | None = None) -> dict:
     With ``threads``, a kind's rate comes from the records made on that many threads when there are any: a
     plan that runs two runs at once on one thread each needs one-thread rates (a run on one thread of a
     two-core machine is slower than on two), and records without a thread count fill only the kinds left."""
+    per, same = _step_seconds(where, threads)
     rates = dict(DEFAULT_RATES)
+    for kind, values in per.items():
+        values = same[kind] or values
+        if values:
+            rates[kind] = sum(values) / len(values)
+    return rates
+
+
+def _step_seconds(where: Places, threads: int | None) -> tuple[dict, dict]:
+    """Seconds per step of each kind from the records ``measured_rates`` reads, and the same from those made
+    on ``threads`` threads."""
     per = {"pretrain_step": [], "post_step": [], "sft_step": []}
-    same = {kind: [] for kind in per}  # the same, from records made on ``threads`` threads
+    same = {kind: [] for kind in per}
     for records in (where.records, *(p / "records" for p in where.parents)):
         if any(per.values()) or not records.is_dir():
             continue
@@ -159,11 +170,7 @@ def measured_rates(where: Places, threads: int | None = None) -> dict:
                 per[kind].append(train_wall_seconds(t) / steps * scale)
                 if threads is not None and rec.get("threads") == threads:
                     same[kind].append(per[kind][-1])
-    for kind, values in per.items():
-        values = same[kind] or values
-        if values:
-            rates[kind] = sum(values) / len(values)
-    return rates
+    return per, same
 
 
 def runs_at_once(launcher: str, cpus: int, cores: int | None = None) -> int:
@@ -700,12 +707,14 @@ def has_published(spec: RunSpec, where: Places) -> bool:
 
 def rates_source(where: Places, at_once: int = 1, threads: int | None = None) -> str:
     rates = measured_rates(where, threads)
-    together = (
-        f"; {at_once} runs at once on {threads} thread{'s' if threads != 1 else ''} each, at the rates of records "
-        f"made on {threads} where there are any"
-        if at_once > 1
-        else ""
-    )
+    together = ""
+    if at_once > 1:
+        matched = [k for k, v in _step_seconds(where, threads)[1].items() if v]
+        together = f"; {at_once} runs at once on {threads} thread{'s' if threads != 1 else ''} each, " + (
+            f"at the rates of records made on {threads} for {', '.join(matched)}"
+            if matched
+            else f"but no record here was made on {threads}: the serial sum divided by {at_once}, not a measurement"
+        )
     mine = [k for k in ("pretrain_step", "post_step", "sft_step") if rates[k] != DEFAULT_RATES[k]]
     if mine:
         return (
@@ -719,9 +728,7 @@ def rates_source(where: Places, at_once: int = 1, threads: int | None = None) ->
     )
 
 
-def plan_seconds(
-    rows: list[tuple[RunSpec, str]], where: Places, at_once: int = 1, threads: int | None = None
-) -> float:
+def plan_seconds(rows: list[tuple[RunSpec, str]], where: Places, at_once: int = 1, threads: int | None = None) -> float:
     """Wall time of the runs to do: their serial sum at ``threads``-thread rates, shared by ``at_once`` runs
     going together (a lower bound when few bases hold many runs: a post run waits for its base)."""
     rates = measured_rates(where, threads)
