@@ -39,6 +39,9 @@ def test_the_committed_page_opens_clean_and_answers_in_the_browser(suite, tmp_pa
             assert verdicts.first.inner_text().startswith(board["verdicts"][0]["claim"])
         else:  # a board whose positive control failed publishes none, and says why where they would stand
             assert verdicts.count() == 1 and verdicts.first.inner_text().startswith("No verdicts on the")
+        # the positive control comes first, one row per exposure level it names, with its status
+        control = page.locator("table.control tbody tr")
+        assert control.count() == len(board["positive_control"]) and control.first.is_visible()
         # cells at q < 0.05 are marked, and only they
         significant = sum(
             1

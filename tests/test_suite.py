@@ -724,6 +724,12 @@ def test_a_board_whose_positive_control_fails_says_so_first_and_publishes_no_ver
     page = suite_board._page(extra, {n: b"" for n in suite_board.PLOTS})
     verdict_list = page[page.index('<ul class="verdicts">') : page.index("</ul>", page.index('<ul class="verdicts">'))]
     assert "<strong>No verdicts on the `golden` board:</strong> the RL positive control failed" in verdict_list
+    # and, before the verdicts, the control's own section: its rule, its status and its table per exposure level
+    control = page[page.index("<h2>Positive control") : page.index("<h2>Verdicts")]
+    assert "<strong>Failed</strong>" in control and '<table class="control">' in control
+    assert '<th scope="col">reward at start</th>' in control and control.count("<tr>") == 1 + len(
+        board["positive_control"]
+    )
 
 
 def test_check_catches_a_stale_table_and_a_stale_plot(tmp_path, capsys):

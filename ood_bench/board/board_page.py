@@ -1,6 +1,7 @@
 """A suite's leaderboard as one self-contained page (``index.html``): nothing from the network, opens from disk.
 
-On top, the generated verdicts. Then the headline table, each cell coloured by the sign of its change and
+On top, the RL positive control (its rule, whether it passed, a row per exposure level it names), then the
+generated verdicts, or the line saying why there are none. Then the headline table, each cell coloured by the sign of its change and
 whether its q-value is under 0.05 (with a mark beside the colour, so the colour is never the only cue), and the
 expansion table; both filter by the evaluated axis, exposure, algorithm and training split (``<select>``s),
 and sort by any column. A click on a cell (or Enter on it: every cell is a button) opens its drill-down: the
@@ -199,6 +200,38 @@ def _superseded(readme: str) -> str:
     return f'<p class="superseded" role="note"><strong>{text.split(".", 1)[0]}.</strong>{text.split(".", 1)[1]}</p>\n'
 
 
+def _inline(text: str) -> str:
+    """A line of the README's markdown as HTML: escaped, with its bold, code and italic marks."""
+    text = html.escape(text)
+    text = re.sub(r"[*][*](.+?)[*][*]", r"<strong>\1</strong>", text)
+    text = re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+    return re.sub(r"(?<![*\w])[*](?![*\s])(.+?)(?<![*\s])[*](?![*\w])", r"<em>\1</em>", text)
+
+
+def _control_section(readme: str) -> str:
+    """The README's positive-control section (its rule, whether the control passed, and its table per exposure
+    level) as the page's first section: a reader sees whether the control row trained at all before reading a
+    verdict that rests on it. Empty where the README has none."""
+    found = re.search(r"^## (Positive control: .+?)\n\n(.*?)(?=^## |^<!-- verdicts|\Z)", readme, re.S | re.M)
+    if not found:
+        return ""
+    title, body = found.groups()
+    paragraphs = [p.strip() for p in body.strip().split("\n\n") if p.strip()]
+    text = "".join(f'<p class="how">{_inline(p)}</p>\n' for p in paragraphs if not p.startswith("|"))
+    tables = [p for p in paragraphs if p.startswith("|")]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in (tables[0].splitlines() if tables else [])
+        if not set(line.strip()) <= set("|-: ")
+    ]
+    table = ""
+    if rows:
+        head = "".join(f'<th scope="col">{_inline(c)}</th>' for c in rows[0])
+        body_rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+        table = f'<table class="control"><thead><tr>{head}</tr></thead><tbody>{body_rows}</tbody></table>\n'
+    return f"<h2>{_inline(title)}</h2>\n{text}{table}"
+
+
 def _verdict_items(readme: str, suite: str) -> str:
     block = verdicts.block_in(readme, suite) or ""
     bold, italic = re.compile(r"[*][*](.+?)[*][*]"), re.compile(r"[*](.+?)[*]")
@@ -228,7 +261,7 @@ main{max-width:1240px;margin:0 auto;padding:1.2em 20px 3em}
 h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.2em;margin:1.6em 0 .5em;border-bottom:1px solid #ddd}
 p.how{max-width:75em;font-size:14px;color:#333}
 p.superseded{max-width:75em;background:#fff4e5;border-left:4px solid var(--vermillion);padding:.5em .8em}
-ul.verdicts{padding-left:1.2em}ul.verdicts li{margin:.45em 0;max-width:75em;font-size:14px}
+table.control{border-collapse:collapse;font-size:13px;margin:.4em 0 1em}table.control th,table.control td{border:1px solid #ccc;padding:.2em .5em;text-align:left}ul.verdicts{padding-left:1.2em}ul.verdicts li{margin:.45em 0;max-width:75em;font-size:14px}
 .verdict{padding:0 .35em;border-radius:3px;font-weight:600}
 .verdict.supported{background:#cfe5f3}.verdict.contradicted{background:#f7d3bd}.verdict.inconclusive{background:#e9e9e9}
 .filters{display:flex;flex-wrap:wrap;gap:.6em 1.2em;align-items:center;margin:.6em 0;font-size:14px}
@@ -540,6 +573,7 @@ def page(
         f"<p>{len(rec.bases())} bases, {len(rec.posts())} post-training runs. Filter the tables below, sort them by "
         "any column, and open any cell for its seeds, compute and problems.</p>\n"
         + _superseded(readme)
+        + _control_section(readme)
         + f'<h2>Verdicts on the paper\'s claims (generated)</h2>\n<p class="how">{html.escape(verdicts.TRAINING_NOTE)}</p>\n'
         f'<ul class="verdicts">{_verdict_items(readme, rec.suite)}</ul>\n'
         "<h2>Change in trace pass@1 after post-training</h2>\n"
