@@ -3,6 +3,7 @@ the package imports only the parts below it that the design names (``docs/design
 ``board/`` and ``cli/``, each module imports only the modules of its part below it."""
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -243,9 +244,90 @@ def test_config_is_domain_free_and_the_leaderboard_needs_no_torch():
     )
 
 
-@pytest.mark.parametrize("module", sorted(m for m in import_graph() if m != "ood_bench.cli"))
-def test_each_module_imports_alone(module):
-    subprocess.run([sys.executable, "-c", f"import {module}"], check=True, cwd=PACKAGE.parent)
+def _third_party_imported_at_top() -> list[str]:
+    """Every non-ood_bench, non-stdlib module some ood_bench module imports at its top level."""
+    names = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return sorted(n for n in names if n.split(".")[0] not in sys.stdlib_module_names and n.split(".")[0] != "ood_bench")
+
+
+# One process loads the third-party libraries the package imports (torch alone takes seconds), then forks a
+# child per ood_bench module, which imports that module and nothing else of ood_bench: the same check as a fresh
+# interpreter per module (no module may rely on another having been imported first) at a tenth of the time.
+_FORK_EACH = """
+import importlib, json, os, sys, traceback
+for name in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+results = {}
+for module in json.loads(sys.argv[2]):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            importlib.import_module(module)
+            code, message = 0, b""
+        except BaseException:
+            code, message = 1, traceback.format_exc().encode()
+        os.write(write, message)
+        os._exit(code)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    results[module] = "" if os.waitstatus_to_exitcode(status) == 0 else (b"".join(chunks).decode() or "failed")
+print(json.dumps(results))
+"""
+
+MODULES = sorted(m for m in import_graph() if m != "ood_bench.cli")
+
+
+@pytest.fixture(scope="module")
+def imported_alone() -> dict[str, str]:
+    """module -> "" when it imported in a process where no other ood_bench module had been, else the traceback."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FORK_EACH, json.dumps(_third_party_imported_at_top()), json.dumps(MODULES)],
+        capture_output=True,
+        text=True,
+        cwd=PACKAGE.parent,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_module_imports_alone(module, imported_alone):
+    assert imported_alone[module] == "", imported_alone[module]
+
+
+def test_the_import_check_catches_a_module_that_needs_another_imported_first(tmp_path):
+    """The forked check fails a module whose import works only after another module's (the case it exists for)."""
+    pkg = tmp_path / "needy"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("import sys\nVALUE = sys.modules['needy.b'].VALUE\n")
+    (pkg / "b.py").write_text("VALUE = 1\n")
+    out = subprocess.run(
+        [sys.executable, "-c", _FORK_EACH, json.dumps([]), json.dumps(["needy.b", "needy.a"])],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    assert results["needy.b"] == ""
+    assert "KeyError" in results["needy.a"]
 
 
 def test_a_pretraining_config_on_builtin_families_imports_no_plugin():
