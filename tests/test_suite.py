@@ -80,15 +80,33 @@ def test_the_quick_suite_covers_exposure_zero_and_above_grpo_and_its_control_on_
 def test_the_standard_suite_has_every_axis_three_exposures_and_five_seeds_where_a_verdict_rests():
     suite = load_suite("standard")
     specs = expand(suite)
-    assert len(suite.bases.exposures) >= 3 and len(suite.bases.seeds) >= 5
+    assert len(suite.bases.exposures) >= 3 and "e0" in suite.bases.exposures
     trained = {s.split for s in specs if s.kind == "post"}
     assert trained == {"id", "ood_depth", "ood_length", "ood_repr", "ood_comp"}
-    rows = {r.name: r for r in suite.posttrain.rows}
-    # the cells a verdict rests on use every seed: GRPO on ID and each OOD axis, SFT on each OOD axis
-    assert not rows["grpo"].seeds and set(rows["grpo"].splits) == trained
-    assert not rows["sft"].seeds and set(rows["sft"].splits) >= trained - {"id"}
-    assert all(len(r.seeds or suite.bases.seeds) >= 3 for r in rows.values())  # three elsewhere
-    assert suite.positive_control.row == "grpo"
+    # the cells a verdict rests on have five seeds: the null (the bases of the level the rows train from),
+    # GRPO on ID and each OOD axis, SFT on each OOD axis; three elsewhere
+    seeds = lambda **kw: {s.seed for s in specs if all(getattr(s, k) == v for k, v in kw.items())}  # noqa: E731
+    level = suite.positive_control.exposures[0]
+    assert {s.exposure for s in specs if s.kind == "post"} == {level}
+    assert len(seeds(kind="base", exposure=level)) >= 5
+    assert all(len(seeds(kind="base", exposure=e)) >= 3 for e in suite.bases.exposures)
+    for split in trained:
+        assert len(seeds(row="grpo", split=split)) >= 5
+    for split in trained - {"id"}:
+        assert len(seeds(row="sft", split=split)) >= 5 and len(seeds(row="grpo_trace", split=split)) >= 3
+    assert suite.positive_control.row == "grpo" and suite.positive_control.split in trained
+
+
+def test_the_standard_suite_plans_at_most_eight_hours_at_the_rates_measured_for_it():
+    """The budget in the suite file's header, at the step times measured on this machine (a 2,000-step base:
+    907 s and two evaluations of ~30 s; a GRPO step of 32 prompts: 5.0 s; an evaluation: ~25 s): the grid
+    it names fits 8 hours, one run after another."""
+    from ood_bench.suite import runner
+
+    rates = {"pretrain_step": 907 / 2000, "post_step": 5.0, "sft_step": 0.3, "eval_sample": 0.0031, "overhead": 6.0}
+    specs = expand(load_suite("standard"))
+    total = runner.plan_seconds([(s, "todo") for s in specs], rates)
+    assert total <= 8 * 3600, runner.clock(total)
 
 
 BAD_SUITES = {
@@ -115,7 +133,44 @@ BAD_SUITES = {
         "posttrain:\n  rows:\n    - {name: g, algorithm: grpo, seeds: [7]}\n",
         "posttrain.rows.g.seeds=7: not a seed of the bases",
     ),
+    "a row on an exposure level no base has": (
+        "posttrain:\n  rows:\n    - {name: g, algorithm: grpo, exposures: [e9]}\n",
+        "posttrain.rows.g.exposures='e9': not an exposure level of the bases",
+    ),
+    "seeds for an exposure level the bases lack": (
+        "bases:\n  exposure_seeds: {e9: [0]}\n",
+        "bases.exposure_seeds.e9=[0]: no such exposure level",
+    ),
+    "a level's seed outside bases.seeds": (
+        "bases:\n  seeds: [0, 1]\n  exposure_seeds: {e0: [0, 5]}\n",
+        "bases.exposure_seeds.e0=5: not one of bases.seeds",
+    ),
+    "a level with no seeds": ("bases:\n  exposure_seeds: {e0: []}\n", "a non-empty list of pretraining seeds"),
 }
+
+
+def test_a_level_with_fewer_seeds_and_a_row_on_one_level_make_only_those_runs_and_keep_every_key(tmp_path):
+    """bases.exposure_seeds gives a level fewer pretraining seeds and a row's exposures limit it to some levels;
+    neither changes the key of any run both grids share."""
+    every = tmp_path / "every.yaml"
+    levels = "  seeds: [0, 1, 2]\n"  # the tiny suite's levels: e0 and e5
+    rows = "    - {name: g, algorithm: grpo}\n    - {name: s, algorithm: sft}\n"
+    every.write_text(f"extends: {TINY_SUITE}\nname: cut\nbases:\n{levels}posttrain:\n  rows:\n{rows}")
+    cut = tmp_path / "cut.yaml"
+    cut.write_text(
+        every.read_text()
+        .replace("  seeds: [0, 1, 2]\n", "  seeds: [0, 1, 2]\n  exposure_seeds: {e0: [0]}\n")
+        .replace("{name: s, algorithm: sft}", "{name: s, algorithm: sft, exposures: [e5]}")
+    )
+    specs = expand(load_suite(str(cut)))
+    bases = {(s.exposure, s.seed) for s in specs if s.kind == "base"}
+    assert bases == {("e0", 0), ("e5", 0), ("e5", 1), ("e5", 2)}
+    sft = {(s.exposure, s.seed) for s in specs if s.row == "s"}
+    assert sft == {("e5", 0), ("e5", 1), ("e5", 2)}
+    grpo = {(s.exposure, s.seed) for s in specs if s.row == "g"}
+    assert grpo == bases
+    keys = {s.name: s.key for s in expand(load_suite(str(every)))}
+    assert all(keys[s.name] == s.key for s in specs)
 
 
 def test_a_row_with_seeds_post_trains_only_those_seeds_bases_and_the_others_keep_their_keys(tmp_path):
@@ -848,6 +903,20 @@ def test_a_board_whose_every_record_predates_the_code_stands_for_them_and_says_s
     assert '<p class="superseded" role="note"><strong>Superseded records.</strong>' in page
 
 
+def test_a_superseded_board_says_its_suite_text_is_the_files_now_and_not_its_records():
+    """The description and the left-out line come from the suite file, which may have changed since the
+    records were made (standard's grid was cut after version 1 ran): on a superseded board they say so."""
+    from types import SimpleNamespace
+
+    from ood_bench.board.readme import suite_text
+
+    now = suite_text(SimpleNamespace(suite="standard", superseded=None))
+    assert now["description"] == load_suite("standard").description
+    old = suite_text(SimpleNamespace(suite="standard", superseded={"records": 3}))
+    for key in ("description", "left_out"):
+        assert old[key].startswith("(the suite file now, not these records: ") and old[key] != now[key]
+
+
 def test_a_post_record_from_another_base_is_refused(tmp_path):
     from ood_bench.board import suite_board
     from ood_bench.errors import OodBenchError
@@ -1172,6 +1241,45 @@ def test_the_estimate_reads_a_post_training_step_per_32_prompts_whatever_the_rec
     assert rates["sft_step"] == pytest.approx(0.4)
 
 
+def test_the_estimate_reads_this_results_versions_records_first_and_the_evaluation_time_from_records(tmp_path):
+    """A version-1 GRPO record stepped at temperature 1.0 (cheaper than version 2's 1.3): once a record of the
+    current version exists, its rate is the one used, and the source line says when a rate comes only from
+    an earlier version. The seconds per evaluated sample come from the records' evaluation times."""
+    from types import SimpleNamespace
+
+    from ood_bench.suite import runner
+    from ood_bench.suite.suite import RESULTS_VERSION
+
+    records = tmp_path / "records"
+    ev = {"splits": ["id", "ood_depth"], "families": ["string"], "n_test": 10, "n_samples": 5}  # 100 samples
+
+    def write(name, version, train, evals):
+        (records / name).mkdir(parents=True)
+        record = {
+            "key": name,
+            "kind": "post",
+            "algorithm": "grpo",
+            "steps": 10,
+            "results_version": version,
+            "timings": {"train": train, "eval": evals},
+            "config": {"prompts_per_step": 32},
+            "eval_config": ev,
+        }
+        (records / name / "record.json").write_text(json.dumps(record))
+
+    where = SimpleNamespace(records=records, parents=[])
+    write("grpo-old", RESULTS_VERSION - 1, 20.0, 1.0)
+    rates = runner.read_rates(where)
+    assert rates.seconds["post_step"] == pytest.approx(2.0) and rates.older == ["post_step", "eval_sample"]
+    assert rates.seconds["eval_sample"] == pytest.approx(0.01)
+    assert "only from records of an earlier results version" in runner.rates_source(rates)
+    write("grpo-new", RESULTS_VERSION, 50.0, 3.0)
+    rates = runner.read_rates(where)
+    assert rates.seconds["post_step"] == pytest.approx(5.0) and rates.older == []
+    assert rates.seconds["eval_sample"] == pytest.approx(0.03)
+    assert "earlier results version" not in runner.rates_source(rates)
+
+
 def test_the_estimate_of_runs_going_together_uses_their_own_thread_count(tmp_path):
     """Two runs at once on one thread each: the plan reads the one-thread records' rates where there are any
     (a one-thread run is slower than a two-thread one) and divides the serial sum by the runs going at once;
@@ -1197,6 +1305,6 @@ def test_the_estimate_of_runs_going_together_uses_their_own_thread_count(tmp_pat
     spec = SimpleNamespace(
         kind="base", config={"train": {"max_steps": 100}}, eval={"splits": ["id"], "n_test": 1, "n_samples": 1}
     )
-    one = runner.plan_seconds([(spec, "todo"), (spec, "todo")], where, 1, 1)
-    two = runner.plan_seconds([(spec, "todo"), (spec, "todo")], where, 2, 1)
+    one = runner.plan_seconds([(spec, "todo"), (spec, "todo")], runner.measured_rates(where, 1), 1)
+    two = runner.plan_seconds([(spec, "todo"), (spec, "todo")], runner.measured_rates(where, 1), 2)
     assert two == pytest.approx(one / 2) and one > 2 * 160

@@ -95,7 +95,12 @@ def suite_text(rec: Records) -> dict:
         data = read_suite_file(rec.suite)
     except OodBenchError:
         data = {}
-    return {"description": data.get("description", ""), "left_out": data.get("left_out", "")}
+    info = {"description": data.get("description", ""), "left_out": data.get("left_out", "")}
+    if rec.superseded:  # the file describes the runs it would make now, not the records these tables stand for
+        info = {
+            k: f"(the suite file now, not these records: {v[0].lower()}{v[1:]})" if v else v for k, v in info.items()
+        }
+    return info
 
 
 def headline_text(root: Path, allow_dirty: bool = True, expected: dict[str, str] | None = None) -> str:

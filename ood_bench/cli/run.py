@@ -54,13 +54,14 @@ def cmd_run(args) -> int:
     # on that many threads (a one-thread run is slower per step than a two-thread one) and divides by them
     at_once = runner.runs_at_once(args.launcher, suite.resources.cpus)
     threads = suite.resources.cpus if at_once > 1 else None
-    rows, seconds = runner.plan(specs, where, reuse, at_once, threads)
+    rows = runner.plan(specs, where, reuse)
     if added:  # only the new rows run: a published base is shared, not run again
         rows = [
             (s, "published" if s.kind == "base" and st == "todo" and runner.has_published(s, where) else st)
             for s, st in rows
         ]
-        seconds = runner.plan_seconds(rows, where, at_once, threads)
+    rates = runner.read_rates(where, threads)  # one pass over the records for the plan and its source line
+    seconds = runner.plan_seconds(rows, rates.seconds, at_once)
     if which and not specs:
         print(
             f"ood-bench: warning: shard {args.shard} holds no run (the suite has "
@@ -72,7 +73,7 @@ def cmd_run(args) -> int:
         if precision_line:
             print(precision_line)
         print(runner.format_plan(rows, seconds))
-        print(runner.rates_source(where, at_once, threads))
+        print(runner.rates_source(rates, at_once, threads))
         return 0
     from ..storage.atomic import writable_folder
 
@@ -83,8 +84,7 @@ def cmd_run(args) -> int:
     # the runs a parent suite published become this suite's records (and weights) before any run needs them
     runner.adopt_from_parents([s for s, st in rows if st == "parent"], where, suite.name)
     by_name = {s.name: s for s in grid}
-    rates = runner.measured_rates(where, threads)
-    estimates = {s.name: runner.estimate_seconds(s, rates) for s in todo}
+    estimates = {s.name: runner.estimate_seconds(s, rates.seconds) for s in todo}
     print(
         f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
         f"estimated {runner.clock(seconds)} on this machine",

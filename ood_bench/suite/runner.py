@@ -124,53 +124,83 @@ def adopt_from_parents(specs: list[RunSpec], where: Places, suite_name: str) -> 
 # ----------------------------------------------------------------------------- estimates
 
 
-def measured_rates(where: Places, threads: int | None = None) -> dict:
-    """Seconds per step and per sample from the suite's own records when there are any, else from those of the
-    nearest suite it extends that has some (the same machine's figures, most likely).
+@dataclass
+class Rates:
+    """Seconds per step of each kind (and per evaluated sample), and where each came from."""
 
-    With ``threads``, a kind's rate comes from the records made on that many threads when there are any: a
-    plan that runs two runs at once on one thread each needs one-thread rates (a run on one thread of a
-    two-core machine is slower than on two), and records without a thread count fill only the kinds left."""
-    per, same = _step_seconds(where, threads)
-    rates = dict(DEFAULT_RATES)
-    for kind, values in per.items():
-        values = same[kind] or values
-        if values:
-            rates[kind] = sum(values) / len(values)
-    return rates
+    seconds: dict
+    measured: list[str]  # kinds read from records rather than DEFAULT_RATES
+    same_threads: list[str]  # kinds read from records made on the thread count asked for
+    older: list[str]  # kinds read only from records of an earlier results version
 
 
-def _step_seconds(where: Places, threads: int | None) -> tuple[dict, dict]:
-    """Seconds per step of each kind from the records ``measured_rates`` reads, and the same from those made
-    on ``threads`` threads."""
-    per = {"pretrain_step": [], "post_step": [], "sft_step": []}
-    same = {kind: [] for kind in per}
+def read_rates(where: Places, threads: int | None = None) -> Rates:
+    """Seconds per step and per evaluated sample from the suite's own records when there are any, else from
+    those of the nearest suite it extends that has some (the same machine's figures, most likely), in one
+    pass over the records.
+
+    Per kind, the records of this results version come first (an earlier version's recipe may step at
+    another cost: version 1's GRPO sampled at temperature 1.0), then, with ``threads``, those made on that
+    many threads (a plan that runs two runs at once on one thread each needs one-thread rates; a run on one
+    thread of a two-core machine is slower than on two); records without a thread count fill what is left."""
+    from .suite import RESULTS_VERSION
+
+    kinds = ("pretrain_step", "post_step", "sft_step", "eval_sample")
+    found: dict[str, list[tuple[bool, bool, float]]] = {k: [] for k in kinds}
     for records in (where.records, *(p / "records" for p in where.parents)):
-        if any(per.values()) or not records.is_dir():
+        if any(found.values()) or not records.is_dir():
             continue
         for folder in records.iterdir():
             try:
                 rec = read_record(folder)
             except OodBenchError:
                 continue
-            t = (rec or {}).get("timings") or {}
-            steps = (rec or {}).get("steps") or 0
-            if rec and t.get("train") and steps:
-                kind = (
-                    "pretrain_step"
-                    if rec["kind"] == "base"
-                    else "sft_step"
-                    if rec.get("algorithm") == "sft"
-                    else "post_step"
-                )
-                # post-training rates are per step of 32 prompts (estimate_seconds scales them to a run's
-                # own prompts_per_step): a suite at 16 prompts would otherwise halve a 32-prompt suite's estimate
-                prompts = (rec.get("config") or {}).get("prompts_per_step") or 32
-                scale = 32 / prompts if kind != "pretrain_step" else 1.0
-                per[kind].append(train_wall_seconds(t) / steps * scale)
-                if threads is not None and rec.get("threads") == threads:
-                    same[kind].append(per[kind][-1])
-    return per, same
+            if not rec:
+                continue
+            current = rec.get("results_version", RESULTS_VERSION) == RESULTS_VERSION
+            same = threads is not None and rec.get("threads") == threads
+            for kind, value in _record_rates(rec).items():
+                found[kind].append((current, same, value))
+    seconds, measured, same_threads, older = dict(DEFAULT_RATES), [], [], []
+    for kind, values in found.items():
+        if not values:
+            continue
+        for tier in ((True, True), (True, None), (None, True), (None, None)):
+            chosen = [v for cur, sm, v in values if tier[0] in (None, cur) and tier[1] in (None, sm)]
+            if chosen:
+                break
+        seconds[kind] = sum(chosen) / len(chosen)
+        measured.append(kind)
+        if tier[1]:
+            same_threads.append(kind)
+        if not any(cur for cur, _, _ in values):
+            older.append(kind)
+    return Rates(seconds, measured, same_threads, older)
+
+
+def _record_rates(rec: dict) -> dict[str, float]:
+    """One record's seconds per training step (of its kind) and per evaluated sample."""
+    t = rec.get("timings") or {}
+    steps = rec.get("steps") or 0
+    out = {}
+    if t.get("train") and steps:
+        kind = "pretrain_step" if rec["kind"] == "base" else "sft_step" if rec.get("algorithm") == "sft" else "post_step"
+        # post-training rates are per step of 32 prompts (estimate_seconds scales them to a run's own
+        # prompts_per_step): a suite at 16 prompts would otherwise halve a 32-prompt suite's estimate
+        prompts = (rec.get("config") or {}).get("prompts_per_step") or 32
+        scale = 32 / prompts if kind != "pretrain_step" else 1.0
+        out[kind] = train_wall_seconds(t) / steps * scale
+    ev = rec.get("eval_config") or {}
+    if t.get("eval") and ev.get("n_test") and ev.get("n_samples") and ev.get("splits"):
+        n_evals = 2 if rec["kind"] == "base" else 1  # a base is evaluated again for the null
+        samples = n_evals * len(ev["splits"]) * len(ev.get("families") or [0, 0]) * ev["n_test"] * ev["n_samples"]
+        out["eval_sample"] = t["eval"] / samples
+    return out
+
+
+def measured_rates(where: Places, threads: int | None = None) -> dict:
+    """The seconds of ``read_rates``: per step of each kind, per evaluated sample, and per run's overhead."""
+    return read_rates(where, threads).seconds
 
 
 def runs_at_once(launcher: str, cpus: int, cores: int | None = None) -> int:
@@ -206,11 +236,9 @@ def clock(seconds: float) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
-def plan(
-    specs: list[RunSpec], where: Places, reuse_published: bool, at_once: int = 1, threads: int | None = None
-) -> tuple[list[tuple[RunSpec, str]], float]:
-    rows = [(s, status(s, where, reuse_published)) for s in specs]
-    return rows, plan_seconds(rows, where, at_once, threads)
+def plan(specs: list[RunSpec], where: Places, reuse_published: bool) -> list[tuple[RunSpec, str]]:
+    """Each run with what happens to it: todo, done (here), published or parent (adopted)."""
+    return [(s, status(s, where, reuse_published)) for s in specs]
 
 
 def format_plan(rows: list[tuple[RunSpec, str]], seconds: float) -> str:
@@ -705,21 +733,25 @@ def has_published(spec: RunSpec, where: Places) -> bool:
     return bool(published and published["key"] == spec.key and where.weights(spec.name).is_file())
 
 
-def rates_source(where: Places, at_once: int = 1, threads: int | None = None) -> str:
-    rates = measured_rates(where, threads)
+def rates_source(rates: Rates, at_once: int = 1, threads: int | None = None) -> str:
+    """The line under a plan that says where its rates came from (and when they are not a measurement)."""
     together = ""
     if at_once > 1:
-        matched = [k for k, v in _step_seconds(where, threads)[1].items() if v]
         together = f"; {at_once} runs at once on {threads} thread{'s' if threads != 1 else ''} each, " + (
-            f"at the rates of records made on {threads} for {', '.join(matched)}"
-            if matched
+            f"at the rates of records made on {threads} for {', '.join(rates.same_threads)}"
+            if rates.same_threads
             else f"but no record here was made on {threads}: the serial sum divided by {at_once}, not a measurement"
         )
-    mine = [k for k in ("pretrain_step", "post_step", "sft_step") if rates[k] != DEFAULT_RATES[k]]
-    if mine:
+    older = (
+        f"; {', '.join(rates.older)} only from records of an earlier results version, whose recipe may cost another "
+        f"amount per step"
+        if rates.older
+        else ""
+    )
+    if rates.measured:
         return (
             f"(estimate from this suite's own records, or else those of the suite it extends, for "
-            f"{', '.join(mine)}, defaults for the rest{together}; on another "
+            f"{', '.join(rates.measured)}, defaults for the rest{together}{older}; on another "
             f"machine the estimate is off by its speed)"
         )
     return (
@@ -728,8 +760,8 @@ def rates_source(where: Places, at_once: int = 1, threads: int | None = None) ->
     )
 
 
-def plan_seconds(rows: list[tuple[RunSpec, str]], where: Places, at_once: int = 1, threads: int | None = None) -> float:
-    """Wall time of the runs to do: their serial sum at ``threads``-thread rates, shared by ``at_once`` runs
-    going together (a lower bound when few bases hold many runs: a post run waits for its base)."""
-    rates = measured_rates(where, threads)
+def plan_seconds(rows: list[tuple[RunSpec, str]], rates: dict, at_once: int = 1) -> float:
+    """Wall time of the runs to do: their serial sum at ``rates`` (``measured_rates`` at the runs' thread
+    count), shared by ``at_once`` runs going together (a lower bound when few bases hold many runs: a post
+    run waits for its base)."""
     return sum(estimate_seconds(s, rates) for s, st in rows if st == "todo") / max(1, at_once)

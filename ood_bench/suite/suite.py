@@ -44,6 +44,9 @@ class BasesConfig:
     # name -> mixture.exposure (per-axis fraction of the corpus from that axis's OOD split)
     exposures: dict[str, dict[str, float]] = field(default_factory=lambda: {"e0": {}})
     seeds: list[int] = field(default_factory=lambda: [0])
+    # level -> the pretraining seeds of that level when it has fewer than `seeds` (a subset of them): a suite
+    # spends five seeds on the level its verdicts rest on and three on the others
+    exposure_seeds: dict[str, list[int]] = field(default_factory=dict)
 
     def validate(self, prefix: str = "bases") -> None:
         check(bool(self.exposures), f"{prefix}.exposures", self.exposures, "name at least one exposure level")
@@ -51,6 +54,17 @@ class BasesConfig:
         check(len(set(self.seeds)) == len(self.seeds), f"{prefix}.seeds", self.seeds, "a seed is given twice")
         for name in (*self.mixtures, *self.exposures):
             check(_is_name(name), prefix, name, "names are letters, digits, '_' and '.' only")
+        for level, seeds in self.exposure_seeds.items():
+            key = f"{prefix}.exposure_seeds.{level}"
+            check(level in self.exposures, key, seeds, f"no such exposure level (levels: {', '.join(self.exposures)})")
+            check(isinstance(seeds, list) and bool(seeds), key, seeds, "a non-empty list of pretraining seeds")
+            check(len(set(seeds)) == len(seeds), key, seeds, "a seed is given twice")
+            for seed in seeds:
+                check(seed in self.seeds, key, seed, f"not one of bases.seeds ({', '.join(map(str, self.seeds))})")
+
+    def seeds_of(self, level: str) -> list[int]:
+        """The pretraining seeds of one exposure level."""
+        return list(self.exposure_seeds.get(level) or self.seeds)
 
 
 @dataclass
@@ -66,6 +80,8 @@ class RowConfig:
     # pretraining seeds whose bases this row post-trains; empty: every seed of `bases.seeds`. A suite
     # spends its seeds where a verdict rests (five there) and fewer elsewhere (three)
     seeds: list[int] = field(default_factory=list)
+    # exposure levels whose bases this row post-trains; empty: every level of `bases.exposures`
+    exposures: list[str] = field(default_factory=list)
     overrides: dict = field(default_factory=dict)  # any other post-training key (prompts_per_step, ...)
     note: str = ""
 
@@ -212,6 +228,13 @@ def load_suite(name: str, overrides: list[str] | None = None, with_rows: list[Ro
                 seed,
                 f"not a seed of the bases (bases.seeds: {', '.join(map(str, suite.bases.seeds))})",
             )
+        for level in row.exposures:
+            check(
+                level in suite.bases.exposures,
+                f"posttrain.rows.{row.name}.exposures",
+                level,
+                f"not an exposure level of the bases (bases.exposures: {', '.join(suite.bases.exposures)})",
+            )
     _check_control(suite)
     expand(suite)  # resolves every run's config: the one place every bad value is caught
     return suite
@@ -313,7 +336,7 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
     single_mixture = len(mixtures) == 1
     for mix_name, shares in mixtures.items():
         for exp_name, exposure in suite.bases.exposures.items():
-            for seed in suite.bases.seeds:
+            for seed in suite.bases.seeds_of(exp_name):
                 try:
                     cfg = _pretrain_config(suite, shares, exposure, seed)
                 except ConfigError as exc:
@@ -352,7 +375,7 @@ def expand(suite: SuiteConfig) -> list[RunSpec]:
             if not row.algorithm:
                 raise ConfigError(f"invalid config value posttrain.rows.{row.name}.algorithm='': name the algorithm")
             algo_cls = plugins.algorithm(row.algorithm)  # an unknown algorithm is one line, here
-            if row.seeds and base.seed not in row.seeds:
+            if (row.seeds and base.seed not in row.seeds) or (row.exposures and base.exposure not in row.exposures):
                 continue
             for split in row.splits or suite.posttrain.splits:
                 data = deep_merge(
