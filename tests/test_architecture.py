@@ -137,6 +137,20 @@ WITHIN: dict[str, dict[str, set[str]]] = {
             *("records", "headline", "control", "calibration", "readme"),
         },
     },
+    "suite": {
+        "suite": set(),  # suite files, their grid and keys
+        "memory": set(),
+        "quiet": set(),
+        "eval_run": set(),
+        "dev_check": set(),
+        "sweep": set(),
+        "places": {"suite"},  # where runs live, which are finished
+        "estimates": {"places", "suite"},  # how long they take
+        "runner": {"eval_run", "places", "suite"},  # one run to its record
+        "launchers": {"estimates", "memory", "places", "quiet", "runner", "suite"},  # run_suite
+        "calibrate": {"eval_run", "memory", "places", "runner", "suite"},
+        "__init__": set(),
+    },
     "cli": {
         "common": set(),
         "catalog": {"common"},
@@ -343,3 +357,18 @@ def test_a_pretraining_config_on_builtin_families_imports_no_plugin():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def private_imports() -> list[str]:
+    """Every ``from ood_bench.x import _name`` between modules: a module's private names are its own."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("ood_bench")):
+                found += [f"{name} imports {a.name}" for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+    return sorted(found)
+
+
+def test_no_module_reaches_another_modules_private_names():
+    assert private_imports() == []

@@ -101,12 +101,12 @@ def test_the_standard_suite_plans_at_most_eight_hours_at_the_rates_measured_for_
     """The budget in the suite file's header, at the step times measured on this machine (a 2,000-step base:
     907 s and two evaluations of ~30 s; a GRPO step of 32 prompts: 5.0 s; an evaluation: ~25 s): the grid
     it names fits 8 hours, one run after another."""
-    from ood_bench.suite import runner
+    from ood_bench.suite import estimates
 
     rates = {"pretrain_step": 907 / 2000, "post_step": 5.0, "sft_step": 0.3, "eval_sample": 0.0031, "overhead": 6.0}
     specs = expand(load_suite("standard"))
-    total = runner.plan_seconds([(s, "todo") for s in specs], rates)
-    assert total <= 8 * 3600, runner.clock(total)
+    total = estimates.plan_seconds([(s, "todo") for s in specs], rates)
+    assert total <= 8 * 3600, estimates.clock(total)
 
 
 BAD_SUITES = {
@@ -414,21 +414,21 @@ def test_a_run_trained_by_an_earlier_invocation_counts_that_training_in_its_wall
 def test_a_run_counts_as_done_only_once_its_own_record_is_published(tiny_board, tmp_path):
     """A run killed after it wrote its record in its work folder but before it published it must run again,
     even where an older record of the same key is published (the committed quick records, say)."""
-    from ood_bench.suite import runner
+    from ood_bench.suite import places
 
     work, lb = tmp_path / "runs", tmp_path / "lb"
     shutil.copytree(tiny_board[0], work)
     shutil.copytree(tiny_board[1], lb)
     suite = load_suite(str(TINY_SUITE))
-    where = runner.Places(work / "tiny", lb / "tiny")
+    where = places.Places(work / "tiny", lb / "tiny")
     spec = next(s for s in expand(suite) if s.name == "sft-id-e0-s0")
-    assert runner.status(spec, where, reuse_published=False) == "done"
+    assert places.status(spec, where, reuse_published=False) == "done"
     published = lb / "tiny" / "records" / spec.name / "record.json"
     older = json.loads(published.read_text())
     older["created"] = "2000-01-01T00:00:00+00:00"  # the same key, published by an earlier run
     published.write_text(json.dumps(older))
-    assert runner.status(spec, where, reuse_published=False) == "todo"
-    assert runner.status(spec, where, reuse_published=True) == "published"
+    assert places.status(spec, where, reuse_published=False) == "todo"
+    assert places.status(spec, where, reuse_published=True) == "published"
 
 
 def test_the_ray_launcher_gives_the_same_records_as_the_local_one(tiny_board, tmp_path):
@@ -521,14 +521,14 @@ def test_a_suite_that_extends_another_reuses_its_published_bases_and_runs(tiny_b
     plan = {line.split()[0]: line.split()[-1] for line in out.splitlines() if line.startswith(("base-", "sft-"))}
     assert plan and set(plan.values()) == {"parent"}, out  # every base and every run tiny published
     assert "12 runs: 2 to do, 10 to skip" in out and "10 published by the suite it extends" in out
-    from ood_bench.suite import runner
+    from ood_bench.suite import estimates, places
 
     suite = load_suite(str(child))
     rloo = [s for s in expand(suite) if s.row == "rloo"]
     estimate = sum(
-        runner.estimate_seconds(s, runner.measured_rates(runner.places(suite, tmp_path, publish))) for s in rloo
+        estimates.estimate_seconds(s, estimates.measured_rates(places.places(suite, tmp_path, publish))) for s in rloo
     )
-    assert f"estimated wall time on this machine {runner.clock(estimate)}" in out  # the two rloo runs alone
+    assert f"estimated wall time on this machine {estimates.clock(estimate)}" in out  # the two rloo runs alone
 
     def refuse(*a, **k):
         raise AssertionError("a base the parent published was pretrained again")
@@ -1126,7 +1126,7 @@ def test_calibrate_re_samples_each_published_base_as_its_null_does(tiny_board, t
     import ood_bench.suite.eval_run
     from ood_bench.evaluation.support import load_counts
     from ood_bench.suite.calibrate import evaluate_at, published_bases
-    from ood_bench.suite.runner import places
+    from ood_bench.suite.places import places
 
     publish = tmp_path / "lb"
     shutil.copytree(tiny_board[1], publish)
@@ -1222,7 +1222,7 @@ def test_the_estimate_reads_a_post_training_step_per_32_prompts_whatever_the_rec
     from them is per 32 prompts, so a suite at 32 prompts is not estimated at half its time."""
     from types import SimpleNamespace
 
-    from ood_bench.suite import runner
+    from ood_bench.suite import estimates
 
     records = tmp_path / "records"
     for name, prompts, train in (("grpo-a", 16, 20.0), ("grpo-b", 32, 40.0), ("sft-a", 16, 2.0)):
@@ -1236,7 +1236,7 @@ def test_the_estimate_reads_a_post_training_step_per_32_prompts_whatever_the_rec
             "config": {"prompts_per_step": prompts},
         }
         (records / name / "record.json").write_text(json.dumps(record))
-    rates = runner.measured_rates(SimpleNamespace(records=records, parents=[]))
+    rates = estimates.measured_rates(SimpleNamespace(records=records, parents=[]))
     assert rates["post_step"] == pytest.approx(4.0)  # 2 s per 16-prompt step and 4 s per 32-prompt step
     assert rates["sft_step"] == pytest.approx(0.4)
 
@@ -1247,7 +1247,7 @@ def test_the_estimate_reads_this_results_versions_records_first_and_the_evaluati
     an earlier version. The seconds per evaluated sample come from the records' evaluation times."""
     from types import SimpleNamespace
 
-    from ood_bench.suite import runner
+    from ood_bench.suite import estimates
     from ood_bench.suite.suite import RESULTS_VERSION
 
     records = tmp_path / "records"
@@ -1269,15 +1269,15 @@ def test_the_estimate_reads_this_results_versions_records_first_and_the_evaluati
 
     where = SimpleNamespace(records=records, parents=[])
     write("grpo-old", RESULTS_VERSION - 1, 20.0, 1.0)
-    rates = runner.read_rates(where)
+    rates = estimates.read_rates(where)
     assert rates.seconds["post_step"] == pytest.approx(2.0) and rates.older == ["post_step", "eval_sample"]
     assert rates.seconds["eval_sample"] == pytest.approx(0.01)
-    assert "only from records of an earlier results version" in runner.rates_source(rates)
+    assert "only from records of an earlier results version" in estimates.rates_source(rates)
     write("grpo-new", RESULTS_VERSION, 50.0, 3.0)
-    rates = runner.read_rates(where)
+    rates = estimates.read_rates(where)
     assert rates.seconds["post_step"] == pytest.approx(5.0) and rates.older == []
     assert rates.seconds["eval_sample"] == pytest.approx(0.03)
-    assert "earlier results version" not in runner.rates_source(rates)
+    assert "earlier results version" not in estimates.rates_source(rates)
 
 
 def test_the_estimate_of_runs_going_together_uses_their_own_thread_count(tmp_path):
@@ -1286,7 +1286,7 @@ def test_the_estimate_of_runs_going_together_uses_their_own_thread_count(tmp_pat
     one after another, or on a cluster this machine cannot see, is one at a time."""
     from types import SimpleNamespace
 
-    from ood_bench.suite import runner
+    from ood_bench.suite import estimates
 
     records = tmp_path / "records"
     for name, threads, train in (("base-a", 2, 100.0), ("base-b", 1, 160.0), ("base-c", None, 100.0)):
@@ -1296,15 +1296,15 @@ def test_the_estimate_of_runs_going_together_uses_their_own_thread_count(tmp_pat
             record["threads"] = threads
         (records / name / "record.json").write_text(json.dumps(record))
     where = SimpleNamespace(records=records, parents=[])
-    assert runner.measured_rates(where)["pretrain_step"] == pytest.approx(1.2)  # every record
-    assert runner.measured_rates(where, threads=1)["pretrain_step"] == pytest.approx(1.6)  # one-thread only
-    assert runner.measured_rates(where, threads=4)["pretrain_step"] == pytest.approx(1.2)  # none: every record
-    assert runner.runs_at_once("ray", cpus=1, cores=2) == 2
-    assert runner.runs_at_once("ray", cpus=2, cores=2) == 1
-    assert runner.runs_at_once("local", cpus=1, cores=2) == 1
+    assert estimates.measured_rates(where)["pretrain_step"] == pytest.approx(1.2)  # every record
+    assert estimates.measured_rates(where, threads=1)["pretrain_step"] == pytest.approx(1.6)  # one-thread only
+    assert estimates.measured_rates(where, threads=4)["pretrain_step"] == pytest.approx(1.2)  # none: every record
+    assert estimates.runs_at_once("ray", cpus=1, cores=2) == 2
+    assert estimates.runs_at_once("ray", cpus=2, cores=2) == 1
+    assert estimates.runs_at_once("local", cpus=1, cores=2) == 1
     spec = SimpleNamespace(
         kind="base", config={"train": {"max_steps": 100}}, eval={"splits": ["id"], "n_test": 1, "n_samples": 1}
     )
-    one = runner.plan_seconds([(spec, "todo"), (spec, "todo")], runner.measured_rates(where, 1), 1)
-    two = runner.plan_seconds([(spec, "todo"), (spec, "todo")], runner.measured_rates(where, 1), 2)
+    one = estimates.plan_seconds([(spec, "todo"), (spec, "todo")], estimates.measured_rates(where, 1), 1)
+    two = estimates.plan_seconds([(spec, "todo"), (spec, "todo")], estimates.measured_rates(where, 1), 2)
     assert two == pytest.approx(one / 2) and one > 2 * 160

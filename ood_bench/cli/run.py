@@ -14,7 +14,9 @@ from .common import load_plugins, print_config
 
 def cmd_run(args) -> int:
     # late: torch and lightning load only when this command runs, never for --help or a usage error
-    from ..suite import runner
+    from ..suite import estimates, places
+    from ..suite.launchers import run_suite
+    from ..suite.runner import RunOptions
     from ..suite.suite import expand, load_suite, parse_shard, shard, with_row
 
     overrides = list(args.overrides)
@@ -48,20 +50,20 @@ def cmd_run(args) -> int:
         specs = shard(specs, *which)
     if added:
         specs = [s for s in specs if s.kind == "base" or s.row == added[0].name]
-    where = runner.places(suite, args.work_root, args.publish_root)
+    where = places.places(suite, args.work_root, args.publish_root)
     reuse = suite.reuse_published or bool(added)
     # Ray started here keeps cores // resources.cpus runs going at once: the estimate reads rates of records made
     # on that many threads (a one-thread run is slower per step than a two-thread one) and divides by them
-    at_once = runner.runs_at_once(args.launcher, suite.resources.cpus)
+    at_once = estimates.runs_at_once(args.launcher, suite.resources.cpus)
     threads = suite.resources.cpus if at_once > 1 else None
-    rows = runner.plan(specs, where, reuse)
+    rows = estimates.plan(specs, where, reuse)
     if added:  # only the new rows run: a published base is shared, not run again
         rows = [
-            (s, "published" if s.kind == "base" and st == "todo" and runner.has_published(s, where) else st)
+            (s, "published" if s.kind == "base" and st == "todo" and places.has_published(s, where) else st)
             for s, st in rows
         ]
-    rates = runner.read_rates(where, threads)  # one pass over the records for the plan and its source line
-    seconds = runner.plan_seconds(rows, rates.seconds, at_once)
+    rates = estimates.read_rates(where, threads)  # one pass over the records for the plan and its source line
+    seconds = estimates.plan_seconds(rows, rates.seconds, at_once)
     if which and not specs:
         print(
             f"ood-bench: warning: shard {args.shard} holds no run (the suite has "
@@ -72,8 +74,8 @@ def cmd_run(args) -> int:
         print(f"suite {suite.name}: {suite.description}")
         if precision_line:
             print(precision_line)
-        print(runner.format_plan(rows, seconds))
-        print(runner.rates_source(rates, at_once, threads))
+        print(estimates.format_plan(rows, seconds))
+        print(estimates.rates_source(rates, at_once, threads))
         return 0
     from ..storage.atomic import writable_folder
 
@@ -81,13 +83,9 @@ def cmd_run(args) -> int:
     writable_folder(where.records, "records folder", create=False)
     writable_folder(where.work, "work folder", create=False)
     todo = [s for s, st in rows if st == "todo"]
-    # the runs a parent suite published become this suite's records (and weights) before any run needs them
-    runner.adopt_from_parents([s for s, st in rows if st == "parent"], where, suite.name)
-    by_name = {s.name: s for s in grid}
-    estimates = {s.name: runner.estimate_seconds(s, rates.seconds) for s in todo}
     print(
         f"suite {suite.name}: {len(rows)} runs, {len(todo)} to do, {len(rows) - len(todo)} skipped; "
-        f"estimated {runner.clock(seconds)} on this machine",
+        f"estimated {estimates.clock(seconds)} on this machine",
         flush=True,
     )
     if precision_line:
@@ -101,9 +99,8 @@ def cmd_run(args) -> int:
             file=sys.stderr,
             flush=True,
         )
-    opts = runner.RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples, cpus=suite.resources.cpus)
-    launch = {"ray": runner.run_ray, "slurm": runner.run_slurm}.get(args.launcher, runner.run_local)
-    launch(todo, by_name, suite, where, opts, estimates)
+    opts = RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples, cpus=suite.resources.cpus)
+    run_suite(suite, where, rows, grid, args.launcher, opts, rates.seconds)
     from ..board import suite_board
     from ..board.readme import headline_text
 
@@ -135,17 +132,18 @@ def _with_published_precision(suite, args, overrides, added, line: str):
     stand on other bases than the rows they are compared with."""
     # late: torch and lightning (run records, the runner) load only for a suite run
     from ..storage.run_records import read_record
-    from ..suite import runner
+    from ..suite.places import places
+    from ..suite.runner import precision_of
     from ..suite.suite import expand, load_suite
     from ..training.precision import AUTO, ENV, env_precision
 
     if env_precision() != AUTO:
         return suite, line
-    where = runner.places(suite, args.work_root, args.publish_root)
+    where = places(suite, args.work_root, args.publish_root)
     bases = [s for s in expand(suite) if s.kind == "base"]
     made = set()
     for folder in (where.published, *where.parents):  # this suite's own records, else its nearest parent's
-        made = {runner.precision_of((read_record(folder / "records" / s.name) or {}).get("config")) for s in bases}
+        made = {precision_of((read_record(folder / "records" / s.name) or {}).get("config")) for s in bases}
         if made != {None}:
             break
     ours = {s.config["trainer"]["precision"] for s in bases}
@@ -163,7 +161,7 @@ def _with_published_precision(suite, args, overrides, added, line: str):
 def cmd_calibrate(args) -> int:
     # late: torch and lightning load only when this command runs, never for --help or a usage error
     from ..suite.calibrate import calibrate
-    from ..suite.runner import places
+    from ..suite.places import places
     from ..suite.suite import load_suite
 
     load_plugins()

@@ -25,7 +25,8 @@ from ..errors import OodBenchError
 from ..storage.checkpoints import CHECKSUM_KEY
 from ..storage.results import EVAL_RECORD
 from ..storage.run_records import read_record
-from .runner import Places, _eval_config, _set_threads
+from .places import Places
+from .runner import eval_config_of, set_threads
 from .suite import RunSpec, SuiteConfig, expand
 
 FOLDER = "calibration"
@@ -97,7 +98,7 @@ def is_done(folder: Path, base: Base, seed: int) -> bool:
     return (done.get("seed"), done.get("checkpoint_sha256"), done.get("eval_config")) == (
         seed,
         base.sha256,
-        _eval_config(base.spec).__dict__,
+        eval_config_of(base.spec).__dict__,
     )
 
 
@@ -111,9 +112,9 @@ def evaluate_at(
     from ..storage.run_records import compact_eval
     from .eval_run import evaluate_checkpoint
 
-    _set_threads(cpus or suite.resources.cpus)
+    set_threads(cpus or suite.resources.cpus)
     work = where.work / base.spec.name / FOLDER / f"s{seed}"
-    evaluate_checkpoint(base.weights, _eval_config(base.spec), seed, work, progress, base.loaded)
+    evaluate_checkpoint(base.weights, eval_config_of(base.spec), seed, work, progress, base.loaded)
     out = target(where, base.spec.name, seed)
     fresh = fresh_folder(out)
     compact_eval(work, fresh)

@@ -20,7 +20,8 @@ import itertools
 from .base import Problem, TaskFamily
 
 
-def _steps_space(family: TaskFamily):
+def steps_space(family: TaskFamily):
+    """The family's space of trace steps (its own attribute, or the STEPS of the module that defines it)."""
     if family.steps_space is not None:
         return family.steps_space
     module = __import__(type(family).__module__, fromlist=["STEPS"])  # families written before API 1.1
@@ -36,7 +37,7 @@ def familiar_alternatives(space, step: tuple[str, ...], broad: bool) -> list[tup
 
 def lucky(family: TaskFamily, problem: Problem, broad: bool = False) -> bool:
     """True when replacing the held-out steps by a familiar alternative keeps the answer."""
-    space = _steps_space(family)
+    space = steps_space(family)
     program = list(problem.meta["program"])
     held = [i for i, s in enumerate(program) if tuple(s) in space.held_out_pairs]
     options = [familiar_alternatives(space, tuple(program[i]), broad) for i in held]
@@ -59,7 +60,7 @@ def chance_share(family: TaskFamily, problems: list[Problem], broad: bool = Fals
 def chance_rate(family: TaskFamily, problems: list[Problem]) -> float:
     """Expected answer pass@1 of a model that does one familiar step (uniformly, broad set) in place of each
     held-out one: the floor that answer-level scoring on ``ood_comp`` cannot go below by luck alone."""
-    space = _steps_space(family)
+    space = steps_space(family)
     rates = []
     for problem in problems:
         program = list(problem.meta["program"])

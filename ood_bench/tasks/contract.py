@@ -199,7 +199,7 @@ def check_family_fully(
 def _check_like_the_tests(family: TaskFamily, test_problems, n: int, others: list[TaskFamily]) -> None:
     """The rules ``tests/test_tasks.py`` applies to every installed family, so that a family passing this
     check leaves the project's own tests passing."""
-    from .chance import _steps_space, chance_rate, chance_share
+    from .chance import chance_rate, chance_share, steps_space
 
     where = f"task family {family.name!r}"
     problems = {split: test_problems(family, split, n) for split in SPLITS}
@@ -230,7 +230,7 @@ def _check_like_the_tests(family: TaskFamily, test_problems, n: int, others: lis
                     f"context of {CONTEXT}; fix: shorten the longest problems"
                 )
     _check_ranges(family, problems)
-    space = _steps_space(family)
+    space = steps_space(family)
     if space is None:
         raise ContractError(f"{where}: no steps_space; fix: set steps_space = StepSpace(...) on the class")
     held = {"+".join(pair) for pair in space.held_out_pairs}
