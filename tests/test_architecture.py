@@ -366,7 +366,9 @@ def private_imports() -> list[str]:
         name = _module_name(path)
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("ood_bench")):
-                found += [f"{name} imports {a.name}" for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+                found += [
+                    f"{name} imports {a.name}" for a in node.names if a.name.startswith("_") and a.name != "__version__"
+                ]
     return sorted(found)
 
 
