@@ -14,10 +14,11 @@ from .config import ConfigError, check
 from .hookspecs import API_VERSION, hookimpl
 from .model.model import GPT, ModelConfig
 from .model.tokenizer import BOS, EOS, PAD, TOKENIZER
+from .plugins import get_plugins as _get
 from .tasks.base import AXES, OOD_SPLITS, SPLITS, Problem, Score, TaskFamily, parse_completion
 from .tasks.contract import ContractError, check_family
 from .tasks.steps import AxisRanges, StepSpace, step_name
-from .training.algorithms import Algorithm, AlgorithmConfig, PostTrainContext, knob_docs, standalone
+from .training.algorithms import Algorithm, AlgorithmConfig, PostTrainContext, knob, knob_docs, standalone
 from .training.context import STANDARD_DIAGNOSTICS, Context, Counters, LogProbs, RolloutBatch
 from .training.rl import (
     AGGREGATIONS,
@@ -45,6 +46,7 @@ __all__ = sorted(
         "AlgorithmConfig",
         "ConfigError",
         "check",
+        "knob",
         "knob_docs",
         "standalone",
         "Context",
@@ -124,6 +126,7 @@ def load_base(path):
 
         model, config, ckpt = load_base("runs/quick/base.ckpt")
     """
+    # late: it loads lightning and what that loads, with pandas, which importing this module does not
     from .training.pretrain import load_base as _load
 
     return _load(path)
@@ -142,6 +145,5 @@ def get_plugins():
         string = get_plugins().tasks.get("string")
         GRPO = get_plugins().algorithm("grpo")
     """
-    from .plugins import get_plugins as _get
 
     return _get()

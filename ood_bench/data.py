@@ -18,6 +18,7 @@ from torch.utils.data import IterableDataset
 from .config import check
 from .errors import ConfigError
 from .model.tokenizer import BOS, EOS, PAD, TOKENIZER
+from .plugins import find_family
 from .tasks.base import AXES, Problem, TaskFamily, derive_seed, ood_split
 
 TEST_SEED = 1_000_003
@@ -37,8 +38,6 @@ class MixtureConfig:
     exposure: dict[str, float] = field(default_factory=lambda: {a: 0.0 for a in AXES})
 
     def validate(self, prefix: str = "mixture") -> None:
-        from .plugins import find_family
-
         check(bool(self.families), f"{prefix}.families", self.families, "name at least one family")
         for name, share in self.families.items():
             find_family(name)
@@ -116,8 +115,6 @@ class Mixture:
     """Draws the i-th pretraining problem, deterministically from (seed, i)."""
 
     def __init__(self, spec: MixtureConfig, seed: int) -> None:
-        from .plugins import find_family
-
         if seed == TEST_SEED:
             raise ConfigError(f"invalid config value seed={seed}: reserved for the test sets")
         self.seed = seed

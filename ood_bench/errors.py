@@ -5,6 +5,8 @@ anything a user can get wrong (a name, a config value, a file) raises this rathe
 than a bare ValueError that would surface as a traceback.
 """
 
+import signal
+
 
 class OodBenchError(Exception):
     """Bad input from the user: unknown name, invalid value, unreadable file."""
@@ -30,7 +32,6 @@ class RunInterrupted(Exception):
 
     def __init__(self, signum: int, step: int, checkpoint) -> None:
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
-        import signal
 
         name = signal.Signals(signum).name
         super().__init__(f"{name} at step {step}: saved {checkpoint}; run the same command again to resume")

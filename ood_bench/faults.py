@@ -9,6 +9,9 @@ fault is in the plugin, and its author needs to know which hook to look at, not 
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Mapping
+
 from .errors import OodBenchError, RunInterrupted
 
 
@@ -66,8 +69,8 @@ def checked_extra_modules(name: str, modules) -> dict:
     """What an algorithm's ``extra_modules`` returned: a dict of name -> ``torch.nn.Module``. ``None`` (a
     forgotten ``return``) is refused rather than taken as no modules: the head it meant would go untrained
     and unsaved."""
-    from collections.abc import Mapping
 
+    # late: it loads torch, which importing this module does not
     from torch import nn
 
     if not isinstance(modules, (Mapping, nn.ModuleDict)):
@@ -88,7 +91,6 @@ def checked_extra_modules(name: str, modules) -> dict:
 def checked_state(name: str, state) -> dict:
     """What an algorithm's ``state_dict`` returned: a dict that a checkpoint can hold (plain values and tensors),
     checked before anything is written, so a bad value stops the run with its key named and no checkpoint."""
-    import pickle
 
     if not isinstance(state, dict):
         raise fault(

@@ -24,7 +24,8 @@ PROJECT = "ood_bench"
 # The plugin API's version (``ood_bench.api`` exports it): here, beside the hooks it versions, so that the run
 # records below the API can carry it without importing the API itself.
 # 1.1: the RL math, parse_completion, TaskFamily.run_program / steps_space; API_VERSION in run records
-API_VERSION = "1.1"
+# 1.2: knob(default, help), the one place a knob's help line comes from (knob_docs reads only that)
+API_VERSION = "1.2"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

@@ -168,6 +168,7 @@ EXPORTS = [
     "group_advantages",
     "hookimpl",
     "kl_estimate",
+    "knob",
     "knob_docs",
     "leave_one_out_baseline",
     "load_base",
@@ -183,7 +184,7 @@ def test_the_api_exports_exactly_this_list():
     import ood_bench.api as api
 
     assert api.__all__ == EXPORTS
-    assert API_VERSION == "1.1"
+    assert API_VERSION == "1.2"
 
 
 def test_every_export_is_documented_with_an_example():
@@ -246,3 +247,27 @@ def test_group_advantages_returns_advantages_and_group_std_as_documented():
     assert adv.shape == (4,) and std.shape == (2,)
     assert torch.allclose(adv, torch.tensor([0.7071, -0.7071, 0.0, 0.0]), atol=1e-3)
     assert torch.allclose(std, torch.tensor([0.7071, 0.0]), atol=1e-3)
+
+
+def test_a_knobs_help_comes_from_its_field_and_nothing_else():
+    """knob(default, help) is the one source of a knob's help line: a comment in the source, or a field in a
+    docstring's example, is not read (the old regex read the example ``beta`` of AlgorithmConfig's docstring
+    as a knob of every algorithm). Every built-in algorithm documents every knob."""
+    import dataclasses
+    from dataclasses import dataclass
+
+    from ood_bench.api import AlgorithmConfig, get_plugins, knob, knob_docs
+
+    @dataclass
+    class Mine(AlgorithmConfig):
+        coef: float = knob(0.5, "a coefficient")
+        plain: int = 3  # a comment, not help
+        tags: list = knob(["a"], "a mutable default")
+
+    docs = knob_docs(Mine)
+    assert docs["coef"] == "a coefficient" and "plain" not in docs and docs["tags"] == "a mutable default"
+    assert Mine().tags == ["a"] and Mine().tags is not Mine().tags  # each config its own list
+    assert set(knob_docs(AlgorithmConfig)) == {f.name for f in dataclasses.fields(AlgorithmConfig)}
+    for name in ("grpo", "dapo", "ppo", "rloo", "sft", "expert_iteration"):
+        cls = get_plugins().algorithm(name).config_class
+        assert set(knob_docs(cls)) == {f.name for f in dataclasses.fields(cls)}, name

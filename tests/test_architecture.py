@@ -28,9 +28,8 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> list[str]:
         anchor = module.split(".") if is_package else module.split(".")[:-1]
         anchor = anchor[: len(anchor) - (node.level - 1)]
         base = ".".join(anchor + ([node.module] if node.module else []))
-    if node.module is None:  # from . import x: x may be a module
-        return [f"{base}.{a.name}" for a in node.names]
-    return [base]
+    # from . import x, from ..pkg import x: x may be a module (kept if it is one, else trimmed to the package)
+    return [f"{base}.{a.name}" for a in node.names] + ([base] if node.module else [])
 
 
 def import_graph() -> dict[str, set[str]]:

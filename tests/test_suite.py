@@ -1308,3 +1308,16 @@ def test_the_estimate_of_runs_going_together_uses_their_own_thread_count(tmp_pat
     one = estimates.plan_seconds([(spec, "todo"), (spec, "todo")], estimates.measured_rates(where, 1), 1)
     two = estimates.plan_seconds([(spec, "todo"), (spec, "todo")], estimates.measured_rates(where, 1), 2)
     assert two == pytest.approx(one / 2) and one > 2 * 160
+
+
+def test_the_pages_verdicts_render_their_markdown_code_as_code():
+    """A verdict names rows and splits in backticks (`grpo` on `ood_depth`): the page shows them as code, not as
+    literal backticks, with the verdict word coloured."""
+    from ood_bench.board import board_page, verdicts
+
+    line = "- **Claim 1 (`grpo` on `ood_depth`): inconclusive.** *rule*: a *stated* rule"
+    readme = f"<!-- verdicts:tiny:start (generated) -->\n{line}\n<!-- verdicts:tiny:end -->\n"
+    assert verdicts.block_in(readme, "tiny")
+    items = board_page._verdict_items(readme, "tiny")
+    assert "`" not in items and "<code>grpo</code>" in items and "<code>ood_depth</code>" in items
+    assert '<span class="verdict inconclusive">inconclusive</span>' in items and "<em>rule</em>" in items

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation.expansion import LOGIT_CLIP, beyond_tilt, logit
+from ..evaluation.metrics import pass_at_k_exact
 from ..evaluation.support import Thresholds
 from ..storage.run_records import run_wall_seconds
 from ..tasks.base import AXES
@@ -161,7 +162,6 @@ def _pass_at_k(rec) -> pd.DataFrame:
     """Unbiased trace pass@k (``full_c``) for k = 1, 2, 4, ..., n, averaged over problems and seeds: each base
     on every split, each headline row's runs on the split they trained on and, when trained on ID, on every
     split."""
-    from ..evaluation.metrics import pass_at_k_exact
 
     rows, strong = [], headline_rows(rec)
     for name, r in rec.runs.items():

@@ -24,6 +24,7 @@ import re
 import pandas as pd
 
 from ..evaluation.support import Thresholds
+from ..storage.numeric_text import same_up_to_rounding
 from . import verdicts
 from .board_stats import Q_LEVEL
 
@@ -233,16 +234,12 @@ def _control_section(readme: str) -> str:
 
 
 def _verdict_items(readme: str, suite: str) -> str:
+    """The README's verdicts as list items, with their markdown (bold, code, italic) as HTML and each verdict
+    word coloured by what it says."""
     block = verdicts.block_in(readme, suite) or ""
-    bold, italic = re.compile(r"[*][*](.+?)[*][*]"), re.compile(r"[*](.+?)[*]")
     word = re.compile(r": (supported|contradicted|inconclusive)\.</strong>")
     return "".join(
-        "<li>"
-        + word.sub(
-            r': <span class="verdict \1">\1</span>.</strong>',
-            italic.sub(r"<em>\1</em>", bold.sub(r"<strong>\1</strong>", html.escape(line))),
-        )
-        + "</li>"
+        "<li>" + word.sub(r': <span class="verdict \1">\1</span>.</strong>', _inline(line)) + "</li>"
         for line in _verdict_lines(block)
     )
 
@@ -601,7 +598,6 @@ def same_page(committed: str, regenerated: str) -> bool:
     """Whether a committed page shows what the records give: its text and numbers at the tables' tolerance
     (``numeric_text``), its per-problem block exactly; its images are checked by their PNGs' digests, since
     their pixels depend on the plotting library's version."""
-    from ..storage.numeric_text import same_up_to_rounding
 
     def split(page: str) -> tuple[str, str]:
         page = IMAGE.sub('src=""', page)

@@ -23,8 +23,12 @@ import math
 import warnings
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from PIL import Image, PngImagePlugin
 
 from ..evaluation.expansion import LOGIT_CLIP
 from ..evaluation.support import Thresholds
@@ -65,8 +69,6 @@ def _outside_legend(fig, handles, columns: int = 4) -> None:
 
 
 def draw_gain(plt, cells: pd.DataFrame, seeds: pd.DataFrame, faded: pd.DataFrame):
-    from matplotlib.lines import Line2D
-
     splits = _splits(cells["split"], with_id=False) if len(cells) else OOD_SPLITS[:1]
     families = sorted(set(cells["family"])) if len(cells) else ["all"]
     rows = [r for r in dict.fromkeys(cells["row"]) if r != NULL] if len(cells) else []
@@ -203,9 +205,6 @@ def draw_gain(plt, cells: pd.DataFrame, seeds: pd.DataFrame, faded: pd.DataFrame
 
 
 def draw_tilt(plt, points: pd.DataFrame, tilts: pd.DataFrame, exposures: pd.DataFrame):
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     th = Thresholds()
     order = list(exposures["exposure"])
     colours = _exposure_colours(order)
@@ -298,8 +297,6 @@ def draw_tilt(plt, points: pd.DataFrame, tilts: pd.DataFrame, exposures: pd.Data
 
 
 def draw_passk(plt, passk: pd.DataFrame, exposures: pd.DataFrame):
-    from matplotlib.lines import Line2D
-
     order = [e for e in exposures["exposure"] if e in set(passk["exposure"])] or ["-"]
     splits = _splits(passk["split"], with_id=True) if len(passk) else ["id"]
     rows = [m for m in dict.fromkeys(passk["model"]) if m != "base"]
@@ -373,9 +370,6 @@ METRICS = {"reward": "reward", "kl_ref": "KL to ref (symlog)", "entropy": "entro
 
 
 def draw_curves(plt, curve: pd.DataFrame, exposures: pd.DataFrame):
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
     metrics = [m for m in METRICS if m in curve.columns and curve[m].notna().any()]
     groups = list(curve.groupby(["row", "trained_on"], sort=True)) if metrics else []
     groups.sort(key=lambda item: (item[0][0] not in ROW_COLOURS, item[0][0], item[0][1] != "id", item[0][1]))
@@ -427,10 +421,9 @@ DRAW = {"gain": draw_gain, "tilt": draw_tilt, "passk": draw_passk, "curves": dra
 
 def figure(name: str, data: tuple):
     """The named plot's matplotlib figure (for the PNG, and for the tests that read its layout)."""
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # late: only after matplotlib.use("Agg") has picked the headless backend
 
     with warnings.catch_warnings():  # many panels: the layout may warn that a margin is tight, which changes nothing
         warnings.simplefilter("ignore", UserWarning)
@@ -461,8 +454,8 @@ def png(name: str, data: tuple) -> bytes:
 
     Stored with a palette of 256 colours (Pillow's median cut, no dithering): a plot has few colours beyond
     its antialiasing, and the file is a third of the RGBA one, in the folder and in the page that embeds it."""
-    import matplotlib.pyplot as plt
-    from PIL import Image, PngImagePlugin
+
+    import matplotlib.pyplot as plt  # late: figure() picks the headless backend before pyplot loads
 
     fig = figure(name, data)
     buf = io.BytesIO()

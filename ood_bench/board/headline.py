@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..evaluation.expansion import Tilt, beyond_tilt, threshold_expanded
 from ..evaluation.support import Thresholds, merge_records, support_table, wilson_interval
@@ -23,7 +24,6 @@ from .records import OOD_SPLITS, Records, eval_splits
 
 def _seed_interval(values: list[float]) -> tuple[float, float, float]:
     """Mean and Student's t 95% interval over seeds (for expansion rates, which have no problem pairing)."""
-    from scipy import stats
 
     v = np.asarray(values, float)
     m = float(v.mean())

@@ -145,9 +145,11 @@ def render(root: Path, results: pd.DataFrame, support: pd.DataFrame) -> dict[str
 
 def plot(results: pd.DataFrame, path: Path) -> None:
     """ID pass@1 of every run, one bar per family, with its standard error."""
+    # late: it loads matplotlib, which importing this module does not
     import matplotlib
 
     matplotlib.use("Agg")
+    # late: it loads matplotlib, which importing this module does not
     import matplotlib.pyplot as plt
 
     ident = results[results["split"] == "id"].pivot(index="run", columns="family", values="pass@1")

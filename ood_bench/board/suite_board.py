@@ -28,13 +28,16 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 
 from ..evaluation.support import Thresholds
 from ..storage.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..storage.numeric_text import same_up_to_rounding
 from ..storage.run_records import RECORD
-from . import board_data, verdicts
-from .board_plots import DIGEST_KEY
+from ..suite.suite import SUITE_DIR, expand, load_suite
+from . import board_data, board_page, board_plots, verdicts
+from .board_page import same_page
+from .board_plots import DIGEST_KEY, digest
 from .calibration import CALIBRATION, calibration
 from .control import control_status, positive_control
 from .headline import cell_stats, family_cells, headline, paired, support_rows
@@ -141,8 +144,6 @@ def _json(
 
 
 def png_digest(path: Path) -> str | None:
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return (getattr(im, "text", None) or im.info).get(DIGEST_KEY)
@@ -180,8 +181,6 @@ def render(
 
 
 def _page(extra: dict, pngs: dict[str, bytes]) -> str:
-    from . import board_page
-
     rec = extra["rec"]
     return board_page.page(
         rec,
@@ -200,7 +199,6 @@ def _page(extra: dict, pngs: dict[str, bytes]) -> str:
 def write(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None = None) -> Path:
     root = Path(root)
     texts, extra = render(root, allow_dirty, expected)
-    from . import board_plots
 
     pngs = {name: board_plots.png(name, extra["data"][name]) for name in PLOTS}
     for name, data in pngs.items():
@@ -271,12 +269,10 @@ def stale(root: Path, allow_dirty: bool = False, expected: dict[str, str] | None
         for name, text in texts.items()
         if not (root / name).is_file() or not same_up_to_rounding((root / name).read_text(errors="replace"), text)
     ]
-    from .board_plots import digest
 
     for name, file in PLOTS.items():
         if png_digest(root / file) != digest(extra["data"][name]):
             out.append(root / file)
-    from .board_page import same_page
 
     page = root / HTML
     if not page.is_file() or not same_page(page.read_text(errors="replace"), _page(extra, {n: b"" for n in PLOTS})):
@@ -319,7 +315,6 @@ def is_suite_folder(root: Path) -> bool:
 
 def expected_keys(name: str, root: Path) -> dict[str, str]:
     """Run name -> key of an embedded suite's grid, when ``name`` is one and ``root`` is its folder."""
-    from ..suite.suite import SUITE_DIR, expand, load_suite
 
     if Path(root).name != name or not (SUITE_DIR / f"{name}.yaml").is_file():
         return {}

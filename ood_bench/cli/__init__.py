@@ -97,6 +97,7 @@ def _main(argv: list[str] | None) -> int:
 
             env_precision()  # a bad OOD_BENCH_PRECISION is one line before any compute, used by this config or not
         if args.func in (cmd_pretrain, cmd_posttrain, cmd_run, cmd_evaluate, cmd_dev_check):
+            # late: the command line imports what a command needs only when it runs
             from ..model.kernels import decode_kernel, env_engine
 
             if env_engine() == "kernel":  # also a bad value: one line, before any compute

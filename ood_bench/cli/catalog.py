@@ -22,10 +22,12 @@ def cmd_tasks(args) -> int:
     for name in names:
         find_family(name)  # an unknown name, or a plugin that failed to register it, is one line
     if args.check:
+        # late: it loads torch, which importing this module does not
         from ..data import TEST_SET_SIZE, held_out_problems
 
         if not 1 <= args.check_problems <= TEST_SET_SIZE:
             raise OodBenchError(f"invalid value --check-problems={args.check_problems}: must be in 1..{TEST_SET_SIZE}")
+        # late: the command line imports what a command needs only when it runs
         from ..tasks.contract import check_family_fully
 
         for name in names:

@@ -103,6 +103,7 @@ def cmd_evaluate(args) -> int:
         raise OodBenchError(f"invalid value k={args.k}: pass@k needs n >= k, but n={data['n_samples']}")
     ecfg = build(EvalConfig, data, prefix="eval")
     ecfg.validate()
+    # late: it loads torch, which importing this module does not
     from ..data import check_context_holds
 
     tasks = load_plugins().tasks
@@ -113,6 +114,7 @@ def cmd_evaluate(args) -> int:
         ecfg.n_test,
         key="the checkpoint's model.block_size",
     )
+    # late: it loads lightning and what that loads, which importing this module does not
     from ..storage.checkpoints import home_folder
 
     out_dir = Path(args.out) if args.out else home_folder(args.checkpoint) / "eval"

@@ -77,6 +77,7 @@ def cmd_run(args) -> int:
         print(estimates.format_plan(rows, seconds))
         print(estimates.rates_source(rates, at_once, threads))
         return 0
+    # late: the command line imports what a command needs only when it runs
     from ..storage.atomic import writable_folder
 
     # both checked before either is made: a refused run leaves no empty folder behind
@@ -90,6 +91,7 @@ def cmd_run(args) -> int:
     )
     if precision_line:
         print(precision_line, flush=True)
+    # late: it loads torch, which importing this module does not
     from ..training.provenance import code_version
 
     if todo and code_version().endswith("-dirty"):
@@ -101,7 +103,10 @@ def cmd_run(args) -> int:
         )
     opts = RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples, cpus=suite.resources.cpus)
     run_suite(suite, where, rows, grid, args.launcher, opts, rates.seconds)
+    # late: the command line imports what a command needs only when it runs
     from ..board import suite_board
+
+    # late: it loads lightning and what that loads, with pandas, which importing this module does not
     from ..board.readme import headline_text
 
     keys = {s.name: s.key for s in grid}
@@ -186,11 +191,13 @@ def cmd_leaderboard(args) -> int:
 
     name = args.records
     if name.endswith((".yaml", ".yml")) and Path(name).is_file():  # a suite file: its leaderboard folder
+        # late: the command line imports what a command needs only when it runs
         from ..suite.suite import read_suite_file
 
         name = read_suite_file(name)["name"]
     root = leaderboard.resolve(name)
     if not suite_board.is_suite_folder(root) and any(root.glob("*/sweep.csv")):  # leaderboards/sweeps
+        # late: it loads lightning and what that loads, with pandas, which importing this module does not
         from ..suite.sweep import stale as stale_sweeps
 
         stale = stale_sweeps(root)
@@ -199,6 +206,7 @@ def cmd_leaderboard(args) -> int:
         print(f"{root}: sweep tables match their sweep.csv")
         return 0
     if not suite_board.is_suite_folder(root) and any(root.glob("bases/*.safetensors")):  # leaderboards/smoke
+        # late: it loads lightning and what that loads, which importing this module does not
         from ..storage.checkpoints import read_weights
 
         for weights in sorted(root.glob("bases/*.safetensors")):

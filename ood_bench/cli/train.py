@@ -50,7 +50,10 @@ def cmd_posttrain(args) -> int:
             overrides.append(f"{key}={value}")
     cfg = load_posttrain_config(args.config, overrides, need_base=not args.print_config)
     if args.print_config:
+        # late: the command line imports what a command needs only when it runs
         from ..plugins import get_plugins
+
+        # late: it loads torch, which importing this module does not
         from ..training.algorithms import build_algorithm_config
 
         algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
@@ -112,8 +115,13 @@ def cmd_dev_check(args) -> int:
     base = args.base or str(default_base())
     overrides += [f"algorithm={args.algo}", f"base={base}", f"seed={args.seed}"]
     cfg = load_posttrain_config(None, overrides)  # every key and value checked before any compute
+    # late: the command line imports what a command needs only when it runs
     from ..plugins import get_plugins
+
+    # late: it loads torch, which importing this module does not
     from ..training.algorithms import build_algorithm_config
+
+    # late: it loads lightning and what that loads, with pandas, which importing this module does not
     from ..training.pretrain import load_base
 
     build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)  # an unknown algorithm or knob
@@ -123,6 +131,7 @@ def cmd_dev_check(args) -> int:
         raise OodBenchError(f"--out {args.out!r} is not an empty folder; dev-check writes a fresh run into one")
     if args.threads < 1:
         raise OodBenchError(f"invalid value --threads={args.threads}: must be >= 1")
+    # late: it loads torch, which importing this module does not
     import torch
 
     threads = torch.get_num_threads()

@@ -23,6 +23,7 @@ from ..data import TEST_SET_SIZE, held_out_problems
 from ..model.model import GPT
 from ..model.rollout import sample, sequence_logprobs
 from ..model.tokenizer import TOKENIZER
+from ..plugins import find_family, get_plugins
 from ..storage.atomic import atomic_write_text
 from ..storage.results import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
 from ..tasks.base import SPLITS, Problem, TaskFamily, checked_score, torch_seed
@@ -45,8 +46,6 @@ class EvalConfig:
     max_new_tokens: int = 128
 
     def validate(self, prefix: str = "eval") -> None:
-        from ..plugins import find_family
-
         for name in self.families:
             find_family(name)
         check(bool(self.splits), f"{prefix}.splits", self.splits, "name at least one split")
@@ -217,7 +216,6 @@ def evaluate_split(
 
 def plugin_metrics(records: list[dict]) -> dict:
     """Metrics contributed through the ``register_metrics`` hook, computed on the per-problem records."""
-    from ..plugins import get_plugins
 
     out = {}
     for name, factory in get_plugins().metrics.items():

@@ -31,6 +31,8 @@ from collections import defaultdict
 
 import torch
 
+from ..data import held_out_problems
+from ..model.rollout import pack, sample
 from ..model.tokenizer import EOS, TOKENIZER
 from ..tasks.base import Problem, TaskFamily, checked_score, parse_completion
 
@@ -98,8 +100,7 @@ def sample_splits(
     A row holds the completion, whether it ended (``finished``), its tokens and its ``budget`` (what the
     rollout engine allowed: ``max_new_tokens`` or less where ``block_size`` leaves less), its trace
     format and its failure category."""
-    from ..data import held_out_problems
-    from ..model.rollout import sample
+    # late: it loads torchmetrics, pandas, matplotlib, scipy, PIL, which importing this module does not
     from .evaluate import sample_uniforms
 
     others = list(others if others is not None else families)
@@ -201,7 +202,6 @@ FORMAT_COLUMNS = ["family", "split", "decoding", "samples", "own_format", "other
 def gold_probs(model, problems: list[Problem], batch_size: int = 256) -> list[torch.Tensor]:
     """For each problem, the model's next-token distribution before each token of its gold completion and
     before the closing ``<eos>`` (teacher forced): a tensor (len(completion) + 1, vocab)."""
-    from ..model.rollout import pack
 
     was_training = model.training
     model.eval()

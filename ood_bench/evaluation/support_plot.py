@@ -29,9 +29,11 @@ def plot_support(
     title: str = "",
 ) -> Path:
     """Draw the comparison into ``path`` (PNG, written atomically)."""
+    # late: it loads matplotlib, which importing this module does not
     import matplotlib
 
     matplotlib.use("Agg")
+    # late: it loads matplotlib, which importing this module does not
     import matplotlib.pyplot as plt
 
     th = thresholds or Thresholds()

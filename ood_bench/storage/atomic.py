@@ -13,12 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..errors import OodBenchError
+
 
 def writable_folder(folder: str | Path, what: str, create: bool = True) -> Path:
     """``folder``, created if needed, once a file could be written in it; else one ``OodBenchError`` line
     (a file in the way, a read-only place, a name too long, a full disk), before any compute. With
     ``create=False`` nothing is made: the nearest folder that exists must be writable."""
-    from ..errors import OodBenchError
 
     folder = Path(folder)
     try:

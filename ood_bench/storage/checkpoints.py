@@ -113,7 +113,10 @@ def read_weights(weights: Path) -> dict:
     """Published weights as the checkpoint they were saved from (what ``read_checkpoint`` gives for a
     ``.ckpt``): the state, and the hyper-parameters, step and sha256 of their metadata. The state must hash
     to that sha256, so a damaged or edited file is refused before anything is computed from it."""
+    # late: it loads safetensors, which importing this module does not
     from safetensors import safe_open
+
+    # late: it loads safetensors, which importing this module does not
     from safetensors.torch import load_file
 
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -126,7 +128,6 @@ def replace_folder(fresh: Path, target: Path) -> None:
     evaluations (an earlier run's ``ood_depth`` beside this run's ``id``), and an
     interrupted evaluation leaves the previous one intact.
     """
-    import shutil
 
     old = target.with_name(f".{target.name}.old")
     if old.exists():
@@ -168,8 +169,6 @@ def check_output_folder(target: Path) -> None:
 
 def fresh_folder(target: Path) -> Path:
     """An empty folder beside ``target`` for an evaluation in progress (removed if one was left behind)."""
-    import os
-    import shutil
 
     check_output_folder(target)
     for left in target.parent.glob(f".{target.name}.partial-*"):  # from an evaluation that was killed
@@ -183,8 +182,6 @@ def fresh_folder(target: Path) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    import os
-
     if pid == os.getpid():
         return False  # a folder of ours from before is stale too
     try:

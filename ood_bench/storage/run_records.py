@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from ..errors import OodBenchError
 from .atomic import atomic_write_json
-from .checkpoints import WEIGHTS_META
+from .checkpoints import CHECKSUM_KEY, WEIGHTS_META, atomic_torch_save, read_checkpoint, read_weights
 
 RECORD = "record.json"
 TEXT_FIELDS = ("prompt", "gold", "sample")  # dropped from committed per-problem files
@@ -62,8 +64,10 @@ def compact_eval(source: Path, target: Path, keep_samples: bool = False) -> None
     """Copy an evaluation folder with each per-problem file as a compact CSV table (the counts, greedy
     verdicts and exact log-probabilities; the sample texts too with ``keep_samples``) and a manifest made
     anew for the copies."""
+    # late: it loads pandas, which importing this module does not
     import pandas as pd
 
+    # late: it loads pandas, which importing this module does not
     from .results import EVAL_RECORD, manifest, read_eval_folder
 
     record, files = read_eval_folder(source)
@@ -80,6 +84,7 @@ def compact_eval(source: Path, target: Path, keep_samples: bool = False) -> None
 def training_curves(run_dir: Path) -> str:
     """Reward, KL to the reference and entropy per gradient step from Lightning's CSV logs, as CSV text
     (the latest value per step when a resumed run logged a step twice)."""
+    # late: it loads pandas, which importing this module does not
     import pandas as pd
 
     frames = [pd.read_csv(f) for f in sorted((run_dir / "logs").glob("version_*/metrics.csv"))]
@@ -122,10 +127,8 @@ def portable_hparams(hparams):
 
 def save_weights(ckpt_path: Path, target: Path) -> None:
     """A base checkpoint's weights and what rebuilds its checkpoint, as safetensors (no optimizer state)."""
-    import torch
+    # late: it loads safetensors, which importing this module does not
     from safetensors.torch import save_file
-
-    from .checkpoints import CHECKSUM_KEY, read_checkpoint
 
     ckpt = read_checkpoint(ckpt_path)
     # One metadata entry, its keys sorted: safetensors writes several entries in hash-map order, which
@@ -151,6 +154,5 @@ def save_weights(ckpt_path: Path, target: Path) -> None:
 
 def restore_checkpoint(weights: Path, target: Path) -> None:
     """Rebuild a loadable base checkpoint from published weights; its sha256 must be the one saved."""
-    from .checkpoints import atomic_torch_save, read_weights
 
     atomic_torch_save(read_weights(weights), target)

@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OodBenchError
+from ..storage.atomic import atomic_write_text, writable_folder
 from ..storage.checkpoints import CHECKSUM_KEY
-from ..storage.results import EVAL_RECORD
-from ..storage.run_records import read_record
+from ..storage.results import EVAL_RECORD, fresh_folder, replace_folder
+from ..storage.run_records import compact_eval, read_record
+from ..training.pretrain import load_base
+from . import eval_run  # called through the module, so a stand-in is used
 from .places import Places
 from .runner import eval_config_of, set_threads
 from .suite import RunSpec, SuiteConfig, expand
@@ -57,7 +60,6 @@ def check_seeds(seeds: list[int], suite: SuiteConfig) -> None:
 def published_bases(suite: SuiteConfig, where: Places) -> list[Base]:
     """Every base of the suite with published weights, each checked to be the base its record evaluated
     (one line if not, before any evaluation); none at all is an error too."""
-    from ..training.pretrain import load_base
 
     out = []
     for spec in (s for s in expand(suite) if s.kind == "base"):
@@ -108,13 +110,10 @@ def evaluate_at(
     """One evaluation, as the runner's null: into the base's work folder, then compacted into its seed folder.
     ``cpus``: threads, the suite's by default like the runner's (the results do not depend on them: the quick
     base gives the same bytes at 1 and 2; on a shared machine one thread wastes far less time waiting)."""
-    from ..storage.results import fresh_folder, replace_folder
-    from ..storage.run_records import compact_eval
-    from .eval_run import evaluate_checkpoint
 
     set_threads(cpus or suite.resources.cpus)
     work = where.work / base.spec.name / FOLDER / f"s{seed}"
-    evaluate_checkpoint(base.weights, eval_config_of(base.spec), seed, work, progress, base.loaded)
+    eval_run.evaluate_checkpoint(base.weights, eval_config_of(base.spec), seed, work, progress, base.loaded)
     out = target(where, base.spec.name, seed)
     fresh = fresh_folder(out)
     compact_eval(work, fresh)
@@ -128,7 +127,6 @@ def calibrate(
 ) -> list[Path]:
     """Evaluate every published base at every seed not yet done; a line per evaluation. Checks everything
     (seeds, bases, weights, the folder) before the first evaluation."""
-    from ..storage.atomic import writable_folder
 
     check_seeds(seeds, suite)
     if cpus is not None and cpus < 1:
@@ -152,6 +150,7 @@ def calibrate(
             f"(elapsed {time.perf_counter() - start:.0f} s) -> {written[-1]}",
             flush=True,
         )
+        # late: the command line imports what a command needs only when it runs
         from .memory import release_memory
 
         release_memory()
@@ -161,7 +160,6 @@ def calibrate(
 
 def write_readme(suite: SuiteConfig, where: Places) -> Path:
     """``calibration/README.md``: what the folder is, what it holds now, and the command that remakes it."""
-    from ..storage.atomic import atomic_write_text
 
     root = where.published / FOLDER
     held = {

@@ -28,10 +28,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
 from ..errors import NonFiniteError, OodBenchError
 from ..evaluation.did_train import ALPHA, MIN_STEPS, reward_trend
+from ..plugins import get_plugins
+from ..training import posttrain as posttraining  # called through the module, so a stand-in is used
+from ..training.algorithms import build_algorithm_config
 
 EXIT_UNHEALTHY = 1
 # The committed smoke base (ood_bench/configs/smoke.yaml), found beside the package in a clone of the
@@ -98,11 +102,6 @@ class Report:
 def dev_check(cfg, progress: bool = False, out: Path | None = None) -> Report:
     """Run ``cfg`` (a validated ``PostTrainConfig``) into ``out`` (a temporary folder, removed after, when
     None) and judge it."""
-    import pandas as pd
-
-    from ..plugins import get_plugins
-    from ..training.algorithms import build_algorithm_config
-    from ..training.posttrain import posttrain
 
     algo = build_algorithm_config(get_plugins().algorithm(cfg.algorithm), cfg.algo)
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="ood-bench-dev-check-"))
@@ -114,7 +113,7 @@ def dev_check(cfg, progress: bool = False, out: Path | None = None) -> Report:
     try:
         # FiniteGuard stops the run the step a loss or a weight is no longer finite; Context.optimize refuses a
         # non-finite loss inside the plugin's step, where it arrives as a PluginFault caused by it
-        posttrain(cfg, progress=progress, callbacks=[log], repeat_prompts=True)
+        posttraining.posttrain(cfg, progress=progress, callbacks=[log], repeat_prompts=True)
     except NonFiniteError as exc:
         report.finite, report.stopped = False, str(exc)
     except OodBenchError as exc:

@@ -13,12 +13,13 @@ from ..storage.run_records import (
     read_record,
     train_wall_seconds,
 )
+from . import suite as suites  # called through the module, so a stand-in is used
 from .places import Places, status
 from .suite import RunSpec
 
-# Seconds per unit on a 2-core CPU (measured: quick pretraining 2000 steps in ~400 s, GRPO ~1.7 s per step of
-# 32 prompts x 8 on OOD prompts, SFT ~0.3 s, an evaluation ~1.3 ms per problem-sample), used by --dry-run and the
-# progress line until the suite's own records give better figures.
+# Seconds per unit, the --dry-run estimate and the progress line's until the suite's own records (or those of
+# the suite it extends) give this machine's figures: rough 2-core CPU rates (docs/suites.md has the measured
+# ones, with the machine that made them).
 DEFAULT_RATES = {"pretrain_step": 0.2, "post_step": 1.7, "sft_step": 0.3, "eval_sample": 0.0013, "overhead": 6.0}
 
 
@@ -41,7 +42,6 @@ def read_rates(where: Places, threads: int | None = None) -> Rates:
     another cost: version 1's GRPO sampled at temperature 1.0), then, with ``threads``, those made on that
     many threads (a plan that runs two runs at once on one thread each needs one-thread rates; a run on one
     thread of a two-core machine is slower than on two); records without a thread count fill what is left."""
-    from .suite import RESULTS_VERSION
 
     kinds = ("pretrain_step", "post_step", "sft_step", "eval_sample")
     found: dict[str, list[tuple[bool, bool, float]]] = {k: [] for k in kinds}
@@ -55,7 +55,7 @@ def read_rates(where: Places, threads: int | None = None) -> Rates:
                 continue
             if not rec:
                 continue
-            current = rec.get("results_version", RESULTS_VERSION) == RESULTS_VERSION
+            current = rec.get("results_version", suites.RESULTS_VERSION) == suites.RESULTS_VERSION
             same = threads is not None and rec.get("threads") == threads
             for kind, value in _record_rates(rec).items():
                 found[kind].append((current, same, value))

@@ -7,15 +7,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..plugins import get_plugins
+from ..storage.results import fresh_folder, replace_folder, write_eval_record
+
 
 def evaluate_checkpoint(
     ckpt_path: str | Path, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None
 ) -> pd.DataFrame:
+    # late: it loads torch, which importing this module does not
     from ..evaluation.evaluate import SAMPLING, evaluate
-    from ..plugins import get_plugins
+
+    # late: it loads lightning and what that loads, which importing this module does not
     from ..storage.checkpoints import CHECKSUM_KEY
-    from ..storage.results import fresh_folder, replace_folder, write_eval_record
+
+    # late: it loads lightning and what that loads, which importing this module does not
     from ..training.pretrain import load_base
+
+    # late: it loads torch, which importing this module does not
     from ..training.provenance import environment
 
     tasks = get_plugins().tasks
@@ -26,6 +34,7 @@ def evaluate_checkpoint(
     try:
         df = evaluate(model, families, ecfg, seed=seed, out_dir=work, progress=progress)
     except Exception:  # a scorer's fault, a full disk: no partial folder is left beside the output
+        # late: the command line imports what a command needs only when it runs
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)

@@ -14,6 +14,7 @@ from ..errors import OodBenchError
 from .estimates import clock, estimate_seconds, measured_rates
 from .memory import release_memory
 from .places import Places, adopt_from_parents
+from .quiet import quiet_third_party
 from .runner import RunOptions, base_checkpoint_for, execute, reproduction_line
 from .suite import RunSpec, SuiteConfig
 
@@ -80,6 +81,7 @@ def run_ray(
     argument, so Ray starts it only once that base is finished. ``RAY_ADDRESS`` (or ``address``) joins a
     running cluster; otherwise Ray starts a local one."""
     try:
+        # late: an optional dependency, needed only here
         import ray
     except ImportError:
         raise OodBenchError("--launcher ray needs Ray: pip install 'ood-bench[ray]'") from None
@@ -127,7 +129,10 @@ def run_slurm(
     the jobs as processes of this machine, to try a suite before a cluster sees it. The work and record
     folders must be on a file system the nodes share; job logs go to ``<work>/slurm/``."""
     try:
+        # late: an optional dependency, needed only here
         import submitit
+
+        # late: an optional dependency, needed only here
         from submitit.helpers import as_completed
     except ImportError:
         raise OodBenchError("--launcher slurm needs submitit: pip install 'ood-bench[slurm]'") from None
@@ -189,7 +194,6 @@ def _ready_done_bases(todo: list[RunSpec], specs: dict[str, RunSpec], where: Pla
 
 def _remote_task(spec, base, suite_name, where, opts, _after=None):
     """One run in a Ray worker or a Slurm job."""
-    from .quiet import quiet_third_party
 
     quiet_third_party()
     try:

@@ -92,6 +92,7 @@ def adopt_from_parents(specs: list[RunSpec], where: Places, suite_name: str) -> 
             record["adopted_from"] = record.get("adopted_from") or record.get("suite")
             record["suite"] = suite_name
             atomic_write_json(fresh / RECORD, record)
+            # late: it loads pandas, which importing this module does not
             from ..storage.results import replace_folder
 
             replace_folder(fresh, target)

@@ -12,6 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from ..config import build
+from ..hookspecs import API_VERSION
+from ..plugins import get_plugins
 from ..storage.atomic import atomic_write_json
 from ..storage.run_records import (
     RECORD,
@@ -22,6 +27,7 @@ from ..storage.run_records import (
     save_weights,
     training_curves,
 )
+from ..training.provenance import environment
 from .places import Places, fresh_folder
 from .suite import RESULTS_VERSION, RunSpec
 
@@ -34,13 +40,11 @@ class RunOptions:
 
 
 def set_threads(cpus: int) -> None:
-    import torch
-
     torch.set_num_threads(max(1, cpus))
 
 
 def eval_config_of(spec: RunSpec):
-    from ..config import build
+    # late: it loads pandas, which importing this module does not
     from ..evaluation.evaluate import EvalConfig
 
     return build(EvalConfig, spec.eval)
@@ -50,7 +54,7 @@ def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions, restore:
     """The base's checkpoint in its work folder: there already, rebuilt from the published weights (when
     ``restore``: for the runs that start from it, never when the base run itself is re-run to reproduce
     it), or pretrained (the same seed and config give the same weights)."""
-    from ..config import build
+    # late: it loads pandas, which importing this module does not
     from ..training.pretrain import PretrainConfig, pretrain
 
     work = where.work / base.name
@@ -74,7 +78,10 @@ def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions, restore:
 
 def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places, opts: RunOptions) -> dict:
     """Run one base or post run to its record (resuming a partial one); returns the record."""
+    # late: it loads pandas, which importing this module does not
     from ..storage.results import replace_folder
+
+    # late: it loads pandas, which importing this module does not
     from .eval_run import evaluate_checkpoint
 
     set_threads(opts.cpus)
@@ -89,7 +96,10 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     if spec.kind == "base":
         ckpt = base_checkpoint_for(spec, where, opts, restore=False)
     else:
+        # late: the command line imports what a command needs only when it runs
         from ..config import build
+
+        # late: it loads pandas, which importing this module does not
         from ..training.posttrain import PostTrainConfig, posttrain
 
         base_ckpt = base_checkpoint_for(base, where, opts)
@@ -178,10 +188,6 @@ def _record(
     work: Path,
     record_src: Path,
 ) -> dict:
-    from ..hookspecs import API_VERSION
-    from ..plugins import get_plugins
-    from ..training.provenance import environment
-
     plugins = get_plugins()
     run_record = json.loads(record_src.read_text()) if record_src.is_file() else {}
     env = environment()

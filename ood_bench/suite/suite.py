@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..config import Whole, build, check, deep_merge, parse_overrides, read_yaml
 from ..errors import ConfigError, OodBenchError
+from ..plugins import find_family, get_plugins
 from ..tasks.base import AXES, SPLITS
 
 # Bump when a change to the code alters the numbers a run produces (sampling, scoring, training
@@ -294,6 +295,7 @@ def _digest(obj) -> str:
 
 
 def _pretrain_config(suite: SuiteConfig, mixture: dict | None, exposure: dict, seed: int):
+    # late: it loads lightning and what that loads, with pandas, which importing this module does not
     from ..training.pretrain import PretrainConfig
 
     data = deep_merge(read_yaml(suite.bases.config), suite.bases.overrides)
@@ -318,17 +320,21 @@ def _pretrain_config(suite: SuiteConfig, mixture: dict | None, exposure: dict, s
 
 
 def _family_versions(names) -> dict[str, int]:
-    from ..plugins import find_family
-
     return {n: find_family(n).version for n in sorted(names)}
 
 
 def expand(suite: SuiteConfig) -> list[RunSpec]:
     """Every run of the suite, bases first, each with its resolved config and content key."""
+    # late: it loads torch, which importing this module does not
     from ..data import TEST_SET_SIZE, check_context_holds
-    from ..plugins import find_family, get_plugins
+
+    # late: it loads torch, which importing this module does not
     from ..training.algorithms import build_algorithm_config
+
+    # late: it loads lightning and what that loads, with pandas, which importing this module does not
     from ..training.posttrain import NOT_RESULTS, Budget, PostTrainConfig, budget_identity
+
+    # late: it loads lightning and what that loads, which importing this module does not
     from ..training.training import precision_identity
 
     specs: list[RunSpec] = []

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 from tqdm import tqdm
 
@@ -31,6 +32,7 @@ from ..evaluation.evaluate import EvalConfig, evaluate_split
 from ..palette import BLACK, BLUE, GREEN, ORANGE, PURPLE, SKY, VERMILLION, YELLOW
 from ..plugins import get_plugins
 from ..storage.atomic import atomic_write_bytes, atomic_write_text
+from ..storage.numeric_text import same_up_to_rounding
 from ..storage.run_records import training_curves
 from ..training.algorithms import build_algorithm_config
 from ..training.posttrain import PostTrainConfig, load_posttrain_config, posttrain
@@ -254,7 +256,6 @@ def _read(csv: Path) -> pd.DataFrame:
 def stale(root: Path) -> list[Path]:
     """The sweep READMEs under ``root`` whose table no longer matches their ``sweep.csv`` (numbers compared up
     to the rounding of the csv): what ``ood-bench leaderboard sweeps --check`` reports."""
-    from ..storage.numeric_text import same_up_to_rounding
 
     out = []
     for csv in sorted(Path(root).glob("*/sweep.csv")):
@@ -278,10 +279,8 @@ def _markdown(df: pd.DataFrame) -> str:
 
 
 def _plot(table: pd.DataFrame, grid: list[Point]) -> bytes:
-    import matplotlib  # late: slow to import, and only the plot needs it (Agg is chosen before pyplot loads)
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # late: only after matplotlib.use("Agg") has picked the headless backend
 
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     palette = [BLUE, VERMILLION, GREEN, PURPLE, ORANGE, SKY, BLACK, YELLOW]  # Okabe-Ito: colour-blind safe

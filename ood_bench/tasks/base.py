@@ -175,6 +175,7 @@ class TaskFamily(ABC):
         Calls ``_generate(split, rng)`` with an ``rng`` seeded from them; do not override it.
         """
         if split not in self.splits:
+            # late: the command line imports what a command needs only when it runs
             from ..errors import OodBenchError
 
             raise OodBenchError(

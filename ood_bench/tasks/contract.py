@@ -47,6 +47,7 @@ import re
 from ..errors import OodBenchError
 from ..model.tokenizer import SYMBOLS, TOKENIZER
 from .base import SPLITS, Score, TaskFamily
+from .chance import chance_rate, chance_share, steps_space
 
 VOCABULARY = frozenset(SYMBOLS)
 REQUIRED_META = ("depth", "length", "steps", "program")
@@ -199,7 +200,6 @@ def check_family_fully(
 def _check_like_the_tests(family: TaskFamily, test_problems, n: int, others: list[TaskFamily]) -> None:
     """The rules ``tests/test_tasks.py`` applies to every installed family, so that a family passing this
     check leaves the project's own tests passing."""
-    from .chance import chance_rate, chance_share, steps_space
 
     where = f"task family {family.name!r}"
     problems = {split: test_problems(family, split, n) for split in SPLITS}

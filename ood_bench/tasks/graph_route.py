@@ -41,6 +41,7 @@ import itertools
 import random
 
 from .base import TaskFamily
+from .chance import familiar_alternatives
 from .steps import AxisRanges, StepSpace, step_name
 
 ID_NODES = "ABCDEFGHIJ"
@@ -118,8 +119,6 @@ def sign_and_order_variants(pair: tuple[str, str]) -> list[tuple[str, str]]:
 
 
 def _part_stands_in(forward, start: str, route, path: list[str]) -> bool:
-    from .chance import familiar_alternatives
-
     for i, step in enumerate(route):
         if tuple(step) in STEPS.held_out_pairs:
             stand_ins = familiar_alternatives(STEPS, tuple(step), broad=False) + sign_and_order_variants(tuple(step))

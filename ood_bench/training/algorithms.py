@@ -10,17 +10,18 @@ every algorithm is measured the same way.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
-from ..config import ConfigError, check
+from ..config import ConfigError, build, check
 from ..faults import checked_extra_modules
 from ..plugins import ALGORITHM_CHECKS
 from .context import Context, Counters, LogProbs, RolloutBatch
@@ -31,34 +32,50 @@ if TYPE_CHECKING:
 PostTrainContext = Context  # the name before API 1.0
 
 
+def knob(default, help: str):
+    """A knob of an algorithm's config with its one-line help (``ood-bench algorithms NAME`` shows it).
+    Returns a dataclass ``field`` whose metadata holds the help (a list, dict or set default is copied per
+    config).
+
+    Example::
+
+        @dataclass
+        class MyConfig(AlgorithmConfig):
+            beta: float = knob(0.0, "KL coefficient")
+    """
+    if isinstance(default, (list, dict, set)):  # a mutable default: each config gets its own copy
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class AlgorithmConfig:
     """Knobs every algorithm has; subclass it (a dataclass) to add an algorithm's own.
 
-    Each field is an ``algo.*`` override on the command line; a trailing comment is its help line
-    (``ood-bench algorithms NAME``). Override ``validate(prefix)`` (call ``super().validate``) to
+    Each field is an ``algo.*`` override on the command line; declare it with ``knob(default, help)`` so its
+    help line shows in ``ood-bench algorithms NAME``. Override ``validate(prefix)`` (call ``super().validate``) to
     refuse bad values with ``check``.
 
     Example::
 
         @dataclass
         class MyConfig(AlgorithmConfig):
-            beta: float = 0.0  # KL coefficient
+            beta: float = knob(0.0, "KL coefficient")
 
             def validate(self, prefix="algo"):
                 super().validate(prefix)
                 check(self.beta >= 0, f"{prefix}.beta", self.beta, "must be >= 0")
     """
 
-    lr: float = 3e-4  # AdamW learning rate; the quick base ends pretraining at 3e-4 (its cosine floor)
-    weight_decay: float = 0.0  # AdamW weight decay of the policy (and of extra modules)
-    grad_clip: float = 1.0  # clip the gradient norm to this before each step (0: no clipping)
-    group_size: int = 8  # G samples per prompt
-    temperature: float = 1.0  # sampling temperature of rollouts; log-probs are scored at the same temperature
-    top_p: float = 1.0  # nucleus sampling of rollouts; algorithms that score samples require 1
-    max_new_tokens: int = 128  # longest completion a rollout may write
-    trace_reward: float = 0.0  # weight of the process (trace) reward added to the answer reward
-    adam_beta2: float = 0.99  # AdamW's second-moment decay (pretraining's train.adam_beta2 is 0.95)
+    lr: float = knob(3e-4, "AdamW learning rate; the quick base ends pretraining at 3e-4 (its cosine floor)")
+    weight_decay: float = knob(0.0, "AdamW weight decay of the policy (and of extra modules)")
+    grad_clip: float = knob(1.0, "clip the gradient norm to this before each step (0: no clipping)")
+    group_size: int = knob(8, "G samples per prompt")
+    temperature: float = knob(1.0, "sampling temperature of rollouts; log-probs are scored at the same temperature")
+    top_p: float = knob(1.0, "nucleus sampling of rollouts; algorithms that score samples require 1")
+    max_new_tokens: int = knob(128, "longest completion a rollout may write")
+    trace_reward: float = knob(0.0, "weight of the process (trace) reward added to the answer reward")
+    adam_beta2: float = knob(0.99, "AdamW's second-moment decay (pretraining's train.adam_beta2 is 0.95)")
 
     def validate(self, prefix: str = "algo") -> None:
         check(math.isfinite(self.lr) and self.lr > 0, f"{prefix}.lr", self.lr, "must be a positive number")
@@ -145,53 +162,23 @@ class Algorithm:
 
     @classmethod
     def knob_docs(cls) -> dict[str, str]:
-        """One line per knob: ``field(metadata={"help": ...})`` if given, else the field's trailing comment."""
+        """One line per knob, from ``knob(default, help)``."""
         return knob_docs(cls.config_class)
 
 
 def knob_docs(config_class: type) -> dict[str, str]:
-    """Each dataclass field's one-line doc, read from its ``help`` metadata or its source comment.
-
-    Comments are the natural place researchers document a knob (``beta: float = 0.0  # KL
-    coefficient``); reading them keeps one source of truth for the code and ``ood-bench algorithms``.
-    Returns a dict from field name to its one line.
+    """Each knob's one-line help, from its field's ``help`` metadata (``knob(default, help)``). Returns a dict
+    from field name to its line; a field without help is missing from it (``ood-bench algorithms NAME``
+    shows that knob without a line).
 
     Example::
 
         knob_docs(MyConfig)["beta"]  # "KL coefficient"
     """
-    import inspect
-    import re
-
-    docs: dict[str, str] = {}
-    for klass in reversed(config_class.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            lines = inspect.getsource(klass).splitlines()
-        except (OSError, TypeError):
-            continue
-        pending: list[str] = []
-        for line in lines:
-            comment = re.match(r"\s+#\s?(.*)$", line)
-            if comment:
-                pending.append(comment.group(1).strip())
-                continue
-            m = re.match(r"\s+(\w+)\s*:[^#=]*(?:=[^#]*)?(?:#\s?(.*))?$", line)
-            if m and not line.strip().startswith(("def ", "@")):
-                text = m.group(2) or " ".join(pending)
-                if text:
-                    docs[m.group(1)] = text.strip()
-            pending = []
-    for f in dataclasses.fields(config_class):
-        if "help" in f.metadata:
-            docs[f.name] = f.metadata["help"]
-    return docs
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(config_class) if "help" in f.metadata}
 
 
 def build_algorithm_config(algo_cls: type[Algorithm], data: dict) -> AlgorithmConfig:
-    from ..config import build
-
     cfg = build(algo_cls.config_class, data, prefix="algo")
     cfg.validate("algo")
     if algo_cls.uses_sample_logprobs:
@@ -223,7 +210,6 @@ def standalone(
 
         algo = standalone(MyAlgo, GPT(ModelConfig(n_layer=1, n_head=2, n_embd=16)), [family], {"group_size": 4})
     """
-    import copy
 
     config = build_algorithm_config(algorithm_class, knobs or {})
     reference = copy.deepcopy(policy).requires_grad_(False).eval()

@@ -25,12 +25,13 @@ from ..config import build, check, deep_merge, parse_overrides, read_yaml
 from ..data import TEST_SET_SIZE, PromptStream, check_context_holds
 from ..faults import checked_diagnostics, checked_extra_modules, checked_state, plugin_call
 from ..hookspecs import API_VERSION
+from ..plugins import get_plugins
 from ..storage.atomic import atomic_write_json
-from ..storage.checkpoints import CHECKSUM_KEY, state_digest
+from ..storage.checkpoints import CHECKSUM_KEY, home_folder, state_digest
 from ..tasks.base import SPLITS
 from .algorithms import Algorithm, build_algorithm_config
 from .context import Context
-from .pretrain import load_base
+from .pretrain import load_base, task_sources
 from .provenance import environment
 from .training import TrainerConfig, fit_once, make_trainer, run_identity
 
@@ -167,8 +168,6 @@ class PostTrainModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        from ..plugins import get_plugins
-        from .pretrain import task_sources
 
         plugins = get_plugins()
         self.cfg = build(PostTrainConfig, config)
@@ -288,7 +287,6 @@ class PostTrainModule(L.LightningModule):
 
 def default_out_dir(cfg: PostTrainConfig) -> Path:
     """``<base folder>/posttrain/<algo>-<split>-s<seed>``: one base per folder, so two bases never share it."""
-    from ..storage.checkpoints import home_folder
 
     return home_folder(cfg.base) / "posttrain" / f"{cfg.algorithm}-{cfg.rl_split}-s{cfg.seed}"
 
@@ -303,7 +301,6 @@ def posttrain(
 
     ``repeat_prompts``: every step trains on the run's first batch of prompts (``ood-bench dev-check``); it is
     part of the run's identity, so such a run never passes for an ordinary one of the same config."""
-    from ..plugins import get_plugins
 
     plugins = get_plugins()
     algo_cfg = build_algorithm_config(plugins.algorithm(cfg.algorithm), cfg.algo)

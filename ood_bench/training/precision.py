@@ -42,6 +42,7 @@ PROBE_MARGIN = 1.15
 def capability() -> str:
     """The vector instruction set PyTorch's CPU kernels use (DEFAULT, AVX2, AVX512, ...): what
     ``ATEN_CPU_CAPABILITY`` limits."""
+    # late: it loads torch, which importing this module does not
     import torch
 
     try:
@@ -53,6 +54,7 @@ def capability() -> str:
 def _onednn_bf16() -> bool:
     """oneDNN runs bf16 with AVX-512 or better (what ``ONEDNN_MAX_CPU_ISA`` limits); True where the build
     cannot tell, so the other two conditions decide."""
+    # late: it loads torch, which importing this module does not
     import torch
 
     try:
@@ -93,6 +95,7 @@ def probe_cache_path() -> Path:
 
 
 def _probe_key() -> str:
+    # late: it loads torch, which importing this module does not
     import torch
 
     cpu = cpu_info()
@@ -103,9 +106,13 @@ def time_steps(rounds: int = 3, rows: int = 4) -> dict:
     """Seconds per training step (forward, loss, backward) of a model of the quick shape on ``rows`` packed
     128-token rows, in fp32 and under bf16 autocast, alternating so a drift in the machine's speed falls on
     both; the median of ``rounds`` each, after one untimed step of each. About a second on a 2-core CPU."""
+    # late: it loads torch, which importing this module does not
     import torch
+
+    # late: it loads torch, which importing this module does not
     import torch.nn.functional as F
 
+    # late: it loads torch, which importing this module does not
     from ..model.model import GPT, ModelConfig
 
     torch.manual_seed(0)

@@ -33,6 +33,7 @@ from ..data import (
 from ..errors import OodBenchError
 from ..evaluation.evaluate import EvalConfig
 from ..model.model import GPT, ModelConfig
+from ..plugins import family_source, find_family
 from ..storage.atomic import atomic_write_json
 from ..storage.checkpoints import read_checkpoint
 from .provenance import environment
@@ -97,7 +98,6 @@ class PretrainConfig:
 
     def _check_context_holds_the_test_problems(self) -> None:
         """A model whose context cannot hold a test problem would train for minutes, then fail to score it."""
-        from ..plugins import find_family
 
         check_context_holds(
             [find_family(n) for n in self.eval.families], self.eval.splits, self.model.block_size, self.eval.n_test
@@ -187,7 +187,6 @@ def base_checkpoint(out_dir: str | Path) -> Path:
 
 def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callback] | None = None) -> Path:
     """Train (or resume, or skip if done) the base model; returns ``base.ckpt``."""
-    from ..plugins import find_family
 
     out = Path(cfg.out_dir)
     versions = {n: find_family(n).version for n, share in cfg.mixture.families.items() if share > 0}
@@ -239,14 +238,12 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
 
 def task_sources(families: dict[str, float]) -> dict[str, dict]:
     """Version, plugin and distribution of each family of a mixture."""
-    from ..plugins import family_source
 
     return {name: src for name in families if (src := family_source(name))}
 
 
 def check_tasks_available(path: str | Path, cfg: PretrainConfig, sources: dict) -> None:
     """A checkpoint whose families are not all installed names what it needs and where it came from."""
-    from ..plugins import find_family
 
     for name, share in cfg.mixture.families.items():
         if share <= 0:

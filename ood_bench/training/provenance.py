@@ -10,6 +10,9 @@ from pathlib import Path
 
 import torch
 
+from ..model.kernels import engine
+from . import precision  # called through the module, so a stand-in is used
+
 PACKAGES = ("ood-bench", "torch", "lightning", "torchmetrics", "pluggy", "pandas")
 
 
@@ -43,25 +46,20 @@ def _version(name: str) -> str:
 
 
 def _probed() -> bool:
-    from .precision import bf16_probe
-
-    info = getattr(bf16_probe, "cache_info", None)  # a test may stand a plain function in for it
+    info = getattr(precision.bf16_probe, "cache_info", None)  # a test may stand a plain function in for it
     return bool(info and info().currsize)
 
 
 def environment() -> dict:
-    from ..model.kernels import engine
-    from .precision import bf16_probe, cpu_info
-
     return {
         "code_version": code_version(),
         "packages": {p: _version(p) for p in PACKAGES},
         "python": platform.python_version(),
         "machine": platform.machine(),
         # which kernels made the numbers: bytes reproduce only on the same capability (docs/precision.md)
-        "cpu": dict(cpu_info()),
+        "cpu": dict(precision.cpu_info()),
         # what trainer.precision auto measured here, where this process resolved it (docs/precision.md)
-        **({"bf16_probe": {k: v for k, v in bf16_probe().items() if k != "cached"}} if _probed() else {}),
+        **({"bf16_probe": {k: v for k, v in precision.bf16_probe().items() if k != "cached"}} if _probed() else {}),
         # which decode path sampled (OOD_BENCH_ENGINE): the kernel sums in another order than eager, so a
         # sampled token can differ between them; not part of any run key (docs/performance.md)
         "engine": engine(),

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -10,17 +14,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, get_args
 
 import lightning as L
 import torch
+from lightning.fabric import connector
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
 from ..config import check
 from ..errors import ConfigError, NonFiniteError, OodBenchError, RunInterrupted
 from ..storage.atomic import writable_folder
-from ..storage.checkpoints import AtomicCheckpointIO
+from ..storage.checkpoints import AtomicCheckpointIO, read_checkpoint
+from . import precision  # called through the module, so a stand-in is used
+from .precision import AUTO, resolve_precision
 
 
 @dataclass
@@ -37,14 +45,13 @@ class TrainerConfig:
     logger: str = "csv"  # csv (always there), tensorboard or wandb (when installed); logs go to <out_dir>/logs
 
     def validate(self, prefix: str = "trainer") -> None:
-        from .precision import AUTO, resolve_precision
-
         # once, here: the resolved precision is what a run's config, key and record hold
         self.precision = resolve_precision(self.precision)
         check(self.num_nodes >= 1, f"{prefix}.num_nodes", self.num_nodes, "must be >= 1")
         check(self.logger in LOGGERS, f"{prefix}.logger", self.logger, f"choose from {', '.join(LOGGERS)}")
         needs = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(self.logger)
         if needs:
+            # late: the command line imports what a command needs only when it runs
             import importlib.util
 
             check(
@@ -54,9 +61,6 @@ class TrainerConfig:
                 f"the {needs} package is not installed (pip install {needs})",
             )
         # Checked here, before any compute, rather than by Lightning after the data is built.
-        from typing import get_args
-
-        from lightning.fabric import connector
 
         precisions = sorted(
             {
@@ -100,7 +104,6 @@ class TrainerConfig:
     def _check_with_lightning(self, prefix: str) -> None:
         """What only Lightning knows (a strategy that needs a GPU or a package, devices a CPU cannot
         have, a precision this machine lacks): build a Trainer with these settings and nothing else."""
-        import logging
 
         quiet = logging.getLogger("lightning.pytorch.utilities.rank_zero")
         level = quiet.level
@@ -225,10 +228,12 @@ LOGGERS = ("csv", "tensorboard", "wandb")
 def make_logger(kind: str, out: Path):
     """Lightning's own logger of that kind, writing under ``out/logs``."""
     if kind == "tensorboard":
+        # late: an optional dependency, needed only here
         from lightning.pytorch.loggers import TensorBoardLogger
 
         return TensorBoardLogger(str(out), name="logs")
     if kind == "wandb":
+        # late: an optional dependency, needed only here
         from lightning.pytorch.loggers import WandbLogger
 
         return WandbLogger(save_dir=str(out), name=out.name)
@@ -250,7 +255,6 @@ def make_trainer(
 
     A resumed run logs to a new ``logs/version_N`` rather than over the old one.
     """
-    from .precision import resolve_precision
 
     warn_if_bf16_is_emulated(tc)
     return L.Trainer(
@@ -286,11 +290,10 @@ def warn_if_bf16_is_emulated(tc: TrainerConfig) -> None:
     """bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) is emulated and slower than fp32: say so in
     one line, since the config (and a run's key) asks for it, and leave the choice to the user (``auto``
     never chooses it there)."""
-    from .precision import cpu_info
 
     if not str(tc.precision).startswith("bf16") or torch.cuda.is_available() or tc.accelerator not in ("auto", "cpu"):
         return
-    if not cpu_info()["bf16_native"]:
+    if not precision.cpu_info()["bf16_native"]:
         print(
             f"ood-bench: warning: trainer.precision={tc.precision}, but this CPU has no native bf16 "
             f"instructions: training will be slower than in fp32 (trainer.precision=32-true or auto, a different "
@@ -318,7 +321,6 @@ def precision_identity(trainer: dict | None) -> dict:
     """``trainer.precision`` as part of what identifies a run: it changes every number (the device
     does not, beyond float rounding). Full fp32 adds nothing, so fp32 runs keep the keys they had. ``auto``
     counts as what it resolves to here, so a bf16 run is never keyed like an fp32 one."""
-    from .precision import resolve_precision
 
     precision = str(resolve_precision((trainer or {}).get("precision", "32-true")))
     return {} if precision in ("32-true", "32") else {"precision": precision}
@@ -363,7 +365,6 @@ def _remove_what_a_failed_start_wrote(out: Path, before: set[Path] | None) -> No
     """A run that failed before its first checkpoint (a plugin's fault, a bad base) leaves nothing to
     resume from: remove what it created (the lock file, an empty log folder), the folder too if it made
     it, so no half-written run is left looking like one in progress. A run with a checkpoint is kept."""
-    import shutil
 
     try:
         if (
@@ -389,8 +390,6 @@ def run_folder_lock(out: Path):
     holder ends (exit, crash, SIGKILL), so a lock left by a dead run is never stale.
     Half-written ``.tmp`` files of interrupted saves are removed once the lock is held.
     """
-    import fcntl
-    import os
 
     if not Path(out).resolve().name:
         raise OodBenchError(f"out_dir {str(out)!r} is the root of the file system; give a folder of its own")
@@ -419,10 +418,6 @@ def run_folder_lock(out: Path):
 
 
 def _fit_locked(out, final, identity, kind, build_module, build_trainer, write_record, record, accepted) -> Path:
-    from types import SimpleNamespace
-
-    from ..storage.checkpoints import read_checkpoint
-
     if final.exists():
         done = read_checkpoint(final, f"{kind} checkpoint")
         if (done.get("hyper_parameters") or {}).get("identity") in accepted:

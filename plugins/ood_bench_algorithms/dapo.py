@@ -29,18 +29,21 @@ from ood_bench.api import (
     clipped_surrogate,
     group_advantages,
     hookimpl,
+    knob,
     masked_mean,
 )
 
 
 @dataclass
 class DAPOConfig(AlgorithmConfig):
-    group_size: int = 8  # G samples per prompt
-    eps_low: float = 0.2  # lower clip of the probability ratio
-    eps_high: float = 0.28  # upper clip (clip-higher): wider than eps_low
-    max_draw_rounds: int = 3  # dynamic sampling: rounds of extra prompts to fill the batch with informative groups
-    overlong_buffer: int = 0  # soft overlong penalty over the last N tokens before max_new_tokens (0: off)
-    inner_iterations: int = 1  # optimizer steps per filled batch
+    group_size: int = knob(8, "G samples per prompt")
+    eps_low: float = knob(0.2, "lower clip of the probability ratio")
+    eps_high: float = knob(0.28, "upper clip (clip-higher): wider than eps_low")
+    max_draw_rounds: int = knob(
+        3, "dynamic sampling: rounds of extra prompts to fill the batch with informative groups"
+    )
+    overlong_buffer: int = knob(0, "soft overlong penalty over the last N tokens before max_new_tokens (0: off)")
+    inner_iterations: int = knob(1, "optimizer steps per filled batch")
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ood_bench.api import Algorithm, AlgorithmConfig, check, entropy_from_logits, hookimpl
+from ood_bench.api import Algorithm, AlgorithmConfig, check, entropy_from_logits, hookimpl, knob
 
 from .sft import nll_loss
 
 
 @dataclass
 class ExpertIterationConfig(AlgorithmConfig):
-    inner_iterations: int = 1
-    dedupe: bool = True  # one copy of each distinct correct completion per prompt
-    # Keep a sample only when its whole trace verifies, not just its final answer:
-    # otherwise lucky guesses with wrong steps are fine-tuned on too.
-    verify_trace: bool = False
+    inner_iterations: int = knob(1, "optimizer steps per batch of kept samples")
+    dedupe: bool = knob(True, "one copy of each distinct correct completion per prompt")
+    verify_trace: bool = knob(
+        False,
+        "Keep a sample only when its whole trace verifies, not just its final answer: otherwise lucky guesses with wrong steps are fine-tuned on too.",
+    )
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)

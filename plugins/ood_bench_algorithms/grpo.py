@@ -24,21 +24,22 @@ from ood_bench.api import (
     group_advantages,
     hookimpl,
     kl_estimate,
+    knob,
     masked_mean,
 )
 
 
 @dataclass
 class GRPOConfig(AlgorithmConfig):
-    beta: float = 0.0  # KL-to-reference coefficient; 0 is the KL-free variant
-    kl_estimator: str = "k3"
-    eps_low: float = 0.2
-    eps_high: float = 0.2  # DAPO's clip-higher uses 0.28
-    loss_aggregation: str = "seq-mean-token-mean"  # token-mean (DAPO) | seq-mean-token-sum-norm (Dr. GRPO)
-    scale_std: bool = True  # Dr. GRPO turns this off
-    inner_iterations: int = 1  # mu: optimizer steps per rollout batch
-    dynamic_filtering: bool = False  # drop groups whose rewards are all equal
-    reset_every: int = 0  # ProRL: reset reference and optimizer every N rollout batches (0: never)
+    beta: float = knob(0.0, "KL-to-reference coefficient; 0 is the KL-free variant")
+    kl_estimator: str = knob("k3", "estimator of the KL to the reference: k1 or k3 (Schulman's)")
+    eps_low: float = knob(0.2, "lower clip of the policy ratio (1 - eps_low)")
+    eps_high: float = knob(0.2, "DAPO's clip-higher uses 0.28")
+    loss_aggregation: str = knob("seq-mean-token-mean", "token-mean (DAPO) | seq-mean-token-sum-norm (Dr. GRPO)")
+    scale_std: bool = knob(True, "Dr. GRPO turns this off")
+    inner_iterations: int = knob(1, "mu: optimizer steps per rollout batch")
+    dynamic_filtering: bool = knob(False, "drop groups whose rewards are all equal")
+    reset_every: int = knob(0, "ProRL: reset reference and optimizer every N rollout batches (0: never)")
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)

@@ -25,21 +25,22 @@ from ood_bench.api import (
     gae,
     hookimpl,
     kl_estimate,
+    knob,
     masked_mean,
 )
 
 
 @dataclass
 class PPOConfig(AlgorithmConfig):
-    group_size: int = 4
-    gamma: float = 1.0
-    lam: float = 0.95
-    eps: float = 0.2  # policy ratio clip
-    value_clip: float = 0.2
-    vf_coef: float = 0.5
-    beta: float = 0.02  # KL penalty in the per-token reward
-    epochs: int = 2  # optimizer steps per rollout batch
-    whiten_advantages: bool = True
+    group_size: int = knob(4, "samples per prompt (PPO needs no group; a few keep the batch the same size)")
+    gamma: float = knob(1.0, "discount per token of the returns (1: undiscounted, as for one reward at the end)")
+    lam: float = knob(0.95, "GAE lambda: how far advantages look ahead before trusting the value head")
+    eps: float = knob(0.2, "policy ratio clip")
+    value_clip: float = knob(0.2, "clip of the value head's change per step around its old prediction")
+    vf_coef: float = knob(0.5, "weight of the value loss beside the policy loss")
+    beta: float = knob(0.02, "KL penalty in the per-token reward")
+    epochs: int = knob(2, "optimizer steps per rollout batch")
+    whiten_advantages: bool = knob(True, "normalise advantages to mean 0 and standard deviation 1 per batch")
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)

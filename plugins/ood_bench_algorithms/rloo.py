@@ -18,6 +18,7 @@ from ood_bench.api import (
     entropy_from_logits,
     hookimpl,
     kl_estimate,
+    knob,
     leave_one_out_baseline,
     masked_mean,
 )
@@ -25,7 +26,7 @@ from ood_bench.api import (
 
 @dataclass
 class RLOOConfig(AlgorithmConfig):
-    beta: float = 0.0  # KL penalty folded into the sequence reward (k1 estimate)
+    beta: float = knob(0.0, "KL penalty folded into the sequence reward (k1 estimate)")
 
     def validate(self, prefix: str = "algo") -> None:
         super().validate(prefix)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ood_bench.api import Algorithm, AlgorithmConfig, aggregate, entropy_from_logits, hookimpl
+from ood_bench.api import Algorithm, AlgorithmConfig, aggregate, entropy_from_logits, hookimpl, knob
 
 
 @dataclass
 class SFTConfig(AlgorithmConfig):
-    group_size: int = 1  # unused: one gold trace per prompt
+    group_size: int = knob(1, "unused: one gold trace per prompt")
 
 
 def nll_loss(logp, mask):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ...errors import ConfigError, OodBenchError
+from ..cpuinfo import read_cpuinfo
 
 ENV = "OOD_BENCH_ENGINE"
 DIR_ENV = "OOD_BENCH_KERNEL_DIR"
@@ -40,7 +41,6 @@ def env_engine() -> str:
 def _cpu_tag() -> str:
     """A short hash of this CPU's model and flags. ``-march=native`` builds for the machine it runs on, so
     a cache folder shared between machines (a network home) must keep one build per kind of CPU."""
-    from ..cpuinfo import read_cpuinfo
 
     info = read_cpuinfo()
     text = f"{info.get('model name', '')}|{info.get('flags', '')}"
@@ -49,6 +49,7 @@ def _cpu_tag() -> str:
 
 def build():
     """Compile (first time) and load the extension; raises whatever the compiler or loader raised."""
+    # late: it loads torch, which importing this module does not
     import torch.utils.cpp_extension as ext
 
     name = f"ood_bench_decode_attention_{_cpu_tag()}"

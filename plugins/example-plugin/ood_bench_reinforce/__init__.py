@@ -8,13 +8,13 @@ The entry point in this package's ``pyproject.toml`` makes ood-bench find it.
 
 from dataclasses import dataclass
 
-from ood_bench.api import Algorithm, AlgorithmConfig, hookimpl
+from ood_bench.api import Algorithm, AlgorithmConfig, hookimpl, knob
 
 
 @dataclass
 class ReinforceConfig(AlgorithmConfig):
-    group_size: int = 4
-    baseline_decay: float = 0.9  # exponential moving average of the reward
+    group_size: int = knob(4, "samples per prompt")
+    baseline_decay: float = knob(0.9, "exponential moving average of the reward")
 
 
 class Reinforce(Algorithm):
