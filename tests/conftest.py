@@ -66,7 +66,7 @@ def write_eval_folder(folder, files: dict, seed: int = 0, **meta):
 
     import pandas as pd
 
-    from ood_bench.storage.results import write_eval_record
+    from ood_bench.storage.eval_records import write_eval_record
 
     folder = Path(folder)
     (folder / "samples").mkdir(parents=True, exist_ok=True)

@@ -681,7 +681,7 @@ def test_a_full_disk_during_evaluation_is_one_line_and_keeps_the_previous_evalua
 ):
     import errno
 
-    import ood_bench.storage.results as results
+    import ood_bench.storage.eval_records as results
 
     out = tmp_path / "ev"
     argv = [

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from ood_bench.cli import main
-from ood_bench.storage.results import manifest
+from ood_bench.storage.eval_records import manifest
 
 RECORDS = Path(__file__).resolve().parents[1] / "leaderboards" / "records"
 

@@ -599,7 +599,7 @@ def write_record(root: Path, name: str, kind: str, problems: dict, null: dict | 
     """A run record as the runner writes it, from per-(family, split) lists of per-problem rows."""
     import pandas as pd
 
-    from ood_bench.storage.results import manifest
+    from ood_bench.storage.eval_records import manifest
 
     folder = root / "records" / name
     for sub, rows in (("eval", problems), ("null", null)):
@@ -1065,7 +1065,7 @@ def test_a_readme_quoting_the_verdict_block_is_renewed_by_the_board_and_checked_
 def test_the_board_reports_its_false_positive_rate_on_real_nulls_from_calibration_data(tmp_path):
     from ood_bench.board import suite_board
     from ood_bench.errors import OodBenchError
-    from ood_bench.storage.results import manifest
+    from ood_bench.storage.eval_records import manifest
 
     golden_records(tmp_path)
     for base in ("base-e0-s0", "base-e0-s1", "base-e0-s2", "base-e5-s0", "base-e5-s1", "base-e5-s2"):

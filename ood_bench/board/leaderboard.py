@@ -20,8 +20,8 @@ import pandas as pd
 from ..errors import OodBenchError
 from ..evaluation.support import SUPPORT_COLUMNS, compare_evals
 from ..storage.atomic import atomic_write_text
+from ..storage.eval_records import TABLE_COLUMNS, read_eval_folder
 from ..storage.numeric_text import same_up_to_rounding
-from ..storage.results import TABLE_COLUMNS, read_eval_folder
 
 LEADERBOARDS_DIR = Path("leaderboards")
 RESULTS_CSV, SUPPORT_CSV, MARKDOWN, PLOT = "results.csv", "support.csv", "leaderboard.md", "leaderboard.png"

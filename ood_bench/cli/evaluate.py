@@ -14,7 +14,7 @@ from .common import load_plugins
 
 def _run_eval(ckpt_path: str, ecfg, seed: int, out_dir: Path, progress: bool, loaded=None) -> None:
     # late: pandas and the evaluation load only when one runs
-    from ..storage.results import format_table
+    from ..storage.eval_records import format_table
     from ..suite.eval_run import evaluate_checkpoint
 
     load_plugins()

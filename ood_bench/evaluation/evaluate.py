@@ -25,7 +25,7 @@ from ..model.rollout import sample, sequence_logprobs
 from ..model.tokenizer import TOKENIZER
 from ..plugins import find_family, get_plugins
 from ..storage.atomic import atomic_write_text
-from ..storage.results import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
+from ..storage.eval_records import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
 from ..tasks.base import SPLITS, Problem, TaskFamily, checked_score, torch_seed
 from .metrics import MeanWithStderr, PassAtK, default_ks
 from .support import Thresholds

@@ -61,7 +61,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import OodBenchError
-from ..storage.results import read_eval_folder
+from ..storage.eval_records import read_eval_folder
 from .expansion import LOGIT_CLIP, TILT_CEILING, Tilt, beyond_tilt, fit_tilt, threshold_expanded  # noqa: F401
 from .expansion import logit as logit_from_logprob
 

@@ -68,7 +68,7 @@ def compact_eval(source: Path, target: Path, keep_samples: bool = False) -> None
     import pandas as pd
 
     # late: it loads pandas, which importing this module does not
-    from .results import EVAL_RECORD, manifest, read_eval_folder
+    from .eval_records import EVAL_RECORD, manifest, read_eval_folder
 
     record, files = read_eval_folder(source)
     (target / "samples").mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..errors import OodBenchError
 from ..storage.atomic import atomic_write_text, writable_folder
 from ..storage.checkpoints import CHECKSUM_KEY
-from ..storage.results import EVAL_RECORD, fresh_folder, replace_folder
+from ..storage.eval_records import EVAL_RECORD, fresh_folder, replace_folder
 from ..storage.run_records import compact_eval, read_record
 from ..training.pretrain import load_base
 from . import eval_run  # called through the module, so a stand-in is used

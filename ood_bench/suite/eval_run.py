@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..plugins import get_plugins
-from ..storage.results import fresh_folder, replace_folder, write_eval_record
+from ..storage.eval_records import fresh_folder, replace_folder, write_eval_record
 
 
 def evaluate_checkpoint(

@@ -93,7 +93,7 @@ def adopt_from_parents(specs: list[RunSpec], where: Places, suite_name: str) -> 
             record["suite"] = suite_name
             atomic_write_json(fresh / RECORD, record)
             # late: it loads pandas, which importing this module does not
-            from ..storage.results import replace_folder
+            from ..storage.eval_records import replace_folder
 
             replace_folder(fresh, target)
         weights = source.parent.parent / "bases" / f"{spec.name}.safetensors"

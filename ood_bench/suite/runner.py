@@ -79,7 +79,7 @@ def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions, restore:
 def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places, opts: RunOptions) -> dict:
     """Run one base or post run to its record (resuming a partial one); returns the record."""
     # late: it loads pandas, which importing this module does not
-    from ..storage.results import replace_folder
+    from ..storage.eval_records import replace_folder
 
     # late: it loads pandas, which importing this module does not
     from .eval_run import evaluate_checkpoint
