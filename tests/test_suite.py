@@ -778,7 +778,9 @@ def test_a_board_whose_positive_control_fails_says_so_first_and_publishes_no_ver
     # the page says why its verdict list is empty, as the README does
     page = suite_board._page(extra, {n: b"" for n in suite_board.PLOTS})
     verdict_list = page[page.index('<ul class="verdicts">') : page.index("</ul>", page.index('<ul class="verdicts">'))]
-    assert "<strong>No verdicts on the <code>golden</code> board:</strong> the RL positive control failed" in verdict_list
+    assert (
+        "<strong>No verdicts on the <code>golden</code> board:</strong> the RL positive control failed" in verdict_list
+    )
     # and, before the verdicts, the control's own section: its rule, its status and its table per exposure level
     control = page[page.index("<h2>Positive control") : page.index("<h2>Verdicts")]
     assert "<strong>Failed</strong>" in control and '<table class="control">' in control
