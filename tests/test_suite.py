@@ -1323,3 +1323,19 @@ def test_the_pages_verdicts_render_their_markdown_code_as_code():
     items = board_page._verdict_items(readme, "tiny")
     assert "`" not in items and "<code>grpo</code>" in items and "<code>ood_depth</code>" in items
     assert '<span class="verdict inconclusive">inconclusive</span>' in items and "<em>rule</em>" in items
+
+
+def test_run_suite_is_the_public_entry_and_names_the_launchers_it_takes(tmp_path):
+    """``launchers.run_suite`` runs a planned suite (the CLI calls it); an unknown launcher is one line."""
+    from ood_bench.errors import OodBenchError
+    from ood_bench.suite import estimates, places
+    from ood_bench.suite.launchers import LAUNCHERS, run_suite
+
+    suite = load_suite(str(TINY_SUITE))
+    where = places.places(suite, tmp_path / "w", tmp_path / "p")
+    grid = expand(suite)
+    rows = estimates.plan(grid, where, reuse_published=False)
+    assert set(LAUNCHERS) == {"local", "ray", "slurm"}
+    with pytest.raises(OodBenchError, match="unknown launcher 'nope' \\(choose from local, ray, slurm\\)"):
+        run_suite(suite, where, rows, grid, launcher="nope")
+    assert not (tmp_path / "w").exists()
