@@ -1339,3 +1339,15 @@ def test_run_suite_is_the_public_entry_and_names_the_launchers_it_takes(tmp_path
     with pytest.raises(OodBenchError, match="unknown launcher 'nope' \\(choose from local, ray, slurm\\)"):
         run_suite(suite, where, rows, grid, launcher="nope")
     assert not (tmp_path / "w").exists()
+
+
+def test_the_in_progress_folder_checks_its_records_and_bases_without_a_board(capsys):
+    """leaderboards/in-progress holds a suite being re-run (records and bases, no board): --check reads them and
+    writes nothing, rather than treating the folder as one of evaluation folders and calling its tables stale."""
+    root = ROOT / "leaderboards" / "in-progress"
+    if not any(root.glob("*/records/*/record.json")):
+        pytest.skip("no suite is being re-run")
+    before = sorted(p.name for p in root.iterdir())
+    assert main(["leaderboard", str(root), "--check"]) == 0
+    assert "read (no board until a re-run ends)" in capsys.readouterr().out
+    assert sorted(p.name for p in root.iterdir()) == before

@@ -213,6 +213,20 @@ def cmd_leaderboard(args) -> int:
             read_weights(weights)  # its state must hash to its recorded sha256, or this is one line
         print(f"{root}: published bases read and match their sha256 (no tables here)")
         return 0
+    inner = [d for d in sorted(root.glob("*/")) if suite_board.is_suite_folder(d)]
+    if not suite_board.is_suite_folder(root) and inner:  # leaderboards/in-progress: suites being re-run, no board yet
+        from ..storage.checkpoints import read_weights
+        from ..storage.run_records import read_record
+
+        for folder in inner:
+            for record in sorted((folder / "records").glob("*/")):
+                read_record(record)  # a damaged record is one line
+            for weights in sorted(folder.glob("bases/*.safetensors")):
+                read_weights(weights)  # its state must hash to its recorded sha256
+        print(
+            f"{root}: the records and bases of {', '.join(d.name for d in inner)} read (no board until a re-run ends)"
+        )
+        return 0
     if suite_board.is_suite_folder(root):  # a suite's run records (leaderboards/<suite>/records/*/record.json)
         expected = suite_board.expected_keys(name, root)
         if args.check:
