@@ -77,18 +77,20 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 # itself and the parts its row names, never one above it (the table itself has no cycle). docs/design.md draws it.
 MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
+    "phases": set(),  # the phase clock: where a process's time goes
     "hookspecs": set(),  # the plugin hooks and API_VERSION
     "palette": set(),
     "config": {"errors"},
     "faults": {"errors"},
-    "storage": {"errors"},
+    "storage": {"errors", "phases"},
     "model": {"errors", "config"},
     "tasks": {"errors", "faults", "hookspecs", "model"},  # the tokenizer's vocabulary
     "plugins": {"errors", "faults", "hookspecs", "tasks"},
     "data": {"errors", "config", "model", "tasks", "plugins"},
-    "evaluation": {"errors", "config", "storage", "model", "tasks", "plugins", "data"},
+    "evaluation": {"errors", "phases", "config", "storage", "model", "tasks", "plugins", "data"},
     "training": {
         "errors",
+        "phases",
         "config",
         "faults",
         "hookspecs",
@@ -100,13 +102,37 @@ MAY_IMPORT: dict[str, set[str]] = {
         "evaluation",
     },
     "suite": {
-        *("errors", "config", "faults", "hookspecs", "palette", "storage", "model", "tasks", "plugins", "data"),
+        *(
+            "errors",
+            "phases",
+            "config",
+            "faults",
+            "hookspecs",
+            "palette",
+            "storage",
+            "model",
+            "tasks",
+            "plugins",
+            "data",
+        ),
         *("evaluation", "training"),
     },
     "board": {"errors", "palette", "storage", "tasks", "evaluation", "suite"},  # no model, no training
     "api": {"errors", "config", "hookspecs", "model", "tasks", "plugins", "training"},
     "cli": {
-        *("errors", "config", "faults", "hookspecs", "palette", "storage", "model", "tasks", "plugins", "data"),
+        *(
+            "errors",
+            "phases",
+            "config",
+            "faults",
+            "hookspecs",
+            "palette",
+            "storage",
+            "model",
+            "tasks",
+            "plugins",
+            "data",
+        ),
         *("evaluation", "training", "suite", "board", "api"),
     },
     "ood_bench": {"hookspecs"},  # the package's __init__: hookimpl for plugin authors
@@ -143,6 +169,7 @@ WITHIN: dict[str, dict[str, set[str]]] = {
         "eval_run": set(),
         "dev_check": set(),
         "sweep": set(),
+        "profile": set(),  # where an invocation's time went, by phase
         "places": {"suite"},  # where runs live, which are finished
         "estimates": {"places", "suite"},  # how long they take
         "runner": {"eval_run", "places", "suite"},  # one run to its record

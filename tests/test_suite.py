@@ -36,7 +36,7 @@ def run_tiny(work: Path, publish: Path, *extra: str) -> int:
 def tiny_board(tmp_path_factory):
     """The tiny suite run once with the local launcher: (work root, publish root)."""
     root = tmp_path_factory.mktemp("tiny")
-    assert run_tiny(root / "runs", root / "lb") == 0
+    assert run_tiny(root / "runs", root / "lb", "--profile", str(root / "profile.md")) == 0
     return root / "runs", root / "lb"
 
 
@@ -353,6 +353,44 @@ def test_a_record_holds_what_a_reader_needs_and_no_sample_texts(tiny_board):
         read_checkpoint(restored)[CHECKSUM_KEY]
         == read_checkpoint(work / "tiny" / "base-e5-s0" / "base.ckpt")[CHECKSUM_KEY]
     )
+
+
+def test_each_record_says_where_its_time_went_and_profile_adds_the_runs_up(tiny_board):
+    work, publish = tiny_board
+    records = publish / "tiny" / "records"
+    base = json.loads((records / "base-e5-s0" / "record.json").read_text())["timings"]
+    grpo = json.loads((records / "grpo-ood_depth-e5-s0" / "record.json").read_text())["timings"]
+    step = {"pretrain.forward", "pretrain.backward", "pretrain.optimizer", "pretrain.data"}
+    evaluation = {"eval", "eval.sampling", "eval.scoring", "eval.support"}
+    assert step | evaluation | {"records", "io"} <= set(base["phases"])
+    assert {"posttrain.rollouts", "posttrain.rewards", "posttrain.update"} | evaluation <= set(grpo["phases"])
+    assert not step & set(grpo["phases"])  # a post-training step times its own parts
+    for t in (base, grpo):
+        # each phase is charged its own time only: the run's phases add up to its training and evaluation
+        # and the publishing after them, never to more
+        timed = sum(v for k, v in t["phases"].items() if k.split(".")[0] in ("pretrain", "posttrain", "eval"))
+        assert 0.8 * (t["train"] + t["eval"]) <= timed <= t["train"] + t["eval"] + 0.05
+    table = (publish.parent / "profile.md").read_text()
+    assert table.startswith("# Where `ood-bench run") and "| `eval.sampling` |" in table and "| board |" in table
+    shares = [float(line.split("|")[3].strip().rstrip("%")) for line in table.splitlines() if line.startswith("| `")]
+    assert abs(sum(shares) - 100) < 1  # the phases and "other" make the whole wall time
+
+
+@pytest.mark.parametrize("name", ["profile.txt", "a-file/profile.md"])
+def test_a_bad_profile_file_is_one_line_and_exit_2_before_anything_runs(tmp_path, capsys, name):
+    (tmp_path / "a-file").write_text("in the way\n")
+    args = [
+        "--work-root",
+        str(tmp_path / "w"),
+        "--publish-root",
+        str(tmp_path / "p"),
+        "--profile",
+        str(tmp_path / name),
+    ]
+    assert main(["run", str(TINY_SUITE), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "profile" in err[0]
+    assert not (tmp_path / "w").exists() and not (tmp_path / "p").exists()
 
 
 def test_a_killed_suite_resumes_and_finishes_with_the_same_records(tiny_board, tmp_path):

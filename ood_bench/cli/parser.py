@@ -270,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--publish-root", default="leaderboards", help="where records and the leaderboard go (default: leaderboards)"
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="write where this invocation's time went, by phase (pretraining steps, rollouts, policy updates, "
+        "evaluation sampling and scoring, records, the board), to FILE (.md or .csv) and print it",
+    )
     r.add_argument("--print-config", action="store_true", help="print the resolved suite as YAML and exit")
     r.set_defaults(func=cmd_run)
 

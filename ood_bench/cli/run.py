@@ -6,15 +6,21 @@ against the published bases), ``calibrate`` (its bases re-sampled at more seeds)
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
+from .. import phases
 from ..errors import OodBenchError
 from .common import load_plugins, print_config
 
 
 def cmd_run(args) -> int:
+    started = time.perf_counter()
     # late: torch and lightning load only when this command runs, never for --help or a usage error
     from ..suite import estimates, places
+    from ..suite.profile import check_profile_path, phase_totals, profile_rows, write_profile
+
+    profile = check_profile_path(args.profile) if args.profile else None
     from ..suite.launchers import run_suite
     from ..suite.runner import RunOptions
     from ..suite.suite import expand, load_suite, parse_shard, shard, with_row
@@ -102,7 +108,7 @@ def cmd_run(args) -> int:
             flush=True,
         )
     opts = RunOptions(progress=not args.no_progress, keep_samples=args.keep_samples, cpus=suite.resources.cpus)
-    run_suite(suite, where, rows, grid, args.launcher, opts, rates.seconds)
+    made = run_suite(suite, where, rows, grid, args.launcher, opts, rates.seconds)
     # late: the command line imports what a command needs only when it runs
     from ..board import suite_board
 
@@ -110,10 +116,22 @@ def cmd_run(args) -> int:
     from ..board.readme import headline_text
 
     keys = {s.name: s.key for s in grid}
-    board = suite_board.write(where.published, allow_dirty=True, expected=keys)
-    print()
-    print(headline_text(where.published, expected=keys))
+    before = phases.seconds()
+    with phases.phase("board"):
+        board = suite_board.write(where.published, allow_dirty=True, expected=keys)
+        print()
+        print(headline_text(where.published, expected=keys))
     print(f"\nleaderboard: {board}")
+    if profile:
+        # the runs' phases from their records (wherever they ran), the board's from this process
+        totals = phase_totals(made)
+        totals["board"] = totals.get("board", 0.0) + phases.since(before).get("board", 0.0)
+        wall = time.perf_counter() - started
+        serial = args.launcher == "local"  # elsewhere runs overlap: their seconds add up to more than the wall
+        title = f"Where `ood-bench run {args.suite}` spent its time ({len(made)} runs, launcher {args.launcher})"
+        print()
+        print(write_profile(profile, profile_rows(totals, wall if serial else None), title, wall), end="")
+        print(f"profile: {profile}")
     return 0
 
 

@@ -23,6 +23,7 @@ from ..data import TEST_SET_SIZE, held_out_problems
 from ..model.model import GPT
 from ..model.rollout import sample, sequence_logprobs
 from ..model.tokenizer import TOKENIZER
+from ..phases import phase
 from ..plugins import find_family, get_plugins
 from ..storage.atomic import atomic_write_text
 from ..storage.eval_records import EVAL_RECORD, format_table  # noqa: F401  (re-exported)
@@ -110,12 +111,14 @@ def evaluate_split(
 
     greedy_ok, greedy_trace = [], []
     for _, chunk in _chunks(list(range(len(problems))), ecfg.batch_size):
-        r = sample(model, [prompts[i] for i in chunk], n=1, temperature=0.0, max_new_tokens=ecfg.max_new_tokens)
+        with phase("eval.sampling"):
+            r = sample(model, [prompts[i] for i in chunk], n=1, temperature=0.0, max_new_tokens=ecfg.max_new_tokens)
         gen_tokens += r.num_tokens()
-        for i, text in zip(chunk, r.texts()):
-            s = checked_score(family, problems[i], text)
-            greedy_ok.append(s.answer)
-            greedy_trace.append(s.trace)
+        with phase("eval.scoring"):
+            for i, text in zip(chunk, r.texts()):
+                s = checked_score(family, problems[i], text)
+                greedy_ok.append(s.answer)
+                greedy_trace.append(s.trace)
         if bar is not None:
             bar.update(len(chunk))
 
@@ -125,30 +128,33 @@ def evaluate_split(
     example = [""] * len(problems)
     per_batch = max(1, ecfg.batch_size // n)
     for _, chunk in _chunks(list(range(len(problems))), per_batch):
-        u = sample_uniforms([problems[i] for i in chunk], n, seed, ecfg.max_new_tokens)
-        r = sample(
-            model,
-            [prompts[i] for i in chunk],
-            n=n,
-            temperature=ecfg.temperature,
-            top_p=ecfg.top_p,
-            max_new_tokens=ecfg.max_new_tokens,
-            uniforms=u,
-        )
+        with phase("eval.sampling"):
+            u = sample_uniforms([problems[i] for i in chunk], n, seed, ecfg.max_new_tokens)
+            r = sample(
+                model,
+                [prompts[i] for i in chunk],
+                n=n,
+                temperature=ecfg.temperature,
+                top_p=ecfg.top_p,
+                max_new_tokens=ecfg.max_new_tokens,
+                uniforms=u,
+            )
         gen_tokens += r.num_tokens()
-        for row, text in enumerate(r.texts()):
-            i = chunk[int(r.prompt_index[row])]
-            s = checked_score(family, problems[i], text)
-            correct[i] += s.answer
-            trace_correct[i] += s.trace
-            full_correct[i] += s.trace and s.answer
-            if not example[i]:
-                example[i] = text
+        with phase("eval.scoring"):
+            for row, text in enumerate(r.texts()):
+                i = chunk[int(r.prompt_index[row])]
+                s = checked_score(family, problems[i], text)
+                correct[i] += s.answer
+                trace_correct[i] += s.trace
+                full_correct[i] += s.trace and s.answer
+                if not example[i]:
+                    example[i] = text
         if bar is not None:
             bar.update(len(chunk))
 
     golds = [TOKENIZER.encode(p.completion, eos=True) for p in problems]
-    gold = sequence_logprobs(model, prompts, golds)
+    with phase("eval.support"):  # the gold trace's log-probability, the support measures' input
+        gold = sequence_logprobs(model, prompts, golds)
     seconds = time.perf_counter() - t0
 
     records = [

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OodBenchError
+from ..phases import phase
 
 
 def writable_folder(folder: str | Path, what: str, create: bool = True) -> Path:
@@ -42,7 +43,11 @@ def writable_folder(folder: str | Path, what: str, create: bool = True) -> Path:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
+    with phase("io"):
+        _write_bytes(Path(path), data)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

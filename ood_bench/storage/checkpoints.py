@@ -19,11 +19,16 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ..errors import OodBenchError
+from ..phases import phase
 from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401  (re-exported)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    path = Path(path)
+    with phase("io"):
+        _torch_save(obj, Path(path))
+
+
+def _torch_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .. import phases
 from ..config import build
 from ..hookspecs import API_VERSION
 from ..plugins import get_plugins
@@ -79,9 +80,6 @@ def base_checkpoint_for(base: RunSpec, where: Places, opts: RunOptions, restore:
 def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places, opts: RunOptions) -> dict:
     """Run one base or post run to its record (resuming a partial one); returns the record."""
     # late: it loads pandas, which importing this module does not
-    from ..storage.eval_records import replace_folder
-
-    # late: it loads pandas, which importing this module does not
     from .eval_run import evaluate_checkpoint
 
     set_threads(opts.cpus)
@@ -92,20 +90,20 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
     # Written when training ends: if it is there and still the same afterwards, training ended in an earlier
     # invocation (one that is there but rewritten is a stale record of a run trained again here).
     record_before = record_src.read_bytes() if record_src.is_file() else None
+    before = phases.seconds()
     t0 = time.perf_counter()
     if spec.kind == "base":
-        ckpt = base_checkpoint_for(spec, where, opts, restore=False)
+        with phases.phase("pretrain"):
+            ckpt = base_checkpoint_for(spec, where, opts, restore=False)
     else:
-        # late: the command line imports what a command needs only when it runs
-        from ..config import build
-
         # late: it loads pandas, which importing this module does not
         from ..training.posttrain import PostTrainConfig, posttrain
 
-        base_ckpt = base_checkpoint_for(base, where, opts)
-        cfg = build(PostTrainConfig, {**spec.config, "base": str(base_ckpt), "out_dir": str(work)})
-        cfg.validate()
-        ckpt = posttrain(cfg, progress=opts.progress)
+        with phases.phase("posttrain"):
+            base_ckpt = base_checkpoint_for(base, where, opts)
+            cfg = build(PostTrainConfig, {**spec.config, "base": str(base_ckpt), "out_dir": str(work)})
+            cfg.validate()
+            ckpt = posttrain(cfg, progress=opts.progress)
     timings["train"] = round(time.perf_counter() - t0, 2)
     record_after = record_src.read_bytes() if record_src.is_file() else None
     trained = json.loads(record_after) if record_after is not None else {}
@@ -130,10 +128,23 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         )
     ecfg = eval_config_of(spec)
     t1 = time.perf_counter()
-    summary = evaluate_checkpoint(ckpt, ecfg, 0, work / "eval", opts.progress)
-    if spec.kind == "base":
-        evaluate_checkpoint(ckpt, ecfg, spec.identity["null_seed"], work / "eval-null", opts.progress)
+    with phases.phase("eval"):
+        summary = evaluate_checkpoint(ckpt, ecfg, 0, work / "eval", opts.progress)
+        if spec.kind == "base":
+            evaluate_checkpoint(ckpt, ecfg, spec.identity["null_seed"], work / "eval-null", opts.progress)
     timings["eval"] = round(time.perf_counter() - t1, 2)
+    with phases.phase("records"):
+        return _publish(
+            spec, base, suite_name, where, opts, work, ckpt, counters, steps, timings, summary, record_src, before
+        )
+
+
+def _publish(
+    spec, base, suite_name, where, opts, work, ckpt, counters, steps, timings, summary, record_src, before
+) -> dict:
+    """Write the run's compact record and swap it in beside the one it replaces (saying whether it reproduced)."""
+    # late: it loads pandas, which importing this module does not
+    from ..storage.eval_records import replace_folder
 
     target = where.records / spec.name
     previous = target.with_name(f".{spec.name}.previous")
@@ -149,6 +160,8 @@ def execute(spec: RunSpec, base: RunSpec | None, suite_name: str, where: Places,
         save_weights(ckpt, where.weights(spec.name))
     else:
         (fresh / "curves.csv").write_text(training_curves(work))
+    # Each phase's own seconds in this run (ood_bench.phases): where its time went, for `run --profile`
+    timings["phases"] = phases.since(before)
     record = _record(spec, base, suite_name, counters, steps, timings, summary, work, record_src)
     atomic_write_json(fresh / RECORD, record)
     atomic_write_json(work / RECORD, record)  # finished on this machine; `status` counts it done once published

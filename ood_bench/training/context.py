@@ -25,6 +25,7 @@ from torch import nn
 from ..errors import NonFiniteError
 from ..model.rollout import pack, sample, shared_prompt_logprobs, token_logprobs
 from ..model.tokenizer import EOS, TOKENIZER
+from ..phases import phase
 from ..tasks.base import checked_score, torch_seed
 
 if TYPE_CHECKING:
@@ -181,23 +182,25 @@ class Context:
         gen = torch.Generator(device=self.device).manual_seed(
             torch_seed("rollout", self.seed, self.counters.batches, self.counters.rollouts)
         )
-        r = sample(
-            self.policy,
-            prompts,
-            n=n,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_new_tokens=cfg.max_new_tokens,
-            generator=gen,
-        )
+        with phase("posttrain.rollouts"):
+            r = sample(
+                self.policy,
+                prompts,
+                n=n,
+                temperature=cfg.temperature,
+                top_p=cfg.top_p,
+                max_new_tokens=cfg.max_new_tokens,
+                generator=gen,
+            )
         completions, rewards, correct, trace_ok = [], [], [], []
-        for row, text in enumerate(r.texts()):
-            p = problems[int(r.prompt_index[row])]
-            s = checked_score(self.families[p.family], p, text)
-            rewards.append(float(s.answer) + cfg.trace_reward * float(s.trace))
-            correct.append(s.answer)
-            trace_ok.append(s.trace)
-            completions.append(r.tokens[row][r.mask[row]].tolist())
+        with phase("posttrain.rewards"):
+            for row, text in enumerate(r.texts()):
+                p = problems[int(r.prompt_index[row])]
+                s = checked_score(self.families[p.family], p, text)
+                rewards.append(float(s.answer) + cfg.trace_reward * float(s.trace))
+                correct.append(s.answer)
+                trace_ok.append(s.trace)
+                completions.append(r.tokens[row][r.mask[row]].tolist())
         ids, cmask = pack([prompts[int(i)] for i in r.prompt_index], completions, self.device)
         self.counters.prompts += len(problems)
         self.counters.rollouts += len(completions)
@@ -238,6 +241,10 @@ class Context:
         self, model: nn.Module, ids: torch.Tensor, cmask: torch.Tensor, grad: bool = True, hidden: bool = False
     ) -> LogProbs:
         """Teacher-forced scores of ``ids`` under ``model`` at the algorithm's temperature."""
+        with phase("posttrain.update"):
+            return self._logprobs(model, ids, cmask, grad, hidden)
+
+    def _logprobs(self, model: nn.Module, ids: torch.Tensor, cmask: torch.Tensor, grad: bool, hidden: bool) -> LogProbs:
         b = self.last_rollout
         is_rollout = b is not None and ids.shape == b.ids.shape and torch.equal(ids, b.ids)
         with torch.set_grad_enabled(grad):
@@ -277,11 +284,12 @@ class Context:
                 f"the algorithm's loss is {float(loss.detach())} at gradient step "
                 f"{self.counters.grad_steps}: post-training stopped before it reached the weights"
             )
-        self.optimizer.zero_grad()
-        self._backward(loss)
-        if self.config.grad_clip:
-            self._clip(self.config.grad_clip)
-        self.optimizer.step()
+        with phase("posttrain.update"):
+            self.optimizer.zero_grad()
+            self._backward(loss)
+            if self.config.grad_clip:
+                self._clip(self.config.grad_clip)
+            self.optimizer.step()
         self.counters.grad_steps += 1
         self.counters.train_tokens += int(train_tokens)
         self._stepped = True

@@ -37,7 +37,7 @@ from ..plugins import family_source, find_family
 from ..storage.atomic import atomic_write_json
 from ..storage.checkpoints import read_checkpoint
 from .provenance import environment
-from .training import TrainerConfig, fit_once, make_trainer, run_identity
+from .training import StepPhases, TrainerConfig, fit_once, make_trainer, run_identity
 
 
 @dataclass
@@ -205,7 +205,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True, callbacks: list[Callbac
             cfg.train.log_every,
             progress,
             "pretrain",
-            callbacks,
+            [StepPhases("pretrain"), *(callbacks or [])],
             gradient_clip_val=cfg.train.grad_clip or None,
         )
 

@@ -23,6 +23,7 @@ from lightning.fabric import connector
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
+from .. import phases
 from ..config import check
 from ..errors import ConfigError, NonFiniteError, OodBenchError, RunInterrupted
 from ..storage.atomic import writable_folder
@@ -165,6 +166,32 @@ class Throughput(Callback):
         tokens = getattr(pl_module, "last_batch_tokens", 0)
         if tokens:
             pl_module.log("train/tokens_per_s", tokens / max(time.perf_counter() - self._t0, 1e-9))
+
+
+class StepPhases(Callback):
+    """Charges a training step's parts to the phase clock (``ood_bench.phases``): ``<prefix>.forward`` (the
+    training step up to its loss), ``.backward``, ``.optimizer`` (gradient clipping and the update) and
+    ``.data`` (from the end of one step to the start of the next: the end-of-step hooks, logging and
+    fetching the next batch; checkpoint writes are ``io``). For automatic optimisation only: a manual
+    step (post-training) times its own parts."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def on_train_batch_start(self, *args) -> None:
+        phases.switch(f"{self.prefix}.forward")
+
+    def on_before_backward(self, *args) -> None:
+        phases.switch(f"{self.prefix}.backward")
+
+    def on_before_optimizer_step(self, *args) -> None:
+        phases.switch(f"{self.prefix}.optimizer")
+
+    def on_train_batch_end(self, *args) -> None:
+        phases.switch(f"{self.prefix}.data")
+
+    def on_train_end(self, *args) -> None:
+        phases.switch(None)
 
 
 class FiniteGuard(Callback):
