@@ -65,19 +65,37 @@ def held_out_problems(family: TaskFamily, split: str, n: int) -> list[Problem]:
     """The first ``n`` distinct problems of the reserved test stream of ``split``."""
     if n > TEST_SET_SIZE:
         raise ConfigError(f"invalid config value n_test={n}: at most {TEST_SET_SIZE} test problems are reserved")
-    return list(_test_set(family, split)[:n])
+    return _test_stream(family, split).first(n)
+
+
+def _test_set(family: TaskFamily, split: str) -> list[Problem]:
+    return _test_stream(family, split).first(TEST_SET_SIZE)
+
+
+class _TestStream:
+    """The reserved test stream of one family and split, generated only as far as asked: its first ``n``
+    distinct problems do not depend on how many come after, and a check of the first hundred need not
+    generate all 500 (the graph family's generator takes about a second per 500)."""
+
+    def __init__(self, family: TaskFamily, split: str) -> None:
+        self.family, self.split = family, split
+        self.problems: list[Problem] = []
+        self.seen: set[str] = set()
+        self.index = 0
+
+    def first(self, n: int) -> list[Problem]:
+        while len(self.problems) < n:
+            p = self.family.generate(self.split, TEST_SEED, self.index)
+            self.index += 1
+            if p.uid not in self.seen:
+                self.seen.add(p.uid)
+                self.problems.append(p)
+        return self.problems[:n]
 
 
 @cache
-def _test_set(family: TaskFamily, split: str) -> tuple[Problem, ...]:
-    seen, out, index = set(), [], 0
-    while len(out) < TEST_SET_SIZE:
-        p = family.generate(split, TEST_SEED, index)
-        index += 1
-        if p.uid not in seen:
-            seen.add(p.uid)
-            out.append(p)
-    return tuple(out)
+def _test_stream(family: TaskFamily, split: str) -> _TestStream:
+    return _TestStream(family, split)
 
 
 def longest_test_problem(family: TaskFamily, split: str, n: int) -> int:

@@ -70,6 +70,28 @@ def test_test_sets_are_distinct_and_stable(families):
             assert probs[:10] == held_out_problems(fam, split, 10)
 
 
+def test_a_test_set_prefix_is_generated_only_as_far_as_asked_and_is_the_same_problems(families):
+    """A check of the first hundred test problems (every suite's context check) must not generate all of
+    them; a later, longer request continues the same stream."""
+    from ood_bench.data import TEST_SET_SIZE
+    from ood_bench.tasks.builtin import GraphRoute
+
+    class Counting(GraphRoute):
+        calls = 0
+
+        def generate(self, split, seed, index):
+            Counting.calls += 1
+            return super().generate(split, seed, index)
+
+    fam = Counting()
+    first = held_out_problems(fam, "ood_length", 100)
+    assert Counting.calls < 2 * 100  # a few duplicates skipped, never the whole reserved set
+    whole = held_out_problems(fam, "ood_length", TEST_SET_SIZE)
+    assert whole[:100] == first and len({p.uid for p in whole}) == TEST_SET_SIZE
+    graph = next(f for f in families if f.name == "graph")
+    assert [p.uid for p in whole] == [p.uid for p in held_out_problems(graph, "ood_length", TEST_SET_SIZE)]
+
+
 def test_reserved_seed_is_refused():
     with pytest.raises(ConfigError, match="reserved"):
         Mixture(MixtureConfig(), TEST_SEED)
