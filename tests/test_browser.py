@@ -134,6 +134,24 @@ def test_the_committed_page_opens_clean_and_answers_in_the_browser(suite, tmp_pa
         # the scatter has one point per problem and seed
         points = dialog.locator("svg circle:not(.expanded)").count()
         assert points == sum(s["problems"] for s in seeds)
+        # the sample texts: the first seed's run that kept them, and its base, on the cell's split, marked as
+        # their records say
+        expected = []
+        for seed in seeds:
+            kept = ROOT / "leaderboards" / suite / "records" / seed["run"] / "examples.jsonl"
+            found = [json.loads(x) for x in kept.read_text().splitlines()] if kept.is_file() else []
+            expected = [e for e in found if e["split"] == cell["split"]]
+            if expected:
+                break
+        shown = dialog.locator(".example")
+        assert shown.count() == len(expected)
+        if not expected:
+            assert "None kept: these runs were recorded before" in dialog.inner_text()
+        for i, e in enumerate(expected):
+            post = shown.nth(i).locator(".ex-col").nth(1)
+            assert post.locator("pre").inner_text() == e["sample"]
+            mark = "right" if e["answer_ok"] and e["trace_ok"] else "wrong"
+            assert post.locator(f"span.{mark}").count() == 1
         _shot(page, tmp_path, f"{suite}-drilldown.png")
         page.keyboard.press("Escape")
         assert not dialog.is_visible()

@@ -376,6 +376,31 @@ def test_each_record_says_where_its_time_went_and_profile_adds_the_runs_up(tiny_
     assert abs(sum(shares) - 100) < 1  # the phases and "other" make the whole wall time
 
 
+def test_each_record_keeps_a_few_sample_texts_marked_as_its_counts_say(tiny_board):
+    from ood_bench.evaluation.examples import EXAMPLES, PER_SPLIT, read_examples
+    from ood_bench.evaluation.support import load_counts
+
+    work, publish = tiny_board
+    records = publish / "tiny" / "records"
+    uids = {}
+    for name in ("base-e5-s0", "grpo-ood_depth-e5-s0"):
+        kept = read_examples(records / name / EXAMPLES)
+        counts = load_counts(records / name / "eval").set_index(["family", "split", "uid"])
+        assert len(kept) == PER_SPLIT * counts.reset_index()[["family", "split"]].drop_duplicates().shape[0]
+        for e in kept:
+            c = counts.loc[(e["family"], e["split"], e["uid"])]
+            assert e["prompt"] and e["gold"]
+            # the first sample's verdict agrees with the problem's counts where they decide it
+            if c["c"] in (0, c["n"]):
+                assert e["answer_ok"] == (c["c"] == c["n"]), (name, e)
+            if c["trace_c"] in (0, c["n"]):
+                assert e["trace_ok"] == (c["trace_c"] == c["n"]), (name, e)
+        uids[name] = [(e["family"], e["split"], e["uid"]) for e in kept]
+    assert uids["base-e5-s0"] == uids["grpo-ood_depth-e5-s0"]  # the same problems for every run
+    page = (publish / "tiny" / "index.html").read_text()
+    assert 'id="board-examples"' in page and json.dumps(kept[0]["sample"])[1:-1] in page
+
+
 @pytest.mark.parametrize("name", ["profile.txt", "a-file/profile.md"])
 def test_a_bad_profile_file_is_one_line_and_exit_2_before_anything_runs(tmp_path, capsys, name):
     (tmp_path / "a-file").write_text("in the way\n")

@@ -16,6 +16,7 @@ import base64
 import numpy as np
 import pandas as pd
 
+from ..evaluation.examples import EXAMPLES, read_examples
 from ..evaluation.expansion import LOGIT_CLIP, beyond_tilt, logit
 from ..evaluation.metrics import pass_at_k_exact
 from ..evaluation.support import Thresholds
@@ -232,6 +233,17 @@ def _encode(values: np.ndarray) -> str:
     ok = np.isfinite(values)
     codes[ok] = np.round((np.clip(values[ok], -LOGIT_CLIP, LOGIT_CLIP) + LOGIT_CLIP) / STEP).astype(np.uint8)
     return base64.b64encode(codes.tobytes()).decode()
+
+
+def example_blob(rec) -> dict:
+    """Each run's kept sample texts for the page's drill-down, by split: a few problems per family, the same
+    problems for every run (``evaluation.examples``); a run recorded without them has none."""
+    out: dict[str, dict[str, list]] = {}
+    for name in sorted(rec.runs):
+        for e in read_examples(rec.root / "records" / name / EXAMPLES):
+            keep = {k: e[k] for k in ("family", "uid", "prompt", "gold", "sample", "answer_ok", "trace_ok")}
+            out.setdefault(name, {}).setdefault(e["split"], []).append(keep)
+    return out
 
 
 def problem_blob(rec, th: Thresholds) -> dict:

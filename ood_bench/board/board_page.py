@@ -6,12 +6,12 @@ whether its q-value is under 0.05 (with a mark beside the colour, so the colour 
 expansion table; both filter by the evaluated axis, exposure, algorithm and training split (``<select>``s),
 and sort by any column. A click on a cell (or Enter on it: every cell is a button) opens its drill-down: the
 cell's statistics, each seed's values (the ``per_seed`` rows of ``leaderboard.json``), the compute, and a
-scatter of every problem's exact Q_base against Q_post with the run's tilt. Sampled texts are not part of a
-run record (it keeps per-problem counts and exact log-probabilities), so the drill-down shows no prompts.
+scatter of every problem's exact Q_base against Q_post with the run's tilt, and the texts its first seed's run
+and that run's base sampled on a few problems (``examples.jsonl`` beside each record), marked right or wrong.
 
-The page carries its data as JSON in two ``<script>`` blocks: the cells and seeds (``board-data``), compared
-number by number by ``--check`` like every table, and the per-problem masses (``board-problems``, one byte a
-problem), compared exactly.
+The page carries its data as JSON in three ``<script>`` blocks: the cells and seeds (``board-data``) and the
+sample texts (``board-examples``), compared number by number by ``--check`` like every table, and the
+per-problem masses (``board-problems``, one byte a problem), compared exactly.
 """
 
 from __future__ import annotations
@@ -297,6 +297,9 @@ dialog#drill h3{margin:.2em 0 .4em}dialog#drill h4{margin:1em 0 .3em}
 .drill-head{display:flex;justify-content:space-between;align-items:flex-start;gap:1em}
 .drill-head button{font:inherit;flex:none}
 .drill-cols{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
+.example{border-top:1px solid #e2e2e2;padding:.3em 0}.example pre{margin:.2em 0;font-size:12px;white-space:pre-wrap}
+.ex-cols{display:flex;flex-wrap:wrap;gap:1.5em}.ex-col{flex:1 1 20em}
+.right{color:#0072B2;font-weight:600}.wrong{color:#D55E00;font-weight:600}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:50%;margin-right:.3em;vertical-align:-1px}
 .note{font-size:13px;color:#444;max-width:60em}
 """
@@ -452,6 +455,35 @@ SCRIPT = r"""
       "Log-odds clipped at \u00b1" + problems.clip + " and rounded to " + problems.step + ".</p>";
   }
 
+  var examples = JSON.parse(document.getElementById("board-examples").textContent);
+  function verdict(e) {
+    return e.answer_ok && e.trace_ok ? '<span class="right">\u2713 right</span>' :
+      '<span class="wrong">\u2717 ' + (e.answer_ok ? "answer right, trace wrong" : e.trace_ok ? "trace right, answer wrong" : "wrong") + "</span>";
+  }
+  function exampleSection(cell, seeds) {
+    var isNull = cell.row === "null", head = "<h4>Sample texts</h4>";
+    // the first seed whose record kept texts (records made before examples were kept have none)
+    var s = seeds.filter(function (x) { return (examples[isNull ? runs[x.run].base : x.run] || {})[cell.split]; })[0] || seeds[0];
+    var baseName = s ? runs[s.run].base : null;
+    var post = s && !isNull ? (examples[s.run] || {})[cell.split] : null;
+    var base = baseName ? (examples[baseName] || {})[cell.split] : null;
+    if (!(isNull ? base : post) || !(isNull ? base : post).length) {
+      return head + '<p class="note">None kept: these runs were recorded before records kept a few sample texts ' +
+        "(they hold per-problem counts and exact log-probabilities only).</p>";
+    }
+    var byUid = {};
+    (base || []).forEach(function (e) { byUid[e.family + "/" + e.uid] = e; });
+    var shown = (isNull ? base : post).map(function (e) {
+      var b = isNull ? e : byUid[e.family + "/" + e.uid];
+      var cols = '<div class="ex-col"><b>base</b> ' + (b ? verdict(b) + "<pre>" + esc(b.sample) + "</pre>" : "<p>not kept</p>") + "</div>";
+      if (!isNull) cols += '<div class="ex-col"><b>post-trained</b> ' + verdict(e) + "<pre>" + esc(e.sample) + "</pre></div>";
+      return '<div class="example"><p class="note">' + esc(e.family) + " problem " + esc(e.uid) + "</p><pre>" + esc(e.prompt) +
+        '</pre><div class="ex-cols">' + cols + "</div><details><summary>gold trace</summary><pre>" + esc(e.gold) + "</pre></details></div>";
+    }).join("");
+    return head + '<p class="note">The first sampled completion of ' + (isNull ? "the base" : "seed " + esc(s.seed) + "'s run and its base") +
+      " on the first test problems of each family (the same problems for every run), scored by the family's verifier.</p>" + shown;
+  }
+
   var dialog = document.getElementById("drill"), opener = null;
   function open(i) {
     var cell = data.cells[i], seeds = seedsOf(cell), isNull = cell.row === "null";
@@ -493,8 +525,7 @@ SCRIPT = r"""
     parts.push("<h4>Per problem: Q_base against Q_post</h4>" + (isNull ?
       '<p class="note">A base against itself re-sampled: its exact masses do not change, so there is nothing to scatter.</p>' :
       scatter(cell, seeds)));
-    parts.push('<h4>Sample texts</h4><p class="note">Not shown: a run record keeps per-problem counts and exact ' +
-      "log-probabilities, not the sampled prompts and traces.</p>");
+    parts.push(exampleSection(cell, seeds));
     document.getElementById("drill-body").innerHTML = parts.join("");
     opener = document.activeElement;
     if (dialog.open) dialog.close();
@@ -516,6 +547,7 @@ def page(
     per_seed: pd.DataFrame,
     runs: pd.DataFrame,
     problems: dict,
+    examples: dict,
     pngs: dict[str, bytes],
     readme: str,
     splits: list[str],
@@ -524,8 +556,9 @@ def page(
 ) -> str:
     """The page's HTML (``pngs`` by plot key; empty bytes leave an empty image, as ``--check`` renders it).
     ``rec``: the suite's ``records.Records``; ``head``: its headline; ``per_seed`` and ``runs``:
-    ``board_data.seed_rows`` and ``run_rows``; ``problems``: ``problem_blob``; ``splits``: the table's columns;
-    ``info``: the suite's description and what it left out; ``files``: each plot's file name."""
+    ``board_data.seed_rows`` and ``run_rows``; ``problems``: ``problem_blob``; ``examples``: ``example_blob``;
+    ``splits``: the table's columns; ``info``: the suite's description and what it left out; ``files``: each
+    plot's file name."""
     th = Thresholds()
     head = head.reset_index(drop=True)
     ordered = pd.concat([head[head["row"] != "null"], head[head["row"] == "null"]])
@@ -590,6 +623,7 @@ def page(
         '<button type="button" id="drill-close">Close (Esc)</button></div><div id="drill-body"></div></dialog>\n'
         f'<script type="application/json" id="board-data">{_script_json(data)}</script>\n'
         f'<script type="application/json" id="board-problems">{_script_json(problems)}</script>\n'
+        f'<script type="application/json" id="board-examples">{_script_json(examples)}</script>\n'
         f"<script>{SCRIPT}</script>\n</body></html>\n"
     )
 

@@ -177,7 +177,12 @@ def render(
         JSON: _json(head, support, rec, found, expansions, cal, per_seed, control),
     }
     extra = {"rec": rec, "head": head, "data": data, "readme": readme, "verdicts": block, "per_seed": per_seed}
-    return texts, {**extra, "runs": board_data.run_rows(rec, th), "problems": board_data.problem_blob(rec, th)}
+    return texts, {
+        **extra,
+        "runs": board_data.run_rows(rec, th),
+        "problems": board_data.problem_blob(rec, th),
+        "examples": board_data.example_blob(rec),
+    }
 
 
 def _page(extra: dict, pngs: dict[str, bytes]) -> str:
@@ -188,6 +193,7 @@ def _page(extra: dict, pngs: dict[str, bytes]) -> str:
         extra["per_seed"],
         extra["runs"],
         extra["problems"],
+        extra["examples"],
         pngs,
         extra["readme"],
         splits=[s for s in eval_splits(rec) if s != "edge"],

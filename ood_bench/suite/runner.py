@@ -16,6 +16,7 @@ import torch
 
 from .. import phases
 from ..config import build
+from ..evaluation.examples import EXAMPLES, write_examples
 from ..hookspecs import API_VERSION
 from ..plugins import get_plugins
 from ..storage.atomic import atomic_write_json
@@ -155,6 +156,7 @@ def _publish(
         shutil.copytree(target, previous)
     fresh = fresh_folder(target)
     compact_eval(work / "eval", fresh / "eval", opts.keep_samples)
+    write_examples(work / "eval", fresh / EXAMPLES)  # a few sample texts for the page's drill-down
     if spec.kind == "base":
         compact_eval(work / "eval-null", fresh / "null", opts.keep_samples)
         save_weights(ckpt, where.weights(spec.name))
