@@ -233,10 +233,20 @@ class GracefulStop(Callback):
     def _handler(self, signum, frame) -> None:
         self.signum = signum
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def _arm(self) -> None:
         if threading.current_thread() is threading.main_thread():
             for s in self.SIGNALS:
-                self._previous[s] = signal.signal(s, self._handler)
+                previous = signal.signal(s, self._handler)
+                self._previous.setdefault(s, previous)  # the handler from before fit, restored at teardown
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        # Armed from the start of fit: building the data (the reserved test sets) takes seconds before the first
+        # step, and a signal there would otherwise reach Lightning, which ends a Ctrl-C with exit status 1.
+        # The run then stops at the end of its first step, with a checkpoint, like any other.
+        self._arm()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._arm()  # again: Lightning installs its own SIGTERM handler between setup and here
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.signum is not None:
