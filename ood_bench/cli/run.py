@@ -18,12 +18,12 @@ def cmd_run(args) -> int:
     started = time.perf_counter()
     # late: torch and lightning load only when this command runs, never for --help or a usage error
     from ..suite import estimates, places
-    from ..suite.profile import check_profile_path, phase_totals, profile_rows, write_profile
-
-    profile = check_profile_path(args.profile) if args.profile else None
     from ..suite.launchers import run_suite
+    from ..suite.profile import check_profile_path, phase_totals, profile_rows, write_profile
     from ..suite.runner import RunOptions
     from ..suite.suite import expand, load_suite, parse_shard, shard, with_row
+
+    profile = check_profile_path(args.profile) if args.profile else None  # before any compute
 
     overrides = list(args.overrides)
     added = []
