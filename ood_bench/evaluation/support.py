@@ -54,6 +54,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -229,11 +230,19 @@ def sampled_null(c_base: np.ndarray, q_base: np.ndarray, n: np.ndarray) -> dict:
     }
 
 
+@cache
+def _fisher_p(c_base: int, c_post: int, n: int) -> float:
+    """Fisher's exact p-value of c_base of n against c_post of n. A board asks it of every problem of every run
+    (144,000 times on standard), but with n samples a problem there are at most (n + 1)^2 tables: each is
+    computed once."""
+    return float(stats.fisher_exact([[c_base, n - c_base], [c_post, n - c_post]])[1])
+
+
 def moved_problems(c_base: np.ndarray, c_post: np.ndarray, n: np.ndarray, fdr: float) -> tuple[int, int]:
     """Problems whose count moved up / down: Fisher's exact test, Benjamini-Hochberg at ``fdr``."""
     if len(c_base) == 0:
         return 0, 0
-    p = np.array([stats.fisher_exact([[cb, nn - cb], [cp, nn - cp]])[1] for cb, cp, nn in zip(c_base, c_post, n)])
+    p = np.array([_fisher_p(int(cb), int(cp), int(nn)) for cb, cp, nn in zip(c_base, c_post, n)])
     significant = stats.false_discovery_control(p) <= fdr
     return int((significant & (c_post > c_base)).sum()), int((significant & (c_post < c_base)).sum())
 
