@@ -98,6 +98,7 @@ def _test_stream(family: TaskFamily, split: str) -> _TestStream:
     return _TestStream(family, split)
 
 
+@cache  # a suite asks it of every run with the same few (family, split, n): 24 s of the paper suite's check
 def longest_test_problem(family: TaskFamily, split: str, n: int) -> int:
     """Tokens of the longest of the first ``n`` test problems of a split, prompt and gold completion
     together (with ``<bos>`` and ``<eos>``): what the model's context must hold to score it."""

@@ -1052,11 +1052,26 @@ def test_the_published_leaderboards_match_their_committed_records(suite, capsys)
 def test_the_slurm_launcher_gives_the_same_records_as_the_local_one(tiny_board, tmp_path, monkeypatch):
     """submitit's local cluster runs each job as a process of this machine, the way Slurm would run it on a
     node: bases as one wave, then their runs; the records equal the local launcher's."""
-    pytest.importorskip("submitit", reason="submitit is not installed (pip install 'ood-bench[slurm]')")
+    submitit = pytest.importorskip("submitit", reason="submitit is not installed (pip install 'ood-bench[slurm]')")
     monkeypatch.setenv("OOD_BENCH_SUBMITIT_CLUSTER", "local")
+    asked = []
+    real = submitit.AutoExecutor.update_parameters
+    monkeypatch.setattr(
+        submitit.AutoExecutor, "update_parameters", lambda self, **kw: asked.append(kw) or real(self, **kw)
+    )
     assert run_tiny(tmp_path / "runs", tmp_path / "lb", "--launcher", "slurm") == 0
     assert per_problem_hashes(tmp_path / "lb") == per_problem_hashes(tiny_board[1])
     assert list((tmp_path / "runs" / "tiny" / "slurm").iterdir())  # each job's logs
+    # every job asks for a time limit its run fits in: submitit's own default (2 minutes on its local cluster,
+    # 5 on Slurm) killed runs that took longer, such as these on a busy machine
+    limits = [kw["timeout_min"] for kw in asked if "timeout_min" in kw]
+    assert len(limits) == 10 and min(limits) >= 30, asked
+
+
+def test_a_slurm_jobs_time_limit_is_three_times_its_estimate_and_at_least_half_an_hour():
+    from ood_bench.suite.launchers import job_minutes
+
+    assert job_minutes(5) == 30 and job_minutes(3600) == 180 and job_minutes(7.1 * 60) == 30
 
 
 def test_the_slurm_launcher_says_in_one_line_what_it_cannot_do(tmp_path, monkeypatch, capsys):

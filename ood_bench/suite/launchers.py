@@ -158,10 +158,11 @@ def run_slurm(
     done, start = [], time.perf_counter()
     left = sum(estimates.values())
     for wave in ([s for s in todo if s.kind == "base"], [s for s in todo if s.kind == "post"]):
-        jobs = {
-            executor.submit(_remote_task, spec, specs.get(spec.base), suite.name, where, remote_opts): spec
-            for spec in wave
-        }
+        jobs = {}
+        for spec in wave:
+            if "timeout_min" not in res.slurm:
+                executor.update_parameters(timeout_min=job_minutes(estimates[spec.name]))
+            jobs[executor.submit(_remote_task, spec, specs.get(spec.base), suite.name, where, remote_opts)] = spec
         if jobs:
             say(
                 f"submitted {len(jobs)} {'bases' if wave[0].kind == 'base' else 'runs'} to {cluster} "
@@ -182,6 +183,14 @@ def run_slurm(
             done.append(record)
             _say_finished(record, len(done), len(todo), cluster, start, left, say)
     return done
+
+
+def job_minutes(estimate_s: float) -> int:
+    """The time limit a Slurm job asks for when ``resources.slurm.timeout_min`` does not say: three times the
+    run's estimate on this machine (a node may be slower, or share its cores), and never under 30 minutes.
+    Without one, submitit asks for its default (5 minutes on Slurm, 2 on its local cluster) and the job is
+    killed part-way through a run that takes longer."""
+    return max(30, math.ceil(3 * estimate_s / 60))
 
 
 def _ready_done_bases(todo: list[RunSpec], specs: dict[str, RunSpec], where: Places, opts: RunOptions) -> None:

@@ -115,7 +115,8 @@ def sign_and_order_variants(pair: tuple[str, str]) -> list[tuple[str, str]]:
     (``x+y``, ``-x+-y``, ``y+-x``, ``y+x``, ``-y+x`` for ``x+-y``): familiar pairs a model may do instead."""
     a, b = pair
     flipped = {(x, y) for x in (a, _flip(a)) for y in (b, _flip(b))}
-    return sorted(v for v in flipped | {(y, x) for x, y in flipped} if v in STEPS.id_pairs)
+    familiar = set(STEPS.id_pairs)  # a property that builds its list on every call: once, not per variant
+    return sorted(v for v in flipped | {(y, x) for x, y in flipped} if v in familiar)
 
 
 def _part_stands_in(forward, start: str, route, path: list[str]) -> bool:
