@@ -313,6 +313,35 @@ def test_a_finished_suite_trains_and_evaluates_nothing_when_run_again(tiny_board
     assert "10 runs, 0 to do, 10 skipped" in capsys.readouterr().out
 
 
+def test_a_run_named_in_reuse_runs_comes_from_its_committed_record_and_the_rest_reproduce(
+    tiny_board, tmp_path, monkeypatch, capsys
+):
+    """The quick suite's reuse_runs: the named base is neither pretrained nor evaluated again, its runs start
+    from its committed weights and give the same records, and the other base is pretrained again."""
+    import ood_bench.training.pretrain
+
+    lb = tmp_path / "lb"
+    shutil.copytree(tiny_board[1], lb)
+    pretrained = []
+    real = ood_bench.training.pretrain.pretrain
+    monkeypatch.setattr(
+        ood_bench.training.pretrain, "pretrain", lambda cfg, **kw: pretrained.append(cfg.out_dir) or real(cfg, **kw)
+    )
+    assert run_tiny(tmp_path / "runs", lb, "reuse_runs=[base-e0-s0]") == 0
+    out = capsys.readouterr().out
+    assert "10 runs, 9 to do, 1 skipped" in out
+    assert "reused from the committed records (the suite's reuse_runs): base-e0-s0" in out
+    assert [Path(p).name for p in pretrained] == ["base-e5-s0"]
+    assert not (tmp_path / "runs" / "tiny" / "base-e0-s0" / "eval").exists()
+    assert per_problem_hashes(lb) == per_problem_hashes(tiny_board[1])
+
+
+def test_a_reused_run_that_is_not_in_the_grid_is_one_line_and_exit_2(capsys):
+    assert main(["run", str(TINY_SUITE), "reuse_runs=[base-e9-s0]", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "reuse_runs='base-e9-s0'" in err and "not a run of this suite" in err
+
+
 def test_a_record_holds_what_a_reader_needs_and_no_sample_texts(tiny_board):
     from ood_bench.evaluation.support import load_counts
     from ood_bench.storage.checkpoints import CHECKSUM_KEY, read_checkpoint

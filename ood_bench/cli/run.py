@@ -62,7 +62,7 @@ def cmd_run(args) -> int:
     # on that many threads (a one-thread run is slower per step than a two-thread one) and divides by them
     at_once = estimates.runs_at_once(args.launcher, suite.resources.cpus)
     threads = suite.resources.cpus if at_once > 1 else None
-    rows = estimates.plan(specs, where, reuse)
+    rows = estimates.plan(specs, where, reuse, suite.reuse_runs)
     if added:  # only the new rows run: a published base is shared, not run again
         rows = [
             (s, "published" if s.kind == "base" and st == "todo" and places.has_published(s, where) else st)
@@ -95,6 +95,13 @@ def cmd_run(args) -> int:
         f"estimated {estimates.clock(seconds)} on this machine",
         flush=True,
     )
+    reused = [s.name for s, st in rows if st == "published" and s.name in suite.reuse_runs]
+    if reused and not suite.reuse_published:
+        print(
+            f"reused from the committed records (the suite's reuse_runs): {', '.join(reused)}; "
+            f"`ood-bench run {args.suite} reuse_runs=[]` makes them again",
+            flush=True,
+        )
     if precision_line:
         print(precision_line, flush=True)
     # late: it loads torch, which importing this module does not

@@ -6,6 +6,7 @@ came from. ``ood-bench run --dry-run`` prints them; the launchers count down wit
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..errors import OodBenchError
@@ -136,9 +137,12 @@ def clock(seconds: float) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
-def plan(specs: list[RunSpec], where: Places, reuse_published: bool) -> list[tuple[RunSpec, str]]:
-    """Each run with what happens to it: todo, done (here), published or parent (adopted)."""
-    return [(s, status(s, where, reuse_published)) for s in specs]
+def plan(
+    specs: list[RunSpec], where: Places, reuse_published: bool, reuse_runs: Collection[str] = ()
+) -> list[tuple[RunSpec, str]]:
+    """Each run with what happens to it: todo, done (here), published or parent (adopted). A run named in
+    ``reuse_runs`` counts as published when its committed record has its key, whatever ``reuse_published`` says."""
+    return [(s, status(s, where, reuse_published or s.name in reuse_runs)) for s in specs]
 
 
 def format_plan(rows: list[tuple[RunSpec, str]], seconds: float) -> str:

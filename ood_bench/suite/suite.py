@@ -146,6 +146,10 @@ class SuiteConfig:
     # A fresh clone continues from the committed records (true) or re-runs everything, writing its
     # records over the committed ones so `git diff` shows whether they were reproduced (false).
     reuse_published: bool = False
+    # Runs reused from their committed records (and a base's weights) even where reuse_published is false: the
+    # quick suite pretrains one base again to show it reproduces, and starts the other's runs from its
+    # committed weights (five minutes less). Names of runs of this grid, e.g. [base-e0-s0].
+    reuse_runs: list[str] = field(default_factory=list)
     left_out: str = ""  # what the grid leaves out and why: printed with the leaderboard
     bases: BasesConfig = field(default_factory=BasesConfig)
     posttrain: PosttrainSection = field(default_factory=PosttrainSection)
@@ -237,8 +241,15 @@ def load_suite(name: str, overrides: list[str] | None = None, with_rows: list[Ro
                 f"not an exposure level of the bases (bases.exposures: {', '.join(suite.bases.exposures)})",
             )
     _check_control(suite)
-    expand(suite)  # resolves every run's config: the one place every bad value is caught
+    grid = expand(suite)  # resolves every run's config: the one place every bad value is caught
+    runs = [s.name for s in grid]
+    for name in suite.reuse_runs:
+        check(name in runs, "reuse_runs", name, f"not a run of this suite (its runs: {_some(runs)})")
     return suite
+
+
+def _some(names: list[str], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
 def _check_control(suite: SuiteConfig) -> None:
