@@ -4,6 +4,7 @@ import copy
 import json
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -962,6 +963,33 @@ def test_sigterm_during_an_evaluation_is_one_line_and_exit_143(tiny_run, tmp_pat
     assert proc.returncode == 143, err[-800:]
     assert err.strip() == "ood-bench: interrupted by SIGTERM; run the same command again to resume"
     assert not out.exists()  # nothing half-written in place
+
+
+def test_a_sigterm_whose_exception_python_drops_still_stops_the_command():
+    """A SIGTERM handled while a weakref callback runs raises inside it, and Python drops that exception
+    ("Exception ignored in ..."): in CI the evaluation above then ran on to exit 0. The signal comes again."""
+    script = textwrap.dedent(
+        """
+        import os, signal, sys, time, weakref
+        from ood_bench.cli import Terminated, _sigterm_like_ctrl_c
+        _sigterm_like_ctrl_c()
+        class Thing:
+            pass
+        def callback(_):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(200_000):  # the handler runs in here, and what it raises is dropped
+                pass
+        thing = Thing()
+        ref = weakref.ref(thing, callback)
+        del thing
+        try:
+            time.sleep(20)
+        except Terminated:
+            sys.exit(143)
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 143 and not run.stderr, run.stderr[-800:]
 
 
 def _published(tiny_run, folder):

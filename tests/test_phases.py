@@ -83,3 +83,13 @@ def test_an_exception_inside_a_phase_still_closes_it(clock):
             raise ValueError
     clock(5.0)
     assert phases.seconds() == {"posttrain": 1.0}
+
+
+def test_a_profiles_shares_come_from_the_seconds_measured_not_the_seconds_shown():
+    """Fifteen phases of 0.149 s: shown as 0.1 s each, yet each is a fifteenth of the wall time."""
+    from ood_bench.suite.profile import profile_rows
+
+    totals = {f"plugin.phase{i}": 0.149 for i in range(15)}
+    rows = profile_rows(totals, wall=15 * 0.149)
+    assert [r["seconds"] for r in rows] == [0.1] * 15
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=0.0005 * 15)

@@ -402,7 +402,8 @@ def test_each_record_says_where_its_time_went_and_profile_adds_the_runs_up(tiny_
     table = (publish.parent / "profile.md").read_text()
     assert table.startswith("# Where `ood-bench run") and "| `eval.sampling` |" in table and "| board |" in table
     shares = [float(line.split("|")[3].strip().rstrip("%")) for line in table.splitlines() if line.startswith("| `")]
-    assert abs(sum(shares) - 100) < 1  # the phases and "other" make the whole wall time
+    # the phases and "other" make the whole wall time: each share shown is within 0.05 points of its own
+    assert abs(sum(shares) - 100) <= 0.05 * len(shares) + 1e-6, shares
 
 
 def test_each_record_keeps_a_few_sample_texts_marked_as_its_counts_say(tiny_board):

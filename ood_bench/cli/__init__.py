@@ -34,16 +34,47 @@ class Terminated(BaseException):
     and carries on (the decode kernel's build did: a SIGTERM during it read as "kernel unavailable", exit 0)."""
 
 
+# SIGTERM's state in this process: received, and handled (caught by main, or main returned)
+_SIGTERM = {"received": False, "handled": False}
+
+
 def _sigterm_like_ctrl_c():
     """SIGTERM during an evaluation or a comparison ends it like Ctrl-C: one line, exit 143, and the
     evaluation's partial folder left for the next run to clear (Python's default ends silently)."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    _SIGTERM.update(received=False, handled=False)
+    if not getattr(sys.unraisablehook, "drops_terminated", False):
+        sys.unraisablehook = _unraisable_but_terminated(sys.unraisablehook)
 
     def stop(signum, frame):
+        _SIGTERM["received"] = True
+        # Python drops an exception raised while a weakref callback or a __del__ runs ("Exception ignored
+        # in ..."), and the command carried on to exit 0 (seen in CI, inside importlib's module-lock callback):
+        # until main has handled it, the signal comes again a second later.
+        again = threading.Timer(1.0, _send_sigterm_again)
+        again.daemon = True
+        again.start()
         raise Terminated()
 
     return signal.signal(signal.SIGTERM, stop)  # the handler it replaced, restored when main returns
+
+
+def _unraisable_but_terminated(hook):
+    """Python's hook for an exception it drops, silent for the dropped ``Terminated`` (the signal comes again,
+    and the one line main prints says what happened)."""
+
+    def unraisable(info):
+        if not isinstance(info.exc_value, Terminated):
+            hook(info)
+
+    unraisable.drops_terminated = True
+    return unraisable
+
+
+def _send_sigterm_again() -> None:
+    if not _SIGTERM["handled"]:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _one_line_plugin_warnings() -> None:
@@ -74,10 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     _one_line_plugin_warnings()
     previous = _sigterm_like_ctrl_c()
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:
+        _SIGTERM["handled"] = True
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    if _SIGTERM["received"] and code == 0:  # the command finished before the signal could stop it
+        print("ood-bench: interrupted by SIGTERM after the command had finished its work", file=sys.stderr)
+        return 143
+    return code
 
 
 def _main(argv: list[str] | None) -> int:
@@ -118,6 +154,7 @@ def _main(argv: list[str] | None) -> int:
         print("ood-bench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except Terminated:
+        _SIGTERM["handled"] = True
         print("ood-bench: interrupted by SIGTERM; run the same command again to resume", file=sys.stderr)
         return 143
     except BrokenPipeError:  # the reader went away (`ood-bench tasks | head`): stop quietly

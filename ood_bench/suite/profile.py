@@ -62,16 +62,22 @@ def profile_rows(totals: dict[str, float], wall: float | None) -> list[dict]:
     exceeds the phases' sum (runs made one after another in this process); shares are of the wall time, or of
     the phases' sum where runs ran side by side (Ray, Slurm) and their seconds add up to more than the wall."""
     names = [n for n in PHASES if totals.get(n)] + sorted(n for n in totals if n not in PHASES and totals[n])
-    rows = [
-        {"phase": n, "seconds": round(totals[n], 1), "what": PHASES.get(n, "a phase a plugin opened")} for n in names
-    ]
-    measured = sum(totals[n] for n in names)
+    exact = {n: totals[n] for n in names}
+    measured = sum(exact.values())
     if wall is not None and wall > measured:
-        rows.append({"phase": OTHER, "seconds": round(wall - measured, 1), "what": OTHER_WHAT})
+        exact[OTHER] = wall - measured
     whole = max(wall or 0.0, measured) or 1.0
-    for r in rows:
-        r["share"] = round(r["seconds"] / whole, 3)
-    return rows
+    # shares from the unrounded seconds: from seconds rounded to 0.1, a minute-long run's 15 shares once
+    # summed to 99.0%
+    return [
+        {
+            "phase": n,
+            "seconds": round(v, 1),
+            "share": round(v / whole, 3),
+            "what": OTHER_WHAT if n == OTHER else PHASES.get(n, "a phase a plugin opened"),
+        }
+        for n, v in exact.items()
+    ]
 
 
 def group_rows(rows: list[dict]) -> list[dict]:
