@@ -1,6 +1,14 @@
+import os
+
 import pytest
 
 from ood_bench.plugins import get_plugins
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` (the README's test command): two workers share two cores, so each computes on one thread,
+    # and so do the processes its tests start (a run in a suite sets its own: resources.cpus)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    __import__("torch").set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1057,6 +1057,8 @@ def test_a_suite_file_names_itself_and_finds_its_parent_beside_it(tmp_path):
     assert [r.name for r in suite.posttrain.rows] == ["sft", "grpo", "rloo"]
 
 
+# one worker of `pytest -n 2` for both: the first edits the committed quick README for a moment
+@pytest.mark.xdist_group("committed-quick-readme")
 def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
     from ood_bench.training.provenance import code_version
 
@@ -1073,6 +1075,8 @@ def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
         board.write_bytes(text)
 
 
+# one worker of `pytest -n 2` for both: the first edits the committed quick README for a moment
+@pytest.mark.xdist_group("committed-quick-readme")
 @pytest.mark.parametrize("suite", ["quick", "standard"])
 def test_the_published_leaderboards_match_their_committed_records(suite, capsys):
     """Every committed board is what its records render to. Records that predate the installed families (a
