@@ -41,9 +41,9 @@ _SIGTERM = {"received": False, "handled": False}
 def _sigterm_like_ctrl_c():
     """SIGTERM during an evaluation or a comparison ends it like Ctrl-C: one line, exit 143, and the
     evaluation's partial folder left for the next run to clear (Python's default ends silently)."""
+    _SIGTERM.update(received=False, handled=False)  # each main() call starts afresh, in any thread
     if threading.current_thread() is not threading.main_thread():
         return None
-    _SIGTERM.update(received=False, handled=False)
     if not getattr(sys.unraisablehook, "drops_terminated", False):
         sys.unraisablehook = _unraisable_but_terminated(sys.unraisablehook)
 
