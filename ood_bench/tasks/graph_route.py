@@ -62,20 +62,15 @@ def _undoes(a: str, b: str) -> bool:
     return a.lstrip("-") == b.lstrip("-") and _inverse(a) != _inverse(b)
 
 
-PAIRS = [(a, b) for a, b in itertools.product(HOPS, repeat=2) if not _undoes(a, b)]
-# Held out: three of the twelve pairs, one of each kind of direction change. Every
+# Never a fused pair: a hop and its inverse (``x+-x``) go nowhere. Of the other twelve pairs, ...
+UNDOING = frozenset((a, b) for a, b in itertools.product(HOPS, repeat=2) if _undoes(a, b))
+# ... three are held out, one of each kind of direction change. Every
 # hop still occurs first and second in ID pairs (``y+-x`` and ``-x+-y`` keep the
 # ``+-`` of the held-out ``x+-y`` in ID), so no character sequence is new.
 HELD_OUT = frozenset({("x", "-y"), ("-y", "-x"), ("-x", "y")})
 
 
-class _GraphSteps(StepSpace):
-    @property
-    def id_pairs(self):
-        return [p for p in super().id_pairs if not _undoes(*p)]
-
-
-STEPS = _GraphSteps(primitives=HOPS, held_out_pairs=HELD_OUT, fused_fraction=0.35)
+STEPS = StepSpace(primitives=HOPS, held_out_pairs=HELD_OUT, fused_fraction=0.35, excluded_pairs=UNDOING)
 _HOP = f"-?[{''.join(EDGE_TYPES)}]"
 # One trace line, whatever its nodes: a node, a hop or a fused pair of hops, a node (``C-x+yB``).
 STEP_PATTERN = rf"[A-Za-z]{_HOP}(?:\+{_HOP})?[A-Za-z]"
@@ -115,8 +110,7 @@ def sign_and_order_variants(pair: tuple[str, str]) -> list[tuple[str, str]]:
     (``x+y``, ``-x+-y``, ``y+-x``, ``y+x``, ``-y+x`` for ``x+-y``): familiar pairs a model may do instead."""
     a, b = pair
     flipped = {(x, y) for x in (a, _flip(a)) for y in (b, _flip(b))}
-    familiar = set(STEPS.id_pairs)  # a property that builds its list on every call: once, not per variant
-    return sorted(v for v in flipped | {(y, x) for x, y in flipped} if v in familiar)
+    return sorted(v for v in flipped | {(y, x) for x, y in flipped} if v in STEPS.id_pairs)
 
 
 def _part_stands_in(forward, start: str, route, path: list[str]) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,13 @@ class StepSpace:
         if not self.id_pairs:
             raise ValueError("StepSpace: no fused pair is left for ID")
 
-    @property
-    def id_pairs(self) -> list[tuple[str, str]]:
-        return [
+    @cached_property  # generators ask it for every step of every problem: computed once per space
+    def id_pairs(self) -> tuple[tuple[str, str], ...]:
+        return tuple(
             p
             for p in itertools.product(self.primitives, repeat=2)
             if p not in self.held_out_pairs and p not in self.excluded_pairs
-        ]
+        )
 
     def sample(self, rng: random.Random, depth: int, held_out: int | bool) -> list[tuple[str, ...]]:
         """``depth`` steps, ``held_out`` of them (at distinct places) held-out fused pairs."""
