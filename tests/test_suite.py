@@ -53,6 +53,11 @@ def per_problem_hashes(publish: Path) -> dict:
     return out
 
 
+# `pytest -n 2` runs these on one worker: one of them edits the committed quick README for a moment, the
+# others read it
+ON_THE_QUICK_README_WORKER = pytest.mark.xdist_group("committed-quick-readme")
+
+
 def shard_one_hashes(publish: Path) -> dict:
     """``per_problem_hashes`` of the runs in the tiny suite's shard 1/2: its first base and the runs from it."""
     runs = {s.name for s in shard(expand(load_suite(str(TINY_SUITE))), 1, 2)}
@@ -1057,8 +1062,7 @@ def test_a_suite_file_names_itself_and_finds_its_parent_beside_it(tmp_path):
     assert [r.name for r in suite.posttrain.rows] == ["sft", "grpo", "rloo"]
 
 
-# one worker of `pytest -n 2` for both: the first edits the committed quick README for a moment
-@pytest.mark.xdist_group("committed-quick-readme")
+@ON_THE_QUICK_README_WORKER
 def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
     from ood_bench.training.provenance import code_version
 
@@ -1075,8 +1079,7 @@ def test_results_in_leaderboards_do_not_make_the_checkout_dirty(tmp_path):
         board.write_bytes(text)
 
 
-# one worker of `pytest -n 2` for both: the first edits the committed quick README for a moment
-@pytest.mark.xdist_group("committed-quick-readme")
+@ON_THE_QUICK_README_WORKER
 @pytest.mark.parametrize("suite", ["quick", "standard"])
 def test_the_published_leaderboards_match_their_committed_records(suite, capsys):
     """Every committed board is what its records render to. Records that predate the installed families (a
